@@ -1,0 +1,55 @@
+# One-step set-up: every target installs what is missing first, and re-running is cheap.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := ngspice libngspice0-dev dataset-fashion-mnist
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: all demo test lint bench system-deps install device-models clean
+
+all: test
+
+# Debian packages: ngspice (the simulator), libngspice0-dev (libngspice.so for PySpice),
+# dataset-fashion-mnist (IDX files). Installed only when something is missing.
+system-deps:
+	@missing=0; \
+	command -v ngspice >/dev/null || missing=1; \
+	ldconfig -p | grep -q 'libngspice\.so ' || missing=1; \
+	[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing=1; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing=1; \
+	if [ $$missing = 1 ]; then \
+		echo "installing Debian packages: $(APT_PKGS) python3-venv"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) python3-venv python3-dev >/dev/null; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml | system-deps
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/pytest -q
+
+demo: install
+	bash examples/demo.sh
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+# Refit the bundled device models from the raw sweeps in ../shared (not needed to use anasim).
+device-models: install
+	$(BIN)/python -m anasim.bundled ../shared/device_data/cmtd_dft_negf
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

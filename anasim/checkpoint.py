@@ -1,0 +1,112 @@
+"""Self-describing checkpoints: the ``model.pt`` that starts the compile/simulate flow.
+
+A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``): format and
+version, the model config, the device models used with their fit hashes, the state dict, the
+dataset with its preprocessing, and the metrics. Loading checks all of it and refuses a file of
+another format or version, unknown or changed devices, and NaN/inf weights.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .devices import get_device
+from .errors import AnasimError, CheckpointError
+from .models import build_model, count_params
+
+FORMAT = "anasim-checkpoint"
+VERSION = 1
+
+
+def device_ids(config: dict) -> dict[str, str]:
+    names = list(config.get("bases", []))
+    if config.get("arch") == "mlp" and config.get("activation") not in ("relu", "sigmoid", None):
+        names.append(config["activation"])
+    return {n: get_device(n).fit_hash for n in names}
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: dict, dataset: dict, metrics: dict) -> Path:
+    path = Path(path)
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "anasim_version": __version__,
+        "config": config,
+        "devices": device_ids(config),
+        "params": count_params(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "dataset": dataset,
+        "metrics": metrics,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(ckpt, path)
+    except OSError as exc:
+        raise AnasimError(f"{path}: cannot write checkpoint: {exc.strerror or exc}") from None
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
+    """Read and verify a checkpoint; returns (checkpoint dict, model in eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not an anasim checkpoint (torch.load refused it: {first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an anasim checkpoint (no 'format': '{FORMAT}' entry)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {ckpt.get('version')!r}, this anasim reads version {VERSION}; "
+            "retrain with this anasim version"
+        )
+    for key in ("config", "state_dict", "devices"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} field")
+    for name, fit_hash in ckpt["devices"].items():
+        dev = get_device(name)
+        if dev.fit_hash != fit_hash:
+            raise CheckpointError(
+                f"{path}: device {name!r} has changed since training (fit hash {fit_hash}, now {dev.fit_hash}); "
+                "retrain, or restore the device model it was trained with"
+            )
+    for key, tensor in ckpt["state_dict"].items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: weight {key!r} holds NaN or inf values; the model cannot be used")
+    model = build_model(ckpt["config"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match the architecture: {str(exc)[:300]}") from None
+    model.eval()
+    return ckpt, model
+
+
+def summary(ckpt: dict) -> dict:
+    """The fields of ``anasim info --json``."""
+    cfg, metrics = ckpt["config"], ckpt.get("metrics", {})
+    return {
+        "arch": cfg["arch"],
+        "dims": list(cfg["dims"]),
+        "bases": list(cfg.get("bases", [])),
+        "activation": cfg.get("activation"),
+        "norm": cfg.get("norm"),
+        "mapping": cfg.get("mapping"),
+        "params": ckpt.get("params"),
+        "test_accuracy": metrics.get("test_accuracy"),
+        "val_accuracy": metrics.get("val_accuracy"),
+        "dataset": ckpt.get("dataset", {}).get("name"),
+        "devices": ckpt["devices"],
+        "epochs": metrics.get("epochs"),
+        "train_time_s": metrics.get("train_time_s"),
+        "anasim_version": ckpt.get("anasim_version"),
+    }

@@ -1,0 +1,192 @@
+"""Device models: the one representation of a device's I-V curve shared by torch and netlists.
+
+A :class:`DeviceModel` is either a piecewise-linear table (fitted from a sweep, clamped flat
+beyond its end points) or an analytic expression (:mod:`anasim.expr`). The same object gives
+``torch_current`` for training and ``spice_current`` for the netlist writer, so the two cannot
+drift. Models are JSON files: bundled ones in ``device_models/``, a user's own in
+``$ANASIM_DEVICE_DIR`` (default ``~/.local/share/anasim/devices``). Registry = a plain dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DeviceError
+from .expr import Expr
+
+FORMAT = "anasim-device/1"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "device_models"
+
+
+def user_device_dir() -> Path:
+    env = os.environ.get("ANASIM_DEVICE_DIR")
+    return Path(env) if env else Path.home() / ".local" / "share" / "anasim" / "devices"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise DeviceError(
+            f"device name {name!r} is not allowed: use 1-32 characters a-z, 0-9, '_', starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """I(V) of one device of unit area, in ``unit``; ``amps_per_unit`` converts to amperes."""
+
+    name: str
+    kind: str  # "pwl" or "expr"
+    v_range: tuple[float, float]  # operating range; inputs are clipped into it
+    unit: str
+    amps_per_unit: float
+    knots_v: tuple[float, ...] = ()
+    knots_i: tuple[float, ...] = ()
+    expr: str = ""
+    constants: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_name(self.name)
+        lo, hi = self.v_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise DeviceError(f"device {self.name}: v_range {self.v_range} must be finite with low < high")
+        if not (math.isfinite(self.amps_per_unit) and self.amps_per_unit > 0):
+            raise DeviceError(f"device {self.name}: amps_per_unit must be a positive number")
+        if self.kind == "pwl":
+            v, i = np.asarray(self.knots_v), np.asarray(self.knots_i)
+            if len(v) < 2 or len(v) != len(i) or not np.all(np.isfinite(v)) or not np.all(np.isfinite(i)):
+                raise DeviceError(f"device {self.name}: pwl needs >= 2 finite (v, i) knots of equal count")
+            if not np.all(np.diff(v) > 0):
+                raise DeviceError(f"device {self.name}: pwl knots must have strictly increasing bias")
+        elif self.kind == "expr":
+            object.__setattr__(self, "_expr", Expr(self.expr, self.constants))
+        else:
+            raise DeviceError(f"device {self.name}: kind {self.kind!r} is not 'pwl' or 'expr'")
+        keys = ("kind", "v_range", "unit", "amps_per_unit", "knots_v", "knots_i", "expr", "constants")
+        d = self.to_dict()
+        text = json.dumps({k: d[k] for k in keys}, sort_keys=True)
+        object.__setattr__(self, "_hash", hashlib.sha256(text.encode()).hexdigest()[:16])
+
+    # -- evaluation ------------------------------------------------------------------------
+    def torch_current(self, v: torch.Tensor) -> torch.Tensor:
+        """Differentiable, batched I(v) in ``unit``; any shape."""
+        if self.kind == "expr":
+            return self._expr.torch(v)
+        xs, ys = _knot_tensors(self, v.dtype, v.device)
+        x = v.clamp(xs[0], xs[-1])  # flat beyond the end points, as in the netlist
+        idx = torch.searchsorted(xs, x.detach().contiguous()).clamp(1, len(xs) - 1)
+        x0, y0 = xs[idx - 1], ys[idx - 1]
+        slope = (ys[idx] - y0) / (xs[idx] - x0)
+        return y0 + slope * (x - x0)
+
+    def current(self, v) -> np.ndarray:
+        """I(v) as float64 numpy, for plots and fit reports."""
+        t = torch.as_tensor(np.asarray(v, dtype=np.float64))
+        return self.torch_current(t).detach().numpy()
+
+    def spice_current(self, v: str) -> str:
+        """ngspice B-source expression for I in ``unit`` with ``v`` the controlling voltage."""
+        if self.kind == "expr":
+            return self._expr.spice(v)
+        xs, ys = self.knots_v, self.knots_i
+        # ngspice's pwl() extrapolates the end segments linearly: flat extra points clamp it.
+        pts = [(xs[0] - 1.0, ys[0]), *zip(xs, ys), (xs[-1] + 1.0, ys[-1])]
+        return "pwl(" + v + "," + ",".join(f"{a!r},{b!r}" for a, b in pts) + ")"
+
+    # -- identity ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["v_range"] = list(self.v_range)
+        d["knots_v"], d["knots_i"] = list(self.knots_v), list(self.knots_i)
+        return {"format": FORMAT, **d}
+
+    @property
+    def fit_hash(self) -> str:
+        """Hash of everything that defines I(V); recorded in checkpoints and netlists."""
+        return self._hash
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "") -> DeviceModel:
+        if d.get("format") != FORMAT:
+            raise DeviceError(f"{source}: not an anasim device model (format {d.get('format')!r}, want {FORMAT})")
+        d = {k: v for k, v in d.items() if k != "format"}
+        try:
+            d["v_range"] = tuple(float(x) for x in d["v_range"])
+            d["knots_v"] = tuple(float(x) for x in d.get("knots_v", ()))
+            d["knots_i"] = tuple(float(x) for x in d.get("knots_i", ()))
+            return cls(**d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeviceError(f"{source}: invalid device model: {exc}") from None
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+
+_TENSORS: dict = {}
+
+
+def _knot_tensors(dev: DeviceModel, dtype, device):
+    key = (dev.name, dev.fit_hash, dtype, str(device))
+    if key not in _TENSORS:
+        _TENSORS[key] = (
+            torch.tensor(dev.knots_v, dtype=dtype, device=device),
+            torch.tensor(dev.knots_i, dtype=dtype, device=device),
+        )
+    return _TENSORS[key]
+
+
+def load_device_file(path: Path) -> DeviceModel:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeviceError(f"{path}: cannot read device model: {exc}") from None
+    return DeviceModel.from_dict(data, str(path))
+
+
+@cache
+def _bundled() -> dict[str, DeviceModel]:
+    return {p.stem: load_device_file(p) for p in sorted(BUNDLED_DIR.glob("*.json"))}
+
+
+def registry() -> dict[str, DeviceModel]:
+    """All known devices by name: bundled first, then the user's (which may not shadow them)."""
+    devices = dict(_bundled())
+    udir = user_device_dir()
+    if udir.is_dir():
+        for p in sorted(udir.glob("*.json")):
+            if p.stem not in devices:
+                devices[p.stem] = load_device_file(p)
+    return devices
+
+
+def get_device(name: str) -> DeviceModel:
+    devices = registry()
+    key = (name or "").strip().lower()
+    if key not in devices:
+        raise DeviceError(f"unknown device {name!r}; valid devices: {', '.join(devices)}")
+    return devices[key]
+
+
+def parse_bases(text: str | list[str]) -> list[str]:
+    """'z15,zaz21' -> ['z15', 'zaz21'], each checked against the registry."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise DeviceError(f"no device bases given; valid devices: {', '.join(registry())}")
+    for n in names:
+        get_device(n)
+    return names

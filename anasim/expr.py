@@ -1,0 +1,118 @@
+"""A tiny expression language for analytic device models (RTD, E-MOSFET, user formulas).
+
+One expression string with named constants is evaluated by torch (for training) and printed as
+an ngspice B-source expression (for the netlist), so the two can never drift apart. Only a
+whitelisted grammar is accepted: numbers, the variable ``V``, declared constants, + - * /, unary
+minus and the functions in ``FUNCTIONS``. Anything else is rejected, which also keeps arbitrary
+text out of netlists.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+
+import torch
+
+from .errors import DeviceError
+
+# name -> (torch implementation, ngspice template). softplus is written out for ngspice because
+# ngspice has none; it evaluates in double precision where exp() of the RTD's arguments is finite.
+FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
+    "exp": (torch.exp, "exp({0})"),
+    "ln": (torch.log, "ln({0})"),
+    "atan": (torch.atan, "atan({0})"),
+    "tanh": (torch.tanh, "tanh({0})"),
+    "sqrt": (torch.sqrt, "sqrt({0})"),
+    "softplus": (torch.nn.functional.softplus, "ln(1+exp({0}))"),
+    "max": (torch.maximum, "max({0},{1})"),
+    "min": (torch.minimum, "min({0},{1})"),
+}
+CONSTANTS = {"pi": math.pi}
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def _check(node: ast.AST, names: set[str], source: str) -> None:
+    if isinstance(node, ast.Expression):
+        return _check(node.body, names, source)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        _check(node.left, names, source)
+        return _check(node.right, names, source)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _check(node.operand, names, source)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return None
+    if isinstance(node, ast.Name):
+        if node.id == "V" or node.id in names or node.id in CONSTANTS:
+            return None
+        raise DeviceError(f"expression {source!r}: unknown name {node.id!r}; use V or a declared constant")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
+        for arg in node.args:
+            _check(arg, names, source)
+        return None
+    raise DeviceError(
+        f"expression {source!r}: unsupported syntax {ast.dump(node)[:60]}; "
+        f"allowed: numbers, V, constants, + - * /, and {', '.join(FUNCTIONS)}"
+    )
+
+
+class Expr:
+    """A parsed, validated expression of ``V`` and named constants."""
+
+    def __init__(self, source: str, constants: Mapping[str, float]):
+        for name, value in constants.items():
+            if not name.isidentifier() or not math.isfinite(float(value)):
+                raise DeviceError(f"expression constant {name!r}={value!r} must be a finite number")
+        self.source = source
+        self.constants = {k: float(v) for k, v in constants.items()}
+        try:
+            self._tree = ast.parse(source, mode="eval")
+        except SyntaxError as exc:
+            raise DeviceError(f"expression {source!r} does not parse: {exc.msg}") from None
+        _check(self._tree, set(self.constants), source)
+
+    def torch(self, v: torch.Tensor) -> torch.Tensor:
+        return self._eval(self._tree.body, v)
+
+    def _eval(self, node: ast.AST, v: torch.Tensor):
+        if isinstance(node, ast.BinOp):
+            a, b = self._eval(node.left, v), self._eval(node.right, v)
+            op = type(node.op)
+            if op is ast.Add:
+                return a + b
+            if op is ast.Sub:
+                return a - b
+            if op is ast.Mult:
+                return a * b
+            return a / b
+        if isinstance(node, ast.UnaryOp):
+            return -self._eval(node.operand, v)
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id == "V":
+                return v
+            return self.constants.get(node.id, CONSTANTS.get(node.id))
+        fn = FUNCTIONS[node.func.id][0]
+        args = [self._eval(a, v) for a in node.args]
+        args = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=v.dtype) for a in args]
+        return fn(*args)
+
+    def spice(self, v: str) -> str:
+        """The expression in ngspice syntax with ``V`` replaced by the node expression ``v``."""
+        return self._spice(self._tree.body, v)
+
+    def _spice(self, node: ast.AST, v: str) -> str:
+        if isinstance(node, ast.BinOp):
+            return f"({self._spice(node.left, v)}{_BINOPS[type(node.op)]}{self._spice(node.right, v)})"
+        if isinstance(node, ast.UnaryOp):
+            return f"(-{self._spice(node.operand, v)})"
+        if isinstance(node, ast.Constant):
+            return repr(float(node.value))
+        if isinstance(node, ast.Name):
+            if node.id == "V":
+                return v
+            return repr(self.constants.get(node.id, CONSTANTS.get(node.id)))
+        args = [self._spice(a, v) for a in node.args]
+        return FUNCTIONS[node.func.id][1].format(*args)

@@ -1,0 +1,44 @@
+"""Figures for papers and reports (matplotlib, Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .devices import DeviceModel  # noqa: E402
+from .errors import AnasimError  # noqa: E402
+from .ivdata import IVSweep  # noqa: E402
+
+
+def plot_device(model: DeviceModel, out: str | Path, sweep: IVSweep | None = None) -> Path:
+    """I-V of ``model`` over its range (plus a margin showing the clamp), with the data if given."""
+    lo, hi = model.v_range
+    margin = 0.1 * (hi - lo)
+    v = np.linspace(lo - margin, hi + margin, 600)
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=150)
+    ax.plot(v, model.current(v), lw=1.6, label=f"{model.name} ({model.kind}, clamped)")
+    if sweep is not None:
+        ax.plot(sweep.v, sweep.i, "o", ms=3.5, color="k", label="data")
+    ax.axvspan(lo, hi, color="0.93", zorder=0, label="operating range")
+    err = model.provenance.get("fit_error", {})
+    if err.get("rms") is not None and sweep is not None:
+        ax.set_title(f"{model.name}: RMS {err['rms']:.3g}, max {err['max_abs']:.3g} {model.unit}", fontsize=9)
+    else:
+        ax.set_title(model.description or model.name, fontsize=9)
+    ax.set_xlabel("bias (V)")
+    ax.set_ylabel(f"current ({model.unit} per unit area)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    try:
+        fig.savefig(out)
+    except OSError as exc:
+        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out

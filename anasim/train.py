@@ -1,0 +1,120 @@
+"""Training: dataset + model config -> checkpoint (the first step of the flow).
+
+Adam (or AdamW) with a cosine learning-rate schedule, early stopping on validation accuracy with
+the best weights restored, a progress bar, and a checkpoint written whenever validation improves,
+so an interrupted run still leaves its best model on disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .checkpoint import save_checkpoint
+from .data import Dataset, load_dataset
+from .errors import AnasimError
+from .models import build_model, count_params
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    patience: int = 8
+    seed: int = 0
+    device: str | None = None  # default: cuda when available
+    progress: bool = True
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AnasimError("--device cuda: no CUDA device is available here; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise AnasimError(f"--device {name!r}: use cpu or cuda")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+    model.eval()
+    dev = next(model.parameters()).device
+    correct = 0
+    for s in range(0, len(x), batch):
+        correct += (model(x[s : s + batch].to(dev)).argmax(1).cpu() == y[s : s + batch]).sum().item()
+    return correct / max(1, len(x))
+
+
+def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None):
+    """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it improves."""
+    torch.manual_seed(opts.seed)
+    device = pick_device(opts.device)
+    config = {**config, "dims": [data.n_features, *config["dims"][1:]]}
+    model = build_model(config).to(device)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    steps = opts.epochs * math.ceil(len(data.x_train) / opts.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    gen = torch.Generator().manual_seed(opts.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    best = (-1.0, None, 0)  # (val accuracy, state, epoch)
+    dataset_info = {"name": data.name, "preprocessing": data.preprocessing}
+    metrics: dict = {}
+    t0 = time.perf_counter()
+    bar = tqdm(range(opts.epochs), desc="train", unit="epoch", disable=not opts.progress)
+    try:
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(len(data.x_train), generator=gen)
+            total = 0.0
+            for s in range(0, len(perm), opts.batch_size):
+                idx = perm[s : s + opts.batch_size]
+                if len(idx) < 2:  # BatchNorm needs two samples
+                    continue
+                xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
+                loss = loss_fn(model(xb), yb)
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            val = accuracy(model, data.x_val, data.y_val)
+            bar.set_postfix(loss=f"{total / len(perm):.4f}", val=f"{val:.4f}")
+            if val > best[0]:
+                best = (val, copy.deepcopy(model.state_dict()), epoch + 1)
+                if out is not None:
+                    metrics = {"val_accuracy": val, "epochs": epoch + 1, "best_epoch": epoch + 1, "partial": True}
+                    save_checkpoint(out, model, config, dataset_info, metrics)
+            elif epoch + 1 - best[2] >= opts.patience:
+                break
+    except KeyboardInterrupt:
+        bar.close()
+        raise AnasimError(f"training interrupted; the best model so far is in {out}") from None
+    model.load_state_dict(best[1])
+    metrics = {
+        "val_accuracy": best[0],
+        "test_accuracy": accuracy(model, data.x_test, data.y_test),
+        "epochs": epoch + 1,
+        "best_epoch": best[2],
+        "train_time_s": round(time.perf_counter() - t0, 2),
+        "params": count_params(model),
+        "options": {k: v for k, v in vars(opts).items() if k != "progress"},
+    }
+    if out is not None:
+        save_checkpoint(out, model.cpu(), config, dataset_info, metrics)
+    return model, metrics
+
+
+def train(config: dict, dataset: str, opts: TrainOptions, out: Path | None, data_dir=None):
+    """Load ``dataset`` and train; the library call behind ``anasim train``."""
+    data = load_dataset(dataset, data_dir)
+    return train_model(config, data, opts, out)

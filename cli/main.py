@@ -1,0 +1,20 @@
+"""The ``anasim`` click group; commands live in sibling modules."""
+
+from __future__ import annotations
+
+import click
+
+from anasim import __version__
+
+from . import devices, info, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="anasim")
+def cli():
+    """anasim: compile analog neural networks to ngspice circuits and check them against PyTorch."""
+
+
+cli.add_command(devices.devices)
+cli.add_command(train.train)
+cli.add_command(info.info)
