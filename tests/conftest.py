@@ -1,0 +1,37 @@
+"""Shared fixtures: paths to the shared device data and a small trained digits model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "device_data"
+# One thread: two OpenMP threads on a 2-core CI machine that is busy elsewhere can run 100x slower.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_user_devices(tmp_path, monkeypatch):
+    # A user's own fitted devices must not leak into (or out of) the tests.
+    monkeypatch.setenv("ANASIM_DEVICE_DIR", str(tmp_path / "user_devices"))
+
+
+@pytest.fixture(scope="session")
+def cmtd_dir() -> Path:
+    path = SHARED / "cmtd_dft_negf"
+    assert path.is_dir(), f"shared device data missing at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory):
+    """A [64,16,10] a21+z21 TD-KAN trained briefly on digits, as a checkpoint path."""
+    from anasim.train import TrainOptions, train
+
+    out = tmp_path_factory.mktemp("models") / "digits.pt"
+    cfg = {"arch": "tdkan", "dims": [64, 16, 10], "bases": ["a21", "z21"], "norm": "batch", "in_gain": 0.25}
+    train(cfg, "digits", TrainOptions(epochs=25, lr=1e-2, patience=25, progress=False), out)
+    return out
