@@ -32,6 +32,7 @@ class TrainOptions:
     patience: int = 8
     seed: int = 0
     device: str | None = None  # default: cuda when available
+    threads: int | None = None  # torch CPU threads (None: torch's default)
     progress: bool = True
 
 
@@ -58,6 +59,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
 def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None):
     """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it improves."""
     torch.manual_seed(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
     config = {**config, "dims": [data.n_features, *config["dims"][1:]]}
     model = build_model(config).to(device)

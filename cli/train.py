@@ -48,6 +48,7 @@ def _dims(text: str) -> list[int]:
     "--patience", type=click.IntRange(1), default=15, show_default=True, help="Early-stopping patience (epochs)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch [torch default].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.pt", show_default=True)
 @friendly

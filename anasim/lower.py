@@ -1,0 +1,211 @@
+"""Lowering: trained model -> circuit IR (the ``compile`` step; the netlister writes it out).
+
+TD-KAN layer, per-edge mapping (the physical default): row line i is driven at the clipped input
+voltage; every edge (i, j) and basis k is a device of area ``|Theta_ijk| / scale`` between row i
+and column j+ (Theta > 0) or j- (Theta < 0), so its current is ``area * I_k(V_row - V_col)``.
+Column currents sum by KCL into two TIAs (op-amp macro-model, gain ``opamp_gain``, feedback
+``Rf_j``) and a unity difference amplifier: ``out_j = Rf_j (I_j+ - I_j-)``. BatchNorm is fused:
+its scale sets ``Rf_j`` (a negative scale swaps the two columns) and the rest becomes a bias
+current into a column. A behavioural limiter (the clipper) drives the next layer's rows.
+
+Shared mapping (``mapping="shared"``): each (input, basis) device is evaluated once into a
+virtual-ground TIA whose output voltage drives a linear resistive crossbar of in*K rows by
+2*out columns. Both agree exactly only with ideal virtual grounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .devices import DeviceModel
+from .errors import AnasimError
+from .ir import VCVS, BSource, Circuit, Func, Instance, ISource, Resistor, Subckt, num
+from .models import TDKAN
+
+
+@dataclass
+class HwOptions:
+    mapping: str = "edge"  # "edge" (one device per edge and basis) or "shared"
+    area_max: float = 10.0  # the largest device, in units of the unit-area device
+    levels: int | None = None  # quantize areas to this many levels in [0, area_max]
+    opamp_gain: float = 1e9  # open-loop gain of every op-amp (1e9: ideal virtual ground)
+    r_diff: float = 10e3  # resistors of the difference amplifier
+    r_sense: float = 10e3  # shared mapping: TIA feedback of the per-(input, basis) device
+
+    def check(self) -> HwOptions:
+        if self.mapping not in ("edge", "shared"):
+            raise AnasimError(f"mapping {self.mapping!r}: use edge or shared")
+        if not (self.area_max > 0 and self.opamp_gain > 0 and self.r_diff > 0):
+            raise AnasimError("area_max, opamp_gain and r_diff must be positive")
+        if self.levels is not None and self.levels < 2:
+            raise AnasimError(f"--levels {self.levels}: need at least 2 area levels")
+        return self
+
+
+def func_name(dev: DeviceModel) -> str:
+    return f"iv_{dev.name}"
+
+
+def _fused_layers(model: TDKAN) -> list[dict]:
+    """Per layer: Theta [in, out, K], bias [out], and the fused norm scale s and shift t."""
+    layers = []
+    for idx, layer in enumerate(model.layers):
+        theta = layer.coeffs.detach().double().numpy()
+        bias = layer.bias.detach().double().numpy()
+        s, t = np.ones(len(bias)), np.zeros(len(bias))
+        if idx < len(model.norms):
+            norm = model.norms[idx]
+            if isinstance(norm, torch.nn.LayerNorm):
+                raise AnasimError(
+                    "this model uses LayerNorm, which depends on each sample's own statistics and has no "
+                    "circuit; retrain with --norm batch (BatchNorm is fused into the TIAs)"
+                )
+            if isinstance(norm, torch.nn.BatchNorm1d):
+                inv = 1.0 / np.sqrt(norm.running_var.double().numpy() + norm.eps)
+                s = norm.weight.detach().double().numpy() * inv
+                t = norm.bias.detach().double().numpy() - s * norm.running_mean.double().numpy()
+        for name, arr in (("coefficients", theta), ("bias", bias), ("norm scale", s), ("norm shift", t)):
+            if not np.all(np.isfinite(arr)):
+                raise AnasimError(f"layer {idx}: {name} hold NaN or inf; the model cannot be compiled")
+        layers.append({"theta": theta, "bias": bias, "s": s, "t": t, "bases": layer.bases})
+    return layers
+
+
+def quantize(area: np.ndarray, opts: HwOptions) -> np.ndarray:
+    if opts.levels is None:
+        return area
+    step = opts.area_max / (opts.levels - 1)
+    return np.round(area / step) * step
+
+
+def opamp_subckt(gain: float) -> Subckt:
+    """Single-ended op-amp macro-model: out = gain * (inp - inn)."""
+    return Subckt("opamp", ["inp", "inn", "out"], [VCVS("amp", "out", "0", "inp", "inn", gain)], "op-amp macro-model")
+
+
+def limiter_expr(node: str, v_range, mapping: str) -> str:
+    lo, hi = v_range
+    if mapping == "clip":
+        return f"max({num(lo)},min({num(hi)},V({node})))"
+    mid, span = (lo + hi) / 2, hi - lo
+    return f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({node})-{num(mid)})))"
+
+
+def lower_tdkan(model: TDKAN, opts: HwOptions | None = None) -> tuple[Circuit, dict]:
+    """The network as a circuit whose inputs are nodes ``in_<i>`` (pre-clip row voltages) and
+    whose outputs are nodes ``y_<j>``; returns the circuit and a summary of its hardware values."""
+    opts = (opts or HwOptions()).check()
+    circuit = Circuit(title="anasim TD-KAN crossbar")
+    circuit.subckts.append(opamp_subckt(opts.opamp_gain))
+    bases = model.layers[0].bases
+    circuit.funcs = [Func(func_name(d), d.spice_current("x")) for d in bases]
+    layers = _fused_layers(model)
+    d_in = layers[0]["theta"].shape[0]
+    rows = [f"in_{i}" for i in range(d_in)]
+    info = {"layers": []}
+    for li, L in enumerate(layers):
+        last = li == len(layers) - 1
+        theta, s = L["theta"], L["s"]
+        amps = np.array([d.amps_per_unit for d in bases])  # [K]
+        lim = f"l{li}_r"
+        for i, src in enumerate(rows):  # the clipper in front of this layer's rows
+            circuit.elements.append(
+                BSource(
+                    f"lim{li}_{i}", f"{lim}{i}", "0", "V", limiter_expr(src, model.v_range, model.layers[li].mapping)
+                )
+            )
+        raw = np.abs(theta) / amps  # [in, out, K] area * scale
+        scale = raw.max() / opts.area_max if raw.max() > 0 else 1.0
+        area = quantize(raw / scale, opts)
+        rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
+        rf = np.where(rf > 0, rf, scale)
+        c = s * L["bias"] + L["t"]  # fused constant of each output
+        d_out = theta.shape[1]
+        outs = [f"y_{j}" if last else f"l{li}_o{j}" for j in range(d_out)]
+        if opts.mapping == "edge":
+            _edge_devices(circuit, li, theta, s, area, bases, lim, d_in)
+        else:
+            _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts)
+        for j in range(d_out):
+            cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
+            ib = c[j] / rf[j]
+            if ib != 0:
+                circuit.elements.append(ISource(f"b{li}_{j}", "0", cp if ib > 0 else cn, abs(ib)))
+            circuit.elements.append(
+                Instance(f"tia{li}_{j}", "neuron", [cp, cn, outs[j], f"{outs[j]}_ap", f"{outs[j]}_an"])
+            )
+            circuit.elements.append(Resistor(f"fp{li}_{j}", cp, f"{outs[j]}_ap", rf[j]))
+            circuit.elements.append(Resistor(f"fn{li}_{j}", cn, f"{outs[j]}_an", rf[j]))
+        info["layers"].append(
+            {
+                "inputs": d_in,
+                "outputs": d_out,
+                "devices": int(np.count_nonzero(area)) if opts.mapping == "edge" else d_in * len(bases),
+                "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
+                "scale_ohm": float(scale),
+                "rf_ohm": [float(rf.min()), float(rf.max())],
+            }
+        )
+        rows, d_in = outs, d_out
+    circuit.subckts.append(_neuron_subckt(opts))
+    circuit.outputs = [f"y_{j}" for j in range(d_in)]
+    return circuit.validate(), info
+
+
+def _edge_devices(circuit, li, theta, s, area, bases, lim, d_in) -> None:
+    d_out, k_n = theta.shape[1], theta.shape[2]
+    for i in range(d_in):
+        for j in range(d_out):
+            for k in range(k_n):
+                a = area[i, j, k]
+                if a == 0:
+                    continue
+                positive = (theta[i, j, k] > 0) == (s[j] >= 0)
+                col = f"l{li}_c{j}{'p' if positive else 'n'}"
+                gain = a * bases[k].amps_per_unit
+                expr = f"{num(gain)}*{func_name(bases[k])}(V({lim}{i},{col}))"
+                circuit.elements.append(BSource(f"d{li}_{i}_{j}_{k}", f"{lim}{i}", col, "I", expr))
+
+
+def _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts) -> None:
+    d_out, k_n = theta.shape[1], theta.shape[2]
+    # The sense TIA turns A_k * I_k into Rs * A_k * I_k volts; a conductance area / Rs then carries
+    # area * A_k * I_k, the same current as the per-edge device of that area.
+    g = area / opts.r_sense  # [in, out, K]
+    for i in range(d_in):
+        for k in range(k_n):
+            sense, phi = f"l{li}_s{i}_{k}", f"l{li}_v{i}_{k}"
+            gain = bases[k].amps_per_unit
+            expr = f"{num(gain)}*{func_name(bases[k])}(V({lim}{i},{sense}))"
+            circuit.elements.append(BSource(f"d{li}_{i}_{k}", f"{lim}{i}", sense, "I", expr))
+            circuit.elements.append(Instance(f"s{li}_{i}_{k}", "opamp", ["0", sense, phi]))
+            circuit.elements.append(Resistor(f"s{li}_{i}_{k}", sense, phi, opts.r_sense))
+            for j in range(d_out):
+                if g[i, j, k] == 0:
+                    continue
+                # phi node sits at -Rs*I: a positive weight goes to the minus column
+                positive = (theta[i, j, k] > 0) == (s[j] >= 0)
+                col = f"l{li}_c{j}{'n' if positive else 'p'}"
+                circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi, col, 1.0 / g[i, j, k]))
+
+
+def _neuron_subckt(opts: HwOptions) -> Subckt:
+    """Two TIAs (feedback resistors outside, per column) and a unity difference amplifier."""
+    r = opts.r_diff
+    return Subckt(
+        "neuron",
+        ["cp", "cn", "out", "ap", "an"],
+        [
+            Instance("p", "opamp", ["0", "cp", "ap"]),
+            Instance("n", "opamp", ["0", "cn", "an"]),
+            Resistor("a", "ap", "m", r),
+            Resistor("b", "m", "out", r),
+            Resistor("c", "an", "q", r),
+            Resistor("d", "q", "0", r),
+            Instance("d", "opamp", ["q", "m", "out"]),
+        ],
+        "differential TIA pair + difference amplifier: out = V(an) - V(ap)",
+    )
