@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SimError
-from .ir import BSource, Circuit, Dc, VSource, num
+from .ir import Circuit, Dc, num
 from .netlist import analysis_line, netlist
 
 
@@ -42,24 +42,26 @@ def ngspice_version() -> str:
     return f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"
 
 
-def with_inputs(circuit: Circuit, x: np.ndarray, input_prefix: str = "in_") -> Circuit:
-    """A copy of ``circuit`` whose input nodes follow the sample index source (x: [N, d_in])."""
+def input_lines(x: np.ndarray, input_prefix: str = "in_") -> list[str]:
+    """Netlist lines that drive input nodes from the sample index source (x: [N, d_in])."""
     n = len(x)
     idx = np.arange(max(n, 2), dtype=float)
-    sources = [VSource("idx", "idx", "0", 0.0)]
+    lines = ["* inputs: sample s is applied while V(idx) = s", "Vidx idx 0 dc 0"]
     for i in range(x.shape[1]):
         col = x[:, i] if n > 1 else np.repeat(x[:, i], 2)
         pts = ",".join(f"{a:g},{num(b)}" for a, b in zip(idx, col))
-        sources.append(BSource(f"in{i}", f"{input_prefix}{i}", "0", "V", f"pwl(V(idx),{pts})"))
-    return Circuit(
-        title=circuit.title,
-        header=circuit.header,
-        funcs=circuit.funcs,
-        subckts=circuit.subckts,
-        elements=sources + circuit.elements,
-        options=circuit.options,
-        outputs=circuit.outputs,
-    )
+        lines.append(f"Bin{i} {input_prefix}{i} 0 V=pwl(V(idx),{pts})")
+    return lines
+
+
+def deck_body(circuit: Circuit) -> str:
+    """The circuit's netlist without its final ``.end``, ready for inputs and a control block."""
+    return netlist(circuit).rsplit(".end", 1)[0]
+
+
+def stimulus_deck(body: str, x: np.ndarray, outputs: list[str], data_file: str) -> str:
+    lines = input_lines(x) + [".control", *sweep_control(len(x), outputs, data_file), ".endc", ".end"]
+    return body + "\n".join(lines) + "\n"
 
 
 def sweep_control(n: int, outputs: list[str], data_file: str) -> list[str]:
@@ -71,6 +73,20 @@ def sweep_control(n: int, outputs: list[str], data_file: str) -> list[str]:
         f"wrdata {data_file} {' '.join(outputs)}",
         "quit",
     ]
+
+
+def strip_control(text: str) -> str:
+    """A compiled netlist without its stimulus: drop Vidx/Bin input lines, .control blocks, .end."""
+    keep, in_control = [], False
+    for line in text.splitlines():
+        low = line.strip().lower()
+        if low.startswith(".control"):
+            in_control = True
+        elif low.startswith(".endc"):
+            in_control = False
+        elif not in_control and low != ".end" and not re.match(r"^(vidx|bin\d+)\s", low):
+            keep.append(line)
+    return "\n".join(keep) + "\n"
 
 
 def read_wrdata(path: Path, n_out: int) -> np.ndarray:
@@ -89,13 +105,13 @@ def _run_deck(deck: Path, cwd: Path, timeout: float) -> subprocess.CompletedProc
     return subprocess.run([ngspice_path(), "-b", deck.name], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, timeout: float = 3600) -> np.ndarray:
+def run_chunk(body: str, outputs: list[str], x: np.ndarray, work: Path, timeout: float = 3600) -> np.ndarray:
     """One ngspice run over all samples of ``x``; raises SimError with ngspice's output."""
     work.mkdir(parents=True, exist_ok=True)
     deck = work / "deck.cir"
     data = work / "out.txt"
     data.unlink(missing_ok=True)
-    netlist(with_inputs(circuit, x), deck, control=sweep_control(len(x), circuit.outputs, data.name))
+    deck.write_text(stimulus_deck(body, x, outputs, data.name))
     try:
         proc = _run_deck(deck, work, timeout)
     except subprocess.TimeoutExpired:
@@ -104,34 +120,46 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, timeout: float = 3600
     (work / "ngspice.log").write_text(log)
     if not data.is_file():
         raise SimError(f"ngspice failed (exit {proc.returncode}) on {len(x)} samples", work, log)
-    out = read_wrdata(data, len(circuit.outputs))
+    out = read_wrdata(data, len(outputs))
     if len(out) < len(x) or "simulation(s) aborted" in log or "no convergence" in log.lower():
         raise SimError(f"ngspice stopped after {len(out)} of {len(x)} samples (no convergence)", work, log)
     return out[: len(x)]
 
 
 def simulate_dc(
-    circuit: Circuit, x: np.ndarray, run_dir: Path | None = None, jobs: int | None = None, chunk: int = 500
+    circuit: Circuit | str,
+    x: np.ndarray,
+    run_dir: Path | None = None,
+    jobs: int | None = None,
+    chunk: int = 500,
+    outputs: list[str] | None = None,
 ) -> SweepResult:
-    """Outputs of ``circuit`` for every row of ``x`` by batched DC sweeps, ``jobs`` in parallel."""
+    """Outputs for every row of ``x`` by batched DC sweeps, ``jobs`` runs in parallel.
+
+    ``circuit`` is IR, or the text of a compiled netlist (with ``outputs`` naming its output nodes).
+    """
     x = np.asarray(x, dtype=float)
+    if isinstance(circuit, Circuit):
+        body, outputs = deck_body(circuit), circuit.outputs
+    else:
+        body = strip_control(circuit)
     run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
     jobs = jobs or min(len(os.sched_getaffinity(0)), 8)
     chunk = max(1, min(chunk, -(-len(x) // jobs)))
     starts = list(range(0, len(x), chunk))
-    out = np.full((len(x), len(circuit.outputs)), np.nan)
+    out = np.full((len(x), len(outputs)), np.nan)
     failed: list[int] = []
 
     def job(start: int) -> None:
         sl = slice(start, start + chunk)
         work = run_dir / f"chunk_{start:06d}"
         try:
-            out[sl] = run_chunk(circuit, x[sl], work)
+            out[sl] = run_chunk(body, outputs, x[sl], work)
         except SimError:
             # Keep what can be kept: re-run the chunk sample by sample and name the failures.
             for s in range(start, min(start + chunk, len(x))):
                 try:
-                    out[s] = run_chunk(circuit, x[s : s + 1], run_dir / f"sample_{s:06d}")
+                    out[s] = run_chunk(body, outputs, x[s : s + 1], run_dir / f"sample_{s:06d}")
                 except SimError:
                     failed.append(s)
         np.save(work.with_suffix(".npy"), out[sl])  # partial results stay on disk

@@ -6,7 +6,7 @@ import click
 
 from anasim import __version__
 
-from . import devices, info, train
+from . import compile, devices, info, simulate, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,5 @@ def cli():
 cli.add_command(devices.devices)
 cli.add_command(train.train)
 cli.add_command(info.info)
+cli.add_command(compile.compile_)
+cli.add_command(simulate.simulate)

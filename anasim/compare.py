@@ -1,0 +1,142 @@
+"""Compile and compare: checkpoint -> netlist, and circuit outputs vs the PyTorch reference.
+
+``compile_checkpoint`` is the library call behind ``anasim compile`` (lower + header + netlister,
+optionally with embedded test samples and a control block). ``simulate_checkpoint`` is behind
+``anasim simulate``: it runs the same inputs through ngspice and through the model in float64 and
+reports agreement sample by sample; per-sample outputs go to an ``.npz`` beside the JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .checkpoint import load_checkpoint
+from .data import load_dataset
+from .errors import AnasimError, SimError
+from .ir import Circuit
+from .lower import HwOptions, lower_tdkan
+from .models import TDKAN
+from .netlist import netlist
+from .runner import deck_body, ngspice_version, simulate_dc, stimulus_deck
+
+
+def _model_inputs(model: TDKAN, z: torch.Tensor) -> np.ndarray:
+    """Row-line drive voltages (before the clipper) for standardized samples z."""
+    return (model.in_offset.double() + model.in_gain.double() * z.double()).numpy()
+
+
+def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
+    ckpt, model = load_checkpoint(ckpt_path)
+    if not isinstance(model, TDKAN):
+        raise AnasimError(
+            f"{ckpt_path}: compiling {ckpt['config']['arch']!r} models is not supported yet; use a TD-KAN"
+        )
+    model = model.double()
+    circuit, info = lower_tdkan(model, hw)
+    digest = hashlib.sha256(Path(ckpt_path).read_bytes()).hexdigest()[:16]
+    circuit.header = [
+        f"model {Path(ckpt_path).name} sha256 {digest}, dims {ckpt['config']['dims']}",
+        f"anasim {__version__}, compiled {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
+        f"mapping {hw.mapping}, op-amp gain {hw.opamp_gain:g}, area max {hw.area_max:g}, levels {hw.levels}",
+        *(
+            f"device {d.name}: fit {d.fit_hash}, {d.provenance.get('fit_method')}, {d.amps_per_unit:g} A per {d.unit} per unit area"
+            for d in model.layers[0].bases
+        ),
+        *(
+            f"layer {i}: {L['inputs']}x{L['outputs']}, {L['devices']} devices, areas {L['area_range'][0]:.4g}..{L['area_range'][1]:.4g}, "
+            f"Rf {L['rf_ohm'][0]:.4g}..{L['rf_ohm'][1]:.4g} ohm"
+            for i, L in enumerate(info["layers"])
+        ),
+        "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (logits in volts)",
+    ]
+    return ckpt, model, circuit, info
+
+
+def compile_checkpoint(ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset: str | None = None, data_dir=None):
+    """Write the netlist of ``ckpt_path`` to ``out``; with ``stimulus`` N embed N test samples."""
+    ckpt, model, circuit, info = build_circuit(ckpt_path, hw)
+    out = Path(out)
+    if stimulus:
+        data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
+        x = _model_inputs(model, data.x_test[:stimulus])
+        data_file = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem) + "_outputs.txt"
+        text = stimulus_deck(deck_body(circuit), x, circuit.outputs, data_file)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise AnasimError(f"{out}: cannot write netlist: {exc.strerror or exc}") from None
+    else:
+        netlist(circuit, out)
+    return out, info
+
+
+def simulate_checkpoint(
+    ckpt_path,
+    dataset: str | None = None,
+    samples: int = 1000,
+    hw: HwOptions | None = None,
+    netlist_path=None,
+    json_out=None,
+    run_dir=None,
+    jobs: int | None = None,
+    data_dir=None,
+) -> dict:
+    hw = hw or HwOptions()
+    t0 = time.perf_counter()
+    ckpt, model, circuit, _ = build_circuit(ckpt_path, hw)
+    data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
+    z, labels = data.x_test[:samples], data.y_test[:samples].numpy()
+    if len(z) == 0:
+        raise AnasimError("--samples must be at least 1")
+    x = _model_inputs(model, z)
+    with torch.no_grad():
+        ref = model(z.double()).numpy()
+    source = circuit
+    if netlist_path is not None:
+        try:
+            source = Path(netlist_path).read_text()
+        except OSError as exc:
+            raise AnasimError(f"{netlist_path}: cannot read netlist: {exc.strerror or exc}") from None
+    res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
+    wall = time.perf_counter() - t0
+    ok = np.isfinite(res.outputs).all(axis=1)
+    err = np.abs(res.outputs[ok] - ref[ok])
+    report = {
+        "samples": int(len(z)),
+        "engine": {"simulator": ngspice_version(), "mode": "ngspice -b subprocess, batched DC sweep", "jobs": jobs},
+        "dataset": data.name,
+        "mapping": hw.mapping,
+        "opamp_gain": hw.opamp_gain,
+        "reference_accuracy": float((ref.argmax(1) == labels).mean()),
+        "circuit_accuracy": float((res.outputs[ok].argmax(1) == labels[ok]).mean()) if ok.any() else 0.0,
+        "argmax_agreement": float((res.outputs[ok].argmax(1) == ref[ok].argmax(1)).mean()) if ok.any() else 0.0,
+        "max_abs_error": float(err.max()) if err.size else float("nan"),
+        "mean_abs_error": float(err.mean()) if err.size else float("nan"),
+        "output_scale": float(np.ptp(ref)),
+        "failed_samples": res.failed,
+        "wall_s": round(wall, 3),
+        "run_dir": str(res.run_dir),
+    }
+    if json_out is not None:
+        json_out = Path(json_out)
+        try:
+            json_out.write_text(json.dumps(report, indent=1) + "\n")
+            np.savez(json_out.with_suffix(".npz"), x=x, labels=labels, reference=ref, circuit=res.outputs)
+        except OSError as exc:
+            raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
+    if res.failed:
+        raise SimError(
+            f"ngspice did not converge for samples {res.failed[:20]}{' ...' if len(res.failed) > 20 else ''}; "
+            f"the other {int(ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
+            res.run_dir,
+        )
+    return report

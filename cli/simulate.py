@@ -1,0 +1,42 @@
+"""``anasim simulate model.pt``: run the circuit in ngspice and compare with PyTorch."""
+
+from __future__ import annotations
+
+import click
+
+from anasim.compare import simulate_checkpoint
+from anasim.data import DATASETS
+
+from ._hw import hw_options, make_hw
+from ._util import friendly
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--netlist", "netlist_path", type=click.Path(dir_okay=False), help="A netlist from 'anasim compile'.")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, help="[the model's dataset]")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel ngspice runs [cores].")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Keep decks and logs here [a temp dir].")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
+@hw_options
+@friendly
+def simulate(checkpoint, netlist_path, dataset, data_dir, samples, jobs, run_dir, json_out, **hw):
+    """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
+    r = simulate_checkpoint(
+        checkpoint, dataset, samples, make_hw(**hw), netlist_path, json_out, run_dir, jobs, data_dir
+    )
+    rows = [
+        ("samples", r["samples"]),
+        ("engine", r["engine"]["simulator"]),
+        ("reference accuracy", f"{100 * r['reference_accuracy']:.2f}%"),
+        ("circuit accuracy", f"{100 * r['circuit_accuracy']:.2f}%"),
+        ("argmax agreement", f"{100 * r['argmax_agreement']:.2f}%"),
+        ("max abs error", f"{r['max_abs_error']:.3g} V ({r['max_abs_error'] / r['output_scale']:.2e} of range)"),
+        ("mean abs error", f"{r['mean_abs_error']:.3g} V"),
+        ("output range", f"{r['output_scale']:.4g} V"),
+        ("wall time", f"{r['wall_s']:.2f} s"),
+    ]
+    for k, v in rows:
+        click.echo(f"{k:<20} {v}")
