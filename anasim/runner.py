@@ -69,6 +69,7 @@ def sweep_control(n: int, outputs: list[str], data_file: str) -> list[str]:
         "set wr_singlescale",
         "set wr_vecnames",
         "option numdgt=12",
+        "option reltol=1e-6 vntol=1e-9 abstol=1e-15",
         analysis_line(Dc("idx", 0.0, float(max(n - 1, 0)), 1.0)),
         f"wrdata {data_file} {' '.join(outputs)}",
         "quit",

@@ -4,8 +4,9 @@ import json
 
 import pytest
 import torch
-from anasim_cli.main import cli
 from click.testing import CliRunner
+
+from anasim_cli.main import cli
 
 
 @pytest.fixture

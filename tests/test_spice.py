@@ -1,0 +1,121 @@
+"""ngspice against torch: every device model in a DC sweep, and a hand-checkable 2x2 crossbar.
+
+These need ngspice (make installs it) and run in CI; they fail, never skip, when it is missing.
+"""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from anasim.devices import registry
+from anasim.ir import BSource, Circuit, Func, Resistor, VSource
+from anasim.lower import HwOptions, lower_tdkan
+from anasim.models import TDKAN
+from anasim.netlist import netlist
+from anasim.runner import ngspice_path, simulate_dc
+
+
+def test_ngspice_is_installed():
+    out = subprocess.run([ngspice_path(), "-v"], capture_output=True, text=True).stdout
+    assert "ngspice-" in out
+
+
+@pytest.mark.parametrize("name", sorted(registry()))
+def test_device_dc_sweep_matches_torch(name, tmp_path):
+    """I(V) of the B-source in ngspice equals the torch evaluation, including the clamped ends."""
+    dev = registry()[name]
+    lo, hi = dev.v_range
+    v = np.linspace(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo), 97)
+    # The device sinks its current into a 1-ohm resistor held by an ideal ammeter: V(out) = I.
+    circuit = Circuit(
+        title=f"dc sweep of {name}",
+        funcs=[Func("iv", dev.spice_current("x"))],
+        elements=[
+            BSource("dev", "0", "out", "I", "iv(V(in_0))"),
+            Resistor("load", "out", "0", 1.0),
+        ],
+        outputs=["out"],
+    )
+    res = simulate_dc(circuit, v[:, None], run_dir=tmp_path, jobs=1)
+    ref = dev.torch_current(torch.tensor(v, dtype=torch.float64)).numpy()
+    scale = max(1.0, float(np.abs(ref).max()))
+    # 12 printed digits and ngspice's double-precision evaluation: agreement to 1e-9 of the peak
+    np.testing.assert_allclose(res.outputs[:, 0], ref, rtol=0, atol=1e-9 * scale)
+
+
+def test_pwl_clamps_only_with_flat_end_points(tmp_path):
+    """Fact the device writer relies on: ngspice's pwl() extrapolates its end segments linearly."""
+    circuit = Circuit(
+        title="pwl extrapolation",
+        elements=[BSource("p", "out", "0", "V", "pwl(V(in_0),0,0,1,1)")],
+        outputs=["out"],
+    )
+    res = simulate_dc(circuit, np.array([[2.0], [-1.0]]), run_dir=tmp_path, jobs=1)
+    np.testing.assert_allclose(res.outputs[:, 0], [2.0, -1.0], atol=1e-9)
+
+
+def test_two_by_two_crossbar_by_hand(tmp_path):
+    """A 2-input, 2-output, 1-basis layer whose outputs are worked out by hand."""
+    model = TDKAN([2, 2], ["z21"], norm="none").double().eval()
+    with torch.no_grad():
+        model.layers[0].coeffs.copy_(torch.tensor([[[1.0], [-0.5]], [[0.25], [2.0]]]))
+        model.layers[0].bias.copy_(torch.tensor([0.1, -0.2]))
+    z21 = registry()["z21"]
+    v = np.array([[0.5, 0.7], [0.2, 1.2]])  # row voltages inside 0..1.25 V
+    i = z21.current(v.reshape(-1)).reshape(v.shape)
+    # y0 = 1*I(v0) + 0.25*I(v1) + 0.1 ;  y1 = -0.5*I(v0) + 2*I(v1) - 0.2
+    expected = np.stack([i[:, 0] + 0.25 * i[:, 1] + 0.1, -0.5 * i[:, 0] + 2 * i[:, 1] - 0.2], axis=1)
+    z = (torch.tensor(v) - model.in_offset) / model.in_gain
+    np.testing.assert_allclose(model(z).detach().numpy(), expected, atol=1e-12)
+    circuit, info = lower_tdkan(model, HwOptions())
+    assert info["layers"][0]["devices"] == 4 and info["layers"][0]["area_range"] == [1.25, 10.0]
+    res = simulate_dc(circuit, v, run_dir=tmp_path, jobs=1)
+    np.testing.assert_allclose(res.outputs, expected, atol=1e-6)  # ideal op-amps (gain 1e9)
+
+
+@pytest.mark.parametrize("mapping", ["edge", "shared"])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_random_network_matches_torch(mapping, norm, tmp_path):
+    torch.manual_seed(3)
+    model = TDKAN([6, 5, 3], ["a21", "zaz21", "z15"], norm=norm).double()
+    model.train()
+    model(torch.randn(64, 6, dtype=torch.float64) * 1.5)  # give BatchNorm non-trivial statistics
+    model.eval()
+    z = torch.randn(40, 6, dtype=torch.float64) * 1.5
+    ref = model(z).detach().numpy()
+    x = (model.in_offset + model.in_gain * z).numpy()
+    res = simulate_dc(lower_tdkan(model, HwOptions(mapping=mapping))[0], x, run_dir=tmp_path, jobs=2, chunk=15)
+    assert not res.failed
+    np.testing.assert_allclose(res.outputs, ref, atol=1e-4 * np.ptp(ref))  # 1e-4 of the output range
+
+
+def test_finite_opamp_gain_degrades_gracefully(tmp_path):
+    torch.manual_seed(0)
+    model = TDKAN([4, 3], ["a21"], norm="none").double().eval()
+    z = torch.randn(10, 4, dtype=torch.float64)
+    ref = model(z).detach().numpy()
+    x = (model.in_offset + model.in_gain * z).numpy()
+    errs = []
+    for gain in (1e2, 1e4, 1e6):
+        out = simulate_dc(lower_tdkan(model, HwOptions(opamp_gain=gain))[0], x, run_dir=tmp_path / str(gain)).outputs
+        errs.append(np.abs(out - ref).max())
+    assert errs[0] > errs[1] > errs[2]  # error falls as the gain rises
+    assert errs[2] < 1e-3 * np.ptp(ref)
+
+
+def test_netlist_names_are_sanitized():
+    from anasim.errors import AnasimError
+
+    bad = Circuit(title="x\n.control\nshell rm -rf /\n.endc", elements=[Resistor("r1", "a", "0", 1.0)])
+    text = netlist(bad)
+    assert ".control" not in text.split("\n", 1)[1] and text.startswith("* x?.control?shell")
+    for element in (
+        Resistor("r; .control", "a", "0", 1.0),
+        VSource("v1", "a b", "0", 1.0),
+        BSource("b1", "a", "0", "V", "1\n.control"),
+        Resistor("r1", "a", "0", float("nan")),
+    ):
+        with pytest.raises(AnasimError):
+            netlist(Circuit(title="t", elements=[element]))
