@@ -45,7 +45,7 @@ demo: install
 	bash examples/demo.sh
 
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	cd benchmarks && ../$(BIN)/python run_all.py
 
 # Refit the bundled device models from the raw sweeps in ../shared (not needed to use anasim).
 device-models: install
