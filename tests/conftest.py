@@ -8,7 +8,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "device_data"
+import os  # noqa: E402
+
+# CI clones the repo with shared/ beside it; ANASIM_SHARED_DATA points elsewhere if needed.
+SHARED = Path(os.environ.get("ANASIM_SHARED_DATA", REPO.parent / "shared" / "device_data"))
 # One thread: two OpenMP threads on a 2-core CI machine that is busy elsewhere can run 100x slower.
 torch.set_num_threads(1)
 
@@ -22,7 +25,7 @@ def _isolate_user_devices(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def cmtd_dir() -> Path:
     path = SHARED / "cmtd_dft_negf"
-    assert path.is_dir(), f"shared device data missing at {path}"
+    assert path.is_dir(), f"shared device data missing at {path}; set ANASIM_SHARED_DATA to the device_data folder"
     return path
 
 
