@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ def simulate_checkpoint(
             source = Path(netlist_path).read_text()
         except OSError as exc:
             raise AnasimError(f"{netlist_path}: cannot read netlist: {exc.strerror or exc}") from None
+    jobs = jobs or min(len(os.sched_getaffinity(0)), 8)
     res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
     wall = time.perf_counter() - t0
     ok = np.isfinite(res.outputs).all(axis=1)
