@@ -30,11 +30,6 @@ from .netlist import netlist
 from .runner import deck_body, ngspice_version, simulate_dc, stimulus_deck
 
 
-def _model_inputs(model: TDKAN, z: torch.Tensor) -> np.ndarray:
-    """Row-line drive voltages (before the clipper) for standardized samples z."""
-    return (model.in_offset.double() + model.in_gain.double() * z.double()).numpy()
-
-
 def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
     ckpt, model = load_checkpoint(ckpt_path)
     if not isinstance(model, TDKAN):
@@ -68,7 +63,7 @@ def compile_checkpoint(ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset
     out = Path(out)
     if stimulus:
         data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
-        x = _model_inputs(model, data.x_test[:stimulus])
+        x = model.row_drive(data.x_test[:stimulus].double()).numpy()
         data_file = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem) + "_outputs.txt"
         text = stimulus_deck(deck_body(circuit), x, circuit.outputs, data_file)
         try:
@@ -98,7 +93,7 @@ def simulate_checkpoint(
     z, labels = data.x_test[:samples], data.y_test[:samples].numpy()
     if len(z) == 0:
         raise AnasimError("--samples must be at least 1")
-    x = _model_inputs(model, z)
+    x = model.row_drive(z.double()).numpy()
     with torch.no_grad():
         ref = model(z.double()).numpy()
     source = circuit

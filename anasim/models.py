@@ -100,8 +100,12 @@ class TDKAN(nn.Module):
             nn.init.constant_(n.bias, mid)
             self.norms.append(n)
 
+    def row_drive(self, z: torch.Tensor) -> torch.Tensor:
+        """First-layer row voltages (before the clipper) for standardized inputs z."""
+        return self.in_offset + self.in_gain * z
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.in_offset + self.in_gain * z
+        x = self.row_drive(z)
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.norms):
