@@ -155,6 +155,12 @@ def lower_tdkan(model: TDKAN, opts: HwOptions | None = None) -> tuple[Circuit, d
     return circuit.validate(), info
 
 
+def _column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
+    """Column of output j that realizes the sign of s * theta (+ column adds, - subtracts)."""
+    positive = ((theta > 0) == (s >= 0)) != inverted
+    return f"l{li}_c{j}{'p' if positive else 'n'}"
+
+
 def _edge_devices(circuit, li, theta, s, area, bases, lim, d_in) -> None:
     d_out, k_n = theta.shape[1], theta.shape[2]
     for i in range(d_in):
@@ -163,8 +169,7 @@ def _edge_devices(circuit, li, theta, s, area, bases, lim, d_in) -> None:
                 a = area[i, j, k]
                 if a == 0:
                     continue
-                positive = (theta[i, j, k] > 0) == (s[j] >= 0)
-                col = f"l{li}_c{j}{'p' if positive else 'n'}"
+                col = _column(li, j, theta[i, j, k], s[j], inverted=False)
                 gain = a * bases[k].amps_per_unit
                 expr = f"{num(gain)}*{func_name(bases[k])}(V({lim}{i},{col}))"
                 circuit.elements.append(BSource(f"d{li}_{i}_{j}_{k}", f"{lim}{i}", col, "I", expr))
@@ -186,9 +191,8 @@ def _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts) -> None
             for j in range(d_out):
                 if g[i, j, k] == 0:
                     continue
-                # phi node sits at -Rs*I: a positive weight goes to the minus column
-                positive = (theta[i, j, k] > 0) == (s[j] >= 0)
-                col = f"l{li}_c{j}{'n' if positive else 'p'}"
+                # phi node sits at -Rs*I: the sense TIA inverts, so the columns swap
+                col = _column(li, j, theta[i, j, k], s[j], inverted=True)
                 circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi, col, 1.0 / g[i, j, k]))
 
 
