@@ -24,10 +24,10 @@ from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import AnasimError, SimError
 from .ir import Circuit
-from .lower import HwOptions, lower_tdkan
+from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
 from .models import TDKAN
 from .netlist import netlist
-from .runner import deck_body, ngspice_version, simulate_dc, stimulus_deck
+from .runner import deck_body, ngspice_version, simulate_dc, simulate_layers, stimulus_deck
 
 
 def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
@@ -85,6 +85,7 @@ def simulate_checkpoint(
     run_dir=None,
     jobs: int | None = None,
     data_dir=None,
+    whole: bool = False,
 ) -> dict:
     hw = hw or HwOptions()
     t0 = time.perf_counter()
@@ -103,13 +104,22 @@ def simulate_checkpoint(
         except OSError as exc:
             raise AnasimError(f"{netlist_path}: cannot read netlist: {exc.strerror or exc}") from None
     jobs = jobs or min(len(os.sched_getaffinity(0)), 8)
-    res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
+    if netlist_path is not None or whole:
+        mode = "whole network in one deck"
+        res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
+    else:
+        mode = "layer by layer, cut at the ideal clippers"
+        res = simulate_layers(lower_tdkan_layers(model, hw), x, run_dir=run_dir, jobs=jobs)
     wall = time.perf_counter() - t0
     ok = np.isfinite(res.outputs).all(axis=1)
     err = np.abs(res.outputs[ok] - ref[ok])
     report = {
         "samples": int(len(z)),
-        "engine": {"simulator": ngspice_version(), "mode": "ngspice -b subprocess, batched DC sweep", "jobs": jobs},
+        "engine": {
+            "simulator": ngspice_version(),
+            "mode": f"ngspice -b subprocesses, batched DC sweeps, {mode}",
+            "jobs": jobs,
+        },
         "dataset": data.name,
         "mapping": hw.mapping,
         "opamp_gain": hw.opamp_gain,

@@ -91,6 +91,18 @@ class VCVS:
 
 
 @dataclass
+class VCCS:
+    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
+
+    name: str
+    p: str
+    n: str
+    cp: str
+    cn: str
+    gain: float
+
+
+@dataclass
 class BSource:
     """Behavioural source; ``expr`` is built by anasim from numbers and node names only."""
 
@@ -174,7 +186,7 @@ def _check_elements(elements) -> None:
     for e in elements:
         ident(e.name)
         nodes = e.nodes if isinstance(e, Instance) else [e.p, e.n]
-        if isinstance(e, VCVS):
+        if isinstance(e, (VCVS, VCCS)):
             nodes = [*nodes, e.cp, e.cn]
         for n in nodes:
             ident(n)

@@ -22,7 +22,7 @@ import torch
 
 from .devices import DeviceModel
 from .errors import AnasimError
-from .ir import VCVS, BSource, Circuit, Func, Instance, ISource, Resistor, Subckt, num
+from .ir import VCCS, VCVS, BSource, Circuit, Func, Instance, ISource, Resistor, Subckt, num
 from .models import TDKAN
 
 
@@ -34,8 +34,13 @@ class HwOptions:
     opamp_gain: float = 1e9  # open-loop gain of every op-amp (1e9: ideal virtual ground)
     r_diff: float = 10e3  # resistors of the difference amplifier
     r_sense: float = 10e3  # shared mapping: TIA feedback of the per-(input, basis) device
+    # shared mapping: crossbar cells as conductances into ideal virtual grounds ("vccs": fast, the
+    # column voltage is taken as exactly 0) or as resistors that see the column voltage ("resistor")
+    crossbar: str = "vccs"
 
     def check(self) -> HwOptions:
+        if self.crossbar not in ("vccs", "resistor"):
+            raise AnasimError(f"crossbar {self.crossbar!r}: use vccs or resistor")
         if self.mapping not in ("edge", "shared"):
             raise AnasimError(f"mapping {self.mapping!r}: use edge or shared")
         if not (self.area_max > 0 and self.opamp_gain > 0 and self.r_diff > 0):
@@ -94,65 +99,89 @@ def limiter_expr(node: str, v_range, mapping: str) -> str:
     return f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({node})-{num(mid)})))"
 
 
+def _base_circuit(title: str, bases: list[DeviceModel], opts: HwOptions) -> Circuit:
+    return Circuit(
+        title=title,
+        funcs=[Func(func_name(d), d.spice_current("x")) for d in bases],
+        subckts=[opamp_subckt(opts.opamp_gain), _neuron_subckt(opts)],
+    )
+
+
 def lower_tdkan(model: TDKAN, opts: HwOptions | None = None) -> tuple[Circuit, dict]:
-    """The network as a circuit whose inputs are nodes ``in_<i>`` (pre-clip row voltages) and
+    """The network as one circuit whose inputs are nodes ``in_<i>`` (pre-clip row voltages) and
     whose outputs are nodes ``y_<j>``; returns the circuit and a summary of its hardware values."""
     opts = (opts or HwOptions()).check()
-    circuit = Circuit(title="anasim TD-KAN crossbar")
-    circuit.subckts.append(opamp_subckt(opts.opamp_gain))
     bases = model.layers[0].bases
-    circuit.funcs = [Func(func_name(d), d.spice_current("x")) for d in bases]
+    circuit = _base_circuit("anasim TD-KAN crossbar", bases, opts)
     layers = _fused_layers(model)
-    d_in = layers[0]["theta"].shape[0]
-    rows = [f"in_{i}" for i in range(d_in)]
+    rows = [f"in_{i}" for i in range(layers[0]["theta"].shape[0])]
     info = {"layers": []}
     for li, L in enumerate(layers):
         last = li == len(layers) - 1
-        theta, s = L["theta"], L["s"]
-        amps = np.array([d.amps_per_unit for d in bases])  # [K]
-        lim = f"l{li}_r"
-        for i, src in enumerate(rows):  # the clipper in front of this layer's rows
-            circuit.elements.append(
-                BSource(
-                    f"lim{li}_{i}", f"{lim}{i}", "0", "V", limiter_expr(src, model.v_range, model.layers[li].mapping)
-                )
-            )
-        raw = np.abs(theta) / amps  # [in, out, K] area * scale
-        scale = raw.max() / opts.area_max if raw.max() > 0 else 1.0
-        area = quantize(raw / scale, opts)
-        rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
-        rf = np.where(rf > 0, rf, scale)
-        c = s * L["bias"] + L["t"]  # fused constant of each output
-        d_out = theta.shape[1]
-        outs = [f"y_{j}" if last else f"l{li}_o{j}" for j in range(d_out)]
-        if opts.mapping == "edge":
-            _edge_devices(circuit, li, theta, s, area, bases, lim, d_in)
-        else:
-            _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts)
-        for j in range(d_out):
-            cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
-            ib = c[j] / rf[j]
-            if ib != 0:
-                circuit.elements.append(ISource(f"b{li}_{j}", "0", cp if ib > 0 else cn, abs(ib)))
-            circuit.elements.append(
-                Instance(f"tia{li}_{j}", "neuron", [cp, cn, outs[j], f"{outs[j]}_ap", f"{outs[j]}_an"])
-            )
-            circuit.elements.append(Resistor(f"fp{li}_{j}", cp, f"{outs[j]}_ap", rf[j]))
-            circuit.elements.append(Resistor(f"fn{li}_{j}", cn, f"{outs[j]}_an", rf[j]))
-        info["layers"].append(
-            {
-                "inputs": d_in,
-                "outputs": d_out,
-                "devices": int(np.count_nonzero(area)) if opts.mapping == "edge" else d_in * len(bases),
-                "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
-                "scale_ohm": float(scale),
-                "rf_ohm": [float(rf.min()), float(rf.max())],
-            }
-        )
-        rows, d_in = outs, d_out
-    circuit.subckts.append(_neuron_subckt(opts))
-    circuit.outputs = [f"y_{j}" for j in range(d_in)]
+        outs = [f"y_{j}" if last else f"l{li}_o{j}" for j in range(L["theta"].shape[1])]
+        info["layers"].append(_lower_layer(circuit, li, L, rows, outs, model, opts))
+        rows = outs
+    circuit.outputs = rows
     return circuit.validate(), info
+
+
+def lower_tdkan_layers(model: TDKAN, opts: HwOptions | None = None) -> list[Circuit]:
+    """One circuit per layer, each from nodes ``in_<i>`` to ``y_<j>``, for layer-by-layer runs.
+
+    The clipper that drives a layer's rows is an ideal behavioural source: it draws no current
+    from the previous layer's output and holds its rows whatever they draw. Cutting the network
+    there and feeding one layer's simulated outputs to the next is therefore exact, and each run
+    needs fewer Newton iterations per sample than the whole network.
+    """
+    opts = (opts or HwOptions()).check()
+    bases = model.layers[0].bases
+    circuits = []
+    for li, L in enumerate(_fused_layers(model)):
+        circuit = _base_circuit(f"anasim TD-KAN crossbar, layer {li}", bases, opts)
+        rows = [f"in_{i}" for i in range(L["theta"].shape[0])]
+        circuit.outputs = [f"y_{j}" for j in range(L["theta"].shape[1])]
+        _lower_layer(circuit, li, L, rows, circuit.outputs, model, opts)
+        circuits.append(circuit.validate())
+    return circuits
+
+
+def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list[str], model, opts) -> dict:
+    """Append layer ``li`` (clippers, devices, TIAs) driven from ``rows`` into ``outs``."""
+    theta, s, bases = L["theta"], L["s"], L["bases"]
+    d_in, d_out = theta.shape[0], theta.shape[1]
+    amps = np.array([d.amps_per_unit for d in bases])  # [K]
+    lim = f"l{li}_r"
+    expr_map = model.layers[li].mapping
+    for i, src in enumerate(rows):  # the clipper in front of this layer's rows
+        circuit.elements.append(
+            BSource(f"lim{li}_{i}", f"{lim}{i}", "0", "V", limiter_expr(src, model.v_range, expr_map))
+        )
+    raw = np.abs(theta) / amps  # [in, out, K] area * scale
+    scale = raw.max() / opts.area_max if raw.max() > 0 else 1.0
+    area = quantize(raw / scale, opts)
+    rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
+    rf = np.where(rf > 0, rf, scale)
+    c = s * L["bias"] + L["t"]  # fused constant of each output
+    if opts.mapping == "edge":
+        _edge_devices(circuit, li, theta, s, area, bases, lim, d_in)
+    else:
+        _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts)
+    for j in range(d_out):
+        cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
+        ib = c[j] / rf[j]
+        if ib != 0:
+            circuit.elements.append(ISource(f"b{li}_{j}", "0", cp if ib > 0 else cn, abs(ib)))
+        circuit.elements.append(Instance(f"tia{li}_{j}", "neuron", [cp, cn, outs[j], f"{outs[j]}_ap", f"{outs[j]}_an"]))
+        circuit.elements.append(Resistor(f"fp{li}_{j}", cp, f"{outs[j]}_ap", rf[j]))
+        circuit.elements.append(Resistor(f"fn{li}_{j}", cn, f"{outs[j]}_an", rf[j]))
+    return {
+        "inputs": d_in,
+        "outputs": d_out,
+        "devices": int(np.count_nonzero(area)) if opts.mapping == "edge" else d_in * len(bases),
+        "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
+        "scale_ohm": float(scale),
+        "rf_ohm": [float(rf.min()), float(rf.max())],
+    }
 
 
 def _column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
@@ -193,7 +222,10 @@ def _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts) -> None
                     continue
                 # phi node sits at -Rs*I: the sense TIA inverts, so the columns swap
                 col = _column(li, j, theta[i, j, k], s[j], inverted=True)
-                circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi, col, 1.0 / g[i, j, k]))
+                if opts.crossbar == "resistor":
+                    circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi, col, 1.0 / g[i, j, k]))
+                else:  # current g * V(phi) into the column, as a resistor into 0 V would carry
+                    circuit.elements.append(VCCS(f"x{li}_{i}_{j}_{k}", "0", col, phi, "0", g[i, j, k]))
 
 
 def _neuron_subckt(opts: HwOptions) -> Subckt:

@@ -13,7 +13,22 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import AnasimError
-from .ir import VCVS, BSource, Capacitor, Circuit, Dc, Instance, ISource, Op, Resistor, Tran, VSource, comment_text, num
+from .ir import (
+    VCCS,
+    VCVS,
+    BSource,
+    Capacitor,
+    Circuit,
+    Dc,
+    Instance,
+    ISource,
+    Op,
+    Resistor,
+    Tran,
+    VSource,
+    comment_text,
+    num,
+)
 
 
 def _element(e) -> str:
@@ -28,6 +43,8 @@ def _element(e) -> str:
         return f"I{e.name} {e.p} {e.n} dc {num(e.dc)}"
     if isinstance(e, VCVS):
         return f"E{e.name} {e.p} {e.n} {e.cp} {e.cn} {num(e.gain)}"
+    if isinstance(e, VCCS):
+        return f"G{e.name} {e.p} {e.n} {e.cp} {e.cn} {num(e.gain)}"
     if isinstance(e, BSource):
         return f"B{e.name} {e.p} {e.n} {e.kind}={e.expr}"
     if isinstance(e, Instance):

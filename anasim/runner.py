@@ -72,6 +72,7 @@ def sweep_control(n: int, outputs: list[str], data_file: str) -> list[str]:
         "option reltol=1e-6 vntol=1e-9 abstol=1e-15",
         analysis_line(Dc("idx", 0.0, float(max(n - 1, 0)), 1.0)),
         f"wrdata {data_file} {' '.join(outputs)}",
+        "rusage everything",  # timing and iteration counts, kept in the run directory's log
         "quit",
     ]
 
@@ -168,3 +169,22 @@ def simulate_dc(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(job, starts))
     return SweepResult(out, sorted(failed), run_dir)
+
+
+def simulate_layers(
+    circuits: list[Circuit], x: np.ndarray, run_dir: Path | None = None, jobs: int | None = None, chunk: int = 500
+) -> SweepResult:
+    """Run a network cut into layer circuits (see ``lower_tdkan_layers``): every layer sees the
+    previous layer's simulated outputs. A sample that fails in one layer is dropped from the next."""
+    run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
+    current = np.asarray(x, dtype=float)
+    alive = np.arange(len(current))
+    failed: list[int] = []
+    for li, circuit in enumerate(circuits):
+        res = simulate_dc(circuit, current[alive], run_dir / f"layer{li}", jobs, chunk)
+        failed += [int(alive[f]) for f in res.failed]
+        nxt = np.full((len(current), len(circuit.outputs)), np.nan)
+        nxt[alive] = res.outputs
+        current = nxt
+        alive = alive[np.isfinite(res.outputs).all(axis=1)]
+    return SweepResult(current, sorted(failed), run_dir)

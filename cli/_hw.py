@@ -18,6 +18,13 @@ def hw_options(fn):
                 help="edge: one device per edge and basis (physical default); shared: one per input and basis.",
             ),
             click.option(
+                "--crossbar",
+                type=click.Choice(["vccs", "resistor"]),
+                default="vccs",
+                show_default=True,
+                help="Shared mapping: crossbar cells as conductances into ideal virtual grounds, or as resistors.",
+            ),
+            click.option(
                 "--area-max",
                 type=float,
                 default=10.0,
@@ -32,5 +39,5 @@ def hw_options(fn):
     return fn
 
 
-def make_hw(mapping, area_max, levels, opamp_gain) -> HwOptions:
-    return HwOptions(mapping=mapping, area_max=area_max, levels=levels, opamp_gain=opamp_gain)
+def make_hw(mapping, crossbar, area_max, levels, opamp_gain) -> HwOptions:
+    return HwOptions(mapping=mapping, crossbar=crossbar, area_max=area_max, levels=levels, opamp_gain=opamp_gain)

@@ -19,10 +19,11 @@ from ._util import friendly
 @click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel ngspice runs [cores].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Keep decks and logs here [a temp dir].")
+@click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: layer by layer).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
 @hw_options
 @friendly
-def simulate(checkpoint, netlist_path, dataset, data_dir, samples, jobs, run_dir, json_out, **hw):
+def simulate(checkpoint, netlist_path, dataset, data_dir, samples, jobs, run_dir, whole, json_out, **hw):
     """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
     r = simulate_checkpoint(
         checkpoint, dataset, samples, make_hw(**hw), netlist_path, json_out, run_dir, jobs, data_dir
