@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from .ir import Circuit
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
 from .models import TDKAN
 from .netlist import netlist
-from .runner import deck_body, ngspice_version, simulate_dc, simulate_layers, stimulus_deck
+from .runner import SweepResult, deck_body, ngspice_version, simulate_dc, simulate_layers, stimulus_deck
+from .transient import simulate_tran, static_power
 
 
 def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
@@ -86,8 +88,15 @@ def simulate_checkpoint(
     jobs: int | None = None,
     data_dir=None,
     whole: bool = False,
+    analysis: str = "dc",
+    period: float = 2e-6,
+    settle_tol: float = 0.01,
 ) -> dict:
+    """Circuit vs reference on ``samples`` test images; ``analysis`` "dc" (batched operating
+    points) or "tran" (time-multiplexed transient: settling time and static power as well)."""
     hw = hw or HwOptions()
+    if analysis not in ("dc", "tran"):
+        raise AnasimError(f"--analysis {analysis!r}: use dc or tran")
     t0 = time.perf_counter()
     ckpt, model, circuit, _ = build_circuit(ckpt_path, hw)
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
@@ -104,7 +113,34 @@ def simulate_checkpoint(
         except OSError as exc:
             raise AnasimError(f"{netlist_path}: cannot read netlist: {exc.strerror or exc}") from None
     jobs = jobs or min(len(os.sched_getaffinity(0)), 8)
-    if netlist_path is not None or whole:
+    extra = {}
+    run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
+    if analysis == "tran":
+        mode = f"transient, samples time-multiplexed every {period:g} s"
+        tol = settle_tol * float(np.ptp(ref))
+        tr = simulate_tran(
+            circuit,
+            x,
+            model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64))[0].numpy(),
+            period,
+            run_dir / "tran",
+            tol,
+        )
+        power = static_power(circuit, x, run_dir / "power")
+        res = SweepResult(
+            tr["outputs"], [int(i) for i in np.nonzero(~np.isfinite(tr["outputs"]).all(axis=1))[0]], run_dir
+        )
+        settle = tr["settle_s"]
+        extra = {
+            "analysis": "tran",
+            "line_cap_f": hw.line_cap,
+            "opamp_gbw_hz": hw.gbw,
+            "settle_tolerance_v": tol,
+            "settling_time_s": {"median": float(np.median(settle)), "max": float(np.max(settle))},
+            "static_power_w": {"mean": float(power.mean()), "max": float(power.max())},
+            "settled_within_period": bool(np.isfinite(settle).all()),
+        }
+    elif netlist_path is not None or whole:
         mode = "whole network in one deck"
         res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
     else:
@@ -132,6 +168,7 @@ def simulate_checkpoint(
         "failed_samples": res.failed,
         "wall_s": round(wall, 3),
         "run_dir": str(res.run_dir),
+        **extra,
     }
     if json_out is not None:
         json_out = Path(json_out)

@@ -22,7 +22,7 @@ import torch
 
 from .devices import DeviceModel
 from .errors import AnasimError
-from .ir import VCCS, VCVS, BSource, Circuit, Func, Instance, ISource, Resistor, Subckt, num
+from .ir import VCCS, VCVS, BSource, Capacitor, Circuit, Func, Instance, ISource, Resistor, Subckt, num
 from .models import TDKAN
 
 
@@ -37,6 +37,8 @@ class HwOptions:
     # shared mapping: crossbar cells as conductances into ideal virtual grounds ("vccs": fast, the
     # column voltage is taken as exactly 0) or as resistors that see the column voltage ("resistor")
     crossbar: str = "vccs"
+    line_cap: float = 0.0  # parasitic capacitance of every row and column line to ground (F)
+    gbw: float | None = None  # op-amp gain-bandwidth (Hz): one pole at gbw / gain; None: no pole
 
     def check(self) -> HwOptions:
         if self.crossbar not in ("vccs", "resistor"):
@@ -45,6 +47,8 @@ class HwOptions:
             raise AnasimError(f"mapping {self.mapping!r}: use edge or shared")
         if not (self.area_max > 0 and self.opamp_gain > 0 and self.r_diff > 0):
             raise AnasimError("area_max, opamp_gain and r_diff must be positive")
+        if self.line_cap < 0 or (self.gbw is not None and self.gbw <= 0):
+            raise AnasimError("line capacitance must be >= 0 and the op-amp gain-bandwidth > 0")
         if self.levels is not None and self.levels < 2:
             raise AnasimError(f"--levels {self.levels}: need at least 2 area levels")
         return self
@@ -86,9 +90,26 @@ def quantize(area: np.ndarray, opts: HwOptions) -> np.ndarray:
     return np.round(area / step) * step
 
 
-def opamp_subckt(gain: float) -> Subckt:
-    """Single-ended op-amp macro-model: out = gain * (inp - inn)."""
-    return Subckt("opamp", ["inp", "inn", "out"], [VCVS("amp", "out", "0", "inp", "inn", gain)], "op-amp macro-model")
+def opamp_subckt(gain: float, gbw: float | None = None) -> Subckt:
+    """Op-amp macro-model: out = gain * (inp - inn), with one pole at gbw / gain if gbw is given."""
+    if gbw is None:
+        return Subckt(
+            "opamp", ["inp", "inn", "out"], [VCVS("amp", "out", "0", "inp", "inn", gain)], "op-amp macro-model"
+        )
+    # A transconductance integrator rather than a huge VCVS into an RC: its node swings only as
+    # far as the output, which keeps the transient well conditioned even at gain 1e9.
+    gm = 1e-3
+    return Subckt(
+        "opamp",
+        ["inp", "inn", "out"],
+        [
+            VCCS("gm", "0", "p", "inp", "inn", gm),
+            Resistor("o", "p", "0", gain / gm),
+            Capacitor("c", "p", "0", gm / (2 * np.pi * gbw)),
+            VCVS("buf", "out", "0", "p", "0", 1.0),
+        ],
+        f"op-amp macro-model, gain {gain:g}, gain-bandwidth {gbw:g} Hz",
+    )
 
 
 def limiter_expr(node: str, v_range, mapping: str) -> str:
@@ -99,11 +120,17 @@ def limiter_expr(node: str, v_range, mapping: str) -> str:
     return f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({node})-{num(mid)})))"
 
 
+def _min_slope(dev: DeviceModel, v_range) -> float:
+    """Most negative dI/dV of a device over the clip range (per unit area, in its unit per volt)."""
+    v = np.linspace(v_range[0], v_range[1], 2001)
+    return float(np.min(np.diff(dev.current(v)) / np.diff(v)))
+
+
 def _base_circuit(title: str, bases: list[DeviceModel], opts: HwOptions) -> Circuit:
     return Circuit(
         title=title,
         funcs=[Func(func_name(d), d.spice_current("x")) for d in bases],
-        subckts=[opamp_subckt(opts.opamp_gain), _neuron_subckt(opts)],
+        subckts=[opamp_subckt(opts.opamp_gain, opts.gbw), _neuron_subckt(opts)],
     )
 
 
@@ -166,6 +193,18 @@ def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list
         _edge_devices(circuit, li, theta, s, area, bases, lim, d_in)
     else:
         _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts)
+    # Worst-case negative input conductance of each column [out, (+, -)], for the stabilizer.
+    slopes = np.array([max(0.0, -_min_slope(d, model.v_range)) for d in bases])  # [K] per unit area
+    g_dev = area * (amps * slopes)[None, None, :]  # [in, out, K] siemens
+    pos = (
+        ((theta > 0) == (s >= 0)[None, :, None]) if opts.mapping == "edge" else ((theta > 0) != (s >= 0)[None, :, None])
+    )
+    g_neg = np.stack([(g_dev * pos).sum(axis=(0, 2)), (g_dev * ~pos).sum(axis=(0, 2))], axis=1)
+    if opts.mapping == "shared":
+        g_neg = np.zeros_like(g_neg)  # crossbar cells are linear; the sense TIAs see the devices
+    if opts.line_cap > 0:
+        lines = [f"{lim}{i}" for i in range(d_in)] + [f"l{li}_c{j}{pol}" for j in range(d_out) for pol in "pn"]
+        circuit.elements += [Capacitor(f"line_{node}", node, "0", opts.line_cap) for node in lines]
     for j in range(d_out):
         cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
         ib = c[j] / rf[j]
@@ -174,6 +213,20 @@ def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list
         circuit.elements.append(Instance(f"tia{li}_{j}", "neuron", [cp, cn, outs[j], f"{outs[j]}_ap", f"{outs[j]}_an"]))
         circuit.elements.append(Resistor(f"fp{li}_{j}", cp, f"{outs[j]}_ap", rf[j]))
         circuit.elements.append(Resistor(f"fn{li}_{j}", cn, f"{outs[j]}_an", rf[j]))
+        if opts.gbw is not None:
+            # NDR devices give a column a negative input conductance (down to g_neg); when
+            # Rf * g_neg < -1 the TIA loop turns into positive feedback and the column latches or
+            # drifts. A shunt to ground worth 1.5 x the worst case keeps it stable; at a true
+            # virtual ground it carries no current, so DC outputs are unchanged.
+            for col, g in ((cp, g_neg[j, 0]), (cn, g_neg[j, 1])):
+                if g > 0:
+                    circuit.elements.append(Resistor(f"shunt_{col}", col, "0", 1.0 / (1.5 * g)))
+        if opts.line_cap > 0 and opts.gbw is not None:
+            # A TIA with a capacitive input rings without feedback capacitance; this Cf gives
+            # about 45 degrees of phase margin: Cf = sqrt(C_in / (2 pi Rf GBW)).
+            cf = float(np.sqrt(opts.line_cap / (2 * np.pi * rf[j] * opts.gbw)))
+            circuit.elements.append(Capacitor(f"fp{li}_{j}", cp, f"{outs[j]}_ap", cf))
+            circuit.elements.append(Capacitor(f"fn{li}_{j}", cn, f"{outs[j]}_an", cf))
     return {
         "inputs": d_in,
         "outputs": d_out,

@@ -19,14 +19,44 @@ from ._util import friendly
 @click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel ngspice runs [cores].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Keep decks and logs here [a temp dir].")
+@click.option(
+    "--analysis",
+    type=click.Choice(["dc", "tran"]),
+    default="dc",
+    show_default=True,
+    help="tran: samples in sequence in one transient, with line capacitance and op-amp bandwidth.",
+)
+@click.option("--period", type=float, default=2e-6, show_default=True, help="tran: time per sample (s).")
+@click.option(
+    "--line-cap", type=float, default=1e-12, show_default=True, help="tran: capacitance per row/column line (F)."
+)
+@click.option("--gbw", type=float, default=1e8, show_default=True, help="tran: op-amp gain-bandwidth (Hz).")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: layer by layer).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
 @hw_options
 @friendly
-def simulate(checkpoint, netlist_path, dataset, data_dir, samples, jobs, run_dir, whole, json_out, **hw):
+def simulate(
+    checkpoint,
+    netlist_path,
+    dataset,
+    data_dir,
+    samples,
+    jobs,
+    run_dir,
+    analysis,
+    period,
+    line_cap,
+    gbw,
+    whole,
+    json_out,
+    **hw,
+):
     """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
+    hardware = make_hw(**hw)
+    if analysis == "tran":
+        hardware.line_cap, hardware.gbw = line_cap, gbw
     r = simulate_checkpoint(
-        checkpoint, dataset, samples, make_hw(**hw), netlist_path, json_out, run_dir, jobs, data_dir
+        checkpoint, dataset, samples, hardware, netlist_path, json_out, run_dir, jobs, data_dir, whole, analysis, period
     )
     rows = [
         ("samples", r["samples"]),
@@ -39,5 +69,13 @@ def simulate(checkpoint, netlist_path, dataset, data_dir, samples, jobs, run_dir
         ("output range", f"{r['output_scale']:.4g} V"),
         ("wall time", f"{r['wall_s']:.2f} s"),
     ]
+    if analysis == "tran":
+        rows += [
+            (
+                "settling time",
+                f"median {r['settling_time_s']['median'] * 1e9:.0f} ns, max {r['settling_time_s']['max'] * 1e9:.0f} ns",
+            ),
+            ("static power", f"mean {r['static_power_w']['mean'] * 1e3:.2f} mW per inference"),
+        ]
     for k, v in rows:
         click.echo(f"{k:<20} {v}")

@@ -1,0 +1,63 @@
+"""Fidelity benchmark: circuit vs PyTorch on trained models, and the effect of op-amp gain.
+
+Needs the checkpoints of accuracy.py (results/digits.pt, results/fashion.pt). Runs:
+* digits, per-edge mapping, all 360 test images, op-amp gain 1e3 .. 1e9;
+* Fashion-MNIST [784,256,10], shared mapping, op-amp gain 1e3 .. 1e6 on 500 test images;
+* Fashion-MNIST, the whole 10,000-image test set at gain 1e9 on both cores (wall time).
+Writes results/fidelity.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from anasim.compare import simulate_checkpoint
+from anasim.lower import HwOptions
+
+OUT = Path(__file__).parent / "results"
+KEYS = (
+    "samples",
+    "reference_accuracy",
+    "circuit_accuracy",
+    "argmax_agreement",
+    "max_abs_error",
+    "output_scale",
+    "wall_s",
+)
+
+
+def run(name, ckpt, samples, mapping, gain):
+    r = simulate_checkpoint(OUT / ckpt, samples=samples, hw=HwOptions(mapping=mapping, opamp_gain=gain), jobs=2)
+    row = {"model": name, "mapping": mapping, "opamp_gain": gain, **{k: r[k] for k in KEYS}}
+    row["max_error_rel_range"] = r["max_abs_error"] / r["output_scale"]
+    print(
+        f"{name:8s} {mapping:6s} gain {gain:8.0e}: {samples:5d} samples, agreement {100 * r['argmax_agreement']:6.2f}%, "
+        f"circuit {100 * r['circuit_accuracy']:.2f}% vs reference {100 * r['reference_accuracy']:.2f}%, "
+        f"max error {row['max_error_rel_range']:.1e} of range, {r['wall_s']:.0f} s",
+        flush=True,
+    )
+    return row
+
+
+def main(parts):
+    rows = []
+    if "digits" in parts:
+        rows += [run("digits", "digits.pt", 360, "edge", g) for g in (1e3, 1e4, 1e5, 1e6, 1e9)]
+    if "fashion-gain" in parts:
+        rows += [run("fashion", "fashion.pt", 500, "shared", g) for g in (1e3, 1e4, 1e5, 1e6)]
+    if "fashion-full" in parts:
+        rows.append(run("fashion", "fashion.pt", 10000, "shared", 1e9))
+    old = json.loads((OUT / "fidelity.json").read_text()) if (OUT / "fidelity.json").exists() else []
+    keep = [
+        o
+        for o in old
+        if (o["model"], o["mapping"], o["opamp_gain"], o["samples"])
+        not in {(r["model"], r["mapping"], r["opamp_gain"], r["samples"]) for r in rows}
+    ]
+    (OUT / "fidelity.json").write_text(json.dumps(keep + rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["digits", "fashion-gain", "fashion-full"])
