@@ -32,13 +32,18 @@ from .runner import SweepResult, deck_body, ngspice_version, simulate_dc, simula
 from .transient import simulate_tran, static_power
 
 
-def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
+def load_tdkan(ckpt_path: str | Path) -> tuple[dict, TDKAN]:
+    """A verified TD-KAN checkpoint and its model in float64 (the compiler's input)."""
     ckpt, model = load_checkpoint(ckpt_path)
     if not isinstance(model, TDKAN):
         raise AnasimError(
             f"{ckpt_path}: compiling {ckpt['config']['arch']!r} models is not supported yet; use a TD-KAN"
         )
-    model = model.double()
+    return ckpt, model.double()
+
+
+def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
+    ckpt, model = load_tdkan(ckpt_path)
     circuit, info = lower_tdkan(model, hw)
     digest = hashlib.sha256(Path(ckpt_path).read_bytes()).hexdigest()[:16]
     circuit.header = [
@@ -98,7 +103,8 @@ def simulate_checkpoint(
     if analysis not in ("dc", "tran"):
         raise AnasimError(f"--analysis {analysis!r}: use dc or tran")
     t0 = time.perf_counter()
-    ckpt, model, circuit, _ = build_circuit(ckpt_path, hw)
+    ckpt, model = load_tdkan(ckpt_path)
+    outputs = [f"y_{j}" for j in range(model.layers[-1].bias.shape[0])]
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
     z, labels = data.x_test[:samples], data.y_test[:samples].numpy()
     if len(z) == 0:
@@ -106,6 +112,8 @@ def simulate_checkpoint(
     x = model.row_drive(z.double()).numpy()
     with torch.no_grad():
         ref = model(z.double()).numpy()
+    # the one-deck circuit is built only where it is used (it costs seconds for large nets)
+    circuit = build_circuit(ckpt_path, hw)[2] if (whole or analysis == "tran") and netlist_path is None else None
     source = circuit
     if netlist_path is not None:
         try:
@@ -142,7 +150,7 @@ def simulate_checkpoint(
         }
     elif netlist_path is not None or whole:
         mode = "whole network in one deck"
-        res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=circuit.outputs)
+        res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=outputs)
     else:
         mode = "layer by layer, cut at the ideal clippers"
         res = simulate_layers(lower_tdkan_layers(model, hw), x, run_dir=run_dir, jobs=jobs)

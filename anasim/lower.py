@@ -164,25 +164,41 @@ def lower_tdkan_layers(model: TDKAN, opts: HwOptions | None = None) -> list[Circ
     bases = model.layers[0].bases
     circuits = []
     for li, L in enumerate(_fused_layers(model)):
-        circuit = _base_circuit(f"anasim TD-KAN crossbar, layer {li}", bases, opts)
-        rows = [f"in_{i}" for i in range(L["theta"].shape[0])]
-        circuit.outputs = [f"y_{j}" for j in range(L["theta"].shape[1])]
-        _lower_layer(circuit, li, L, rows, circuit.outputs, model, opts)
-        circuits.append(circuit.validate())
+        d_in, d_out, k_n = L["theta"].shape
+        # Shared mapping: the sense TIAs' outputs are ideal sources too, so a second cut there
+        # leaves one small nonlinear run and one linear run (few Newton iterations) per layer.
+        stages = [("all", d_out)] if opts.mapping == "edge" else [("sense", d_in * k_n), ("crossbar", d_out)]
+        width = d_in
+        for part, n_out in stages:
+            circuit = _base_circuit(f"anasim TD-KAN crossbar, layer {li} ({part})", bases, opts)
+            circuit.outputs = [f"y_{j}" for j in range(n_out)]
+            _lower_layer(circuit, li, L, [f"in_{i}" for i in range(width)], circuit.outputs, model, opts, part)
+            circuits.append(circuit.validate())
+            width = n_out
     return circuits
 
 
-def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list[str], model, opts) -> dict:
-    """Append layer ``li`` (clippers, devices, TIAs) driven from ``rows`` into ``outs``."""
+def _lower_layer(
+    circuit: Circuit, li: int, L: dict, rows: list[str], outs: list[str], model, opts, part: str = "all"
+) -> dict:
+    """Append layer ``li`` (clippers, devices, TIAs) driven from ``rows`` into ``outs``.
+
+    With the shared mapping a layer can also be written in two parts: ``"sense"`` (clippers and
+    the per-(input, basis) devices, outputs = the phi voltages) and ``"crossbar"`` (inputs = the
+    phi voltages, linear crossbar and TIAs)."""
     theta, s, bases = L["theta"], L["s"], L["bases"]
-    d_in, d_out = theta.shape[0], theta.shape[1]
+    d_in, d_out, k_n = theta.shape
     amps = np.array([d.amps_per_unit for d in bases])  # [K]
     lim = f"l{li}_r"
     expr_map = model.layers[li].mapping
-    for i, src in enumerate(rows):  # the clipper in front of this layer's rows
-        circuit.elements.append(
-            BSource(f"lim{li}_{i}", f"{lim}{i}", "0", "V", limiter_expr(src, model.v_range, expr_map))
-        )
+    if part in ("all", "sense"):
+        for i, src in enumerate(rows):  # the clipper in front of this layer's rows
+            circuit.elements.append(
+                BSource(f"lim{li}_{i}", f"{lim}{i}", "0", "V", limiter_expr(src, model.v_range, expr_map))
+            )
+    if part == "sense":
+        _shared_sense(circuit, li, bases, lim, d_in, opts, phi=lambda _, i, k: outs[i * k_n + k])
+        return {}
     raw = np.abs(theta) / amps  # [in, out, K] area * scale
     scale = raw.max() / opts.area_max if raw.max() > 0 else 1.0
     area = quantize(raw / scale, opts)
@@ -191,8 +207,11 @@ def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list
     c = s * L["bias"] + L["t"]  # fused constant of each output
     if opts.mapping == "edge":
         _edge_devices(circuit, li, theta, s, area, bases, lim, d_in)
+    elif part == "crossbar":
+        _shared_crossbar(circuit, li, theta, s, area, opts, phi=lambda _, i, k: rows[i * k_n + k])
     else:
-        _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts)
+        _shared_sense(circuit, li, bases, lim, d_in, opts)
+        _shared_crossbar(circuit, li, theta, s, area, opts)
     # Worst-case negative input conductance of each column [out, (+, -)], for the stabilizer.
     slopes = np.array([max(0.0, -_min_slope(d, model.v_range)) for d in bases])  # [K] per unit area
     g_dev = area * (amps * slopes)[None, None, :]  # [in, out, K] siemens
@@ -203,7 +222,8 @@ def _lower_layer(circuit: Circuit, li: int, L: dict, rows: list[str], outs: list
     if opts.mapping == "shared":
         g_neg = np.zeros_like(g_neg)  # crossbar cells are linear; the sense TIAs see the devices
     if opts.line_cap > 0:
-        lines = [f"{lim}{i}" for i in range(d_in)] + [f"l{li}_c{j}{pol}" for j in range(d_out) for pol in "pn"]
+        lines = [f"{lim}{i}" for i in range(d_in) if part == "all"]
+        lines += [f"l{li}_c{j}{pol}" for j in range(d_out) for pol in "pn"]
         circuit.elements += [Capacitor(f"line_{node}", node, "0", opts.line_cap) for node in lines]
     for j in range(d_out):
         cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
@@ -257,28 +277,37 @@ def _edge_devices(circuit, li, theta, s, area, bases, lim, d_in) -> None:
                 circuit.elements.append(BSource(f"d{li}_{i}_{j}_{k}", f"{lim}{i}", col, "I", expr))
 
 
-def _shared_devices(circuit, li, theta, s, area, bases, lim, d_in, opts) -> None:
-    d_out, k_n = theta.shape[1], theta.shape[2]
+def _phi(li: int, i: int, k: int) -> str:
+    return f"l{li}_v{i}_{k}"
+
+
+def _shared_sense(circuit, li, bases, lim, d_in, opts, phi=_phi) -> None:
+    """One device per (input, basis) into a virtual-ground TIA: V(phi) = -Rs * A_k * I_k(u_i)."""
+    # worst-case negative conductance of one unit device (see the column shunts in _lower_layer)
+    g_neg = [d.amps_per_unit * max(0.0, -_min_slope(d, (d.v_range[0] - 1, d.v_range[1] + 1))) for d in bases]
+    for i in range(d_in):
+        for k, dev in enumerate(bases):
+            sense = f"l{li}_s{i}_{k}"
+            expr = f"{num(dev.amps_per_unit)}*{func_name(dev)}(V({lim}{i},{sense}))"
+            circuit.elements.append(BSource(f"d{li}_{i}_{k}", f"{lim}{i}", sense, "I", expr))
+            circuit.elements.append(Instance(f"s{li}_{i}_{k}", "opamp", ["0", sense, phi(li, i, k)]))
+            circuit.elements.append(Resistor(f"s{li}_{i}_{k}", sense, phi(li, i, k), opts.r_sense))
+            if opts.gbw is not None and g_neg[k] > 0:
+                circuit.elements.append(Resistor(f"shunt_{sense}", sense, "0", 1.0 / (1.5 * g_neg[k])))
+
+
+def _shared_crossbar(circuit, li, theta, s, area, opts, phi=_phi) -> None:
+    """Linear crossbar from the phi voltages into the differential columns."""
     # The sense TIA turns A_k * I_k into Rs * A_k * I_k volts; a conductance area / Rs then carries
     # area * A_k * I_k, the same current as the per-edge device of that area.
     g = area / opts.r_sense  # [in, out, K]
-    for i in range(d_in):
-        for k in range(k_n):
-            sense, phi = f"l{li}_s{i}_{k}", f"l{li}_v{i}_{k}"
-            gain = bases[k].amps_per_unit
-            expr = f"{num(gain)}*{func_name(bases[k])}(V({lim}{i},{sense}))"
-            circuit.elements.append(BSource(f"d{li}_{i}_{k}", f"{lim}{i}", sense, "I", expr))
-            circuit.elements.append(Instance(f"s{li}_{i}_{k}", "opamp", ["0", sense, phi]))
-            circuit.elements.append(Resistor(f"s{li}_{i}_{k}", sense, phi, opts.r_sense))
-            for j in range(d_out):
-                if g[i, j, k] == 0:
-                    continue
-                # phi node sits at -Rs*I: the sense TIA inverts, so the columns swap
-                col = _column(li, j, theta[i, j, k], s[j], inverted=True)
-                if opts.crossbar == "resistor":
-                    circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi, col, 1.0 / g[i, j, k]))
-                else:  # current g * V(phi) into the column, as a resistor into 0 V would carry
-                    circuit.elements.append(VCCS(f"x{li}_{i}_{j}_{k}", "0", col, phi, "0", g[i, j, k]))
+    for i, j, k in zip(*np.nonzero(g)):
+        # phi sits at -Rs*I: the sense TIA inverts, so the columns swap
+        col = _column(li, j, theta[i, j, k], s[j], inverted=True)
+        if opts.crossbar == "resistor":
+            circuit.elements.append(Resistor(f"x{li}_{i}_{j}_{k}", phi(li, i, k), col, 1.0 / g[i, j, k]))
+        else:  # current g * V(phi) into the column, as a resistor into 0 V would carry
+            circuit.elements.append(VCCS(f"x{li}_{i}_{j}_{k}", "0", col, phi(li, i, k), "0", g[i, j, k]))
 
 
 def _neuron_subckt(opts: HwOptions) -> Subckt:
