@@ -26,30 +26,50 @@ from .data import load_dataset
 from .errors import AnasimError, SimError
 from .ir import Circuit
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
-from .models import TDKAN
+from .lower_mlp import lower_mlp
+from .models import TDKAN, DeviceMLP
 from .netlist import netlist
 from .runner import SweepResult, deck_body, ngspice_version, simulate_dc, simulate_layers, stimulus_deck
 from .transient import simulate_tran, static_power
 
 
-def load_tdkan(ckpt_path: str | Path) -> tuple[dict, TDKAN]:
-    """A verified TD-KAN checkpoint and its model in float64 (the compiler's input)."""
+def load_model(ckpt_path: str | Path) -> tuple[dict, TDKAN | DeviceMLP]:
+    """A verified checkpoint and its model in float64 (the compiler's input)."""
     ckpt, model = load_checkpoint(ckpt_path)
-    if not isinstance(model, TDKAN):
-        raise AnasimError(
-            f"{ckpt_path}: compiling {ckpt['config']['arch']!r} models is not supported yet; use a TD-KAN"
-        )
     return ckpt, model.double()
 
 
-def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN, Circuit, dict]:
-    ckpt, model = load_tdkan(ckpt_path)
-    circuit, info = lower_tdkan(model, hw)
+def circuit_inputs(model, z: torch.Tensor) -> np.ndarray:
+    """Input-node voltages for standardized samples z: TD-KAN row drive, or z itself for an MLP."""
+    z = z.double()
+    return (model.row_drive(z) if isinstance(model, TDKAN) else z).numpy()
+
+
+def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN | DeviceMLP, Circuit, dict]:
+    ckpt, model = load_model(ckpt_path)
     digest = hashlib.sha256(Path(ckpt_path).read_bytes()).hexdigest()[:16]
-    circuit.header = [
-        f"model {Path(ckpt_path).name} sha256 {digest}, dims {ckpt['config']['dims']}",
+    header = [
+        f"model {Path(ckpt_path).name} sha256 {digest}, {ckpt['config']['arch']} dims {ckpt['config']['dims']}",
         f"anasim {__version__}, compiled {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC",
-        f"mapping {hw.mapping}, op-amp gain {hw.opamp_gain:g}, area max {hw.area_max:g}, levels {hw.levels}",
+        f"op-amp gain {hw.opamp_gain:g}, gain-bandwidth {hw.gbw}, line capacitance {hw.line_cap:g} F",
+    ]
+    if isinstance(model, DeviceMLP):
+        circuit, info = lower_mlp(model, hw)
+        dev = model.act.device_model
+        header += [
+            f"activation {model.act.name}"
+            + (f": fit {dev.fit_hash}, {dev.amps_per_unit:g} A per {dev.unit}" if dev else " (behavioural)")
+        ]
+        header += [
+            f"layer {i}: {L['inputs']}x{L['outputs']}, {L['resistors']} resistors, Rf {L['rf_ohm']:.4g} ohm"
+            for i, L in enumerate(info["layers"])
+        ]
+        header += ["inputs: nodes in_<i> (standardized inputs in volts); outputs: nodes y_<j> (logits in volts)"]
+        circuit.header = header
+        return ckpt, model, circuit, info
+    circuit, info = lower_tdkan(model, hw)
+    circuit.header = header + [
+        f"mapping {hw.mapping}, crossbar {hw.crossbar}, area max {hw.area_max:g}, levels {hw.levels}",
         *(
             f"device {d.name}: fit {d.fit_hash}, {d.provenance.get('fit_method')}, {d.amps_per_unit:g} A per {d.unit} per unit area"
             for d in model.layers[0].bases
@@ -70,7 +90,7 @@ def compile_checkpoint(ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset
     out = Path(out)
     if stimulus:
         data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
-        x = model.row_drive(data.x_test[:stimulus].double()).numpy()
+        x = circuit_inputs(model, data.x_test[:stimulus])
         data_file = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem) + "_outputs.txt"
         text = stimulus_deck(deck_body(circuit), x, circuit.outputs, data_file)
         try:
@@ -103,16 +123,17 @@ def simulate_checkpoint(
     if analysis not in ("dc", "tran"):
         raise AnasimError(f"--analysis {analysis!r}: use dc or tran")
     t0 = time.perf_counter()
-    ckpt, model = load_tdkan(ckpt_path)
-    outputs = [f"y_{j}" for j in range(model.layers[-1].bias.shape[0])]
+    ckpt, model = load_model(ckpt_path)
+    outputs = [f"y_{j}" for j in range(ckpt["config"]["dims"][-1])]
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
     z, labels = data.x_test[:samples], data.y_test[:samples].numpy()
     if len(z) == 0:
         raise AnasimError("--samples must be at least 1")
-    x = model.row_drive(z.double()).numpy()
+    x = circuit_inputs(model, z)
     with torch.no_grad():
         ref = model(z.double()).numpy()
     # the one-deck circuit is built only where it is used (it costs seconds for large nets)
+    whole = whole or isinstance(model, DeviceMLP)  # MLPs are simulated as one deck
     circuit = build_circuit(ckpt_path, hw)[2] if (whole or analysis == "tran") and netlist_path is None else None
     source = circuit
     if netlist_path is not None:
@@ -129,7 +150,7 @@ def simulate_checkpoint(
         tr = simulate_tran(
             circuit,
             x,
-            model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64))[0].numpy(),
+            circuit_inputs(model, torch.zeros(1, x.shape[1]))[0],
             period,
             run_dir / "tran",
             tol,

@@ -23,6 +23,10 @@ def compile_(checkpoint, output, stimulus, dataset, data_dir, **hw):
     """Compile CHECKPOINT into a crossbar netlist."""
     out, info = compile_checkpoint(checkpoint, output, make_hw(**hw), stimulus, dataset, data_dir)
     devices = sum(L["devices"] for L in info["layers"])
-    click.echo(f"wrote {out}: {len(info['layers'])} layers, {devices:,} devices")
+    resistors = sum(L.get("resistors", 0) for L in info["layers"])
+    click.echo(
+        f"wrote {out}: {len(info['layers'])} layers, {devices:,} devices"
+        + (f", {resistors:,} crossbar resistors" if resistors else "")
+    )
     if stimulus:
         click.echo(f"run it alone with: ngspice -b {out}")

@@ -76,8 +76,22 @@ def test_quantized_areas(digits_model, tmp_path):
     assert r["argmax_agreement"] >= 0.9  # ...but keep most decisions
 
 
-def test_mlp_compile_is_refused_clearly(tmp_path):
-    cfg = {"arch": "mlp", "dims": [4, 3, 2], "activation": "relu"}
-    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, {"name": "digits"}, {})
-    res = run("compile", ckpt)
-    assert res.exit_code == 1 and "not supported yet" in res.output
+@pytest.mark.parametrize("activation", ["a21", "rtd", "emosfet", "relu", "sigmoid"])
+def test_device_mlp_circuit_matches_reference(activation, tmp_path):
+    """Resistive differential crossbars + device activations, trained briefly on digits."""
+    from anasim.train import TrainOptions, train
+
+    ckpt = tmp_path / "mlp.pt"
+    cfg = {"arch": "mlp", "dims": [64, 12, 10], "activation": activation}
+    train(cfg, "digits", TrainOptions(epochs=3, lr=1e-2, progress=False, threads=1), ckpt)
+    js = tmp_path / "mlp.json"
+    res = run("simulate", ckpt, "--samples", 120, "--json", js)
+    assert res.exit_code == 0, res.output
+    r = json.loads(js.read_text())
+    assert r["argmax_agreement"] == 1.0
+    assert r["max_abs_error"] <= 1e-3 * r["output_scale"]  # ideal op-amps (gain 1e9)
+    out = tmp_path / "m.cir"
+    assert run("compile", ckpt, "-o", out).exit_code == 0
+    text = out.read_text()
+    assert "* activation " + activation in text
+    assert (f".func iv_{activation}(x)" in text) == (activation not in ("relu", "sigmoid"))
