@@ -19,7 +19,7 @@ import torch
 
 from anasim.lower import HwOptions, lower_tdkan, lower_tdkan_layers
 from anasim.models import TDKAN
-from anasim.runner import simulate_dc, simulate_layers
+from anasim.runner import deck_body, input_lines, simulate_dc, simulate_layers
 
 OUT = Path(__file__).parent / "results"
 
@@ -32,6 +32,23 @@ def network(dims, bases):
     return m.eval()
 
 
+def pyspice_per_sample(circuit, x, n):
+    """What a naive PySpice user writes: load the circuit, run .op, read outputs, per sample."""
+    from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+
+    ng = NgSpiceShared.new_instance()
+    body = deck_body(circuit)
+    t0 = time.perf_counter()
+    for s in range(n):
+        ng.load_circuit(body + "\n".join(input_lines(x[s : s + 1])) + "\n.end\n")
+        ng.exec_command("option reltol=1e-6 vntol=1e-9 abstol=1e-15")
+        ng.exec_command("op")
+        plot = ng.plot(simulation=None, plot_name=ng.last_plot)
+        [float(np.asarray(plot[o].to_waveform()).ravel()[0]) for o in circuit.outputs]
+        ng.remove_circuit()  # PySpice 1.5 grows by every circuit it keeps
+    return (time.perf_counter() - t0) / n
+
+
 def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
     m = network(dims, bases)
     z = torch.randn(n_batched, dims[0], dtype=torch.float64)
@@ -42,6 +59,7 @@ def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
     for s in range(n_single):
         simulate_dc(whole, x[s : s + 1], jobs=1)
     per_sample = (time.perf_counter() - t0) / n_single
+    pyspice = pyspice_per_sample(whole, x, n_single)
     t0 = time.perf_counter()
     res = simulate_layers(lower_tdkan_layers(m, hw), x, jobs=jobs)
     batched = (time.perf_counter() - t0) / n_batched
@@ -56,6 +74,8 @@ def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
         "jobs": jobs,
         "samples_batched": n_batched,
         "per_sample_run_s": round(per_sample, 4),
+        "pyspice_per_sample_s": round(pyspice, 4),
+        "batched_speedup_vs_pyspice_per_sample": round(pyspice / batched, 1),
         "batched_s_per_sample": round(batched, 5),
         "torch_s_per_sample": torch_s,
         "batched_speedup_vs_per_sample": round(per_sample / batched, 1),
@@ -64,8 +84,10 @@ def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
         "max_abs_error_rel_range": float(np.abs(res.outputs - ref).max() / np.ptp(ref)),
     }
     print(
-        f"{dims} {len(bases)} bases, {mapping}: one run per sample {per_sample:.2f} s; batched "
-        f"{batched * 1e3:.1f} ms/sample on {jobs} cores = {row['batched_speedup_vs_per_sample']:.0f}x faster; "
+        f"{dims} {len(bases)} bases, {mapping}: one run per sample {per_sample:.2f} s (ngspice -b), "
+        f"{pyspice:.2f} s (PySpice shared library); batched "
+        f"{batched * 1e3:.1f} ms/sample on {jobs} cores = {row['batched_speedup_vs_per_sample']:.0f}x / "
+        f"{row['batched_speedup_vs_pyspice_per_sample']:.0f}x faster; "
         f"torch {torch_s * 1e6:.0f} us/sample (circuit {row['circuit_slowdown_vs_torch']}x slower); "
         f"max error {row['max_abs_error_rel_range']:.1e} of the output range",
         flush=True,

@@ -119,3 +119,23 @@ def test_netlist_names_are_sanitized():
     ):
         with pytest.raises(AnasimError):
             netlist(Circuit(title="t", elements=[element]))
+
+
+@pytest.mark.parametrize("mapping", ["edge", "shared"])
+def test_layer_by_layer_equals_whole_network(mapping, tmp_path):
+    """Cutting at the ideal clippers (and, shared, at the sense TIA outputs) changes nothing."""
+    from anasim.lower import lower_tdkan_layers
+    from anasim.runner import simulate_layers
+
+    torch.manual_seed(5)
+    model = TDKAN([7, 6, 5, 3], ["a21", "z15"]).double()
+    model.train()
+    model(torch.randn(64, 7, dtype=torch.float64))
+    model.eval()
+    x = model.row_drive(torch.randn(30, 7, dtype=torch.float64)).numpy()
+    hw = HwOptions(mapping=mapping)
+    stages = lower_tdkan_layers(model, hw)
+    assert len(stages) == (3 if mapping == "edge" else 6)
+    whole = simulate_dc(lower_tdkan(model, hw)[0], x, run_dir=tmp_path / "whole", jobs=1).outputs
+    layered = simulate_layers(stages, x, run_dir=tmp_path / "layers", jobs=2, chunk=10).outputs
+    np.testing.assert_allclose(layered, whole, atol=1e-6 * np.ptp(whole))  # both at 1e-6 reltol
