@@ -139,3 +139,17 @@ def test_layer_by_layer_equals_whole_network(mapping, tmp_path):
     whole = simulate_dc(lower_tdkan(model, hw)[0], x, run_dir=tmp_path / "whole", jobs=1).outputs
     layered = simulate_layers(stages, x, run_dir=tmp_path / "layers", jobs=2, chunk=10).outputs
     np.testing.assert_allclose(layered, whole, atol=1e-6 * np.ptp(whole))  # both at 1e-6 reltol
+
+
+def test_failing_sample_is_named_and_others_kept(tmp_path):
+    """ngspice cannot solve ln(-1): that sample is reported, the other samples' outputs stay."""
+    circuit = Circuit(
+        title="one bad sample",
+        elements=[BSource("b", "out", "0", "V", "ln(V(in_0))"), Resistor("r", "out", "0", 1.0)],
+        outputs=["out"],
+    )
+    res = simulate_dc(circuit, np.array([[1.0], [2.0], [-1.0], [4.0]]), run_dir=tmp_path, jobs=1)
+    assert res.failed == [2]
+    np.testing.assert_allclose(res.outputs[[0, 1, 3], 0], np.log([1.0, 2.0, 4.0]), atol=1e-9)
+    assert np.isnan(res.outputs[2, 0])
+    assert (tmp_path / "chunk_000000.npy").is_file()  # partial results are on disk
