@@ -116,6 +116,7 @@ def simulate_checkpoint(
     analysis: str = "dc",
     period: float = 2e-6,
     settle_tol: float = 0.01,
+    split: str = "test",
 ) -> dict:
     """Circuit vs reference on ``samples`` test images; ``analysis`` "dc" (batched operating
     points) or "tran" (time-multiplexed transient: settling time and static power as well)."""
@@ -126,7 +127,8 @@ def simulate_checkpoint(
     ckpt, model = load_model(ckpt_path)
     outputs = [f"y_{j}" for j in range(ckpt["config"]["dims"][-1])]
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
-    z, labels = data.x_test[:samples], data.y_test[:samples].numpy()
+    z, labels = data.split(split)
+    z, labels = z[:samples], labels[:samples].numpy()
     if len(z) == 0:
         raise AnasimError("--samples must be at least 1")
     x = circuit_inputs(model, z)
@@ -186,6 +188,7 @@ def simulate_checkpoint(
             "jobs": jobs,
         },
         "dataset": data.name,
+        "split": split,
         "mapping": hw.mapping,
         "opamp_gain": hw.opamp_gain,
         "reference_accuracy": float((ref.argmax(1) == labels).mean()),

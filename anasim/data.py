@@ -43,8 +43,12 @@ class Dataset:
         return self.x_train.shape[1]
 
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples of one split; "all" is test, then validation, then training samples."""
+        if which == "all":
+            parts = [self.split(w) for w in ("test", "val", "train")]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         if which not in ("train", "val", "test"):
-            raise DataError(f"split {which!r}: use train, val or test")
+            raise DataError(f"split {which!r}: use train, val, test or all")
         return getattr(self, f"x_{which}"), getattr(self, f"y_{which}")
 
 

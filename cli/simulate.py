@@ -17,6 +17,13 @@ from ._util import friendly
 @click.option("--dataset", type=click.Choice(DATASETS), default=None, help="[the model's dataset]")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val", "train", "all"]),
+    default="test",
+    show_default=True,
+    help="Which samples (all: test, then validation, then training).",
+)
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel ngspice runs [cores].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Keep decks and logs here [a temp dir].")
 @click.option(
@@ -41,6 +48,7 @@ def simulate(
     dataset,
     data_dir,
     samples,
+    split,
     jobs,
     run_dir,
     analysis,
@@ -56,7 +64,19 @@ def simulate(
     if analysis == "tran":
         hardware.line_cap, hardware.gbw = line_cap, gbw
     r = simulate_checkpoint(
-        checkpoint, dataset, samples, hardware, netlist_path, json_out, run_dir, jobs, data_dir, whole, analysis, period
+        checkpoint,
+        dataset,
+        samples,
+        hardware,
+        netlist_path,
+        json_out,
+        run_dir,
+        jobs,
+        data_dir,
+        whole,
+        analysis,
+        period,
+        split=split,
     )
     rows = [
         ("samples", r["samples"]),
