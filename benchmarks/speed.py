@@ -1,6 +1,7 @@
 """Circuit speed benchmark: batched ngspice vs one run per sample vs the PyTorch reference.
 
-The paper's MNIST-size TD-KAN [196,64,10] with 3 bases (seeded initial weights, BatchNorm
+The paper's MNIST-size TD-KAN [196,64,10] with 3 bases and the Fashion-MNIST [784,256,10] one
+with 2 bases (seeded initial weights, BatchNorm
 statistics from random inputs: simulation speed does not depend on training), in both mappings.
 In one run it times: one ngspice run of the whole network per sample (what a naive user writes),
 the batched layer-by-layer DC sweeps on both cores, and the float64 PyTorch forward pass.
@@ -102,6 +103,7 @@ def main():
     rows = [
         bench([196, 64, 10], bases, "edge", 40 if quick else 400, 1 if quick else 3),
         bench([196, 64, 10], bases, "shared", 200 if quick else 2000, 2 if quick else 5),
+        bench([784, 256, 10], bases[:2], "shared", 200 if quick else 1000, 1),
     ]
     (OUT / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -95,3 +95,15 @@ def test_device_mlp_circuit_matches_reference(activation, tmp_path):
     text = out.read_text()
     assert "* activation " + activation in text
     assert (f".func iv_{activation}(x)" in text) == (activation not in ("relu", "sigmoid"))
+
+
+def test_ngspice_missing_is_explained(digits_model, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    res = run("simulate", digits_model, "--samples", 5)
+    assert res.exit_code == 1 and "ngspice is not installed" in res.output and "apt-get install ngspice" in res.output
+
+
+@pytest.mark.parametrize("args", [["--area-max", "-1"], ["--opamp-gain", "0"], ["--levels", "1"]])
+def test_out_of_bounds_hardware_options(digits_model, tmp_path, args):
+    res = run("compile", digits_model, "-o", tmp_path / "x.cir", *args)
+    assert res.exit_code != 0 and not (tmp_path / "x.cir").exists()
