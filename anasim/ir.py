@@ -79,8 +79,8 @@ class ISource:
 
 
 @dataclass
-class VCVS:
-    """V(p, n) = gain * V(cp, cn)."""
+class Controlled:
+    """A linear source controlled by the voltage V(cp, cn)."""
 
     name: str
     p: str
@@ -91,15 +91,13 @@ class VCVS:
 
 
 @dataclass
-class VCCS:
-    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
+class VCVS(Controlled):
+    """V(p, n) = gain * V(cp, cn)."""
 
-    name: str
-    p: str
-    n: str
-    cp: str
-    cn: str
-    gain: float
+
+@dataclass
+class VCCS(Controlled):
+    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
 
 
 @dataclass
@@ -186,7 +184,7 @@ def _check_elements(elements) -> None:
     for e in elements:
         ident(e.name)
         nodes = e.nodes if isinstance(e, Instance) else [e.p, e.n]
-        if isinstance(e, (VCVS, VCCS)):
+        if isinstance(e, Controlled):
             nodes = [*nodes, e.cp, e.cn]
         for n in nodes:
             ident(n)
