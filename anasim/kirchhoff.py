@@ -1,0 +1,130 @@
+"""KirchhoffNet reference model (torch + torchdiffeq): the ODE a KirchhoffNet circuit obeys.
+
+Nodes 1..N carry voltages, node 0 is ground, every node has a capacitor C to ground. A branch
+(s -> d) carries g(v_s, v_d, theta) from s to d, with g one of the paper's eqs. 10-13 or the
+shifted form theta1 * ReLU(v_s - v_d - theta0). KCL gives C dv_j/dt = sum of currents into j -
+sum of currents out of j. A network is a list of layers (time periods of length T), each with
+its own node count and edges: nodes a layer adds start at 0 V, nodes it drops are discarded.
+Inputs set v(0) of nodes 1..in_dim; outputs are chosen node voltages at t = D*T.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchdiffeq import odeint, odeint_adjoint
+
+from .errors import AnasimError
+from .topology import validate
+
+
+def _relu2(vs, vd, th):  # eq. 10
+    return torch.relu(th[:, 0] * (vs - vd) + th[:, 1])
+
+
+def _tanh2(vs, vd, th):  # eq. 11
+    return torch.tanh(th[:, 0] * (vs - vd) + th[:, 1])
+
+
+def _relu3(vs, vd, th):  # eq. 12
+    return torch.relu(th[:, 0] * vs + th[:, 1] * vd + th[:, 2])
+
+
+def _tanh3(vs, vd, th):  # eq. 13
+    return torch.tanh(th[:, 0] * vs + th[:, 1] * vd + th[:, 2])
+
+
+def _shifted(vs, vd, th):  # theta1 * ReLU(v_s - v_d - theta0): a conductance behind a one-sided switch
+    return th[:, 1] * torch.relu(vs - vd - th[:, 0])
+
+
+# name -> (function, parameters per branch)
+BRANCHES = {
+    "relu": (_relu2, 2),
+    "tanh": (_tanh2, 2),
+    "relu3": (_relu3, 3),
+    "tanh3": (_tanh3, 3),
+    "shifted": (_shifted, 2),
+}
+
+
+class KirchhoffLayer(nn.Module):
+    """One time period: N nodes, a branch per edge, capacitors C to ground."""
+
+    def __init__(self, num_nodes: int, edges, branch: str = "relu", capacitance: float = 1.0, outputs=()):
+        super().__init__()
+        if branch not in BRANCHES:
+            raise AnasimError(f"unknown branch function {branch!r}; valid: {', '.join(BRANCHES)}")
+        if not capacitance > 0:
+            raise AnasimError(f"capacitance {capacitance!r} must be positive")
+        validate(edges, num_nodes, outputs)
+        self.num_nodes, self.branch, self.capacitance = num_nodes, branch, float(capacitance)
+        e = torch.tensor(edges, dtype=torch.long).reshape(-1, 2)
+        self.register_buffer("src", e[:, 0])
+        self.register_buffer("dst", e[:, 1])
+        fn, p = BRANCHES[branch]
+        self.fn = fn
+        self.theta = nn.Parameter(torch.randn(len(e), p) * 0.5)  # [E, p]
+
+    def forward(self, t, v: torch.Tensor) -> torch.Tensor:
+        """dv/dt for v [B, N+1] (column 0 is ground and stays 0)."""
+        i = self.fn(v[:, self.src], v[:, self.dst], self.theta)  # [B, E] branch currents s -> d
+        net = torch.zeros_like(v)
+        net.index_add_(1, self.dst, i)
+        net.index_add_(1, self.src, -i)
+        net[:, 0] = 0.0  # ground is held at 0 V
+        return net / self.capacitance
+
+
+class KirchhoffNet(nn.Module):
+    def __init__(
+        self,
+        layers: list[dict],
+        in_dim: int,
+        outputs: list[int],
+        period: float = 1.0,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        method: str = "dopri5",
+        adjoint: bool = False,
+    ):
+        super().__init__()
+        if not layers:
+            raise AnasimError("a KirchhoffNet needs at least one layer")
+        if in_dim > layers[0]["nodes"]:
+            raise AnasimError(f"{in_dim} inputs do not fit in the first layer's {layers[0]['nodes']} nodes")
+        last = len(layers) - 1
+        self.layers = nn.ModuleList(
+            KirchhoffLayer(
+                L["nodes"], L["edges"], L.get("branch", "relu"), L.get("capacitance", 1.0), outputs if n == last else ()
+            )
+            for n, L in enumerate(layers)
+        )
+        self.in_dim, self.outputs, self.period = in_dim, list(outputs), float(period)
+        self.rtol, self.atol, self.method, self.adjoint = rtol, atol, method, adjoint
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        v = x.new_zeros(x.shape[0], self.layers[0].num_nodes + 1)
+        v[:, 1 : 1 + self.in_dim] = x  # inputs are the initial node voltages; other nodes start at 0
+        return v
+
+    def trajectory(self, x: torch.Tensor, times_per_layer: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(times [S], voltages [S, B, N+1]) for each layer, for comparing with a transient."""
+        v, out = self.initial_state(x), []
+        solve = odeint_adjoint if self.adjoint else odeint
+        for n, layer in enumerate(self.layers):
+            if v.shape[1] != layer.num_nodes + 1:  # new nodes start at 0 V, dropped ones vanish
+                w = v.new_zeros(v.shape[0], layer.num_nodes + 1)
+                k = min(v.shape[1], w.shape[1])
+                w[:, :k] = v[:, :k]
+                v = w
+            t = torch.linspace(n * self.period, (n + 1) * self.period, times_per_layer, dtype=v.dtype)
+            kwargs = {"adjoint_params": tuple(layer.parameters())} if self.adjoint else {}
+            vs = solve(layer, v, t, rtol=self.rtol, atol=self.atol, method=self.method, **kwargs)  # [S, B, N+1]
+            out.append((t, vs))
+            v = vs[-1]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.trajectory(x)[-1][1][-1]  # [B, N+1] at t = D*T
+        return v[:, self.outputs]

@@ -1,0 +1,71 @@
+"""KirchhoffNet reference model and topologies: parameter counts, KCL, exact answers."""
+
+import math
+
+import pytest
+import torch
+
+from anasim.errors import AnasimError
+from anasim.kirchhoff import KirchhoffLayer, KirchhoffNet
+from anasim.models import count_params
+from anasim.topology import fc, ne, proj, to_ground, validate
+
+
+@pytest.mark.parametrize("nodes, params", [(7, 168), (12, 528), (20, 1520)])
+def test_friedman_sizes_match_table_1(nodes, params):
+    """KirchhoffNet-s/m/l on Friedman: one FC layer, repeat 2, eq. 10 (2 parameters per branch)."""
+    net = KirchhoffNet([{"nodes": nodes, "edges": fc(nodes, repeat=2), "branch": "relu"}], in_dim=5, outputs=[nodes])
+    assert count_params(net) == params
+
+
+def test_ne_and_proj_edges():
+    # 3x3 image, kernel 2: four windows of 4 nodes, 12 ordered pairs each
+    edges = ne(1, 3, 3, 2)
+    # paper Fig. 3: n1 and n2 are connected twice (once each way), n1 and n9 not at all
+    assert len(edges) == 4 * 12 and edges.count((1, 2)) == edges.count((2, 1)) == 1 and (1, 9) not in edges
+    assert edges.count((5, 6)) == 2  # two windows hold both
+    p = proj(1, 3, 3, 2, n=2)
+    assert len(p) == 48 + 2 * 2 * 9 and (10, 1) in p and (1, 11) in p and (10, 11) not in p
+
+
+@pytest.mark.parametrize(
+    "edges, n, outputs, needle",
+    [
+        ([(1, 1)], 2, (), "self loop"),
+        ([(1, 5)], 2, (), "out of range"),
+        ([(1, 2)], 3, (3,), "output node 3 is dangling"),
+    ],
+)
+def test_bad_topologies(edges, n, outputs, needle):
+    with pytest.raises(AnasimError, match=needle):
+        validate(edges, n, outputs)
+
+
+def test_kcl_derivative_by_hand():
+    layer = KirchhoffLayer(2, [(1, 2), (2, 0)], "relu", capacitance=2.0)
+    with torch.no_grad():
+        layer.theta.copy_(torch.tensor([[1.0, 0.0], [0.5, 0.1]]))
+    v = torch.tensor([[0.0, 1.0, 0.25]])
+    # i12 = relu(1*(1-0.25)) = 0.75 ; i20 = relu(0.5*0.25+0.1) = 0.225
+    dv = layer(0.0, v)
+    torch.testing.assert_close(dv, torch.tensor([[0.0, -0.75 / 2, (0.75 - 0.225) / 2]]), atol=1e-7, rtol=0)
+
+
+def test_linear_rc_discharge_is_exponential():
+    """A single conductance to ground (shifted form, theta0 = -10 keeps the switch closed):
+    C dv/dt = -g (v + 10)... with theta = [0, g] and v > 0: dv/dt = -g v / C, v(T) = v0 exp(-g T / C)."""
+    net = KirchhoffNet([{"nodes": 1, "edges": to_ground([1]), "branch": "shifted", "capacitance": 0.5}], 1, [1])
+    with torch.no_grad():
+        net.layers[0].theta.copy_(torch.tensor([[0.0, 0.8]]))
+    net = net.double()
+    out = net(torch.tensor([[2.0]], dtype=torch.float64))
+    assert out.item() == pytest.approx(2.0 * math.exp(-0.8 * 1.0 / 0.5), rel=1e-6)  # dopri5, rtol 1e-6
+
+
+def test_layers_add_and_drop_nodes():
+    layers = [{"nodes": 3, "edges": fc(3)}, {"nodes": 5, "edges": fc(5)}, {"nodes": 2, "edges": fc(2)}]
+    net = KirchhoffNet(layers, in_dim=3, outputs=[1, 2])
+    traj = net.trajectory(torch.randn(4, 3))
+    assert [v.shape[-1] for _, v in traj] == [4, 6, 3]
+    assert torch.equal(traj[1][1][0][:, 4:], torch.zeros(4, 2))  # new nodes start at 0 V
+    assert net(torch.randn(4, 3)).shape == (4, 2)
