@@ -69,3 +69,32 @@ def test_layers_add_and_drop_nodes():
     assert [v.shape[-1] for _, v in traj] == [4, 6, 3]
     assert torch.equal(traj[1][1][0][:, 4:], torch.zeros(4, 2))  # new nodes start at 0 V
     assert net(torch.randn(4, 3)).shape == (4, 2)
+
+
+@pytest.mark.parametrize("branch", ["relu", "tanh", "relu3", "tanh3", "shifted"])
+def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
+    """Two layers (7 nodes with ground leaks, then 9 nodes), 8 samples in one deck per layer,
+    a = 1 ns: ngspice (reltol 1e-7) against dopri5 (rtol 1e-9) within 1e-4 of the output range."""
+    import numpy as np
+
+    from anasim.lower_kirchhoff import simulate_kirchhoff
+
+    torch.manual_seed(1)
+    layers = [
+        {"nodes": 7, "edges": fc(7, 2) + to_ground(range(1, 8)), "branch": branch},
+        {"nodes": 9, "edges": fc(9), "branch": branch},
+    ]
+    net = KirchhoffNet(layers, in_dim=5, outputs=[7, 8], rtol=1e-9, atol=1e-11).double()
+    x = torch.rand(8, 5, dtype=torch.float64)
+    with torch.no_grad():
+        ref = net.trajectory(x)[-1][1][-1].numpy()
+    v = simulate_kirchhoff(net, x.numpy(), a=1e-9, work=tmp_path)
+    np.testing.assert_allclose(v, ref, atol=1e-4 * np.ptp(ref))
+
+
+def test_hardware_scale_must_be_positive(tmp_path):
+    from anasim.lower_kirchhoff import simulate_kirchhoff
+
+    net = KirchhoffNet([{"nodes": 3, "edges": fc(3)}], in_dim=2, outputs=[3])
+    with pytest.raises(AnasimError, match="must be positive"):
+        simulate_kirchhoff(net, torch.rand(2, 2).numpy(), a=0.0, work=tmp_path)

@@ -1,0 +1,87 @@
+"""KirchhoffNet -> RC circuits -> ngspice transients (the KirchhoffNet branch of compile/simulate).
+
+Hardware scaling of the paper's eq. 9: every capacitor is ``a`` farads (C_sw * a) and a layer
+lasts ``T * a`` seconds; branch currents are g(...) amperes, so the circuit's v(t_hw) equals the
+model's v(t_hw / a). Each branch is one behavioural current source between its nodes; inputs are
+the capacitors' initial voltages. Layers whose topology differs are realized as one transient
+per layer with the state carried over (the end voltages become the next layer's initial
+conditions; new nodes start at 0 V): it is exact, keeps each deck a plain RC circuit, and avoids
+ideal switches whose breakpoints would cost the solver accuracy. Many samples share one deck:
+each sample is its own copy of the network (nodes ``s<b>_n<j>``), independent of the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import AnasimError
+from .ir import BSource, Capacitor, Circuit, num
+from .kirchhoff import KirchhoffLayer, KirchhoffNet
+from .netlist import netlist
+from .transient import _run
+
+_G = {
+    "relu": "max({a}*({vs}-{vd})+{b},0)",
+    "tanh": "tanh({a}*({vs}-{vd})+{b})",
+    "relu3": "max({a}*{vs}+{b}*{vd}+{c},0)",
+    "tanh3": "tanh({a}*{vs}+{b}*{vd}+{c})",
+    "shifted": "{b}*max({vs}-{vd}-{a},0)",
+}
+
+
+def _node(b: int, j: int) -> str:
+    return "0" if j == 0 else f"s{b}_n{j}"
+
+
+def lower_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float) -> Circuit:
+    """One layer for a batch: v0 [B, N+1] initial voltages (column 0 = ground)."""
+    if not a > 0:
+        raise AnasimError(f"hardware scale a = {a!r} must be positive (seconds and farads per unit)")
+    theta = layer.theta.detach().double().numpy()
+    if not np.all(np.isfinite(theta)):
+        raise AnasimError("KirchhoffNet parameters hold NaN or inf; the model cannot be compiled")
+    src, dst = layer.src.numpy(), layer.dst.numpy()
+    circuit = Circuit(title="anasim KirchhoffNet layer")
+    for b in range(len(v0)):
+        for j in range(1, layer.num_nodes + 1):
+            cap = layer.capacitance * a
+            circuit.elements.append(Capacitor(f"s{b}_n{j}", _node(b, j), "0", cap, ic=float(v0[b, j])))
+        for e, (s, d) in enumerate(zip(src, dst)):
+            vs = "0" if s == 0 else f"V({_node(b, s)})"
+            vd = "0" if d == 0 else f"V({_node(b, d)})"
+            names = dict(zip("abc", (num(t) for t in theta[e])))
+            expr = _G[layer.branch].format(vs=vs, vd=vd, **names)
+            circuit.elements.append(BSource(f"e{b}_{e}", _node(b, s), _node(b, d), "I", expr))
+    circuit.outputs = [_node(b, j) for b in range(len(v0)) for j in range(1, layer.num_nodes + 1)]
+    return circuit.validate()
+
+
+def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, points: int = 50) -> np.ndarray:
+    """Node voltages at t = D*T*a for inputs x [B, in]: one transient per layer, state carried."""
+    v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    for n, layer in enumerate(net.layers):
+        if v.shape[1] != layer.num_nodes + 1:
+            w = np.zeros((len(v), layer.num_nodes + 1))
+            k = min(v.shape[1], w.shape[1])
+            w[:, :k] = v[:, :k]
+            v = w
+        circuit = lower_layer(layer, v, a)
+        stop = net.period * a
+        control = [
+            "option reltol=1e-7 abstol=1e-15 vntol=1e-10 trtol=1",
+            f"tran {num(stop / points)} {num(stop)} 0 {num(stop / points)} uic",  # initial conditions from C ic=
+            "set wr_singlescale",
+            "set wr_vecnames",
+            "option numdgt=12",
+            f"wrdata out.txt {' '.join(circuit.outputs)}",
+            "quit",
+        ]
+        deck = netlist(circuit, control=control)
+        _run(deck, work / f"layer{n}", "out.txt")
+        table = np.loadtxt(work / f"layer{n}" / "out.txt", skiprows=1, ndmin=2)
+        end = table[-1, 1:].reshape(len(v), layer.num_nodes)
+        v = np.concatenate([np.zeros((len(v), 1)), end], axis=1)
+    return v
