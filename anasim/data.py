@@ -22,7 +22,8 @@ import torch
 from .errors import DataError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATASETS = ("digits", "fashion-mnist", "mnist")
+DATASETS = ("digits", "fashion-mnist", "mnist", "friedman", "diabetes")
+REGRESSION = ("friedman", "diabetes")
 SPLIT_SEED = 20240601
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -37,6 +38,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     preprocessing: dict = field(default_factory=dict)
+    task: str = "classification"  # or "regression" (targets [N, 1], standardized)
 
     @property
     def n_features(self) -> int:
@@ -113,9 +115,45 @@ def _finish(name, x_tr, y_tr, x_va, y_va, x_te, y_te, pre) -> Dataset:
     return Dataset(name, prep(x_tr), lab(y_tr), prep(x_va), lab(y_va), prep(x_te), lab(y_te), pre)
 
 
+def _regression(name: str) -> Dataset:
+    """Friedman #1 (scikit-learn's generator, 5 features, no noise) or diabetes; features and
+    target standardized with the training split's statistics (recorded)."""
+    from sklearn.datasets import load_diabetes, make_friedman1
+
+    if name == "friedman":
+        x, y = make_friedman1(n_samples=2000, n_features=5, noise=0.0, random_state=0)
+        source = "scikit-learn make_friedman1(n_samples=2000, n_features=5, noise=0, random_state=0)"
+    else:
+        x, y = load_diabetes(return_X_y=True)
+        source = "scikit-learn load_diabetes"
+    rest, test = _split_indices(len(x), len(x) // 5)
+    tr, va = _split_indices(len(rest), len(rest) // 8)
+    tr, va = rest[tr], rest[va]
+    xm, xs = x[tr].mean(0), x[tr].std(0)
+    ym, ys = float(y[tr].mean()), float(y[tr].std())
+
+    def fx(idx):
+        return torch.as_tensor((x[idx] - xm) / xs, dtype=torch.float32)
+
+    def fy(idx):
+        return torch.as_tensor((y[idx, None] - ym) / ys, dtype=torch.float32)
+
+    pre = {
+        "source": source,
+        "feature_mean": xm.tolist(),
+        "feature_std": xs.tolist(),
+        "target_mean": ym,
+        "target_std": ys,
+    }
+    pre |= {"split_seed": SPLIT_SEED, "sizes": {"train": len(tr), "val": len(va), "test": len(test)}}
+    return Dataset(name, fx(tr), fy(tr), fx(va), fy(va), fx(test), fy(test), pre, task="regression")
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, resize: int | None = None) -> Dataset:
     """Load ``name`` with its deterministic train/val/test split, standardized."""
     name = (name or "").lower()
+    if name in REGRESSION:
+        return _regression(name)
     if name == "digits":
         from sklearn.datasets import load_digits
 

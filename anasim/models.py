@@ -163,7 +163,38 @@ def build_model(config: dict) -> nn.Module:
         )
     if arch == "mlp":
         return DeviceMLP(config["dims"], config.get("activation", "a21"))
-    raise CheckpointError(f"unknown architecture {arch!r}; valid: tdkan, mlp")
+    if arch == "kirchhoffnet":
+        return build_kirchhoffnet(config)
+    raise CheckpointError(f"unknown architecture {arch!r}; valid: tdkan, mlp, kirchhoffnet")
+
+
+def build_kirchhoffnet(config: dict) -> nn.Module:
+    """FC layers of ``config["nodes"]`` nodes each (repeat, branch, optional ground leaks); the
+    inputs start on nodes 1..in, the outputs are read from the last ``out`` nodes."""
+    from .kirchhoff import KirchhoffNet
+    from .topology import fc, to_ground
+
+    nodes, (d_in, d_out) = list(config["nodes"]), (config["dims"][0], config["dims"][-1])
+    if nodes[-1] < d_out:
+        raise CheckpointError(f"the last layer has {nodes[-1]} nodes, fewer than the {d_out} outputs")
+    layers = [
+        {
+            "nodes": n,
+            "edges": fc(n, config.get("repeat", 2)) + (to_ground(range(1, n + 1)) if config.get("ground") else []),
+            "branch": config.get("branch", "relu"),
+        }
+        for n in nodes
+    ]
+    outputs = list(range(nodes[-1] - d_out + 1, nodes[-1] + 1))
+    return KirchhoffNet(
+        layers,
+        d_in,
+        outputs,
+        config.get("period", 1.0),
+        config.get("rtol", 1e-5),
+        config.get("atol", 1e-7),
+        adjoint=config.get("adjoint", False),
+    )
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,6 +1,6 @@
 """Training: dataset + model config -> checkpoint (the first step of the flow).
 
-Adam (or AdamW) with a cosine learning-rate schedule, early stopping on validation accuracy with
+Adam (or AdamW) with a cosine learning-rate schedule, early stopping on validation accuracy (classification) or MSE (regression) with
 the best weights restored, a progress bar, and a checkpoint written whenever validation improves,
 so an interrupted run still leaves its best model on disk.
 """
@@ -56,6 +56,22 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
     return correct / max(1, len(x))
 
 
+@torch.no_grad()
+def mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+    model.eval()
+    dev = next(model.parameters()).device
+    total = sum(
+        ((model(x[s : s + batch].to(dev)).cpu() - y[s : s + batch]) ** 2).sum().item() for s in range(0, len(x), batch)
+    )
+    return total / max(1, y.numel())
+
+
+def score(model, data: Dataset, split: str) -> float:
+    """Higher is better: accuracy for classification, minus the MSE for regression."""
+    x, y = data.split(split)
+    return accuracy(model, x, y) if data.task == "classification" else -mse(model, x, y)
+
+
 def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None):
     """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it improves."""
     torch.manual_seed(opts.seed)
@@ -68,9 +84,14 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
     steps = opts.epochs * math.ceil(len(data.x_train) / opts.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     gen = torch.Generator().manual_seed(opts.seed)
-    loss_fn = nn.CrossEntropyLoss()
-    best = (-1.0, None, 0)  # (val accuracy, state, epoch)
-    dataset_info = {"name": data.name, "preprocessing": data.preprocessing}
+    loss_fn = nn.CrossEntropyLoss() if data.task == "classification" else nn.MSELoss()
+    best = (-math.inf, None, 0)  # (validation score, state, epoch)
+    key = "accuracy" if data.task == "classification" else "loss"
+
+    def report(value: float) -> float:
+        return value if data.task == "classification" else -value
+
+    dataset_info = {"name": data.name, "task": data.task, "preprocessing": data.preprocessing}
     metrics: dict = {}
     t0 = time.perf_counter()
     bar = tqdm(range(opts.epochs), desc="train", unit="epoch", disable=not opts.progress)
@@ -90,12 +111,12 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
                 optim.step()
                 sched.step()
                 total += loss.item() * len(idx)
-            val = accuracy(model, data.x_val, data.y_val)
-            bar.set_postfix(loss=f"{total / len(perm):.4f}", val=f"{val:.4f}")
+            val = score(model, data, "val")
+            bar.set_postfix(loss=f"{total / len(perm):.4g}", val=f"{report(val):.4g}")
             if val > best[0]:
                 best = (val, copy.deepcopy(model.state_dict()), epoch + 1)
                 if out is not None:
-                    metrics = {"val_accuracy": val, "epochs": epoch + 1, "best_epoch": epoch + 1, "partial": True}
+                    metrics = {f"val_{key}": report(val), "epochs": epoch + 1, "best_epoch": epoch + 1, "partial": True}
                     save_checkpoint(out, model, config, dataset_info, metrics)
             elif epoch + 1 - best[2] >= opts.patience:
                 break
@@ -104,8 +125,8 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
         raise AnasimError(f"training interrupted; the best model so far is in {out}") from None
     model.load_state_dict(best[1])
     metrics = {
-        "val_accuracy": best[0],
-        "test_accuracy": accuracy(model, data.x_test, data.y_test),
+        f"val_{key}": report(best[0]),
+        f"test_{key}": report(score(model, data, "test")),
         "epochs": epoch + 1,
         "best_epoch": best[2],
         "train_time_s": round(time.perf_counter() - t0, 2),

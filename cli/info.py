@@ -23,6 +23,25 @@ def info(checkpoint, as_json):
         click.echo(json.dumps(s, indent=1))
         return
     acc = s["test_accuracy"]
+    if s["arch"] == "kirchhoffnet":
+        rows = [
+            ("architecture", "kirchhoffnet"),
+            ("dims (in, out)", ",".join(map(str, s["dims"]))),
+            ("nodes per layer", ",".join(map(str, s["nodes"]))),
+            ("branch", s["branch"]),
+            ("parameters", f"{s['params']:,}"),
+            ("dataset", s["dataset"]),
+            (
+                "test loss" if s["test_loss"] is not None else "test accuracy",
+                f"{s['test_loss']:.4g}"
+                if s["test_loss"] is not None
+                else ("-" if acc is None else f"{100 * acc:.2f}%"),
+            ),
+            ("epochs", s["epochs"]),
+        ]
+        for k, v in rows:
+            click.echo(f"{k:<20} {v}")
+        return
     rows = [
         ("architecture", s["arch"]),
         ("dims", ",".join(map(str, s["dims"]))),

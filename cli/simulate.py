@@ -38,6 +38,13 @@ from ._util import friendly
     "--line-cap", type=float, default=1e-12, show_default=True, help="tran: capacitance per row/column line (F)."
 )
 @click.option("--gbw", type=float, default=1e8, show_default=True, help="tran: op-amp gain-bandwidth (Hz).")
+@click.option(
+    "--scale-a",
+    type=float,
+    default=1e-9,
+    show_default=True,
+    help="KirchhoffNet: hardware scale a (farads per unit capacitance, seconds per unit time).",
+)
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: layer by layer).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
 @hw_options
@@ -55,6 +62,7 @@ def simulate(
     period,
     line_cap,
     gbw,
+    scale_a,
     whole,
     json_out,
     **hw,
@@ -77,7 +85,11 @@ def simulate(
         analysis,
         period,
         split=split,
+        scale_a=scale_a,
     )
+    if "circuit_loss" in r or "end_time_s" in r:
+        _kirchhoff_table(r)
+        return
     rows = [
         ("samples", r["samples"]),
         ("engine", r["engine"]["simulator"]),
@@ -97,5 +109,27 @@ def simulate(
             ),
             ("static power", f"mean {r['static_power_w']['mean'] * 1e3:.2f} mW per inference"),
         ]
+    for k, v in rows:
+        click.echo(f"{k:<20} {v}")
+
+
+def _kirchhoff_table(r: dict) -> None:
+    rows = [
+        ("samples", r["samples"]),
+        ("engine", r["engine"]["simulator"]),
+        ("forward time", f"{r['end_time_s']:.3g} s (a = {r['scale_a']:g})"),
+    ]
+    if "circuit_loss" in r:
+        rows += [("reference loss", f"{r['reference_loss']:.4g}"), ("circuit loss", f"{r['circuit_loss']:.4g}")]
+    else:
+        rows += [
+            ("reference accuracy", f"{100 * r['reference_accuracy']:.2f}%"),
+            ("circuit accuracy", f"{100 * r['circuit_accuracy']:.2f}%"),
+            ("argmax agreement", f"{100 * r['argmax_agreement']:.2f}%"),
+        ]
+    rows += [
+        ("max abs error", f"{r['max_abs_error']:.3g} V ({r['max_abs_error'] / r['output_scale']:.2e} of range)"),
+        ("wall time", f"{r['wall_s']:.2f} s"),
+    ]
     for k, v in rows:
         click.echo(f"{k:<20} {v}")

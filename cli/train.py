@@ -25,13 +25,39 @@ def _dims(text: str) -> list[int]:
     return dims
 
 
+def _nodes(text: str) -> list[int]:
+    try:
+        nodes = [int(n) for n in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give comma-separated node counts, one per layer, such as 7 or 12,12"
+        ) from None
+    if min(nodes) < 1:
+        raise click.BadParameter(f"{text!r}: node counts must be positive")
+    return nodes
+
+
 @click.command()
-@click.option("--arch", type=click.Choice(["tdkan", "mlp"]), default="tdkan", show_default=True)
+@click.option("--arch", type=click.Choice(["tdkan", "mlp", "kirchhoffnet"]), default="tdkan", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with IDX files (MNIST).")
 @click.option("--dims", default="64,16,10", show_default=True, help="Layer widths; the first is set from the data.")
 @click.option("--bases", default="a21,z21", show_default=True, help="TD-KAN device bases (see 'anasim devices list').")
 @click.option("--activation", default="a21", show_default=True, help="MLP activation: a device name, relu or sigmoid.")
+@click.option("--nodes", default="7", show_default=True, help="KirchhoffNet: nodes of each FC layer (time period).")
+@click.option(
+    "--repeat", type=click.IntRange(1), default=2, show_default=True, help="KirchhoffNet: parallel edges per pair."
+)
+@click.option(
+    "--branch",
+    type=click.Choice(["relu", "tanh", "relu3", "tanh3", "shifted"]),
+    default="relu",
+    show_default=True,
+    help="KirchhoffNet branch current: paper eqs. 10-13, or theta1*ReLU(vs-vd-theta0).",
+)
+@click.option("--period", type=float, default=1.0, show_default=True, help="KirchhoffNet: duration T of each layer.")
+@click.option("--ground", is_flag=True, help="KirchhoffNet: learnable branches from every node to ground.")
+@click.option("--adjoint", is_flag=True, help="KirchhoffNet: adjoint-method gradients (less memory).")
 @click.option("--norm", type=click.Choice(NORMS), default="batch", show_default=True)
 @click.option("--mapping", type=click.Choice(MAPPINGS), default="clip", show_default=True)
 @click.option(
@@ -52,18 +78,41 @@ def _dims(text: str) -> list[int]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.pt", show_default=True)
 @friendly
-def train(arch, dataset, data_dir, dims, bases, activation, norm, mapping, in_gain, train_noise, output, **opts):
+def train(
+    arch,
+    dataset,
+    data_dir,
+    dims,
+    bases,
+    activation,
+    nodes,
+    repeat,
+    branch,
+    period,
+    ground,
+    adjoint,
+    norm,
+    mapping,
+    in_gain,
+    train_noise,
+    output,
+    **opts,
+):
     """Train a reference model and write a self-describing checkpoint."""
     config = {"arch": arch, "dims": _dims(dims)}
     if arch == "tdkan":
         config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain}
         config["train_noise"] = train_noise
+    elif arch == "kirchhoffnet":
+        config |= {"nodes": _dims(nodes + ",1")[:-1], "repeat": repeat, "branch": branch, "period": period}
+        config |= {"ground": ground, "adjoint": adjoint}
     else:
         if activation not in ("relu", "sigmoid"):
             parse_bases(activation)
         config["activation"] = activation
     _, metrics = run_train(config, dataset, TrainOptions(**opts), Path(output), data_dir=data_dir)
-    click.echo(
-        f"test accuracy {100 * metrics['test_accuracy']:.2f}% (val {100 * metrics['val_accuracy']:.2f}%), "
-        f"{metrics['params']:,} parameters, {metrics['train_time_s']:.1f} s -> {output}"
-    )
+    if "test_loss" in metrics:
+        head = f"test loss (MSE, standardized target) {metrics['test_loss']:.3g} (val {metrics['val_loss']:.3g}), "
+    else:
+        head = f"test accuracy {100 * metrics['test_accuracy']:.2f}% (val {100 * metrics['val_accuracy']:.2f}%), "
+    click.echo(head + f"{metrics['params']:,} parameters, {metrics['train_time_s']:.1f} s -> {output}")

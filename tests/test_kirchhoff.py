@@ -98,3 +98,45 @@ def test_hardware_scale_must_be_positive(tmp_path):
     net = KirchhoffNet([{"nodes": 3, "edges": fc(3)}], in_dim=2, outputs=[3])
     with pytest.raises(AnasimError, match="must be positive"):
         simulate_kirchhoff(net, torch.rand(2, 2).numpy(), a=0.0, work=tmp_path)
+
+
+def test_train_and_simulate_through_the_cli(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from anasim_cli.main import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    ckpt = tmp_path / "kn.pt"
+    res = run(
+        "train",
+        "--arch",
+        "kirchhoffnet",
+        "--dataset",
+        "friedman",
+        "--dims",
+        "5,1",
+        "--nodes",
+        "7",
+        "--epochs",
+        "2",
+        "--lr",
+        "5e-3",
+        "--threads",
+        "1",
+        "-o",
+        ckpt,
+    )
+    assert res.exit_code == 0 and "168 parameters" in res.output, res.output
+    assert "nodes per layer      7" in run("info", ckpt).output
+    js = tmp_path / "kn.json"
+    res = run("simulate", ckpt, "--samples", 40, "--json", js)
+    assert res.exit_code == 0, res.output
+    r = json.loads(js.read_text())
+    for key in ("samples", "engine", "max_abs_error", "output_scale", "reference_loss", "circuit_loss", "wall_s"):
+        assert key in r
+    assert r["samples"] == 40 and r["max_abs_error"] <= 1e-3 * r["output_scale"]
+    assert r["circuit_loss"] == pytest.approx(r["reference_loss"], rel=1e-3)
