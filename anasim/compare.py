@@ -28,7 +28,7 @@ from .errors import AnasimError, SimError
 from .ir import Circuit
 from .kirchhoff import KirchhoffNet
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
-from .lower_kirchhoff import simulate_kirchhoff
+from .lower_kirchhoff import layer_deck, simulate_kirchhoff
 from .lower_mlp import lower_mlp
 from .models import TDKAN, DeviceMLP
 from .netlist import netlist
@@ -87,10 +87,14 @@ def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN | D
     return ckpt, model, circuit, info
 
 
-def compile_checkpoint(ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset: str | None = None, data_dir=None):
+def compile_checkpoint(
+    ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset: str | None = None, data_dir=None, scale_a: float = 1e-9
+):
     """Write the netlist of ``ckpt_path`` to ``out``; with ``stimulus`` N embed N test samples."""
-    ckpt, model, circuit, info = build_circuit(ckpt_path, hw)
     out = Path(out)
+    if isinstance(load_model(ckpt_path)[1], KirchhoffNet):
+        return _compile_kirchhoff(ckpt_path, out, stimulus, dataset, data_dir, scale_a)
+    ckpt, model, circuit, info = build_circuit(ckpt_path, hw)
     if stimulus:
         data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
         x = circuit_inputs(model, data.x_test[:stimulus])
@@ -102,6 +106,34 @@ def compile_checkpoint(ckpt_path, out, hw: HwOptions, stimulus: int = 0, dataset
             raise AnasimError(f"{out}: cannot write netlist: {exc.strerror or exc}") from None
     else:
         netlist(circuit, out)
+    return out, info
+
+
+def _compile_kirchhoff(ckpt_path, out: Path, stimulus, dataset, data_dir, a):
+    """Layer 0 as a standalone transient deck (inputs = capacitor initial voltages); later layers,
+    whose initial state is the previous layer's result, go to ``<stem>_layer<n>.cir`` with 0 V."""
+    ckpt, model = load_model(ckpt_path)
+    if stimulus:
+        z = load_dataset(dataset or ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
+    else:
+        z = torch.zeros(1, model.in_dim)
+    v0 = model.initial_state(z.double()).numpy()
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem)
+    info = {"layers": []}
+    for n, layer in enumerate(model.layers):
+        path = out if n == 0 else out.with_name(f"{out.stem}_layer{n}{out.suffix}")
+        state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
+        text = layer_deck(layer, state, a, model.period, f"{stem}_layer{n}_voltages.txt")
+        head = (
+            f"* KirchhoffNet {Path(ckpt_path).name}, layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, "
+            f"{len(layer.src)} branches ({layer.branch}), C = {layer.capacitance * a:g} F, {model.period * a:g} s; "
+            f"{len(v0)} sample(s) as copies s<b>_n<j>; outputs are nodes {model.outputs} of the last layer\n"
+        )
+        try:
+            path.write_text(head + text)
+        except OSError as exc:
+            raise AnasimError(f"{path}: cannot write netlist: {exc.strerror or exc}") from None
+        info["layers"].append({"devices": int(len(layer.src)), "nodes": layer.num_nodes})
     return out, info
 
 

@@ -59,7 +59,24 @@ def lower_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float) -> Circuit:
     return circuit.validate()
 
 
-def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, points: int = 50) -> np.ndarray:
+def layer_deck(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, data_file: str, points: int = 50) -> str:
+    """A standalone deck: the layer from initial voltages v0 [B, N+1] for period*a seconds,
+    writing every node voltage over time to ``data_file``."""
+    circuit = lower_layer(layer, v0, a)
+    stop = period * a
+    control = [
+        "option reltol=1e-7 abstol=1e-15 vntol=1e-10 trtol=1",
+        f"tran {num(stop / points)} {num(stop)} 0 {num(stop / points)} uic",  # initial conditions from C ic=
+        "set wr_singlescale",
+        "set wr_vecnames",
+        "option numdgt=12",
+        f"wrdata {data_file} {' '.join(circuit.outputs)}",
+        "quit",
+    ]
+    return netlist(circuit, control=control)
+
+
+def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path) -> np.ndarray:
     """Node voltages at t = D*T*a for inputs x [B, in]: one transient per layer, state carried."""
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
     for n, layer in enumerate(net.layers):
@@ -68,19 +85,7 @@ def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, p
             k = min(v.shape[1], w.shape[1])
             w[:, :k] = v[:, :k]
             v = w
-        circuit = lower_layer(layer, v, a)
-        stop = net.period * a
-        control = [
-            "option reltol=1e-7 abstol=1e-15 vntol=1e-10 trtol=1",
-            f"tran {num(stop / points)} {num(stop)} 0 {num(stop / points)} uic",  # initial conditions from C ic=
-            "set wr_singlescale",
-            "set wr_vecnames",
-            "option numdgt=12",
-            f"wrdata out.txt {' '.join(circuit.outputs)}",
-            "quit",
-        ]
-        deck = netlist(circuit, control=control)
-        _run(deck, work / f"layer{n}", "out.txt")
+        _run(layer_deck(layer, v, a, net.period, "out.txt"), work / f"layer{n}", "out.txt")
         table = np.loadtxt(work / f"layer{n}" / "out.txt", skiprows=1, ndmin=2)
         end = table[-1, 1:].reshape(len(v), layer.num_nodes)
         v = np.concatenate([np.zeros((len(v), 1)), end], axis=1)

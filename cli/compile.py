@@ -17,11 +17,12 @@ from ._util import friendly
 @click.option("--stimulus", type=click.IntRange(0), default=0, help="Embed N test samples and a .control block.")
 @click.option("--dataset", type=click.Choice(DATASETS), default=None, help="Dataset of the stimulus [the model's].")
 @click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--scale-a", type=float, default=1e-9, show_default=True, help="KirchhoffNet: hardware scale a (eq. 9).")
 @hw_options
 @friendly
-def compile_(checkpoint, output, stimulus, dataset, data_dir, **hw):
+def compile_(checkpoint, output, stimulus, dataset, data_dir, scale_a, **hw):
     """Compile CHECKPOINT into a crossbar netlist."""
-    out, info = compile_checkpoint(checkpoint, output, make_hw(**hw), stimulus, dataset, data_dir)
+    out, info = compile_checkpoint(checkpoint, output, make_hw(**hw), stimulus, dataset, data_dir, scale_a)
     devices = sum(L["devices"] for L in info["layers"])
     resistors = sum(L.get("resistors", 0) for L in info["layers"])
     click.echo(

@@ -140,3 +140,31 @@ def test_train_and_simulate_through_the_cli(tmp_path):
         assert key in r
     assert r["samples"] == 40 and r["max_abs_error"] <= 1e-3 * r["output_scale"]
     assert r["circuit_loss"] == pytest.approx(r["reference_loss"], rel=1e-3)
+
+
+def test_compiled_deck_runs_alone_and_matches(tmp_path):
+    import subprocess
+
+    import numpy as np
+
+    from anasim.checkpoint import save_checkpoint
+    from anasim.compare import compile_checkpoint
+    from anasim.lower import HwOptions
+    from anasim.models import build_model
+
+    torch.manual_seed(2)
+    cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [7], "repeat": 2, "branch": "tanh"}
+    model = build_model(cfg)
+    ckpt = save_checkpoint(tmp_path / "kn.pt", model, cfg, {"name": "friedman"}, {})
+    out, info = compile_checkpoint(ckpt, tmp_path / "kn.cir", HwOptions(), stimulus=3, scale_a=1e-6)
+    assert info["layers"][0]["devices"] == 84
+    subprocess.run(["ngspice", "-b", "kn.cir"], cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    end = np.loadtxt(tmp_path / "kn_layer0_voltages.txt", skiprows=1)[-1, 1:].reshape(3, 7)
+    from anasim.data import load_dataset
+
+    z = load_dataset("friedman").x_test[:3].double()
+    model = model.double()
+    model.rtol, model.atol = 1e-9, 1e-11
+    with torch.no_grad():
+        ref = model.trajectory(z)[-1][1][-1][:, 1:].numpy()
+    np.testing.assert_allclose(end, ref, atol=1e-4 * np.ptp(ref))  # same tolerance as the batched test
