@@ -1,0 +1,69 @@
+"""KirchhoffNet benchmark: the paper's speed claim in simulation, and circuit vs torchdiffeq throughput.
+
+For FC networks of growing size (repeat 2, eq. 10, seeded parameters) at one hardware scale a,
+the circuit is simulated in ngspice and read at t = D*T*a; its outputs are compared with the
+torchdiffeq solution. The forward time is D*T*a whatever the parameter count; the simulation
+(wall) time, by contrast, grows with size. Then one size at several a. Writes results/kirchhoff.json.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anasim.kirchhoff import KirchhoffNet
+from anasim.lower_kirchhoff import simulate_kirchhoff
+from anasim.models import count_params
+from anasim.topology import fc
+
+OUT = Path(__file__).parent / "results"
+
+
+def run(nodes, a, samples=20):
+    torch.manual_seed(0)
+    net = KirchhoffNet([{"nodes": nodes, "edges": fc(nodes, 2), "branch": "relu"}], 5, [nodes], rtol=1e-9, atol=1e-11)
+    net = net.double()
+    with torch.no_grad():
+        net.layers[0].theta.mul_(2.0 / nodes)  # keep node currents of order 1 as the fan-in grows
+    x = torch.rand(samples, 5, dtype=torch.float64)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        ref = net.trajectory(x)[-1][1][-1].numpy()
+    t_torch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    v = simulate_kirchhoff(net, x.numpy(), a, Path(tempfile.mkdtemp(prefix="anasim-kn-")))
+    t_spice = time.perf_counter() - t0
+    row = {
+        "nodes": nodes,
+        "params": count_params(net),
+        "scale_a": a,
+        "forward_time_s": net.period * a,
+        "samples": samples,
+        "max_error_rel_range": float(np.abs(v - ref).max() / np.ptp(ref)),
+        "ngspice_wall_s": round(t_spice, 3),
+        "torchdiffeq_wall_s": round(t_torch, 3),
+        "circuit_vs_torchdiffeq_slowdown": round(t_spice / t_torch, 1),
+    }
+    print(
+        f"{nodes:3d} nodes, {row['params']:6,d} params, a = {a:g}: forward time {row['forward_time_s']:.0e} s, "
+        f"error {row['max_error_rel_range']:.1e} of range; wall: ngspice {t_spice:.2f} s, "
+        f"torchdiffeq {t_torch:.2f} s ({row['circuit_vs_torchdiffeq_slowdown']}x) for {samples} samples",
+        flush=True,
+    )
+    return row
+
+
+def main():
+    OUT.mkdir(exist_ok=True)
+    rows = [run(n, 1e-9) for n in (7, 12, 20, 40)]
+    rows += [run(12, a) for a in (1e-6, 1e-12)]
+    (OUT / "kirchhoff.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
