@@ -159,6 +159,8 @@ def simulate_checkpoint(
     hw = hw or HwOptions()
     if analysis not in ("dc", "tran"):
         raise AnasimError(f"--analysis {analysis!r}: use dc or tran")
+    if analysis == "tran" and netlist_path is not None:
+        raise AnasimError("--analysis tran builds its own circuit (line capacitances, op-amp poles): drop --netlist")
     t0 = time.perf_counter()
     ckpt, model = load_model(ckpt_path)
     if isinstance(model, KirchhoffNet):
@@ -185,7 +187,7 @@ def simulate_checkpoint(
     extra = {}
     run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
     if analysis == "tran":
-        mode = f"transient, samples time-multiplexed every {period:g} s"
+        mode = f"one transient, samples time-multiplexed every {period:g} s"
         tol = settle_tol * float(np.ptp(ref))
         tr = simulate_tran(
             circuit,
@@ -210,10 +212,10 @@ def simulate_checkpoint(
             "settled_within_period": bool(np.isfinite(settle).all()),
         }
     elif netlist_path is not None or whole:
-        mode = "whole network in one deck"
+        mode = "batched DC sweeps, whole network in one deck"
         res = simulate_dc(source, x, run_dir=run_dir, jobs=jobs, outputs=outputs)
     else:
-        mode = "layer by layer, cut at the ideal clippers"
+        mode = "batched DC sweeps, layer by layer, cut at ideal sources"
         res = simulate_layers(lower_tdkan_layers(model, hw), x, run_dir=run_dir, jobs=jobs)
     wall = time.perf_counter() - t0
     ok = np.isfinite(res.outputs).all(axis=1)
@@ -222,7 +224,7 @@ def simulate_checkpoint(
         "samples": int(len(z)),
         "engine": {
             "simulator": ngspice_version(),
-            "mode": f"ngspice -b subprocesses, batched DC sweeps, {mode}",
+            "mode": f"ngspice -b subprocesses, {mode}",
             "jobs": jobs,
         },
         "dataset": data.name,
