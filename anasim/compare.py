@@ -15,7 +15,6 @@ import os
 import re
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,12 @@ import torch
 
 from . import __version__
 from .checkpoint import load_checkpoint
+from .compare_kirchhoff import compile_kirchhoff, simulate_kirchhoff_checkpoint
 from .data import load_dataset
 from .errors import AnasimError, SimError
 from .ir import Circuit
 from .kirchhoff import KirchhoffNet
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
-from .lower_kirchhoff import layer_deck, simulate_kirchhoff
 from .lower_mlp import lower_mlp
 from .models import TDKAN, DeviceMLP
 from .netlist import netlist
@@ -93,7 +92,7 @@ def compile_checkpoint(
     """Write the netlist of ``ckpt_path`` to ``out``; with ``stimulus`` N embed N test samples."""
     out = Path(out)
     if isinstance(load_model(ckpt_path)[1], KirchhoffNet):
-        return _compile_kirchhoff(ckpt_path, out, stimulus, dataset, data_dir, scale_a)
+        return compile_kirchhoff(ckpt_path, out, stimulus, dataset, data_dir, scale_a)
     ckpt, model, circuit, info = build_circuit(ckpt_path, hw)
     if stimulus:
         data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
@@ -106,34 +105,6 @@ def compile_checkpoint(
             raise AnasimError(f"{out}: cannot write netlist: {exc.strerror or exc}") from None
     else:
         netlist(circuit, out)
-    return out, info
-
-
-def _compile_kirchhoff(ckpt_path, out: Path, stimulus, dataset, data_dir, a):
-    """Layer 0 as a standalone transient deck (inputs = capacitor initial voltages); later layers,
-    whose initial state is the previous layer's result, go to ``<stem>_layer<n>.cir`` with 0 V."""
-    ckpt, model = load_model(ckpt_path)
-    if stimulus:
-        z = load_dataset(dataset or ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
-    else:
-        z = torch.zeros(1, model.in_dim)
-    v0 = model.initial_state(z.double()).numpy()
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem)
-    info = {"layers": []}
-    for n, layer in enumerate(model.layers):
-        path = out if n == 0 else out.with_name(f"{out.stem}_layer{n}{out.suffix}")
-        state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
-        text = layer_deck(layer, state, a, model.period, f"{stem}_layer{n}_voltages.txt")
-        head = (
-            f"* KirchhoffNet {Path(ckpt_path).name}, layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, "
-            f"{len(layer.src)} branches ({layer.branch}), C = {layer.capacitance * a:g} F, {model.period * a:g} s; "
-            f"{len(v0)} sample(s) as copies s<b>_n<j>; outputs are nodes {model.outputs} of the last layer\n"
-        )
-        try:
-            path.write_text(head + text)
-        except OSError as exc:
-            raise AnasimError(f"{path}: cannot write netlist: {exc.strerror or exc}") from None
-        info["layers"].append({"devices": int(len(layer.src)), "nodes": layer.num_nodes})
     return out, info
 
 
@@ -164,7 +135,9 @@ def simulate_checkpoint(
     t0 = time.perf_counter()
     ckpt, model = load_model(ckpt_path)
     if isinstance(model, KirchhoffNet):
-        return _simulate_kirchhoff(ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, scale_a, t0)
+        return simulate_kirchhoff_checkpoint(
+            ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, scale_a, t0
+        )
     outputs = [f"y_{j}" for j in range(ckpt["config"]["dims"][-1])]
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
     z, labels = data.split(split)
@@ -255,61 +228,4 @@ def simulate_checkpoint(
             f"the other {int(ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
             res.run_dir,
         )
-    return report
-
-
-# Copies of the network in one deck share the finest time step any of them needs: small decks win.
-KN_CHUNK = 20
-
-
-def _simulate_kirchhoff(ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, a, t0) -> dict:
-    """KirchhoffNet: ngspice transients (one per layer, KN_CHUNK samples per deck) vs torchdiffeq."""
-    data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
-    z, target = data.split(split)
-    z, target = z[:samples].double(), target[:samples].numpy()
-    model.rtol, model.atol = 1e-9, 1e-11  # the reference solved tightly; ngspice runs at reltol 1e-7
-    with torch.no_grad():
-        ref = model(z).numpy()
-    run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
-    x = z.numpy()
-    starts = list(range(0, len(x), KN_CHUNK))
-    parts = {}
-
-    def job(s):
-        parts[s] = simulate_kirchhoff(model, x[s : s + KN_CHUNK], a, run_dir / f"chunk_{s:06d}")[:, model.outputs]
-
-    with ThreadPoolExecutor(max_workers=jobs or min(len(os.sched_getaffinity(0)), 8)) as pool:
-        list(pool.map(job, starts))
-    out = np.concatenate([parts[s] for s in starts])
-    err = np.abs(out - ref)
-    report = {
-        "samples": int(len(x)),
-        "engine": {
-            "simulator": ngspice_version(),
-            "mode": f"one transient per layer, {KN_CHUNK} samples per deck, reltol 1e-7",
-            "reference": "torchdiffeq dopri5, rtol 1e-9, atol 1e-11",
-        },
-        "dataset": data.name,
-        "split": split,
-        "scale_a": a,
-        "end_time_s": len(model.layers) * model.period * a,
-        "max_abs_error": float(err.max()),
-        "mean_abs_error": float(err.mean()),
-        "output_scale": float(np.ptp(ref)) or 1.0,
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "run_dir": str(run_dir),
-    }
-    if data.task == "regression":
-        report["reference_loss"] = float(((ref - target) ** 2).mean())
-        report["circuit_loss"] = float(((out - target) ** 2).mean())
-    else:
-        report["reference_accuracy"] = float((ref.argmax(1) == target).mean())
-        report["circuit_accuracy"] = float((out.argmax(1) == target).mean())
-        report["argmax_agreement"] = float((out.argmax(1) == ref.argmax(1)).mean())
-    if json_out is not None:
-        try:
-            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
-            np.savez(Path(json_out).with_suffix(".npz"), x=x, target=target, reference=ref, circuit=out)
-        except OSError as exc:
-            raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
     return report

@@ -5,8 +5,9 @@
 * ``mnist``: IDX files in a folder the user gives (``--data-dir``), resized to 14x14 as in the paper.
 
 Preprocessing, recorded in checkpoints: pixels scaled to 0..1, optional 2x2 area resize, then
-standardized with the training split's mean and std. Splits come from a fixed permutation, so the
-same (dataset, split) always gives the same samples, whatever the training seed.
+standardized with the training split's mean and std; regression sets (``friedman``, ``diabetes``)
+are min-max scaled instead, as in the KirchhoffNet paper. Splits come from a fixed permutation, so
+the same (dataset, split) always gives the same samples, whatever the training seed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     preprocessing: dict = field(default_factory=dict)
-    task: str = "classification"  # or "regression" (targets [N, 1], standardized)
+    task: str = "classification"  # or "regression" (targets [N, 1], min-max scaled)
 
     @property
     def n_features(self) -> int:
@@ -116,34 +117,41 @@ def _finish(name, x_tr, y_tr, x_va, y_va, x_te, y_te, pre) -> Dataset:
 
 
 def _regression(name: str) -> Dataset:
-    """Friedman #1 (scikit-learn's generator, 5 features, no noise) or diabetes; features and
-    target standardized with the training split's statistics (recorded)."""
+    """Friedman #1 or diabetes as in the KirchhoffNet paper's code: features and target min-max
+    scaled to [0, 1] with the training split's range, so losses compare with its Table I.
+
+    Friedman #1: scikit-learn's generator, 4,096 samples, 5 features, no noise, 40% test;
+    diabetes: 30% test. An eighth of the remaining samples is held out for validation.
+    """
     from sklearn.datasets import load_diabetes, make_friedman1
 
     if name == "friedman":
-        x, y = make_friedman1(n_samples=2000, n_features=5, noise=0.0, random_state=0)
-        source = "scikit-learn make_friedman1(n_samples=2000, n_features=5, noise=0, random_state=0)"
+        x, y = make_friedman1(n_samples=4096, n_features=5, noise=0.0, random_state=42)
+        source = "scikit-learn make_friedman1(n_samples=4096, n_features=5, noise=0, random_state=42)"
+        n_test = round(0.4 * len(x))
     else:
         x, y = load_diabetes(return_X_y=True)
         source = "scikit-learn load_diabetes"
-    rest, test = _split_indices(len(x), len(x) // 5)
+        n_test = round(0.3 * len(x))
+    rest, test = _split_indices(len(x), n_test)
     tr, va = _split_indices(len(rest), len(rest) // 8)
     tr, va = rest[tr], rest[va]
-    xm, xs = x[tr].mean(0), x[tr].std(0)
-    ym, ys = float(y[tr].mean()), float(y[tr].std())
+    xlo, xhi = x[tr].min(0), x[tr].max(0)
+    ylo, yhi = float(y[tr].min()), float(y[tr].max())
 
     def fx(idx):
-        return torch.as_tensor((x[idx] - xm) / xs, dtype=torch.float32)
+        return torch.as_tensor((x[idx] - xlo) / (xhi - xlo), dtype=torch.float32)
 
     def fy(idx):
-        return torch.as_tensor((y[idx, None] - ym) / ys, dtype=torch.float32)
+        return torch.as_tensor((y[idx, None] - ylo) / (yhi - ylo), dtype=torch.float32)
 
     pre = {
         "source": source,
-        "feature_mean": xm.tolist(),
-        "feature_std": xs.tolist(),
-        "target_mean": ym,
-        "target_std": ys,
+        "scaling": "min-max to [0, 1] (training split)",
+        "feature_min": xlo.tolist(),
+        "feature_max": xhi.tolist(),
+        "target_min": ylo,
+        "target_max": yhi,
     }
     pre |= {"split_seed": SPLIT_SEED, "sizes": {"train": len(tr), "val": len(va), "test": len(test)}}
     return Dataset(name, fx(tr), fy(tr), fx(va), fy(va), fx(test), fy(test), pre, task="regression")

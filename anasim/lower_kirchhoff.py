@@ -12,17 +12,19 @@ each sample is its own copy of the network (nodes ``s<b>_n<j>``), independent of
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import AnasimError
+from .errors import AnasimError, SimError
 from .ir import BSource, Capacitor, Circuit, num
 from .kirchhoff import KirchhoffLayer, KirchhoffNet
 from .netlist import netlist
 from .transient import _run
 
+_ABORT = re.compile(r"Timestep too small; time = ([-+0-9.eE]+)")
 _G = {
     "relu": "max({a}*({vs}-{vd})+{b},0)",
     "tanh": "tanh({a}*({vs}-{vd})+{b})",
@@ -76,17 +78,43 @@ def layer_deck(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, d
     return netlist(circuit, control=control)
 
 
-def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path) -> np.ndarray:
-    """Node voltages at t = D*T*a for inputs x [B, in]: one transient per layer, state carried."""
+def run_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, work: Path) -> np.ndarray:
+    """Node voltages [B, N] at the end of one layer's transient; a SimError naming the time point
+    when ngspice stops early (it still writes the data up to there, so the file alone is no proof)."""
+    stop = period * a
+    log = _run(layer_deck(layer, v0, a, period, "out.txt"), work, "out.txt")
+    table = np.loadtxt(work / "out.txt", skiprows=1, ndmin=2)
+    end = table[-1, 0] if len(table) else 0.0
+    if end < stop * (1 - 1e-6) or not np.isfinite(table[-1]).all():
+        hit = _ABORT.search(log)
+        t = float(hit.group(1)) if hit else end
+        why = "time step too small" if hit else "transient stopped early"
+        raise SimError(f"ngspice: {why} at t = {t:.4g} s ({t / stop:.3g} of the layer's {stop:.4g} s)", work, log)
+    return table[-1, 1:].reshape(len(v0), layer.num_nodes)
+
+
+def simulate_kirchhoff(net: KirchhoffNet, x: np.ndarray, a: float, work: Path) -> tuple[np.ndarray, dict[int, str]]:
+    """Node voltages [B, N+1] at t = D*T*a for inputs x [B, in]: one transient per layer, state
+    carried. A deck that fails is re-run sample by sample, so one sample the solver cannot follow
+    costs only its own row (NaN); returns the voltages and {sample: why} for those rows."""
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    failed: dict[int, str] = {}
     for n, layer in enumerate(net.layers):
         if v.shape[1] != layer.num_nodes + 1:
             w = np.zeros((len(v), layer.num_nodes + 1))
             k = min(v.shape[1], w.shape[1])
             w[:, :k] = v[:, :k]
             v = w
-        _run(layer_deck(layer, v, a, net.period, "out.txt"), work / f"layer{n}", "out.txt")
-        table = np.loadtxt(work / f"layer{n}" / "out.txt", skiprows=1, ndmin=2)
-        end = table[-1, 1:].reshape(len(v), layer.num_nodes)
-        v = np.concatenate([np.zeros((len(v), 1)), end], axis=1)
-    return v
+        alive = np.array([b for b in range(len(v)) if b not in failed], dtype=int)
+        if len(alive) == 0:
+            break
+        try:
+            v[alive, 1:] = run_layer(layer, v[alive], a, net.period, work / f"layer{n}")
+        except SimError:
+            for b in alive:
+                try:
+                    v[b, 1:] = run_layer(layer, v[b : b + 1], a, net.period, work / f"layer{n}_sample{b}")[0]
+                except SimError as exc:
+                    failed[int(b)] = f"layer {n}: {exc.args[0]} (run directory: {exc.run_dir})"
+        v[list(failed)] = np.nan
+    return v, failed

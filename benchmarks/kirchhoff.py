@@ -36,7 +36,7 @@ def run(nodes, a, samples=20):
         ref = net.trajectory(x)[-1][1][-1].numpy()
     t_torch = time.perf_counter() - t0
     t0 = time.perf_counter()
-    v = simulate_kirchhoff(net, x.numpy(), a, Path(tempfile.mkdtemp(prefix="anasim-kn-")))
+    v, _ = simulate_kirchhoff(net, x.numpy(), a, Path(tempfile.mkdtemp(prefix="anasim-kn-")))
     t_spice = time.perf_counter() - t0
     row = {
         "nodes": nodes,

@@ -112,7 +112,7 @@ def train(
         config["activation"] = activation
     _, metrics = run_train(config, dataset, TrainOptions(**opts), Path(output), data_dir=data_dir)
     if "test_loss" in metrics:
-        head = f"test loss (MSE, standardized target) {metrics['test_loss']:.3g} (val {metrics['val_loss']:.3g}), "
+        head = f"test loss (MSE, target scaled to [0, 1]) {metrics['test_loss']:.3g} (val {metrics['val_loss']:.3g}), "
     else:
         head = f"test accuracy {100 * metrics['test_accuracy']:.2f}% (val {100 * metrics['val_accuracy']:.2f}%), "
     click.echo(head + f"{metrics['params']:,} parameters, {metrics['train_time_s']:.1f} s -> {output}")

@@ -88,7 +88,8 @@ def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
     x = torch.rand(8, 5, dtype=torch.float64)
     with torch.no_grad():
         ref = net.trajectory(x)[-1][1][-1].numpy()
-    v = simulate_kirchhoff(net, x.numpy(), a=1e-9, work=tmp_path)
+    v, failed = simulate_kirchhoff(net, x.numpy(), a=1e-9, work=tmp_path)
+    assert not failed
     np.testing.assert_allclose(v, ref, atol=1e-4 * np.ptp(ref))
 
 
@@ -168,3 +169,65 @@ def test_compiled_deck_runs_alone_and_matches(tmp_path):
     with torch.no_grad():
         ref = model.trajectory(z)[-1][1][-1][:, 1:].numpy()
     np.testing.assert_allclose(end, ref, atol=1e-4 * np.ptp(ref))  # same tolerance as the batched test
+
+
+def _unstable_net():
+    """Two nodes, one branch 1 -> 2 with theta1 = -500: once v2 > v1 it drives v2 further up at a
+    rate of 1000 per unit time, so v2 - v1 grows as exp(1000 t) and the transient cannot finish."""
+    net = KirchhoffNet([{"nodes": 2, "edges": [(1, 2)], "branch": "relu"}], in_dim=2, outputs=[2])
+    with torch.no_grad():
+        net.layers[0].theta.copy_(torch.tensor([[-500.0, 0.0]]))
+    return net.double()
+
+
+def test_sample_ngspice_cannot_follow_is_named_with_its_time_point(tmp_path):
+    """Sample 1 (v2 > v1) diverges, samples 0 and 2 (v1 >= v2: the branch is off) are exact."""
+    import numpy as np
+
+    from anasim.lower_kirchhoff import simulate_kirchhoff
+
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    v, failed = simulate_kirchhoff(_unstable_net(), x, a=1e-9, work=tmp_path)
+    assert list(failed) == [1] and "layer 0" in failed[1] and "at t = " in failed[1]
+    np.testing.assert_allclose(v[[0, 2], 1:], x[[0, 2]], atol=1e-9)  # nothing flows: inputs kept to 1 nV
+    assert np.isnan(v[1]).all()
+
+
+def test_simulate_keeps_the_other_samples_when_one_fails(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from anasim.checkpoint import save_checkpoint
+    from anasim.data import Dataset
+    from anasim_cli.main import cli
+
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.2]])
+    toy = Dataset("toy", x, x[:, :1], x, x[:, :1], x, x[:, :1], {}, task="regression")
+    monkeypatch.setattr("anasim.compare_kirchhoff.load_dataset", lambda *a, **k: toy)
+    cfg = {"arch": "kirchhoffnet", "dims": [2, 1], "nodes": [2], "repeat": 1, "branch": "relu"}
+    from anasim.models import build_model
+
+    model = build_model(cfg)  # fc(2): branches 1 -> 2 (unstable as above) and 2 -> 1 (off)
+    with torch.no_grad():
+        model.layers[0].theta.copy_(torch.tensor([[-500.0, 0.0], [0.0, 0.0]]))
+    ckpt = save_checkpoint(tmp_path / "bad.pt", model, cfg, {"name": "friedman"}, {})
+    js = tmp_path / "bad.json"
+    res = CliRunner().invoke(cli, ["simulate", str(ckpt), "--samples", "3", "--json", str(js)])
+    assert res.exit_code != 0 and "sample 1, layer 0" in res.output and "at t = " in res.output, res.output
+    report = json.loads(js.read_text())
+    assert list(report["failed_samples"]) == ["1"] and report["max_abs_error"] < 1e-6
+    assert np.isfinite(np.load(js.with_suffix(".npz"))["circuit"][[0, 2]]).all()
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    from anasim.checkpoint import load_checkpoint, save_checkpoint
+    from anasim.errors import CheckpointError
+    from anasim.models import build_model
+
+    tdkan = build_model({"arch": "tdkan", "dims": [5, 3, 1], "bases": ["a21"]})
+    kn_cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [7], "repeat": 2}
+    ckpt = save_checkpoint(tmp_path / "mixed.pt", tdkan, kn_cfg, {"name": "friedman"}, {})
+    with pytest.raises(CheckpointError, match="mixed.pt: weights do not match the architecture"):
+        load_checkpoint(ckpt)

@@ -1,0 +1,146 @@
+"""KirchhoffNet compile and compare: checkpoint -> transient decks, and ngspice vs torchdiffeq.
+
+The KirchhoffNet branch of ``anasim compile`` / ``anasim simulate`` (``compare`` dispatches here).
+The reference is solved tightly in float64 and the circuit at reltol 1e-7, samples in decks of
+``KN_CHUNK`` copies run in parallel; a sample ngspice cannot follow is named with its layer and
+time point, and the others' results are kept (JSON + .npz written before the error is raised).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import load_dataset
+from .errors import AnasimError, SimError
+from .lower_kirchhoff import layer_deck, simulate_kirchhoff
+from .runner import ngspice_version
+
+# Copies of the network in one deck share the finest time step any of them needs: small decks win.
+KN_CHUNK = 20
+REF_TOL = (1e-9, 1e-11)  # torchdiffeq rtol, atol for the reference
+
+
+def compile_kirchhoff(ckpt_path, out: Path, stimulus, dataset, data_dir, a):
+    """Layer 0 as a standalone transient deck (inputs = capacitor initial voltages); later layers,
+    whose initial state is the previous layer's result, go to ``<stem>_layer<n>.cir`` with 0 V."""
+    ckpt, model = load_checkpoint(ckpt_path)
+    model = model.double()
+    if stimulus:
+        z = load_dataset(dataset or ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
+    else:
+        z = torch.zeros(1, model.in_dim)
+    v0 = model.initial_state(z.double()).numpy()
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem)
+    info = {"layers": []}
+    for n, layer in enumerate(model.layers):
+        path = out if n == 0 else out.with_name(f"{out.stem}_layer{n}{out.suffix}")
+        state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
+        text = layer_deck(layer, state, a, model.period, f"{stem}_layer{n}_voltages.txt")
+        head = (
+            f"* KirchhoffNet {stem}, layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, "
+            f"{len(layer.src)} branches ({layer.branch}), C = {layer.capacitance * a:g} F, {model.period * a:g} s; "
+            f"{len(v0)} sample(s) as copies s<b>_n<j>; outputs are nodes {model.outputs} of the last layer\n"
+        )
+        try:
+            path.write_text(head + text)
+        except OSError as exc:
+            raise AnasimError(f"{path}: cannot write netlist: {exc.strerror or exc}") from None
+        info["layers"].append({"devices": int(len(layer.src)), "nodes": layer.num_nodes})
+    return out, info
+
+
+def reference(model, z: torch.Tensor) -> tuple[np.ndarray, dict[int, str]]:
+    """torchdiffeq outputs [B, out] in float64, solved tightly; a batch the solver gives up on is
+    re-solved sample by sample so that only the diverging samples are lost (NaN rows)."""
+    model.rtol, model.atol = REF_TOL  # ngspice runs at reltol 1e-7
+    with torch.no_grad():
+        try:
+            return model(z).numpy(), {}
+        except (AssertionError, RuntimeError):  # torchdiffeq: "underflow in dt", non-finite state
+            pass
+        ref, failed = np.full((len(z), len(model.outputs)), np.nan), {}
+        for b in range(len(z)):
+            try:
+                ref[b] = model(z[b : b + 1]).numpy()[0]
+            except (AssertionError, RuntimeError) as exc:
+                failed[b] = f"torchdiffeq reference: the solver gave up ({exc})"
+    return ref, failed
+
+
+def simulate_kirchhoff_checkpoint(ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, a, t0):
+    """ngspice transients (one per layer, KN_CHUNK samples per deck) vs torchdiffeq; the report."""
+    if not a > 0:
+        raise AnasimError(f"--scale-a {a!r}: the hardware scale must be positive (farads and seconds per unit)")
+    data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
+    z, target = data.split(split)
+    z, target = z[:samples].double(), target[:samples].numpy()
+    if len(z) == 0:
+        raise AnasimError("--samples must be at least 1")
+    ref, ref_failed = reference(model, z)
+    run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="anasim-run-"))
+    x = z.numpy()
+    starts = list(range(0, len(x), KN_CHUNK))
+    parts, failed = {}, {}
+
+    def job(s):
+        v, bad = simulate_kirchhoff(model, x[s : s + KN_CHUNK], a, run_dir / f"chunk_{s:06d}")
+        parts[s] = v[:, model.outputs]
+        failed.update({s + b: why for b, why in bad.items()})
+
+    with ThreadPoolExecutor(max_workers=jobs or min(len(os.sched_getaffinity(0)), 8)) as pool:
+        list(pool.map(job, starts))
+    out = np.concatenate([parts[s] for s in starts])
+    for b, why in ref_failed.items():
+        failed[b] = f"{failed[b]}; {why}" if b in failed else why
+    ok = np.isfinite(out).all(axis=1) & np.isfinite(ref).all(axis=1)
+    err = np.abs(out[ok] - ref[ok])
+    report = {
+        "samples": int(len(x)),
+        "engine": {
+            "simulator": ngspice_version(),
+            "mode": f"one transient per layer, {KN_CHUNK} samples per deck, reltol 1e-7",
+            "reference": f"torchdiffeq {model.method}, rtol {REF_TOL[0]:g}, atol {REF_TOL[1]:g}",
+        },
+        "dataset": data.name,
+        "split": split,
+        "scale_a": a,
+        "end_time_s": len(model.layers) * model.period * a,
+        "max_abs_error": float(err.max()) if err.size else float("nan"),
+        "mean_abs_error": float(err.mean()) if err.size else float("nan"),
+        "output_scale": float(np.ptp(ref)) or 1.0,
+        "failed_samples": {str(k): failed[k] for k in sorted(failed)},
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "run_dir": str(run_dir),
+    }
+    if data.task == "regression":
+        report["reference_loss"] = float(((ref[ok] - target[ok]) ** 2).mean()) if ok.any() else float("nan")
+        report["circuit_loss"] = float(((out[ok] - target[ok]) ** 2).mean()) if ok.any() else float("nan")
+    else:
+        pred = out[ok].argmax(1)
+        report["reference_accuracy"] = float((ref[ok].argmax(1) == target[ok]).mean()) if ok.any() else 0.0
+        report["circuit_accuracy"] = float((pred == target[ok]).mean()) if ok.any() else 0.0
+        report["argmax_agreement"] = float((pred == ref[ok].argmax(1)).mean()) if ok.any() else 0.0
+    if json_out is not None:
+        try:
+            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
+            np.savez(Path(json_out).with_suffix(".npz"), x=x, target=target, reference=ref, circuit=out)
+        except OSError as exc:
+            raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
+    if failed:
+        first = min(failed)
+        raise SimError(
+            f"{len(failed)} of {len(x)} samples could not be simulated; sample {first}, {failed[first]}; "
+            f"the other {int(ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
+            run_dir,
+        )
+    return report
