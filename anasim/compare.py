@@ -28,6 +28,7 @@ from .errors import AnasimError, SimError
 from .ir import Circuit
 from .kirchhoff import KirchhoffNet
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
+from .lower_kirchhoff import RELTOL
 from .lower_mlp import lower_mlp
 from .models import TDKAN, DeviceMLP
 from .netlist import netlist
@@ -124,6 +125,7 @@ def simulate_checkpoint(
     settle_tol: float = 0.01,
     split: str = "test",
     scale_a: float = 1e-9,
+    reltol: float | None = None,
 ) -> dict:
     """Circuit vs reference on ``samples`` test images; ``analysis`` "dc" (batched operating
     points) or "tran" (time-multiplexed transient: settling time and static power as well)."""
@@ -136,7 +138,7 @@ def simulate_checkpoint(
     ckpt, model = load_model(ckpt_path)
     if isinstance(model, KirchhoffNet):
         return simulate_kirchhoff_checkpoint(
-            ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, scale_a, t0
+            ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, scale_a, t0, reltol or RELTOL
         )
     outputs = [f"y_{j}" for j in range(ckpt["config"]["dims"][-1])]
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)

@@ -22,7 +22,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import AnasimError, SimError
-from .lower_kirchhoff import layer_deck, simulate_kirchhoff
+from .lower_kirchhoff import RELTOL, layer_deck, simulate_kirchhoff
 from .runner import ngspice_version
 
 # Copies of the network in one deck share the finest time step any of them needs: small decks win.
@@ -62,7 +62,7 @@ def compile_kirchhoff(ckpt_path, out: Path, stimulus, dataset, data_dir, a):
 def reference(model, z: torch.Tensor) -> tuple[np.ndarray, dict[int, str]]:
     """torchdiffeq outputs [B, out] in float64, solved tightly; a batch the solver gives up on is
     re-solved sample by sample so that only the diverging samples are lost (NaN rows)."""
-    model.rtol, model.atol = REF_TOL  # ngspice runs at reltol 1e-7
+    model.rtol, model.atol = REF_TOL
     with torch.no_grad():
         try:
             return model(z).numpy(), {}
@@ -77,7 +77,9 @@ def reference(model, z: torch.Tensor) -> tuple[np.ndarray, dict[int, str]]:
     return ref, failed
 
 
-def simulate_kirchhoff_checkpoint(ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, a, t0):
+def simulate_kirchhoff_checkpoint(
+    ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, a, t0, reltol=RELTOL
+):
     """ngspice transients (one per layer, KN_CHUNK samples per deck) vs torchdiffeq; the report."""
     if not a > 0:
         raise AnasimError(f"--scale-a {a!r}: the hardware scale must be positive (farads and seconds per unit)")
@@ -93,7 +95,7 @@ def simulate_kirchhoff_checkpoint(ckpt, model, dataset, samples, split, json_out
     parts, failed = {}, {}
 
     def job(s):
-        v, bad = simulate_kirchhoff(model, x[s : s + KN_CHUNK], a, run_dir / f"chunk_{s:06d}")
+        v, bad = simulate_kirchhoff(model, x[s : s + KN_CHUNK], a, run_dir / f"chunk_{s:06d}", reltol)
         parts[s] = v[:, model.outputs]
         failed.update({s + b: why for b, why in bad.items()})
 
@@ -108,7 +110,7 @@ def simulate_kirchhoff_checkpoint(ckpt, model, dataset, samples, split, json_out
         "samples": int(len(x)),
         "engine": {
             "simulator": ngspice_version(),
-            "mode": f"one transient per layer, {KN_CHUNK} samples per deck, reltol 1e-7",
+            "mode": f"one transient per layer, {KN_CHUNK} samples per deck, reltol {reltol:g}",
             "reference": f"torchdiffeq {model.method}, rtol {REF_TOL[0]:g}, atol {REF_TOL[1]:g}",
         },
         "dataset": data.name,

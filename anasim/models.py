@@ -14,6 +14,8 @@ checkpoints) via :func:`build_model`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -169,21 +171,37 @@ def build_model(config: dict) -> nn.Module:
 
 
 def build_kirchhoffnet(config: dict) -> nn.Module:
-    """FC layers of ``config["nodes"]`` nodes each (repeat, branch, optional ground leaks); the
-    inputs start on nodes 1..in, the outputs are read from the last ``out`` nodes."""
+    """KirchhoffNet layers (time periods) from a config: ``topology`` "fc" (one FC layer of
+    ``nodes[i]`` nodes each) or "proj" (the paper's Proj layer over the input ``grid`` [c, w, h]:
+    a ``kernel`` x kernel NE layer plus ``proj_nodes[i]`` projected nodes). ``repeat`` parallel
+    branches per pair, optional ground leaks; inputs start on nodes 1..in, outputs are the last
+    ``out`` nodes of the last layer (for "proj", projected nodes)."""
     from .kirchhoff import KirchhoffNet
-    from .topology import fc, to_ground
+    from .topology import fc, proj, to_ground
 
-    nodes, (d_in, d_out) = list(config["nodes"]), (config["dims"][0], config["dims"][-1])
+    d_in, d_out = config["dims"][0], config["dims"][-1]
+    repeat, topology = config.get("repeat", 2), config.get("topology", "fc")
+    if topology == "fc":
+        nodes = list(config["nodes"])
+        edges = [fc(n, repeat) for n in nodes]
+    elif topology == "proj":
+        grid, k = config.get("grid"), config.get("kernel", 3)
+        if not grid or len(grid) != 3 or math.prod(grid) != d_in:
+            raise CheckpointError(f"Proj topology: grid {grid} (channels, width, height) must hold the {d_in} inputs")
+        nodes = [math.prod(grid) + p for p in config["proj_nodes"]]
+        edges = [proj(*grid, k, p, (repeat, repeat)) for p in config["proj_nodes"]]
+    else:
+        raise CheckpointError(f"unknown KirchhoffNet topology {topology!r}; valid: fc, proj")
     if nodes[-1] < d_out:
         raise CheckpointError(f"the last layer has {nodes[-1]} nodes, fewer than the {d_out} outputs")
+    ground = config.get("ground")
     layers = [
         {
             "nodes": n,
-            "edges": fc(n, config.get("repeat", 2)) + (to_ground(range(1, n + 1)) if config.get("ground") else []),
+            "edges": e + (to_ground(range(1, n + 1)) if ground else []),
             "branch": config.get("branch", "relu"),
         }
-        for n in nodes
+        for n, e in zip(nodes, edges)
     ]
     outputs = list(range(nodes[-1] - d_out + 1, nodes[-1] + 1))
     return KirchhoffNet(
@@ -194,6 +212,7 @@ def build_kirchhoffnet(config: dict) -> nn.Module:
         config.get("rtol", 1e-5),
         config.get("atol", 1e-7),
         adjoint=config.get("adjoint", False),
+        train_tol=config.get("train_tol", 1e-5),
     )
 
 

@@ -79,6 +79,12 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
     config = {**config, "dims": [data.n_features, *config["dims"][1:]]}
+    if config.get("arch") == "kirchhoffnet" and config.get("topology") == "proj":
+        shape = data.preprocessing.get("shape")
+        if not shape:
+            raise AnasimError(f"--topology proj needs images; {data.name} has no pixel grid: use --topology fc")
+        config["grid"] = [1, *shape]  # grey images: one channel
+        config["nodes"] = [math.prod(shape) + p for p in config["proj_nodes"]]
     model = build_model(config).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * math.ceil(len(data.x_train) / opts.batch_size)

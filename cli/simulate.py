@@ -45,6 +45,7 @@ from ._util import friendly
     show_default=True,
     help="KirchhoffNet: hardware scale a (farads per unit capacitance, seconds per unit time).",
 )
+@click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), default=None, help="KirchhoffNet: ngspice reltol [1e-6].")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: layer by layer).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
 @hw_options
@@ -63,6 +64,7 @@ def simulate(
     line_cap,
     gbw,
     scale_a,
+    reltol,
     whole,
     json_out,
     **hw,
@@ -86,6 +88,7 @@ def simulate(
         period,
         split=split,
         scale_a=scale_a,
+        reltol=reltol,
     )
     if "circuit_loss" in r or "end_time_s" in r:
         _kirchhoff_table(r)

@@ -55,7 +55,33 @@ def _nodes(text: str) -> list[int]:
     show_default=True,
     help="KirchhoffNet branch current: paper eqs. 10-13, or theta1*ReLU(vs-vd-theta0).",
 )
+@click.option(
+    "--topology",
+    type=click.Choice(["fc", "proj"]),
+    default="fc",
+    show_default=True,
+    help="KirchhoffNet layer: fully connected (--nodes), or the paper's Proj layer over the image grid.",
+)
+@click.option(
+    "--kernel", type=click.IntRange(1), default=3, show_default=True, help="KirchhoffNet Proj: NE kernel size."
+)
+@click.option(
+    "--proj-nodes",
+    default="20",
+    show_default=True,
+    help="KirchhoffNet Proj: projected nodes of each layer, e.g. 20,20.",
+)
 @click.option("--period", type=float, default=1.0, show_default=True, help="KirchhoffNet: duration T of each layer.")
+@click.option(
+    "--train-tol",
+    type=float,
+    default=1e-5,
+    show_default=True,
+    help="KirchhoffNet: ODE solver rtol = atol while training (1e-3 is faster but the model learns the solver's error).",
+)
+@click.option(
+    "--init-std", type=click.FloatRange(0, min_open=True), default=None, help="KirchhoffNet: theta init std [He]."
+)
 @click.option("--ground", is_flag=True, help="KirchhoffNet: learnable branches from every node to ground.")
 @click.option("--adjoint", is_flag=True, help="KirchhoffNet: adjoint-method gradients (less memory).")
 @click.option("--norm", type=click.Choice(NORMS), default="batch", show_default=True)
@@ -88,7 +114,12 @@ def train(
     nodes,
     repeat,
     branch,
+    topology,
+    kernel,
+    proj_nodes,
     period,
+    train_tol,
+    init_std,
     ground,
     adjoint,
     norm,
@@ -104,8 +135,12 @@ def train(
         config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain}
         config["train_noise"] = train_noise
     elif arch == "kirchhoffnet":
-        config |= {"nodes": _dims(nodes + ",1")[:-1], "repeat": repeat, "branch": branch, "period": period}
-        config |= {"ground": ground, "adjoint": adjoint}
+        config |= {"nodes": _nodes(nodes), "repeat": repeat, "branch": branch, "period": period, "topology": topology}
+        if topology == "proj":
+            config |= {"kernel": kernel, "proj_nodes": _nodes(proj_nodes)}
+        config |= {"ground": ground, "adjoint": adjoint, "train_tol": train_tol}
+        if init_std is not None:
+            config["init_std"] = init_std
     else:
         if activation not in ("relu", "sigmoid"):
             parse_bases(activation)

@@ -74,7 +74,7 @@ def test_layers_add_and_drop_nodes():
 @pytest.mark.parametrize("branch", ["relu", "tanh", "relu3", "tanh3", "shifted"])
 def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
     """Two layers (7 nodes with ground leaks, then 9 nodes), 8 samples in one deck per layer,
-    a = 1 ns: ngspice (reltol 1e-7) against dopri5 (rtol 1e-9) within 1e-4 of the output range."""
+    a = 1 ns: ngspice (reltol 1e-6) against dopri5 (rtol 1e-9) within 1e-4 of the output range."""
     import numpy as np
 
     from anasim.lower_kirchhoff import simulate_kirchhoff
@@ -231,3 +231,24 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     ckpt = save_checkpoint(tmp_path / "mixed.pt", tdkan, kn_cfg, {"name": "friedman"}, {})
     with pytest.raises(CheckpointError, match="mixed.pt: weights do not match the architecture"):
         load_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize("proj_nodes, repeat, params", [([20], 2, 20_608), ([10, 10], 1, 2 * 2 * (2592 + 1280))])
+def test_proj_topology_sizes(proj_nodes, repeat, params):
+    """Proj over the 8x8 digits grid, kernel 3: 36 windows x 72 ordered pairs, plus 2 x 64 x P
+    branches to and from the projected nodes, each x repeat, 2 parameters per branch."""
+    from anasim.models import build_model
+
+    cfg = {"arch": "kirchhoffnet", "dims": [64, 10], "topology": "proj", "grid": [1, 8, 8], "kernel": 3}
+    net = build_model(cfg | {"proj_nodes": proj_nodes, "repeat": repeat, "branch": "shifted"})
+    assert count_params(net) == params
+    assert net.outputs == list(range(65 + proj_nodes[-1] - 10, 65 + proj_nodes[-1]))  # last 10 nodes: projected
+
+
+def test_proj_needs_an_image_grid():
+    from anasim.data import load_dataset
+    from anasim.train import TrainOptions, train_model
+
+    cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "topology": "proj", "proj_nodes": [4], "nodes": [7]}
+    with pytest.raises(AnasimError, match="friedman has no pixel grid: use --topology fc"):
+        train_model(cfg, load_dataset("friedman"), TrainOptions(epochs=1, progress=False))
