@@ -104,6 +104,7 @@ def summary(ckpt: dict) -> dict:
         "val_accuracy": metrics.get("val_accuracy"),
         "test_loss": metrics.get("test_loss"),
         "nodes": cfg.get("nodes"),
+        "topology": cfg.get("topology", "fc") if cfg["arch"] == "kirchhoffnet" else None,
         "branch": cfg.get("branch"),
         "dataset": ckpt.get("dataset", {}).get("name"),
         "devices": ckpt["devices"],

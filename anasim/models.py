@@ -188,6 +188,11 @@ def build_kirchhoffnet(config: dict) -> nn.Module:
         grid, k = config.get("grid"), config.get("kernel", 3)
         if not grid or len(grid) != 3 or math.prod(grid) != d_in:
             raise CheckpointError(f"Proj topology: grid {grid} (channels, width, height) must hold the {d_in} inputs")
+        if config["proj_nodes"][-1] < d_out:
+            raise CheckpointError(
+                f"the last Proj layer has {config['proj_nodes'][-1]} projected nodes; the {d_out} outputs "
+                f"are read from projected nodes: use --proj-nodes {d_out} or more"
+            )
         nodes = [math.prod(grid) + p for p in config["proj_nodes"]]
         edges = [proj(*grid, k, p, (repeat, repeat)) for p in config["proj_nodes"]]
     else:

@@ -79,6 +79,9 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
     config = {**config, "dims": [data.n_features, *config["dims"][1:]]}
+    if config.get("arch") == "kirchhoffnet":  # inputs and outputs are nodes: sizes come from the data
+        outs = 1 if data.task == "regression" else int(data.y_train.max()) + 1
+        config["dims"] = [data.n_features, outs]
     if config.get("arch") == "kirchhoffnet" and config.get("topology") == "proj":
         shape = data.preprocessing.get("shape")
         if not shape:

@@ -1,10 +1,16 @@
-"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed)."""
+"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet)."""
 
 import accuracy
 import fidelity
+import kirchhoff
+import kirchhoff_digits
+import kirchhoff_table1
 import speed
 
 if __name__ == "__main__":
     accuracy.main(list(accuracy.RUNS))
     fidelity.main(["digits", "fashion-gain", "fashion-full"])
     speed.main()
+    kirchhoff.main()
+    kirchhoff_table1.main([])
+    kirchhoff_digits.main([])

@@ -27,6 +27,7 @@ def info(checkpoint, as_json):
         rows = [
             ("architecture", "kirchhoffnet"),
             ("dims (in, out)", ",".join(map(str, s["dims"]))),
+            ("topology", s["topology"]),
             ("nodes per layer", ",".join(map(str, s["nodes"]))),
             ("branch", s["branch"]),
             ("parameters", f"{s['params']:,}"),

@@ -41,7 +41,12 @@ def _nodes(text: str) -> list[int]:
 @click.option("--arch", type=click.Choice(["tdkan", "mlp", "kirchhoffnet"]), default="tdkan", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with IDX files (MNIST).")
-@click.option("--dims", default="64,16,10", show_default=True, help="Layer widths; the first is set from the data.")
+@click.option(
+    "--dims",
+    default="64,16,10",
+    show_default=True,
+    help="Layer widths; the first is set from the data (KirchhoffNet: both ends, the outputs from the task).",
+)
 @click.option("--bases", default="a21,z21", show_default=True, help="TD-KAN device bases (see 'anasim devices list').")
 @click.option("--activation", default="a21", show_default=True, help="MLP activation: a device name, relu or sigmoid.")
 @click.option("--nodes", default="7", show_default=True, help="KirchhoffNet: nodes of each FC layer (time period).")
