@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
 from .data import load_dataset
@@ -111,7 +112,8 @@ def simulate_kirchhoff_checkpoint(
         failed.update({s + b: why for b, why in bad.items()})
 
     with ThreadPoolExecutor(max_workers=jobs or min(len(os.sched_getaffinity(0)), 8)) as pool:
-        list(pool.map(job, starts))
+        # a progress bar on terminals only (disable=None): large nets take seconds per sample
+        list(tqdm(pool.map(job, starts), total=len(starts), desc="ngspice", unit="deck", disable=None))
     out = np.concatenate([parts[s] for s in starts])
     for b, why in ref_failed.items():
         failed[b] = f"{failed[b]}; {why}" if b in failed else why

@@ -3,7 +3,10 @@
 For FC networks of growing size (repeat 2, eq. 10, seeded parameters) at one hardware scale a,
 the circuit is simulated in ngspice and read at t = D*T*a; its outputs are compared with the
 torchdiffeq solution. The forward time is D*T*a whatever the parameter count; the simulation
-(wall) time, by contrast, grows with size. Then one size at several a. Writes results/kirchhoff.json.
+(wall) time, by contrast, grows with size. Then one size at several a. Both sides run on one
+core (ngspice decks cut as ``anasim simulate`` cuts them, torch with one thread), so the wall
+times give the circuit-vs-torchdiffeq throughput ratio of one run. Last, the cost of a training
+step by backpropagation through the solver and by the adjoint method. Writes results/kirchhoff.json.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anasim.compare_kirchhoff import chunk_size
 from anasim.kirchhoff import KirchhoffNet
 from anasim.lower_kirchhoff import simulate_kirchhoff
 from anasim.models import count_params
@@ -36,7 +40,10 @@ def run(nodes, a, samples=20):
         ref = net.trajectory(x)[-1][1][-1].numpy()
     t_torch = time.perf_counter() - t0
     t0 = time.perf_counter()
-    v, _ = simulate_kirchhoff(net, x.numpy(), a, Path(tempfile.mkdtemp(prefix="anasim-kn-")))
+    work, step = Path(tempfile.mkdtemp(prefix="anasim-kn-")), chunk_size(net)  # decks as `simulate` cuts them
+    v = np.concatenate(
+        [simulate_kirchhoff(net, x[s : s + step].numpy(), a, work / f"c{s}")[0] for s in range(0, samples, step)]
+    )
     t_spice = time.perf_counter() - t0
     row = {
         "nodes": nodes,

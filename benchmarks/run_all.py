@@ -13,4 +13,5 @@ if __name__ == "__main__":
     speed.main()
     kirchhoff.main()
     kirchhoff_table1.main([])
+    kirchhoff_table1.main(["--dataset", "diabetes"])
     kirchhoff_digits.main([])
