@@ -10,6 +10,7 @@ its loss compared with the reference. Writes results/kirchhoff_table1.json (one 
 Diabetes (``--dataset diabetes``): 12 / 15 / 20 nodes (528 / 840 / 1,520 parameters), 30% test.
 
     python kirchhoff_table1.py [--dataset friedman] [--sizes s,m,l] [--seeds 0] [--epochs 400] [--samples 400]
+    python kirchhoff_table1.py --sizes m --seeds 0,1,2 --resimulate   # re-check saved checkpoints only
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from anasim.checkpoint import load_checkpoint
 from anasim.compare import simulate_checkpoint
 from anasim.data import load_dataset
 from anasim.train import TrainOptions, train_model
@@ -33,13 +35,18 @@ SIZES = {
 }
 
 
-def run(dataset: str, size: str, seed: int, epochs: int, samples: int) -> dict:
+def run(dataset: str, size: str, seed: int, epochs: int, samples: int, retrain: bool = True) -> dict:
+    """Train (or, with retrain False, reuse the checkpoint of an earlier run) and simulate."""
     nodes, paper = SIZES[dataset][size]
     config = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [nodes], "repeat": 2, "branch": "relu"}
     config |= {"period": 1.0, "train_tol": 1e-5, "init_std": 0.15}
     opts = TrainOptions(epochs=epochs, lr=1e-2, batch_size=64, patience=epochs, seed=seed, threads=1, progress=False)
     ckpt = OUT / f"kn_{dataset}_{size}_seed{seed}.pt"
-    _, m = train_model(config, load_dataset(dataset), opts, ckpt)
+    if retrain:
+        _, m = train_model(config, load_dataset(dataset), opts, ckpt)
+    else:
+        ck = load_checkpoint(ckpt)[0]
+        m, epochs = ck["metrics"], ck["metrics"]["options"]["epochs"]
     sim = simulate_checkpoint(ckpt, samples=samples, run_dir=tempfile.mkdtemp(prefix="anasim-kn-"))
     row = {
         "dataset": dataset,
@@ -78,16 +85,20 @@ def main(argv=None):
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=400)
     p.add_argument("--samples", type=int, default=400)
+    p.add_argument("--resimulate", action="store_true", help="reuse the checkpoints of earlier runs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     OUT.mkdir(exist_ok=True)
     path = OUT / "kirchhoff_table1.json"
-    rows = json.loads(path.read_text()) if path.is_file() else []
     for size in args.sizes.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = run(args.dataset, size, seed, args.epochs, args.samples)
-            rows = [r for r in rows if (r["size"], r["seed"]) != (size, seed)] + [row]
-            path.write_text(json.dumps(rows, indent=1) + "\n")  # after each run: nothing lost
+            row = run(args.dataset, size, seed, args.epochs, args.samples, retrain=not args.resimulate)
+            # re-read just before writing: runs of other sizes may go on in parallel processes
+            rows = json.loads(path.read_text()) if path.is_file() else []
+            key = (args.dataset, size, seed)
+            rows = [r for r in rows if (r["dataset"], r["size"], r["seed"]) != key] + [row]
+            rows.sort(key=lambda r: (r["dataset"], r["size"], r["seed"]))
+            path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
