@@ -76,10 +76,16 @@ def _nodes(text: str) -> list[int]:
     show_default=True,
     help="KirchhoffNet Proj: projected nodes of each layer, e.g. 20,20.",
 )
-@click.option("--period", type=float, default=1.0, show_default=True, help="KirchhoffNet: duration T of each layer.")
+@click.option(
+    "--period",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="KirchhoffNet: duration T of each layer.",
+)
 @click.option(
     "--train-tol",
-    type=float,
+    type=click.FloatRange(0, 0.1, min_open=True),
     default=1e-5,
     show_default=True,
     help="KirchhoffNet: ODE solver rtol = atol while training (1e-3 is faster but the model learns the solver's error).",
