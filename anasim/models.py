@@ -205,6 +205,7 @@ def build_kirchhoffnet(config: dict) -> nn.Module:
             "nodes": n,
             "edges": e + (to_ground(range(1, n + 1)) if ground else []),
             "branch": config.get("branch", "relu"),
+            "init_std": config.get("init_std"),
         }
         for n, e in zip(nodes, edges)
     ]

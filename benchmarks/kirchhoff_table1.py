@@ -39,7 +39,7 @@ def run(dataset: str, size: str, seed: int, epochs: int, samples: int, retrain: 
     """Train (or, with retrain False, reuse the checkpoint of an earlier run) and simulate."""
     nodes, paper = SIZES[dataset][size]
     config = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [nodes], "repeat": 2, "branch": "relu"}
-    config |= {"period": 1.0, "train_tol": 1e-5, "init_std": 0.15}
+    config |= {"period": 1.0, "train_tol": 1e-5}  # theta init: He-normal over the branch count
     opts = TrainOptions(epochs=epochs, lr=1e-2, batch_size=64, patience=epochs, seed=seed, threads=1, progress=False)
     ckpt = OUT / f"kn_{dataset}_{size}_seed{seed}.pt"
     if retrain:
@@ -64,7 +64,7 @@ def run(dataset: str, size: str, seed: int, epochs: int, samples: int, retrain: 
         "simulate_wall_s": sim["wall_s"],
         "command": (
             f"anasim train --arch kirchhoffnet --dataset {dataset} --nodes {nodes} --repeat 2 --branch relu "
-            f"--epochs {epochs} --lr 1e-2 --batch-size 64 --patience {epochs} --init-std 0.15 --train-tol 1e-5 "
+            f"--epochs {epochs} --lr 1e-2 --batch-size 64 --patience {epochs} --train-tol 1e-5 "
             f"--seed {seed} --threads 1"
         ),
     }
