@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +23,14 @@ from .checkpoint import load_checkpoint
 from .compare_kirchhoff import compile_kirchhoff, simulate_kirchhoff_checkpoint
 from .data import load_dataset
 from .errors import AnasimError, SimError
-from .ir import Circuit
+from .ir import Circuit, file_name
 from .kirchhoff import KirchhoffNet
 from .lower import HwOptions, lower_tdkan, lower_tdkan_layers
 from .lower_kirchhoff import RELTOL
 from .lower_mlp import lower_mlp
 from .models import TDKAN, DeviceMLP
 from .netlist import netlist
+from .report import write_report
 from .runner import SweepResult, deck_body, ngspice_version, simulate_dc, simulate_layers, stimulus_deck
 from .transient import simulate_tran, static_power
 
@@ -48,8 +47,10 @@ def circuit_inputs(model, z: torch.Tensor) -> np.ndarray:
     return (model.row_drive(z) if isinstance(model, TDKAN) else z).numpy()
 
 
-def build_circuit(ckpt_path: str | Path, hw: HwOptions) -> tuple[dict, TDKAN | DeviceMLP, Circuit, dict]:
-    ckpt, model = load_model(ckpt_path)
+def build_circuit(ckpt_path: str | Path, hw: HwOptions, loaded=None) -> tuple[dict, TDKAN | DeviceMLP, Circuit, dict]:
+    """The circuit of a checkpoint, headed by its provenance; ``loaded`` is (ckpt, model) when
+    the caller has already loaded it (loading verifies hashes and weights: not worth doing twice)."""
+    ckpt, model = loaded or load_model(ckpt_path)
     digest = hashlib.sha256(Path(ckpt_path).read_bytes()).hexdigest()[:16]
     header = [
         f"model {Path(ckpt_path).name} sha256 {digest}, {ckpt['config']['arch']} dims {ckpt['config']['dims']}",
@@ -92,13 +93,14 @@ def compile_checkpoint(
 ):
     """Write the netlist of ``ckpt_path`` to ``out``; with ``stimulus`` N embed N test samples."""
     out = Path(out)
-    if isinstance(load_model(ckpt_path)[1], KirchhoffNet):
-        return compile_kirchhoff(ckpt_path, out, stimulus, dataset, data_dir, scale_a)
-    ckpt, model, circuit, info = build_circuit(ckpt_path, hw)
+    loaded = load_model(ckpt_path)
+    if isinstance(loaded[1], KirchhoffNet):
+        return compile_kirchhoff(*loaded, out, stimulus, dataset, data_dir, scale_a)
+    ckpt, model, circuit, info = build_circuit(ckpt_path, hw, loaded)
     if stimulus:
         data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
         x = circuit_inputs(model, data.x_test[:stimulus])
-        data_file = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem) + "_outputs.txt"
+        data_file = file_name(out.stem) + "_outputs.txt"
         text = stimulus_deck(deck_body(circuit), x, circuit.outputs, data_file)
         try:
             out.write_text(text)
@@ -151,7 +153,8 @@ def simulate_checkpoint(
         ref = model(z.double()).numpy()
     # the one-deck circuit is built only where it is used (it costs seconds for large nets)
     whole = whole or isinstance(model, DeviceMLP)  # MLPs are simulated as one deck
-    circuit = build_circuit(ckpt_path, hw)[2] if (whole or analysis == "tran") and netlist_path is None else None
+    wanted = (whole or analysis == "tran") and netlist_path is None
+    circuit = build_circuit(ckpt_path, hw, (ckpt, model))[2] if wanted else None
     source = circuit
     if netlist_path is not None:
         try:
@@ -218,12 +221,7 @@ def simulate_checkpoint(
         **extra,
     }
     if json_out is not None:
-        json_out = Path(json_out)
-        try:
-            json_out.write_text(json.dumps(report, indent=1) + "\n")
-            np.savez(json_out.with_suffix(".npz"), x=x, labels=labels, reference=ref, circuit=res.outputs)
-        except OSError as exc:
-            raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
+        write_report(json_out, report, x=x, labels=labels, reference=ref, circuit=res.outputs)
     if res.failed:
         raise SimError(
             f"ngspice did not converge for samples {res.failed[:20]}{' ...' if len(res.failed) > 20 else ''}; "

@@ -1,16 +1,14 @@
 """KirchhoffNet compile and compare: checkpoint -> transient decks, and ngspice vs torchdiffeq.
 
 The KirchhoffNet branch of ``anasim compile`` / ``anasim simulate`` (``compare`` dispatches here).
-The reference is solved tightly in float64 and the circuit at reltol 1e-7, samples in decks of
+The reference is solved tightly in float64 and the circuit at reltol RELTOL, samples in decks of
 up to ``KN_CHUNK`` copies run in parallel; a sample ngspice cannot follow is named with its layer and
 time point, and the others' results are kept (JSON + .npz written before the error is raised).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint
 from .data import load_dataset
 from .errors import AnasimError, SimError
+from .ir import file_name
 from .lower_kirchhoff import RELTOL, layer_deck, simulate_kirchhoff
+from .report import write_report
 from .runner import ngspice_version
 
 # Copies of the network in one deck share the finest time step any of them needs, so a deck of
@@ -41,17 +40,16 @@ def chunk_size(model) -> int:
 REF_TOL = (1e-9, 1e-11)  # torchdiffeq rtol, atol for the reference
 
 
-def compile_kirchhoff(ckpt_path, out: Path, stimulus, dataset, data_dir, a):
-    """Layer 0 as a standalone transient deck (inputs = capacitor initial voltages); later layers,
-    whose initial state is the previous layer's result, go to ``<stem>_layer<n>.cir`` with 0 V."""
-    ckpt, model = load_checkpoint(ckpt_path)
-    model = model.double()
+def compile_kirchhoff(ckpt: dict, model, out: Path, stimulus, dataset, data_dir, a):
+    """Layer 0 of a loaded float64 ``model`` as a standalone transient deck (inputs = capacitor
+    initial voltages); later layers, whose initial state is the previous layer's result, go to
+    ``<stem>_layer<n>.cir`` with 0 V."""
     if stimulus:
         z = load_dataset(dataset or ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
     else:
         z = torch.zeros(1, model.in_dim)
     v0 = model.initial_state(z.double()).numpy()
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", out.stem)
+    stem = file_name(out.stem)
     info = {"layers": []}
     for n, layer in enumerate(model.layers):
         path = out if n == 0 else out.with_name(f"{out.stem}_layer{n}{out.suffix}")
@@ -91,7 +89,7 @@ def reference(model, z: torch.Tensor) -> tuple[np.ndarray, dict[int, str]]:
 def simulate_kirchhoff_checkpoint(
     ckpt, model, dataset, samples, split, json_out, run_dir, jobs, data_dir, a, t0, reltol=RELTOL
 ):
-    """ngspice transients (one per layer, KN_CHUNK samples per deck) vs torchdiffeq; the report."""
+    """ngspice transients (one per layer, ``chunk_size`` samples per deck) vs torchdiffeq; the report."""
     if not a > 0:
         raise AnasimError(f"--scale-a {a!r}: the hardware scale must be positive (farads and seconds per unit)")
     data = load_dataset(dataset or ckpt["dataset"]["name"], data_dir)
@@ -146,11 +144,7 @@ def simulate_kirchhoff_checkpoint(
         report["circuit_accuracy"] = float((pred == target[ok]).mean()) if ok.any() else 0.0
         report["argmax_agreement"] = float((pred == ref[ok].argmax(1)).mean()) if ok.any() else 0.0
     if json_out is not None:
-        try:
-            Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
-            np.savez(Path(json_out).with_suffix(".npz"), x=x, target=target, reference=ref, circuit=out)
-        except OSError as exc:
-            raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
+        write_report(json_out, report, x=x, target=target, reference=ref, circuit=out)
     if failed:
         first = min(failed)
         raise SimError(

@@ -38,6 +38,11 @@ def num(value: float) -> str:
     return repr(float(value))
 
 
+def file_name(text: str) -> str:
+    """A file name safe to write into a control block (``wrdata``): letters, digits, '_', '.', '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
+
+
 def comment_text(text: str) -> str:
     """Text for a '*' comment line: printable ASCII only, one line."""
     return re.sub(r"[^ -~]", "?", str(text)).strip()[:200]

@@ -1,0 +1,25 @@
+"""Reports on disk: the last step of the flow (comparator -> report).
+
+``write_report`` writes a comparison report as JSON and its per-sample arrays as an .npz beside
+it; both comparators (TD-KAN / MLP and KirchhoffNet) call it before raising on failed samples,
+so partial results are on disk whatever happens next.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnasimError
+
+
+def write_report(json_out, report: dict, **arrays: np.ndarray) -> None:
+    """``report`` to ``json_out`` and ``arrays`` to the same name with suffix .npz."""
+    json_out = Path(json_out)
+    try:
+        json_out.write_text(json.dumps(report, indent=1) + "\n")
+        np.savez(json_out.with_suffix(".npz"), **arrays)
+    except OSError as exc:
+        raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
