@@ -50,6 +50,17 @@ BRANCHES = {
 }
 
 
+def carry_state(v: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """State [B, M+1] at the end of a layer -> initial state [B, num_nodes+1] of the next one:
+    nodes the next layer adds start at 0 V, nodes it drops vanish."""
+    if v.shape[1] == num_nodes + 1:
+        return v
+    w = v.new_zeros(v.shape[0], num_nodes + 1)
+    k = min(v.shape[1], w.shape[1])
+    w[:, :k] = v[:, :k]
+    return w
+
+
 class KirchhoffLayer(nn.Module):
     """One time period: N nodes, a branch per edge, capacitors C to ground."""
 
@@ -128,11 +139,7 @@ class KirchhoffNet(nn.Module):
         v, out = self.initial_state(x), []
         solve = odeint_adjoint if self.adjoint else odeint
         for n, layer in enumerate(self.layers):
-            if v.shape[1] != layer.num_nodes + 1:  # new nodes start at 0 V, dropped ones vanish
-                w = v.new_zeros(v.shape[0], layer.num_nodes + 1)
-                k = min(v.shape[1], w.shape[1])
-                w[:, :k] = v[:, :k]
-                v = w
+            v = carry_state(v, layer.num_nodes)
             t = torch.linspace(n * self.period, (n + 1) * self.period, times_per_layer, dtype=v.dtype)
             kwargs = {"adjoint_params": tuple(layer.parameters())} if self.adjoint else {}
             loose = self.training and self.train_tol is not None

@@ -20,7 +20,7 @@ import torch
 
 from .errors import AnasimError, SimError
 from .ir import BSource, Capacitor, Circuit, num
-from .kirchhoff import KirchhoffLayer, KirchhoffNet
+from .kirchhoff import KirchhoffLayer, KirchhoffNet, carry_state
 from .netlist import netlist
 from .transient import _run
 
@@ -115,11 +115,7 @@ def simulate_kirchhoff(
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
     failed: dict[int, str] = {}
     for n, layer in enumerate(net.layers):
-        if v.shape[1] != layer.num_nodes + 1:
-            w = np.zeros((len(v), layer.num_nodes + 1))
-            k = min(v.shape[1], w.shape[1])
-            w[:, :k] = v[:, :k]
-            v = w
+        v = carry_state(torch.from_numpy(v), layer.num_nodes).numpy()  # the reference's rule
         alive = np.array([b for b in range(len(v)) if b not in failed], dtype=int)
         if len(alive) == 0:
             break
