@@ -1,0 +1,98 @@
+"""Behaviour-unchanged check: circuit outputs now against outputs recorded before a refactor.
+
+Four fixed checkpoints (committed beside the recording) are simulated through the CLI, the
+interface that stays stable across redesigns: the demo TD-KAN [64,16,10] a21+z21 in the edge and
+the shared mapping, a device-activation MLP [64,12,10] (a21) and a KirchhoffNet-s (Friedman,
+7 nodes, relu branches). Same samples and ``--jobs 2`` (the DC sweeps' chunking is part of the
+result: each sweep point starts from the previous one's solution).
+
+    python equivalence.py --record   # on the code before the change: trains the models if absent
+    python equivalence.py            # after it: max |after - before| / output range, must be <= 1e-12
+
+The recording is ``results/equivalence/before.npz``; ``tests/test_equivalence.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent / "results" / "equivalence"
+TOLERANCE = 1e-12  # of the output range: ngspice prints 12 digits, so this is "the same numbers"
+# name -> (checkpoint, train arguments, simulate arguments)
+CASES = {
+    "tdkan_edge": (
+        "tdkan.pt",
+        ["--dataset", "digits", "--dims", "64,16,10", "--bases", "a21,z21", "--epochs", "60", "--seed", "0"],
+        ["--samples", "120"],
+    ),
+    "tdkan_shared": ("tdkan.pt", None, ["--samples", "120", "--mapping", "shared"]),
+    "mlp_a21": (
+        "mlp.pt",
+        ["--arch", "mlp", "--dataset", "digits", "--dims", "64,12,10", "--activation", "a21", "--epochs", "3"],
+        ["--samples", "60"],
+    ),
+    "kirchhoffnet_s": (
+        "kn.pt",
+        ["--arch", "kirchhoffnet", "--dataset", "friedman", "--nodes", "7", "--epochs", "2", "--lr", "5e-3"],
+        ["--samples", "20"],
+    ),
+}
+
+
+def anasim(*args: str) -> None:
+    exe = Path(sys.executable).with_name("anasim")
+    subprocess.run([str(exe), *args], check=True, capture_output=True, text=True)
+
+
+def simulate(name: str, work: Path) -> np.ndarray:
+    ckpt, _, sim_args = CASES[name]
+    js = work / f"{name}.json"
+    anasim("simulate", str(HERE / ckpt), *sim_args, "--jobs", "2", "--json", str(js))
+    return np.load(js.with_suffix(".npz"))["circuit"]
+
+
+def record() -> None:
+    HERE.mkdir(parents=True, exist_ok=True)
+    for ckpt, train_args, _ in CASES.values():
+        if train_args is not None and not (HERE / ckpt).is_file():
+            anasim("train", *train_args, "--threads", "1", "-o", str(HERE / ckpt))
+    with tempfile.TemporaryDirectory() as work:
+        outs = {name: simulate(name, Path(work)) for name in CASES}
+    np.savez(HERE / "before.npz", **outs)
+    print(f"recorded {', '.join(f'{k} {v.shape}' for k, v in outs.items())} -> {HERE / 'before.npz'}")
+
+
+def check() -> dict[str, float]:
+    """Max |now - before| of every case, in units of that case's output range."""
+    before = np.load(HERE / "before.npz")
+    errors = {}
+    with tempfile.TemporaryDirectory() as work:
+        for name in CASES:
+            now, ref = simulate(name, Path(work)), before[name]
+            errors[name] = float(np.abs(now - ref).max() / np.ptp(ref))
+    return errors
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--record", action="store_true", help="record the outputs of the code as it is now")
+    args = p.parse_args(argv)
+    if args.record:
+        record()
+        return 0
+    errors = check()
+    print(json.dumps(errors, indent=1))
+    bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
+    print("unchanged" if not bad else f"CHANGED beyond {TOLERANCE:g} of range: {bad}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
