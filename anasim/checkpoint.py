@@ -16,17 +16,14 @@ from torch import nn
 from . import __version__
 from .devices import get_device
 from .errors import AnasimError, CheckpointError
-from .models import build_model, count_params
+from .families import count_params, family_named
 
 FORMAT = "anasim-checkpoint"
 VERSION = 1
 
 
 def device_ids(config: dict) -> dict[str, str]:
-    names = list(config.get("bases", []))
-    if config.get("arch") == "mlp" and config.get("activation") not in ("relu", "sigmoid", None):
-        names.append(config["activation"])
-    return {n: get_device(n).fit_hash for n in names}
+    return {n: get_device(n).fit_hash for n in family_named(config.get("arch")).devices(config)}
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict, dataset: dict, metrics: dict) -> Path:
@@ -80,7 +77,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     for key, tensor in ckpt["state_dict"].items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: weight {key!r} holds NaN or inf values; the model cannot be used")
-    model = build_model(ckpt["config"])
+    model = family_named(ckpt["config"].get("arch")).build(ckpt["config"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
@@ -104,7 +101,7 @@ def summary(ckpt: dict) -> dict:
         "val_accuracy": metrics.get("val_accuracy"),
         "test_loss": metrics.get("test_loss"),
         "nodes": cfg.get("nodes"),
-        "topology": cfg.get("topology", "fc") if cfg["arch"] == "kirchhoffnet" else None,
+        "topology": cfg.get("topology", "fc") if "nodes" in cfg else None,
         "branch": cfg.get("branch"),
         "dataset": ckpt.get("dataset", {}).get("name"),
         "devices": ckpt["devices"],

@@ -16,11 +16,14 @@ import gzip
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import DataError
+
+if TYPE_CHECKING:  # torch loads only when a dataset does: `anasim --help` stays fast
+    import torch
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("digits", "fashion-mnist", "mnist", "friedman", "diabetes")
@@ -48,6 +51,8 @@ class Dataset:
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples of one split; "all" is test, then validation, then training samples."""
         if which == "all":
+            import torch
+
             parts = [self.split(w) for w in ("test", "val", "train")]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         if which not in ("train", "val", "test"):
@@ -93,6 +98,8 @@ def _load_idx_set(folder: Path, hint: str) -> tuple[np.ndarray, ...]:
 
 
 def _area_resize(x: np.ndarray, size: int) -> np.ndarray:
+    import torch
+
     t = torch.as_tensor(x, dtype=torch.float32).unsqueeze(1)  # [N, 1, H, W]
     return torch.nn.functional.interpolate(t, size=(size, size), mode="area").squeeze(1).numpy()
 
@@ -106,6 +113,8 @@ def _finish(name, x_tr, y_tr, x_va, y_va, x_te, y_te, pre) -> Dataset:
     mean, std = float(x_tr.mean()), float(x_tr.std())
     pre = {**pre, "mean": mean, "std": std, "split_seed": SPLIT_SEED}
     pre["sizes"] = {"train": len(x_tr), "val": len(x_va), "test": len(x_te)}
+
+    import torch
 
     def prep(x):
         return torch.as_tensor((x.reshape(len(x), -1) - mean) / std, dtype=torch.float32)
@@ -123,6 +132,7 @@ def _regression(name: str) -> Dataset:
     Friedman #1: scikit-learn's generator, 4,096 samples, 5 features, no noise, 40% test;
     diabetes: 30% test. An eighth of the remaining samples is held out for validation.
     """
+    import torch
     from sklearn.datasets import load_diabetes, make_friedman1
 
     if name == "friedman":

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .checkpoint import save_checkpoint
 from .data import Dataset, load_dataset
 from .errors import AnasimError
-from .models import build_model, count_params
+from .families import count_params, family_named
 
 
 @dataclass
@@ -78,17 +78,9 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
-    config = {**config, "dims": [data.n_features, *config["dims"][1:]]}
-    if config.get("arch") == "kirchhoffnet":  # inputs and outputs are nodes: sizes come from the data
-        outs = 1 if data.task == "regression" else int(data.y_train.max()) + 1
-        config["dims"] = [data.n_features, outs]
-    if config.get("arch") == "kirchhoffnet" and config.get("topology") == "proj":
-        shape = data.preprocessing.get("shape")
-        if not shape:
-            raise AnasimError(f"--topology proj needs images; {data.name} has no pixel grid: use --topology fc")
-        config["grid"] = [1, *shape]  # grey images: one channel
-        config["nodes"] = [math.prod(shape) + p for p in config["proj_nodes"]]
-    model = build_model(config).to(device)
+    family = family_named(config.get("arch"))
+    config = family.prepare({**config, "dims": [data.n_features, *config["dims"][1:]]}, data)
+    model = family.build(config).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * math.ceil(len(data.x_train) / opts.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))

@@ -1,43 +1,37 @@
-"""Hardware options shared by ``compile`` and ``simulate``."""
+"""Hardware options shared by ``compile`` and ``simulate``.
+
+Every option defaults to None: only the options a user gives reach the library, whose family
+option dataclasses hold the defaults and refuse an option the checkpoint's family does not use.
+"""
 
 from __future__ import annotations
 
 import click
 
-from anasim.lower import HwOptions
+HW_OPTIONS = [
+    click.option(
+        "--mapping",
+        type=click.Choice(["edge", "shared"]),
+        help="TD-KAN: edge, one device per edge and basis (physical, default); shared, one per input and basis.",
+    ),
+    click.option(
+        "--crossbar",
+        type=click.Choice(["vccs", "resistor"]),
+        help="TD-KAN shared mapping: cells as conductances into ideal virtual grounds (vccs, default) or resistors.",
+    ),
+    click.option("--area-max", type=float, help="TD-KAN: largest device area in unit-area devices [10]."),
+    click.option("--levels", type=click.IntRange(2), help="TD-KAN: quantize areas to N levels."),
+    click.option("--opamp-gain", type=float, help="TD-KAN, MLP: op-amp open-loop gain [1e9]."),
+    click.option("--scale-a", type=float, help="KirchhoffNet: hardware scale a, farads and seconds per unit [1e-9]."),
+]
 
 
 def hw_options(fn):
-    for opt in reversed(
-        [
-            click.option(
-                "--mapping",
-                type=click.Choice(["edge", "shared"]),
-                default="edge",
-                show_default=True,
-                help="edge: one device per edge and basis (physical default); shared: one per input and basis.",
-            ),
-            click.option(
-                "--crossbar",
-                type=click.Choice(["vccs", "resistor"]),
-                default="vccs",
-                show_default=True,
-                help="Shared mapping: crossbar cells as conductances into ideal virtual grounds, or as resistors.",
-            ),
-            click.option(
-                "--area-max",
-                type=float,
-                default=10.0,
-                show_default=True,
-                help="Largest device area (unit-area devices).",
-            ),
-            click.option("--levels", type=click.IntRange(2), default=None, help="Quantize areas to N levels."),
-            click.option("--opamp-gain", type=float, default=1e9, show_default=True, help="Op-amp open-loop gain."),
-        ]
-    ):
+    for opt in reversed(HW_OPTIONS):
         fn = opt(fn)
     return fn
 
 
-def make_hw(mapping, crossbar, area_max, levels, opamp_gain) -> HwOptions:
-    return HwOptions(mapping=mapping, crossbar=crossbar, area_max=area_max, levels=levels, opamp_gain=opamp_gain)
+def given(**values) -> dict:
+    """The options the user gave (click passes None for the others)."""
+    return {k: v for k, v in values.items() if v is not None}

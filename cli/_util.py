@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: error translation."""
+"""Helpers shared by the command modules: error translation, tables."""
 
 from __future__ import annotations
 
@@ -6,17 +6,22 @@ import functools
 
 import click
 
-from anasim.errors import AnasimError
-
 
 def friendly(fn):
     """Turn anasim's expected errors into click errors (message + nonzero exit, no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from anasim.errors import AnasimError
+
         try:
             return fn(*args, **kwargs)
         except AnasimError as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def table(rows) -> None:
+    for k, v in rows:
+        click.echo(f"{k:<20} {v}")

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import click
 
-from anasim.devices import get_device, registry, user_device_dir
-from anasim.fitting import METHODS, fit_device
-from anasim.ivdata import read_iv_csv
-from anasim.plots import plot_device
-
 from ._util import friendly
 
 
@@ -23,6 +18,8 @@ def devices():
 @friendly
 def list_():
     """List every device model: bundled and your own."""
+    from anasim.devices import registry, user_device_dir
+
     click.echo(
         f"{'name':<14} {'kind':<5} {'range (V)':<13} {'unit':<5} {'A/unit':<7} {'fit':<7} {'rms':<9} description"
     )
@@ -44,6 +41,10 @@ def list_():
 @friendly
 def plot(name, output, data):
     """Plot device NAME (data vs fit when --data is given)."""
+    from anasim.devices import get_device
+    from anasim.ivdata import read_iv_csv
+    from anasim.plots import plot_device
+
     model = get_device(name)
     sweep = read_iv_csv(data) if data else None
     out = plot_device(model, output or f"{model.name}.png", sweep)
@@ -53,7 +54,7 @@ def plot(name, output, data):
 @devices.command()
 @click.argument("csv", type=click.Path(dir_okay=False))
 @click.option("--name", required=True, help="Name for the new device (a-z, 0-9, _).")
-@click.option("--method", type=click.Choice(METHODS), default="pwl", show_default=True)
+@click.option("--method", type=click.Choice(["pwl", "smooth"]), default="pwl", show_default=True)
 @click.option(
     "--grid", type=float, default=None, help="Knot spacing in volts [pwl: the data's own points; smooth: 0.025]."
 )
@@ -63,6 +64,10 @@ def plot(name, output, data):
 @friendly
 def fit(csv, name, method, grid, unit, amps_per_unit, force):
     """Fit a measured I-V sweep in CSV and store it where 'devices list' finds it."""
+    from anasim.devices import registry, user_device_dir
+    from anasim.fitting import fit_device
+    from anasim.ivdata import read_iv_csv
+
     name = name.strip().lower()
     known = registry()
     dest = user_device_dir() / f"{name}.json"

@@ -7,10 +7,6 @@ from pathlib import Path
 import click
 
 from anasim.data import DATASETS
-from anasim.devices import parse_bases
-from anasim.models import MAPPINGS, NORMS
-from anasim.train import TrainOptions
-from anasim.train import train as run_train
 
 from ._util import friendly
 
@@ -95,8 +91,8 @@ def _nodes(text: str) -> list[int]:
 )
 @click.option("--ground", is_flag=True, help="KirchhoffNet: learnable branches from every node to ground.")
 @click.option("--adjoint", is_flag=True, help="KirchhoffNet: adjoint-method gradients (less memory).")
-@click.option("--norm", type=click.Choice(NORMS), default="batch", show_default=True)
-@click.option("--mapping", type=click.Choice(MAPPINGS), default="clip", show_default=True)
+@click.option("--norm", default="batch", show_default=True, help="TD-KAN: batch (fused into the TIAs), layer or none.")
+@click.option("--mapping", default="clip", show_default=True, help="TD-KAN input clipper: clip or sigmoid.")
 @click.option(
     "--in-gain", type=float, default=0.25, show_default=True, help="Row drive: volts per std, over half the range."
 )
@@ -141,6 +137,10 @@ def train(
     **opts,
 ):
     """Train a reference model and write a self-describing checkpoint."""
+    from anasim.devices import parse_bases
+    from anasim.train import TrainOptions
+    from anasim.train import train as run_train
+
     config = {"arch": arch, "dims": _dims(dims)}
     if arch == "tdkan":
         config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from .errors import AnasimError
+from ...errors import AnasimError
 
 
 def fc(num_nodes: int, repeat: int = 1) -> list[tuple[int, int]]:

@@ -1,30 +1,24 @@
-"""PyTorch reference models: the ``model`` end of the flow that the circuit must reproduce.
+"""TD-KAN reference model (torch): the ``model`` end of the flow that the circuit must reproduce.
 
 * :class:`TDKAN`: stacked tunnel-diode KAN layers ``y_j = sum_i sum_k Theta_ijk phi_k(u_i) + b_j``
   (paper eq. 2) with ``u = map(x)`` a hard clip (or a unit-slope sigmoid) into the device range,
   BatchNorm (fusable into TIA gains) or LayerNorm (training only) between layers, Gaussian
   coefficient noise in training (eq. 3) and multiplicative noise at evaluation (eq. 6).
-* :class:`DeviceMLP`: Linear -> device activation -> Linear (paper section 2.3).
 
 Signals between layers are voltages: the first layer receives standardized pixels turned into
 row-line voltages by a fixed affine (``in_offset + in_gain * z``, a DAC with a DC offset), hidden
-layers receive the norm's output. Models are built from a plain config dict (stored in
-checkpoints) via :func:`build_model`.
+layers receive the norm's output. Built from a plain config dict (stored in checkpoints) by
+:func:`build`.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .devices import DeviceModel, get_device
-from .errors import CheckpointError
-
-MAPPINGS = ("clip", "sigmoid")
-NORMS = ("batch", "layer", "none")
-ACTIVATIONS = ("rtd", "a21", "emosfet", "relu", "sigmoid")
+from ...devices import DeviceModel, get_device
+from ...errors import CheckpointError
+from .options import MAPPINGS, NORMS
 
 
 def common_range(devices: list[DeviceModel]) -> tuple[float, float]:
@@ -119,108 +113,14 @@ class TDKAN(nn.Module):
             layer.eval_rel_noise = rel
 
 
-class DeviceActivation(nn.Module):
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-        self.device_model = None if name in ("relu", "sigmoid") else get_device(name)
-
-    def forward(self, x):
-        if self.name == "relu":
-            return torch.relu(x)
-        if self.name == "sigmoid":
-            return torch.sigmoid(x)
-        return self.device_model.torch_current(x)
-
-
-class DeviceMLP(nn.Module):
-    def __init__(self, dims, activation="a21"):
-        super().__init__()
-        if len(dims) < 2:
-            raise CheckpointError(f"dims {dims} need at least an input and an output size")
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
-        self.act = DeviceActivation(activation)
-
-    def forward(self, z):
-        for i, lin in enumerate(self.linears):
-            z = lin(z)
-            if i < len(self.linears) - 1:
-                z = self.act(z)
-        return z
-
-
-def build_model(config: dict) -> nn.Module:
-    """Model from its config dict (as stored in a checkpoint)."""
-    arch = config.get("arch")
-    if arch == "tdkan":
-        return TDKAN(
-            config["dims"],
-            config["bases"],
-            norm=config.get("norm", "batch"),
-            mapping=config.get("mapping", "clip"),
-            v_range=config.get("v_range"),
-            train_noise=config.get("train_noise", 0.0),
-            in_gain=config.get("in_gain", 0.5),
-            hidden_gain=config.get("hidden_gain"),
-        )
-    if arch == "mlp":
-        return DeviceMLP(config["dims"], config.get("activation", "a21"))
-    if arch == "kirchhoffnet":
-        return build_kirchhoffnet(config)
-    raise CheckpointError(f"unknown architecture {arch!r}; valid: tdkan, mlp, kirchhoffnet")
-
-
-def build_kirchhoffnet(config: dict) -> nn.Module:
-    """KirchhoffNet layers (time periods) from a config: ``topology`` "fc" (one FC layer of
-    ``nodes[i]`` nodes each) or "proj" (the paper's Proj layer over the input ``grid`` [c, w, h]:
-    a ``kernel`` x kernel NE layer plus ``proj_nodes[i]`` projected nodes). ``repeat`` parallel
-    branches per pair, optional ground leaks; inputs start on nodes 1..in, outputs are the last
-    ``out`` nodes of the last layer (for "proj", projected nodes)."""
-    from .kirchhoff import KirchhoffNet
-    from .topology import fc, proj, to_ground
-
-    d_in, d_out = config["dims"][0], config["dims"][-1]
-    repeat, topology = config.get("repeat", 2), config.get("topology", "fc")
-    if topology == "fc":
-        nodes = list(config["nodes"])
-        edges = [fc(n, repeat) for n in nodes]
-    elif topology == "proj":
-        grid, k = config.get("grid"), config.get("kernel", 3)
-        if not grid or len(grid) != 3 or math.prod(grid) != d_in:
-            raise CheckpointError(f"Proj topology: grid {grid} (channels, width, height) must hold the {d_in} inputs")
-        if config["proj_nodes"][-1] < d_out:
-            raise CheckpointError(
-                f"the last Proj layer has {config['proj_nodes'][-1]} projected nodes; the {d_out} outputs "
-                f"are read from projected nodes: use --proj-nodes {d_out} or more"
-            )
-        nodes = [math.prod(grid) + p for p in config["proj_nodes"]]
-        edges = [proj(*grid, k, p, (repeat, repeat)) for p in config["proj_nodes"]]
-    else:
-        raise CheckpointError(f"unknown KirchhoffNet topology {topology!r}; valid: fc, proj")
-    if nodes[-1] < d_out:
-        raise CheckpointError(f"the last layer has {nodes[-1]} nodes, fewer than the {d_out} outputs")
-    ground = config.get("ground")
-    layers = [
-        {
-            "nodes": n,
-            "edges": e + (to_ground(range(1, n + 1)) if ground else []),
-            "branch": config.get("branch", "relu"),
-            "init_std": config.get("init_std"),
-        }
-        for n, e in zip(nodes, edges)
-    ]
-    outputs = list(range(nodes[-1] - d_out + 1, nodes[-1] + 1))
-    return KirchhoffNet(
-        layers,
-        d_in,
-        outputs,
-        config.get("period", 1.0),
-        config.get("rtol", 1e-5),
-        config.get("atol", 1e-7),
-        adjoint=config.get("adjoint", False),
-        train_tol=config.get("train_tol", 1e-5),
+def build(config: dict) -> TDKAN:
+    return TDKAN(
+        config["dims"],
+        config["bases"],
+        norm=config.get("norm", "batch"),
+        mapping=config.get("mapping", "clip"),
+        v_range=config.get("v_range"),
+        train_noise=config.get("train_noise", 0.0),
+        in_gain=config.get("in_gain", 0.5),
+        hidden_gain=config.get("hidden_gain"),
     )
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,8 +1,8 @@
-"""Reports on disk: the last step of the flow (comparator -> report).
+"""Results on disk: what the comparator hands to the report step.
 
-``write_report`` writes a comparison report as JSON and its per-sample arrays as an .npz beside
-it; both comparators (TD-KAN / MLP and KirchhoffNet) call it before raising on failed samples,
-so partial results are on disk whatever happens next.
+``write_report`` writes a comparison as JSON and its per-sample arrays as an .npz beside it;
+the pipeline calls it before raising on failed samples, so partial results are on disk
+whatever happens next.
 """
 
 from __future__ import annotations

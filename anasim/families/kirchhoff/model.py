@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from .errors import AnasimError
-from .topology import validate
+from ...errors import AnasimError, CheckpointError
+from .topology import fc, proj, to_ground, validate
 
 
 def _relu2(vs, vd, th):  # eq. 10
@@ -40,13 +40,15 @@ def _shifted(vs, vd, th):  # theta1 * ReLU(v_s - v_d - theta0): a conductance be
     return th[:, 1] * torch.relu(vs - vd - th[:, 0])
 
 
-# name -> (function, parameters per branch)
+# name -> (torch function, parameters per branch, circuit law). The law is the same function as
+# a behavioural current of the source and destination node voltages {vs}, {vd} and the branch's
+# thetas {a}, {b}, {c}: the netlister fills it in, so torch and ngspice read one table.
 BRANCHES = {
-    "relu": (_relu2, 2),
-    "tanh": (_tanh2, 2),
-    "relu3": (_relu3, 3),
-    "tanh3": (_tanh3, 3),
-    "shifted": (_shifted, 2),
+    "relu": (_relu2, 2, "max({a}*({vs}-{vd})+{b},0)"),
+    "tanh": (_tanh2, 2, "tanh({a}*({vs}-{vd})+{b})"),
+    "relu3": (_relu3, 3, "max({a}*{vs}+{b}*{vd}+{c},0)"),
+    "tanh3": (_tanh3, 3, "tanh({a}*{vs}+{b}*{vd}+{c})"),
+    "shifted": (_shifted, 2, "{b}*max({vs}-{vd}-{a},0)"),
 }
 
 
@@ -77,7 +79,7 @@ class KirchhoffLayer(nn.Module):
         e = torch.tensor(edges, dtype=torch.long).reshape(-1, 2)
         self.register_buffer("src", e[:, 0])
         self.register_buffer("dst", e[:, 1])
-        fn, p = BRANCHES[branch]
+        fn, p, _ = BRANCHES[branch]
         self.fn = fn
         # Default: He-normal with the branch count as fan-in (the paper's code: kaiming_normal_ on
         # [p, E]). A std of 0.5 left Friedman nets 3-10x worse than 0.15 after the same epochs.
@@ -152,3 +154,52 @@ class KirchhoffNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.trajectory(x)[-1][1][-1]  # [B, N+1] at t = D*T
         return v[:, self.outputs]
+
+
+def build(config: dict) -> KirchhoffNet:
+    """KirchhoffNet layers (time periods) from a config: ``topology`` "fc" (one FC layer of
+    ``nodes[i]`` nodes each) or "proj" (the paper's Proj layer over the input ``grid`` [c, w, h]:
+    a ``kernel`` x kernel NE layer plus ``proj_nodes[i]`` projected nodes). ``repeat`` parallel
+    branches per pair, optional ground leaks; inputs start on nodes 1..in, outputs are the last
+    ``out`` nodes of the last layer (for "proj", projected nodes)."""
+    d_in, d_out = config["dims"][0], config["dims"][-1]
+    repeat, topology = config.get("repeat", 2), config.get("topology", "fc")
+    if topology == "fc":
+        nodes = list(config["nodes"])
+        edges = [fc(n, repeat) for n in nodes]
+    elif topology == "proj":
+        grid, k = config.get("grid"), config.get("kernel", 3)
+        if not grid or len(grid) != 3 or math.prod(grid) != d_in:
+            raise CheckpointError(f"Proj topology: grid {grid} (channels, width, height) must hold the {d_in} inputs")
+        if config["proj_nodes"][-1] < d_out:
+            raise CheckpointError(
+                f"the last Proj layer has {config['proj_nodes'][-1]} projected nodes; the {d_out} outputs "
+                f"are read from projected nodes: use --proj-nodes {d_out} or more"
+            )
+        nodes = [math.prod(grid) + p for p in config["proj_nodes"]]
+        edges = [proj(*grid, k, p, (repeat, repeat)) for p in config["proj_nodes"]]
+    else:
+        raise CheckpointError(f"unknown KirchhoffNet topology {topology!r}; valid: fc, proj")
+    if nodes[-1] < d_out:
+        raise CheckpointError(f"the last layer has {nodes[-1]} nodes, fewer than the {d_out} outputs")
+    ground = config.get("ground")
+    layers = [
+        {
+            "nodes": n,
+            "edges": e + (to_ground(range(1, n + 1)) if ground else []),
+            "branch": config.get("branch", "relu"),
+            "init_std": config.get("init_std"),
+        }
+        for n, e in zip(nodes, edges)
+    ]
+    outputs = list(range(nodes[-1] - d_out + 1, nodes[-1] + 1))
+    return KirchhoffNet(
+        layers,
+        d_in,
+        outputs,
+        config.get("period", 1.0),
+        config.get("rtol", 1e-5),
+        config.get("atol", 1e-7),
+        adjoint=config.get("adjoint", False),
+        train_tol=config.get("train_tol", 1e-5),
+    )

@@ -1,0 +1,70 @@
+"""Circuit blocks shared by the lowerings: op-amp macro-model, TIA neuron, input clipper.
+
+Each block returns IR elements with names derived from the block's own name, so every op-amp
+of every neuron is its own :class:`~anasim.circuit.ir.OpAmp` that Monte Carlo can perturb.
+``opamp_primitives`` is the macro-model the netlister (and the power calculation) expand an
+op-amp into.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .ir import VCCS, VCVS, BSource, Capacitor, OpAmp, Resistor, VSource, num
+
+GM = 1e-3  # transconductance of the single-pole op-amp's integrator stage (S)
+
+
+def opamp_primitives(a: OpAmp) -> list:
+    """Linear primitives of one op-amp: an input-offset source when the offset is nonzero, then a
+    VCVS (no pole) or a transconductance integrator with a unity buffer (pole at gbw / gain),
+    and at the output a smooth tanh saturation when rails are given."""
+    prims, inp = [], a.inp
+    if a.offset != 0:
+        inp = f"{a.name}_os"
+        prims.append(VSource(f"{a.name}_os", inp, a.inp, a.offset))  # V(inp') = V(inp) + offset
+    if a.gbw is None:
+        if a.rails is None:
+            return [*prims, VCVS(a.name, a.out, "0", inp, a.inn, a.gain)]
+        expr = f"{num(a.rails)}*tanh({num(a.gain / a.rails)}*V({inp},{a.inn}))"
+        return [*prims, BSource(a.name, a.out, "0", "V", expr)]
+    # A transconductance integrator rather than a huge VCVS into an RC: its node swings only as
+    # far as the output, which keeps the transient well conditioned even at gain 1e9.
+    node = f"{a.name}_p"
+    prims += [
+        VCCS(f"{a.name}_gm", "0", node, inp, a.inn, GM),
+        Resistor(f"{a.name}_o", node, "0", a.gain / GM),
+        Capacitor(f"{a.name}_c", node, "0", GM / (2 * math.pi * a.gbw)),
+    ]
+    if a.rails is None:
+        return [*prims, VCVS(f"{a.name}_buf", a.out, "0", node, "0", 1.0)]
+    expr = f"{num(a.rails)}*tanh(V({node})/{num(a.rails)})"
+    return [*prims, BSource(f"{a.name}_buf", a.out, "0", "V", expr)]
+
+
+def neuron(name: str, cp: str, cn: str, out: str, r_diff: float, gain: float, gbw: float | None) -> list:
+    """Two TIA op-amps (their feedback resistors are added per column by the caller, from the
+    column nodes to ``<out>_ap`` / ``<out>_an``) and a unity difference amplifier:
+    out = V(an) - V(ap)."""
+    ap, an, m, q = f"{out}_ap", f"{out}_an", f"{name}_m", f"{name}_q"
+    return [
+        OpAmp(f"{name}_p", "0", cp, ap, gain, gbw=gbw),
+        OpAmp(f"{name}_n", "0", cn, an, gain, gbw=gbw),
+        Resistor(f"{name}_a", ap, m, r_diff),
+        Resistor(f"{name}_b", m, out, r_diff),
+        Resistor(f"{name}_c", an, q, r_diff),
+        Resistor(f"{name}_d", q, "0", r_diff),
+        OpAmp(f"{name}_d", q, m, out, gain, gbw=gbw),
+    ]
+
+
+def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> BSource:
+    """Ideal limiter driving ``dst`` from ``src``: a hard clip into v_range, or the unit-slope
+    sigmoid of the models' ``map_input``."""
+    lo, hi = v_range
+    if mapping == "clip":
+        expr = f"max({num(lo)},min({num(hi)},V({src})))"
+    else:
+        mid, span = (lo + hi) / 2, hi - lo
+        expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({src})-{num(mid)})))"
+    return BSource(name, dst, "0", "V", expr)

@@ -1,0 +1,249 @@
+"""Circuit IR: typed, frozen dataclasses between lowering (model -> IR) and the netlister (IR -> ngspice).
+
+Free of any simulator dialect, like Hdl21/vlsirtools. The parts Monte Carlo and physical options
+act on are typed elements with their own parameters, never expression text: a :class:`Device`
+(an I-V curve of ``Circuit.curves`` with an area, a current scale and a bias shift), an
+:class:`OpAmp` (gain, input offset, output rails, gain-bandwidth), a KirchhoffNet :class:`Branch`
+(a branch law and its theta). Perturbing a circuit is ``dataclasses.replace`` on its elements.
+Every name is checked against a strict identifier pattern when the circuit is validated, so
+nothing a model, a CSV or a command line carries can reach a netlist as free text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import AnasimError
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Behavioural expressions are built by anasim from numbers, node names and function names only.
+_PATH = re.compile(r"^[A-Za-z0-9_./+-]{1,4000}$")
+_EXPR = re.compile(r"^[A-Za-z0-9_+\-*/(),.{} ]{1,2000000}$")
+
+
+def ident(name: str) -> str:
+    """Validate a node, element or curve name (letters, digits, '_')."""
+    if not isinstance(name, str) or not (_IDENT.match(name) or name == "0"):
+        raise AnasimError(f"name {name!r} is not a safe netlist identifier")
+    return name
+
+
+def finite(value: float, what: str) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise AnasimError(f"{what} = {value!r} is not a finite number")
+    return value
+
+
+def check_expr(expr: str, what: str) -> str:
+    if not isinstance(expr, str) or not _EXPR.match(expr):
+        raise AnasimError(f"{what}: not a plain arithmetic expression")
+    return expr
+
+
+def num(value: float) -> str:
+    """A number as netlist text: shortest exact repr of a Python float (never numpy's repr)."""
+    return repr(float(value))
+
+
+def file_name(text: str) -> str:
+    """A file name safe to write into a control block (``wrdata``): letters, digits, '_', '.', '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
+
+
+def comment_text(text: str) -> str:
+    """Text for a '*' comment line: printable ASCII only, one line."""
+    return re.sub(r"[^ -~]", "?", str(text)).strip()[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class Resistor:
+    name: str
+    p: str
+    n: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Capacitor:
+    """Capacitance ``value``; its initial voltage, when a transient starts from one, comes from
+    an :class:`anasim.circuit.stimulus.InitialState`."""
+
+    name: str
+    p: str
+    n: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class VSource:
+    name: str
+    p: str
+    n: str
+    dc: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ISource:
+    """DC current ``dc`` flowing from ``p`` through the source to ``n`` (SPICE convention)."""
+
+    name: str
+    p: str
+    n: str
+    dc: float
+
+
+@dataclass(frozen=True, slots=True)
+class VCVS:
+    """V(p, n) = gain * V(cp, cn)."""
+
+    name: str
+    p: str
+    n: str
+    cp: str
+    cn: str
+    gain: float
+
+
+@dataclass(frozen=True, slots=True)
+class VCCS:
+    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
+
+    name: str
+    p: str
+    n: str
+    cp: str
+    cn: str
+    gain: float
+
+
+@dataclass(frozen=True, slots=True)
+class BSource:
+    """Behavioural source for fixed functions (clippers, ideal activations); ``expr`` is built by
+    anasim from numbers and node names only. Devices and branches have their own types."""
+
+    name: str
+    p: str
+    n: str
+    kind: str  # "I" or "V"
+    expr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """An I-V curve shared by many devices: ``body`` is I(x) in the curve's unit per unit area,
+    ``amps_per_unit`` converts it to amperes."""
+
+    name: str
+    body: str
+    amps_per_unit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A two-terminal device on curve ``curve``: current from p to n
+    ``area * amps_per_unit * scale * I(V(p, n) - shift)``. ``scale`` and ``shift`` are the
+    per-device slots of Monte Carlo (current scale, bias shift in volts); 1 and 0 are neutral."""
+
+    name: str
+    p: str
+    n: str
+    curve: str
+    area: float = 1.0
+    scale: float = 1.0
+    shift: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A KirchhoffNet branch: current ``law`` of V(p), V(n) and ``theta`` flowing from p to n.
+    ``law`` is a template over ``{vs}``, ``{vd}`` and ``{a}``, ``{b}``, ``{c}`` (the thetas)."""
+
+    name: str
+    p: str
+    n: str
+    law: str
+    theta: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpAmp:
+    """Op-amp macro-model: out = gain * (V(inp) - V(inn) + offset), referred to ground.
+
+    ``gbw`` (Hz) adds one pole at gbw / gain; ``rails`` (volts) saturates the output smoothly
+    at +-rails. None means: no pole, no rails."""
+
+    name: str
+    inp: str
+    inn: str
+    out: str
+    gain: float
+    offset: float = 0.0
+    rails: float | None = None
+    gbw: float | None = None
+
+
+Element = Resistor | Capacitor | VSource | ISource | VCVS | VCCS | BSource | Device | Branch | OpAmp
+NUMBERS = ("value", "dc", "gain", "area", "scale", "shift", "offset")
+
+
+def nodes_of(e: Element) -> tuple[str, ...]:
+    if isinstance(e, OpAmp):
+        return (e.inp, e.inn, e.out)
+    if isinstance(e, VCVS | VCCS):
+        return (e.p, e.n, e.cp, e.cn)
+    return (e.p, e.n)
+
+
+@dataclass(frozen=True)
+class Circuit:
+    title: str
+    elements: tuple[Element, ...] = ()
+    curves: tuple[Curve, ...] = ()
+    inputs: tuple[str, ...] = ()  # nodes a stimulus drives
+    outputs: tuple[str, ...] = ()  # nodes to save and read back
+    header: tuple[str, ...] = ()  # provenance comment lines
+    includes: tuple[str, ...] = ()  # netlist files read in first (a compiled network run again)
+
+    def validate(self) -> Circuit:
+        known = set()
+        for c in self.curves:
+            ident(c.name)
+            check_expr(c.body, f"curve {c.name}")
+            if not finite(c.amps_per_unit, f"curve {c.name}.amps_per_unit") > 0:
+                raise AnasimError(f"curve {c.name}: amps_per_unit must be positive")
+            known.add(c.name)
+        for e in self.elements:
+            _check_element(e, known)
+        for node in (*self.inputs, *self.outputs):
+            ident(node)
+        for path in self.includes:
+            if not _PATH.match(path):
+                raise AnasimError(f"{path!r}: use a file path of letters, digits and _ . / + - only")
+        return self
+
+
+def _check_element(e, curves: set[str]) -> None:
+    ident(e.name)
+    for node in nodes_of(e):
+        ident(node)
+    for attr in NUMBERS:
+        if hasattr(e, attr):
+            finite(getattr(e, attr), f"{e.name}.{attr}")
+    if isinstance(e, BSource) and (e.kind not in ("I", "V") or not _EXPR.match(e.expr)):
+        raise AnasimError(f"{e.name}: behavioural source must be I or V with a plain arithmetic expression")
+    if isinstance(e, Device) and e.curve not in curves:
+        raise AnasimError(f"device {e.name}: curve {e.curve!r} is not among the circuit's curves {sorted(curves)}")
+    if isinstance(e, Branch):
+        check_expr(e.law, f"branch {e.name}")
+        for t in e.theta:
+            finite(t, f"{e.name}.theta")
+    if isinstance(e, OpAmp):
+        if not e.gain > 0:
+            raise AnasimError(f"op-amp {e.name}: gain {e.gain!r} must be positive")
+        if e.rails is not None and not finite(e.rails, f"{e.name}.rails") > 0:
+            raise AnasimError(f"op-amp {e.name}: rails {e.rails!r} must be positive")
+        if e.gbw is not None and not finite(e.gbw, f"{e.name}.gbw") > 0:
+            raise AnasimError(f"op-amp {e.name}: gain-bandwidth {e.gbw!r} must be positive")

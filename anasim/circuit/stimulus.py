@@ -1,0 +1,105 @@
+"""Stimulus and analyses as data: what drives a circuit's inputs and what ngspice does with it.
+
+A deck is a :class:`~anasim.circuit.ir.Circuit` plus one :class:`Run`: a stimulus (samples swept
+by index, a time sequence, or initial node voltages), the analysis it implies, the simulator
+options and what to save. The runner builds Runs; only the netlister turns them into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dc:
+    """DC sweep of source ``source`` from ``start`` to ``stop`` in ``step``."""
+
+    source: str
+    start: float
+    stop: float
+    step: float
+
+
+@dataclass(frozen=True)
+class Tran:
+    step: float
+    stop: float
+    max_step: float | None = None
+    uic: bool = False  # start from the InitialState instead of an operating point
+
+
+@dataclass(frozen=True, eq=False)
+class SampleSweep:
+    """Sample s of ``x`` [N, inputs] applied while a sample-index source sits at s: one parse and
+    set-up serve all N samples of a DC sweep."""
+
+    x: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class TimeSequence:
+    """Sample k of ``x`` [N, inputs] applied from t = k*period + rise (ramp ``rise`` from the
+    previous sample; before the first, the inputs sit at ``x0``) and read at t = (k+1)*period + rise."""
+
+    x: np.ndarray
+    x0: np.ndarray
+    period: float
+    rise: float = 1e-9
+
+    @property
+    def stop(self) -> float:
+        return len(self.x) * self.period + 2 * self.rise
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """Initial node voltages of a transient (node -> volts), set on each node's capacitor to ground."""
+
+    voltages: dict[str, float]
+
+
+@dataclass(frozen=True)
+class WrData:
+    """Save node voltages over the analysis (sweep index or time first) to a text table."""
+
+    file: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """Save every node voltage and branch current to an ASCII raw file."""
+
+    file: str
+
+
+@dataclass(frozen=True)
+class Run:
+    stimulus: SampleSweep | TimeSequence | InitialState | None
+    analysis: Dc | Tran
+    save: WrData | RawFile
+    options: dict[str, float] = field(default_factory=dict)  # ngspice options, e.g. reltol
+    rusage: bool = True  # timing and iteration counts in the log
+
+
+# The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.
+SWEEP_OPTIONS = {"reltol": 1e-6, "vntol": 1e-9, "abstol": 1e-15}
+
+
+def sweep_run(x: np.ndarray, outputs, data_file: str, options=None) -> Run:
+    """One DC point per sample of ``x`` [N, inputs], the outputs saved to ``data_file``."""
+    n = len(x)
+    return Run(
+        SampleSweep(np.asarray(x, dtype=float)),
+        Dc("idx", 0.0, float(max(n - 1, 0)), 1.0),
+        WrData(data_file, tuple(outputs)),
+        SWEEP_OPTIONS if options is None else options,
+    )
+
+
+def sequence_run(seq: TimeSequence, outputs, data_file: str) -> Run:
+    """One transient over the time sequence, 200 points per sample window."""
+    step = seq.period / 200
+    return Run(seq, Tran(step, seq.stop, step), WrData(data_file, tuple(outputs)), {})

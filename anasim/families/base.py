@@ -1,0 +1,72 @@
+"""What a model family provides, and the settings every simulation shares.
+
+A :class:`Family` is a plain record of functions (torchdiffeq's registries as plain dicts, one
+level up): its model builder, option dataclass, lowering, torch reference, ngspice simulation,
+compile decks and ``info`` rows. ``anasim.families.FAMILIES`` maps the checkpoint's ``arch`` to
+one; nothing else in anasim dispatches on the model type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..errors import AnasimError
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """How to simulate, whatever the family: parallel runs, analysis and its timing."""
+
+    jobs: int | None = None  # parallel ngspice runs (None: the cores, at most 8)
+    analysis: str | None = None  # None: the family's own ("dc" for crossbars); "tran": time-multiplexed
+    period: float = 2e-6  # tran: time per sample (s)
+    settle_tol: float = 0.01  # tran: settled once every output stays within this fraction of the range
+    settle_v: float = 0.01  # the same in volts (the pipeline sets it from the reference's range)
+    whole: bool = False  # the whole network in one deck instead of stage by stage
+    netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
+
+
+@dataclass(frozen=True)
+class Deck:
+    """One file ``compile`` writes: a circuit, and the run that makes it standalone (or None)."""
+
+    suffix: str  # "" for the main file, e.g. "_layer1" for further layers
+    circuit: object
+    run: object | None
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the checkpoint's config["arch"]
+    title: str  # for messages: "TD-KAN"
+    model_class: type
+    build: Callable  # config -> model
+    options: type  # frozen dataclass of hardware options, with .check()
+    lower: Callable  # (model, options) -> (Circuit of the whole network, info)
+    reference: Callable  # (model, z [N, in] float64) -> (outputs [N, out], {sample: why})
+    simulate: Callable  # (model, z, options, SimSettings, run_dir) -> SimResult
+    compile: Callable  # (model, options, z | None, data_file stem) -> (list[Deck], info)
+    describe: Callable  # (summary dict) -> [(label, value)] rows for `anasim info`
+    prepare: Callable = lambda config, data: config  # train: sizes or layout taken from the data
+    devices: Callable = lambda config: list(config.get("bases", []))  # device names a config uses
+    analyses: tuple[str, ...] = ("dc", "tran")
+
+
+def option_names(family: Family) -> set[str]:
+    return {f.name for f in fields(family.options)}
+
+
+def make_options(family: Family, given: dict, registry: dict[str, Family], defaults: dict | None = None):
+    """The family's options from the ones the user ``given`` (refused, naming the families that
+    use them, if this family has no such option) and ``defaults`` that apply only where they fit."""
+    mine = option_names(family)
+    for key in given:
+        if key not in mine:
+            users = [f.title for f in registry.values() if key in option_names(f)]
+            flag = "--" + key.replace("_", "-")
+            where = f"applies to {' and '.join(users)} models" if users else "is not an option of any model family"
+            raise AnasimError(f"{flag} {where}; this checkpoint is a {family.title}: drop {flag}")
+    values = {k: v for k, v in (defaults or {}).items() if k in mine} | given
+    return family.options(**values).check()

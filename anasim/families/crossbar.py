@@ -1,0 +1,89 @@
+"""Simulation, reference and compile decks shared by the crossbar families (TD-KAN, device MLP).
+
+Inputs are node voltages ``in_<i>``, outputs ``y_<j>``. DC runs go stage by stage (when the
+family can cut its network at ideal sources) or as one deck; ``tran`` time-multiplexes the
+samples in one transient and adds settling time and static power; a netlist compiled earlier
+can be simulated in place of the lowered circuit (included as it is, never edited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..circuit.ir import Circuit
+from ..circuit.stimulus import TimeSequence, sweep_run
+from ..errors import AnasimError
+from ..sim import batch, tran
+from .base import Deck, SimSettings
+
+
+def reference(model, z: torch.Tensor):
+    with torch.no_grad():
+        return model(z.double()).numpy(), {}
+
+
+def compiled_netlist(path: Path, like: Circuit) -> Circuit:
+    """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise AnasimError(f"{path}: cannot read netlist: {exc.strerror or exc}") from None
+    if ".control" in text.lower():
+        raise AnasimError(
+            f"{path} carries its own stimulus and analysis (compiled with --stimulus); compile it without "
+            "--stimulus to simulate it with anasim, or run it alone with ngspice -b"
+        )
+    return replace(like, title=f"anasim run of {Path(path).name}", elements=(), curves=(), includes=(str(path),))
+
+
+def simulate(
+    whole: Callable[[], Circuit],
+    stages: Callable[[], list[Circuit]] | None,
+    x: np.ndarray,
+    x0: np.ndarray,
+    n_out: int,
+    s: SimSettings,
+    run_dir: Path,
+) -> batch.SimResult:
+    """Circuit outputs [N, n_out] for input voltages ``x`` [N, in]; ``x0`` is the tran rest input."""
+    if s.analysis == "tran":
+        if s.netlist is not None:
+            raise AnasimError(
+                "--analysis tran builds its own circuit (line capacitances, op-amp poles): drop --netlist"
+            )
+        circuit = whole()
+        seq = TimeSequence(x, x0, s.period)
+        res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
+        power = tran.static_power(circuit, x, run_dir / "power")
+        settle = res.extra.pop("settle_s")
+        res.mode = f"one transient, samples time-multiplexed every {s.period:g} s"
+        res.extra |= {
+            "analysis": "tran",
+            "settle_tolerance_v": s.settle_v,
+            "settling_time_s": {"median": float(np.median(settle)), "max": float(np.max(settle))},
+            "static_power_w": {"mean": float(power.mean()), "max": float(power.max())},
+            "settled_within_period": bool(np.isfinite(settle).all()),
+        }
+        return res
+    if s.netlist is not None:
+        ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
+        ports = replace(ports, outputs=tuple(f"y_{j}" for j in range(n_out)))
+        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs)
+        res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
+    elif s.whole or stages is None:
+        res = batch.sweep(whole(), x, run_dir, s.jobs)
+        res.mode = "batched DC sweeps, whole network in one deck"
+    else:
+        res = batch.layers(stages(), x, run_dir, s.jobs)
+        res.mode = "batched DC sweeps, stage by stage, cut at ideal sources"
+    return res
+
+
+def compile_decks(circuit: Circuit, x: np.ndarray | None, data_file: str) -> list[Deck]:
+    """The whole network; with input voltages ``x`` a standalone DC sweep over them."""
+    return [Deck("", circuit, None if x is None else sweep_run(x, circuit.outputs, data_file))]

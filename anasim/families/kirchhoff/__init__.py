@@ -1,0 +1,97 @@
+"""KirchhoffNet: an ODE network realized as an RC circuit (nonlinear branches between nodes, a
+capacitor from every node to ground); the torchdiffeq model is the reference."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...errors import AnasimError
+from ..base import Deck, Family
+from .lower import RELTOL, layer_run, lower_layer, replicate
+from .model import KirchhoffNet, build
+from .run import reference, simulate
+
+
+@dataclass(frozen=True)
+class KirchhoffOptions:
+    scale_a: float = 1e-9  # hardware scale a (eq. 9): farads per unit capacitance, seconds per unit time
+    reltol: float = RELTOL  # ngspice's relative tolerance for the transients
+
+    def check(self) -> KirchhoffOptions:
+        if not self.scale_a > 0:
+            raise AnasimError(
+                f"--scale-a {self.scale_a!r}: the hardware scale must be positive (farads and seconds per unit)"
+            )
+        if not 0 < self.reltol < 0.1:
+            raise AnasimError(f"--reltol {self.reltol!r}: use a value between 1e-12 and 1e-2")
+        return self
+
+
+def lower(model: KirchhoffNet, opts: KirchhoffOptions):
+    """The first layer, one copy; later layers start from the state the previous one leaves."""
+    info = {"layers": [{"devices": int(len(layer.src)), "nodes": layer.num_nodes} for layer in model.layers]}
+    return lower_layer(model.layers[0], opts.check().scale_a), info
+
+
+def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
+    """One standalone transient deck per layer: layer 0 from the samples z as initial voltages
+    (or 0 V), later layers, whose initial state is the previous layer's result, from 0 V."""
+    z = torch.zeros(1, model.in_dim, dtype=torch.float64) if z is None else z.double()
+    v0 = model.initial_state(z).numpy()
+    decks, info = [], lower(model, opts)[1] | {"header": []}
+    stop = model.period * opts.scale_a
+    for n, layer in enumerate(model.layers):
+        circuit = replicate(lower_layer(layer, opts.scale_a), len(v0))
+        state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
+        run = layer_run(circuit, state, stop, f"{data_file}_layer{n}_voltages.txt", opts.reltol)
+        decks.append(Deck("" if n == 0 else f"_layer{n}", circuit, run))
+        info["header"].append(
+            f"layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, {len(layer.src)} branches ({layer.branch}), "
+            f"C = {layer.capacitance * opts.scale_a:g} F, {stop:g} s"
+        )
+    info["header"].append(
+        f"{len(v0)} sample(s) as copies s<b>_n<j>; outputs are nodes {model.outputs} of the last layer"
+    )
+    return decks, info
+
+
+def prepare(config: dict, data) -> dict:
+    """Inputs and outputs are nodes: their counts come from the data (and Proj's grid from its images)."""
+    outs = 1 if data.task == "regression" else int(data.y_train.max()) + 1
+    config = {**config, "dims": [data.n_features, outs]}
+    if config.get("topology") == "proj":
+        shape = data.preprocessing.get("shape")
+        if not shape:
+            raise AnasimError(f"--topology proj needs images; {data.name} has no pixel grid: use --topology fc")
+        config["grid"] = [1, *shape]  # grey images: one channel
+        config["nodes"] = [math.prod(shape) + p for p in config["proj_nodes"]]
+    return config
+
+
+def describe(s: dict) -> list[tuple[str, object]]:
+    return [
+        ("topology", s["topology"]),
+        ("nodes per layer", ",".join(map(str, s["nodes"]))),
+        ("branch", s["branch"]),
+    ]
+
+
+FAMILY = Family(
+    name="kirchhoffnet",
+    title="KirchhoffNet",
+    model_class=KirchhoffNet,
+    build=build,
+    options=KirchhoffOptions,
+    lower=lower,
+    reference=reference,
+    simulate=simulate,
+    compile=compile_,
+    describe=describe,
+    prepare=prepare,
+    devices=lambda config: [],
+    analyses=("tran",),
+)

@@ -1,0 +1,69 @@
+"""KirchhoffNet lowering: one layer -> an RC circuit; many samples -> copies of it in one deck.
+
+Hardware scaling of the paper's eq. 9: every capacitor is ``a`` farads (C_sw * a) and a layer
+lasts ``T * a`` seconds; branch currents are g(...) amperes, so the circuit's v(t_hw) equals the
+model's v(t_hw / a). Each branch is one typed :class:`Branch` between its nodes (law and theta
+from ``BRANCHES``); inputs are initial node voltages (:class:`InitialState`). ``replicate``
+makes one independent copy per sample (nodes ``s<b>_n<j>``) of the *same* circuit, so a
+perturbed chip stays one chip across its samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ...circuit.ir import Branch, Capacitor, Circuit
+from ...circuit.stimulus import InitialState, Run, Tran, WrData
+from ...errors import AnasimError
+from .model import BRANCHES, KirchhoffLayer
+
+# ngspice's relative tolerance: 1e-6 keeps the circuit within about 1e-4 of the output range of
+# the torchdiffeq solution on a 10,000-branch digits net; 1e-7 costs 2x the time steps there.
+RELTOL = 1e-6
+
+
+def node(j: int) -> str:
+    return "0" if j == 0 else f"n{j}"
+
+
+def lower_layer(layer: KirchhoffLayer, a: float) -> Circuit:
+    """One copy of one layer: nodes n1..nN with a capacitor of ``C a`` farads each, a branch per edge."""
+    if not a > 0:
+        raise AnasimError(f"hardware scale a = {a!r} must be positive (seconds and farads per unit)")
+    theta = layer.theta.detach().double().numpy()
+    if not np.all(np.isfinite(theta)):
+        raise AnasimError("KirchhoffNet parameters hold NaN or inf; the model cannot be compiled")
+    law = BRANCHES[layer.branch][2]
+    caps = [Capacitor(node(j), node(j), "0", layer.capacitance * a) for j in range(1, layer.num_nodes + 1)]
+    branches = [
+        Branch(f"e{e}", node(s), node(d), law, tuple(float(t) for t in theta[e]))
+        for e, (s, d) in enumerate(zip(layer.src.tolist(), layer.dst.tolist()))
+    ]
+    outputs = tuple(node(j) for j in range(1, layer.num_nodes + 1))
+    return Circuit("anasim KirchhoffNet layer", tuple(caps + branches), outputs=outputs).validate()
+
+
+def replicate(circuit: Circuit, copies: int) -> Circuit:
+    """``copies`` independent copies of ``circuit``: every name and node n gets the prefix s<b>_."""
+
+    def rename(b: int, n: str) -> str:
+        return "0" if n == "0" else f"s{b}_{n}"
+
+    elements = tuple(
+        replace(e, name=rename(b, e.name), p=rename(b, e.p), n=rename(b, e.n))
+        for b in range(copies)
+        for e in circuit.elements
+    )
+    outputs = tuple(rename(b, o) for b in range(copies) for o in circuit.outputs)
+    return replace(circuit, elements=elements, outputs=outputs)
+
+
+def layer_run(circuit: Circuit, v0: np.ndarray, stop: float, data_file: str, reltol: float = RELTOL, points=50) -> Run:
+    """A transient of ``stop`` seconds from node voltages v0 [copies, N+1] (column 0 = ground),
+    saving every node voltage over time to ``data_file``."""
+    voltages = {o: float(v) for o, v in zip(circuit.outputs, v0[:, 1:].reshape(-1))}
+    step = stop / points
+    options = {"reltol": reltol, "abstol": 1e-15, "vntol": 1e-10, "trtol": 1}
+    return Run(InitialState(voltages), Tran(step, stop, step, uic=True), WrData(data_file, circuit.outputs), options)

@@ -1,0 +1,54 @@
+"""Device-activation MLPs: resistive crossbars with a device I-V curve as the activation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import crossbar
+from ..base import Family
+from .lower import lower
+from .model import IDEAL, DeviceMLP, build
+from .options import MlpOptions
+
+
+def simulate(model: DeviceMLP, z, opts: MlpOptions, s, run_dir):
+    x = z.double().numpy()  # standardized inputs are the row voltages
+    n_out = model.linears[-1].out_features
+    return crossbar.simulate(lambda: lower(model, opts)[0], None, x, np.zeros(x.shape[1]), n_out, s, run_dir)
+
+
+def compile_(model: DeviceMLP, opts: MlpOptions, z, data_file: str):
+    circuit, info = lower(model, opts)
+    dev = model.act.device_model
+    info["header"] = [
+        f"activation {model.act.name}"
+        + (f": fit {dev.fit_hash}, {dev.amps_per_unit:g} A per {dev.unit}" if dev else " (behavioural)"),
+        *(
+            f"layer {i}: {L['inputs']}x{L['outputs']}, {L['resistors']} resistors, Rf {L['rf_ohm']:.4g} ohm"
+            for i, L in enumerate(info["layers"])
+        ),
+        "inputs: nodes in_<i> (standardized inputs in volts); outputs: nodes y_<j> (volts)",
+    ]
+    return crossbar.compile_decks(circuit, None if z is None else z.double().numpy(), f"{data_file}_outputs.txt"), info
+
+
+def describe(s: dict) -> list[tuple[str, object]]:
+    return [
+        ("activation", s["activation"]),
+        ("devices (fit hash)", ", ".join(f"{k}:{v}" for k, v in s["devices"].items()) or "-"),
+    ]
+
+
+FAMILY = Family(
+    name="mlp",
+    title="device MLP",
+    model_class=DeviceMLP,
+    build=build,
+    options=MlpOptions,
+    lower=lower,
+    reference=crossbar.reference,
+    simulate=simulate,
+    compile=compile_,
+    describe=describe,
+    devices=lambda config: [] if config.get("activation") in (*IDEAL, None) else [config["activation"]],
+)

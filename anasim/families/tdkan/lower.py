@@ -1,0 +1,264 @@
+"""TD-KAN lowering: trained model -> circuit IR (the TD-KAN part of ``compile``).
+
+Per-edge mapping (the physical default): row line i is driven at the clipped input voltage;
+every edge (i, j) and basis k is a :class:`Device` of area ``|Theta_ijk| / scale`` between row i
+and column j+ (Theta > 0) or j- (Theta < 0), so its current is ``area * I_k(V_row - V_col)``.
+Column currents sum by KCL into two TIAs (feedback ``Rf_j``) and a unity difference amplifier:
+``out_j = Rf_j (I_j+ - I_j-)``. BatchNorm is fused: its scale sets ``Rf_j`` (a negative scale
+swaps the two columns) and the rest becomes a bias current into a column. An ideal clipper drives
+the next layer's rows.
+
+Shared mapping: each (input, basis) device is evaluated once into a virtual-ground TIA whose
+output voltage drives a linear crossbar of in*K rows by 2*out columns. Both agree exactly only
+with ideal virtual grounds. Each stage below is one function returning elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ...circuit.blocks import clipper, neuron
+from ...circuit.ir import VCCS, Capacitor, Circuit, Curve, Device, ISource, OpAmp, Resistor
+from ...errors import AnasimError
+from .model import TDKAN
+from .options import TdkanOptions
+
+
+@dataclass(frozen=True)
+class KanLayer:
+    """One layer's hardware values (numpy, float64)."""
+
+    index: int
+    theta: np.ndarray  # [in, out, K] coefficients
+    s: np.ndarray  # [out] fused norm scale
+    area: np.ndarray  # [in, out, K] device areas in unit devices (0: no device)
+    scale: float  # ohms: |Theta| = area * A_k * scale
+    rf: np.ndarray  # [out] TIA feedback resistors (ohms)
+    c: np.ndarray  # [out] fused constant of each output (volts)
+    bases: list
+    v_range: tuple[float, float]
+    mapping: str  # "clip" or "sigmoid": the clipper in front of the rows
+
+    @property
+    def rows(self) -> str:  # prefix of the clipped row nodes
+        return f"l{self.index}_r"
+
+    def column(self, i: int, j: int, k: int, inverted: bool = False) -> str:
+        """Column of output j that realizes the sign of s * theta (+ column adds, - subtracts)."""
+        return column(self.index, j, self.theta[i, j, k], self.s[j], inverted)
+
+
+def column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
+    """Column of output j for a weight theta under fused scale s; ``inverted`` when the rows carry
+    the negated signal."""
+    positive = ((theta > 0) == (s >= 0)) != inverted
+    return f"l{li}_c{j}{'p' if positive else 'n'}"
+
+
+def curves(bases) -> tuple[Curve, ...]:
+    return tuple(Curve(d.name, d.spice_current("x"), d.amps_per_unit) for d in bases)
+
+
+def kan_layers(model: TDKAN, opts: TdkanOptions) -> list[KanLayer]:
+    layers = []
+    for idx, layer in enumerate(model.layers):
+        theta = layer.coeffs.detach().double().numpy()
+        bias = layer.bias.detach().double().numpy()
+        s, t = np.ones(len(bias)), np.zeros(len(bias))
+        if idx < len(model.norms):
+            norm = model.norms[idx]
+            if isinstance(norm, torch.nn.LayerNorm):
+                raise AnasimError(
+                    "this model uses LayerNorm, which depends on each sample's own statistics and has no "
+                    "circuit; retrain with --norm batch (BatchNorm is fused into the TIAs)"
+                )
+            if isinstance(norm, torch.nn.BatchNorm1d):
+                inv = 1.0 / np.sqrt(norm.running_var.double().numpy() + norm.eps)
+                s = norm.weight.detach().double().numpy() * inv
+                t = norm.bias.detach().double().numpy() - s * norm.running_mean.double().numpy()
+        for name, arr in (("coefficients", theta), ("bias", bias), ("norm scale", s), ("norm shift", t)):
+            if not np.all(np.isfinite(arr)):
+                raise AnasimError(f"layer {idx}: {name} hold NaN or inf; the model cannot be compiled")
+        amps = np.array([d.amps_per_unit for d in layer.bases])  # [K]
+        raw = np.abs(theta) / amps  # [in, out, K] area * scale
+        scale = raw.max() / opts.area_max if raw.max() > 0 else 1.0
+        area = raw / scale
+        if opts.levels is not None:
+            step = opts.area_max / (opts.levels - 1)
+            area = np.round(area / step) * step
+        rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
+        rf = np.where(rf > 0, rf, scale)
+        c = s * bias + t
+        layers.append(KanLayer(idx, theta, s, area, scale, rf, c, layer.bases, model.v_range, layer.mapping))
+    return layers
+
+
+def min_slope(dev, v_range) -> float:
+    """Most negative dI/dV of a device over a bias range (per unit area, in its unit per volt)."""
+    v = np.linspace(v_range[0], v_range[1], 2001)
+    return float(np.min(np.diff(dev.current(v)) / np.diff(v)))
+
+
+def clippers(L: KanLayer, inputs: list[str]) -> list:
+    return [clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping) for i, src in enumerate(inputs)]
+
+
+def edge_devices(L: KanLayer) -> list:
+    d_in, d_out, k_n = L.area.shape
+    return [
+        Device(f"d{L.index}_{i}_{j}_{k}", f"{L.rows}{i}", L.column(i, j, k), L.bases[k].name, L.area[i, j, k])
+        for i in range(d_in)
+        for j in range(d_out)
+        for k in range(k_n)
+        if L.area[i, j, k] != 0
+    ]
+
+
+def sense(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
+    """One unit device per (input, basis) into a virtual-ground TIA: V(phi) = -Rs * A_k * I_k(u_i)."""
+    li, out = L.index, []
+    # worst-case negative conductance of one unit device (see the column shunts)
+    g_neg = [d.amps_per_unit * max(0.0, -min_slope(d, (d.v_range[0] - 1, d.v_range[1] + 1))) for d in L.bases]
+    for i in range(L.area.shape[0]):
+        for k, dev in enumerate(L.bases):
+            node, p = f"l{li}_s{i}_{k}", phi[i * len(L.bases) + k]
+            out.append(Device(f"d{li}_{i}_{k}", f"{L.rows}{i}", node, dev.name))
+            out.append(OpAmp(f"s{li}_{i}_{k}", "0", node, p, opts.opamp_gain, gbw=opts.gbw))
+            out.append(Resistor(f"s{li}_{i}_{k}", node, p, opts.r_sense))
+            if opts.gbw is not None and g_neg[k] > 0:
+                out.append(Resistor(f"shunt_{node}", node, "0", 1.0 / (1.5 * g_neg[k])))
+    return out
+
+
+def crossbar(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
+    """Linear crossbar from the phi voltages into the differential columns."""
+    # The sense TIA turns A_k * I_k into Rs * A_k * I_k volts; a conductance area / Rs then carries
+    # area * A_k * I_k, the same current as the per-edge device of that area.
+    g = L.area / opts.r_sense  # [in, out, K]
+    k_n, out = g.shape[2], []
+    for i, j, k in zip(*np.nonzero(g)):
+        col = L.column(i, j, k, inverted=True)  # phi sits at -Rs*I: the sense TIA inverts
+        name, src = f"x{L.index}_{i}_{j}_{k}", phi[i * k_n + k]
+        if opts.crossbar == "resistor":
+            out.append(Resistor(name, src, col, 1.0 / g[i, j, k]))
+        else:  # current g * V(phi) into the column, as a resistor into 0 V would carry
+            out.append(VCCS(name, "0", col, src, "0", g[i, j, k]))
+    return out
+
+
+def line_caps(L: KanLayer, opts: TdkanOptions, with_rows: bool) -> list:
+    if opts.line_cap <= 0:
+        return []
+    lines = [f"{L.rows}{i}" for i in range(L.area.shape[0])] if with_rows else []
+    lines += [f"l{L.index}_c{j}{pol}" for j in range(L.area.shape[1]) for pol in "pn"]
+    return [Capacitor(f"line_{node}", node, "0", opts.line_cap) for node in lines]
+
+
+def negative_conductance(L: KanLayer, opts: TdkanOptions) -> np.ndarray:
+    """Worst-case negative input conductance of each column [out, (+, -)] (siemens), edge mapping;
+    the shared mapping's crossbar cells are linear (its sense TIAs see the devices)."""
+    if opts.mapping == "shared":
+        return np.zeros((L.area.shape[1], 2))
+    amps = np.array([d.amps_per_unit for d in L.bases])
+    slopes = np.array([max(0.0, -min_slope(d, L.v_range)) for d in L.bases])  # [K] per unit area
+    g_dev = L.area * (amps * slopes)[None, None, :]  # [in, out, K]
+    pos = (L.theta > 0) == (L.s >= 0)[None, :, None]
+    return np.stack([(g_dev * pos).sum(axis=(0, 2)), (g_dev * ~pos).sum(axis=(0, 2))], axis=1)
+
+
+def columns(L: KanLayer, opts: TdkanOptions, outs: list[str]) -> list:
+    """Per output: bias current, TIA pair + difference amplifier, feedback, stabilizers."""
+    li, g_neg, out = L.index, negative_conductance(L, opts), []
+    for j, y in enumerate(outs):
+        cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
+        ib = L.c[j] / L.rf[j]
+        if ib != 0:
+            out.append(ISource(f"b{li}_{j}", "0", cp if ib > 0 else cn, abs(ib)))
+        out += neuron(f"tia{li}_{j}", cp, cn, y, opts.r_diff, opts.opamp_gain, opts.gbw)
+        out.append(Resistor(f"fp{li}_{j}", cp, f"{y}_ap", L.rf[j]))
+        out.append(Resistor(f"fn{li}_{j}", cn, f"{y}_an", L.rf[j]))
+        if opts.gbw is not None:
+            # NDR devices give a column a negative input conductance (down to g_neg); when
+            # Rf * g_neg < -1 the TIA loop turns into positive feedback and the column latches or
+            # drifts. A shunt to ground worth 1.5 x the worst case keeps it stable; at a true
+            # virtual ground it carries no current, so DC outputs are unchanged.
+            for col, g in ((cp, g_neg[j, 0]), (cn, g_neg[j, 1])):
+                if g > 0:
+                    out.append(Resistor(f"shunt_{col}", col, "0", 1.0 / (1.5 * g)))
+        if opts.line_cap > 0 and opts.gbw is not None:
+            # A TIA with a capacitive input rings without feedback capacitance; this Cf gives
+            # about 45 degrees of phase margin: Cf = sqrt(C_in / (2 pi Rf GBW)).
+            cf = float(np.sqrt(opts.line_cap / (2 * np.pi * L.rf[j] * opts.gbw)))
+            out.append(Capacitor(f"fp{li}_{j}", cp, f"{y}_ap", cf))
+            out.append(Capacitor(f"fn{li}_{j}", cn, f"{y}_an", cf))
+    return out
+
+
+def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
+    area = L.area
+    return {
+        "inputs": area.shape[0],
+        "outputs": area.shape[1],
+        "devices": int(np.count_nonzero(area)) if opts.mapping == "edge" else area.shape[0] * len(L.bases),
+        "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
+        "scale_ohm": float(L.scale),
+        "rf_ohm": [float(L.rf.min()), float(L.rf.max())],
+    }
+
+
+def names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
+    """The network as one circuit from nodes ``in_<i>`` (pre-clip row voltages) to ``y_<j>``;
+    returns the circuit and a summary of its hardware values per layer."""
+    layers = kan_layers(model, opts.check())
+    rows, elements, info = names("in_", layers[0].area.shape[0]), [], {"layers": []}
+    for L in layers:
+        d_in, d_out, k_n = L.area.shape
+        outs = names("y_", d_out) if L is layers[-1] else names(f"l{L.index}_o", d_out)
+        elements += clippers(L, rows)
+        if opts.mapping == "edge":
+            elements += edge_devices(L)
+        else:
+            phi = [f"l{L.index}_v{i}_{k}" for i in range(d_in) for k in range(k_n)]
+            elements += sense(L, opts, phi) + crossbar(L, opts, phi)
+        elements += line_caps(L, opts, with_rows=True) + columns(L, opts, outs)
+        info["layers"].append(layer_info(L, opts))
+        rows = outs
+    circuit = Circuit("anasim TD-KAN crossbar", tuple(elements), curves(model.layers[0].bases))
+    return _ports(circuit, layers[0].area.shape[0], rows), info
+
+
+def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
+    """One circuit per stage, each from nodes ``in_<i>`` to ``y_<j>``, for stage-by-stage runs.
+
+    A layer's clippers are ideal sources: they draw no current from the previous layer's output
+    and hold their rows whatever they draw. Cutting the network there and feeding one stage's
+    simulated outputs to the next is therefore exact, and each run needs fewer Newton
+    iterations per sample. Shared mapping: the sense TIAs' outputs are ideal sources too, so a
+    second cut there leaves one small nonlinear run and one linear run per layer.
+    """
+    stages, cv = [], curves(model.layers[0].bases)
+    for L in kan_layers(model, opts.check()):
+        d_in, d_out, k_n = L.area.shape
+        if opts.mapping == "edge":
+            parts = [("all", d_in, clippers(L, names("in_", d_in)) + edge_devices(L))]
+            parts[0][2].extend(line_caps(L, opts, True) + columns(L, opts, names("y_", d_out)))
+        else:
+            sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
+            summed = crossbar(L, opts, names("in_", d_in * k_n)) + line_caps(L, opts, False)
+            parts = [("sense", d_in, sensed), ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out)))]
+        for part, width, elements in parts:
+            n_out = d_in * k_n if part == "sense" else d_out
+            circuit = Circuit(f"anasim TD-KAN crossbar, layer {L.index} ({part})", tuple(elements), cv)
+            stages.append(_ports(circuit, width, names("y_", n_out)))
+    return stages
+
+
+def _ports(circuit: Circuit, n_in: int, outputs: list[str]) -> Circuit:
+    return replace(circuit, inputs=tuple(names("in_", n_in)), outputs=tuple(outputs)).validate()

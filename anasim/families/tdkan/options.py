@@ -1,0 +1,36 @@
+"""TD-KAN hardware options: how a trained TD-KAN becomes a crossbar (the ``lower`` step's input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import AnasimError
+
+MAPPINGS = ("clip", "sigmoid")  # the input clipper: hard clip, or unit-slope sigmoid
+NORMS = ("batch", "layer", "none")
+
+
+@dataclass(frozen=True)
+class TdkanOptions:
+    mapping: str = "edge"  # "edge" (one device per edge and basis) or "shared" (one per input and basis)
+    crossbar: str = "vccs"  # shared mapping: cells as conductances into ideal virtual grounds, or "resistor"
+    area_max: float = 10.0  # the largest device, in units of the unit-area device
+    levels: int | None = None  # quantize areas to this many levels in [0, area_max]
+    opamp_gain: float = 1e9  # open-loop gain of every op-amp (1e9: ideal virtual ground)
+    r_diff: float = 10e3  # resistors of the difference amplifier (ohms)
+    r_sense: float = 10e3  # shared mapping: feedback of each per-(input, basis) TIA (ohms)
+    line_cap: float = 0.0  # parasitic capacitance of every row and column line to ground (F)
+    gbw: float | None = None  # op-amp gain-bandwidth (Hz): one pole at gbw / gain; None: no pole
+
+    def check(self) -> TdkanOptions:
+        if self.crossbar not in ("vccs", "resistor"):
+            raise AnasimError(f"crossbar {self.crossbar!r}: use vccs or resistor")
+        if self.mapping not in ("edge", "shared"):
+            raise AnasimError(f"mapping {self.mapping!r}: use edge or shared")
+        if not (self.area_max > 0 and self.opamp_gain > 0 and self.r_diff > 0 and self.r_sense > 0):
+            raise AnasimError("area_max, opamp_gain, r_diff and r_sense must be positive")
+        if self.line_cap < 0 or (self.gbw is not None and self.gbw <= 0):
+            raise AnasimError("line capacitance must be >= 0 and the op-amp gain-bandwidth > 0")
+        if self.levels is not None and self.levels < 2:
+            raise AnasimError(f"levels {self.levels}: need at least 2 area levels")
+        return self

@@ -1,0 +1,88 @@
+"""Comparator: circuit outputs against the reference, sample by sample (pure numpy, no torch).
+
+One :class:`Comparison` for every family and task: classification reports accuracies and argmax
+agreement, regression reports losses (MSE against the targets); both report the output error
+in volts and as a fraction of the reference's output range. ``rows()`` is the console table;
+``to_dict()`` the JSON the report step reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Comparison:
+    task: str  # "classification" or "regression"
+    reference: np.ndarray  # [N, out] torch reference (NaN rows where it failed)
+    circuit: np.ndarray  # [N, out] ngspice (NaN rows where it failed)
+    target: np.ndarray  # [N] labels or [N, out] regression targets
+    failed: dict[int, str] = field(default_factory=dict)  # sample -> why
+    info: dict = field(default_factory=dict)  # provenance: dataset, engine, options, wall time, ...
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.isfinite(self.circuit).all(axis=1) & np.isfinite(self.reference).all(axis=1)
+
+    def metrics(self) -> dict:
+        ok, ref, out, target = self.ok, self.reference, self.circuit, self.target
+        err = np.abs(out[ok] - ref[ok])
+        m = {
+            "max_abs_error": float(err.max()) if err.size else float("nan"),
+            "mean_abs_error": float(err.mean()) if err.size else float("nan"),
+            "output_scale": float(np.ptp(ref[ok])) if ok.any() else 1.0,
+        }
+        m["max_error_rel_range"] = m["max_abs_error"] / (m["output_scale"] or 1.0)
+        if not ok.any():
+            return m
+        if self.task == "regression":
+            m["reference_loss"] = float(((ref[ok] - target[ok]) ** 2).mean())
+            m["circuit_loss"] = float(((out[ok] - target[ok]) ** 2).mean())
+        else:
+            m["reference_accuracy"] = float((ref[ok].argmax(1) == target[ok]).mean())
+            m["circuit_accuracy"] = float((out[ok].argmax(1) == target[ok]).mean())
+            m["argmax_agreement"] = float((out[ok].argmax(1) == ref[ok].argmax(1)).mean())
+        return m
+
+    def to_dict(self) -> dict:
+        failed = {str(k): self.failed[k] for k in sorted(self.failed)}
+        return {
+            "samples": int(len(self.circuit)),
+            "task": self.task,
+            **self.metrics(),
+            "failed_samples": failed,
+            **self.info,
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The console table: label, value."""
+        m, info = self.metrics(), self.info
+        samples = str(len(self.circuit))
+        if info.get("requested_samples", len(self.circuit)) != len(self.circuit):
+            samples += f" (of {info['requested_samples']} asked: {info['note']})"
+        rows = [("samples", samples), ("engine", info.get("engine", {}).get("simulator", "-"))]
+        if "end_time_s" in info:
+            rows.append(("forward time", f"{info['end_time_s']:.3g} s (a = {info['scale_a']:g})"))
+        if "circuit_loss" in m:
+            rows += [("reference loss", f"{m['reference_loss']:.4g}"), ("circuit loss", f"{m['circuit_loss']:.4g}")]
+        elif "circuit_accuracy" in m:
+            rows += [
+                ("reference accuracy", f"{100 * m['reference_accuracy']:.2f}%"),
+                ("circuit accuracy", f"{100 * m['circuit_accuracy']:.2f}%"),
+                ("argmax agreement", f"{100 * m['argmax_agreement']:.2f}%"),
+            ]
+        rows += [
+            ("max abs error", f"{m['max_abs_error']:.3g} V ({m['max_error_rel_range']:.2e} of range)"),
+            ("mean abs error", f"{m['mean_abs_error']:.3g} V"),
+            ("output range", f"{m['output_scale']:.4g} V"),
+            ("wall time", f"{info.get('wall_s', float('nan')):.2f} s"),
+        ]
+        if "settling_time_s" in info:
+            st, pw = info["settling_time_s"], info["static_power_w"]
+            rows.append(("settling time", f"median {st['median'] * 1e9:.0f} ns, max {st['max'] * 1e9:.0f} ns"))
+            rows.append(("static power", f"mean {pw['mean'] * 1e3:.2f} mW per inference"))
+        if self.failed:
+            rows.append(("failed samples", f"{len(self.failed)} (see failed_samples in the JSON)"))
+        return rows

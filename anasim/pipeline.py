@@ -1,0 +1,176 @@
+"""The library calls behind the CLI and the public API: checkpoint -> lower -> simulate -> compare.
+
+``load`` verifies a checkpoint once and picks its family; ``lower`` and ``simulate`` work on a
+model or on circuits; ``compile_network`` writes netlists with their provenance; ``compare``
+runs the same samples through ngspice and the torch reference and returns a
+:class:`~anasim.metrics.Comparison`, written to disk (JSON + .npz) before any failure is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .checkpoint import load_checkpoint
+from .circuit.ir import Circuit, file_name
+from .circuit.netlist import netlist
+from .data import load_dataset
+from .errors import AnasimError, SimError
+from .families import FAMILIES, Family, SimSettings, family_of, make_options
+from .metrics import Comparison
+from .results import write_report
+from .sim import batch
+from .sim.ngspice import SimResult, finish, run_directory
+
+# Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
+TRAN_DEFAULTS = {"line_cap": 1e-12, "gbw": 1e8}
+
+
+@dataclass(frozen=True)
+class Network:
+    """A verified checkpoint: its dict, the model in float64 (eval mode) and its family."""
+
+    path: Path
+    ckpt: dict
+    model: torch.nn.Module
+    family: Family
+    digest: str  # sha256 of the file, first 16 hex digits
+
+
+def load(path: str | Path) -> Network:
+    ckpt, model = load_checkpoint(path)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return Network(Path(path), ckpt, model.double(), family_of(model), digest)
+
+
+def _model(target):
+    return target.model if isinstance(target, Network) else target
+
+
+def lower(target, **options) -> Circuit:
+    """The whole network as a circuit (KirchhoffNet: its first layer), with ``options`` of its family."""
+    model = _model(target)
+    family = family_of(model)
+    return family.lower(model, make_options(family, options, FAMILIES))[0]
+
+
+def simulate(target, x, *, jobs: int | None = None, run_dir=None, **options) -> SimResult:
+    """ngspice outputs for ``x``: a Circuit or a list of stage circuits takes input node voltages
+    [N, inputs]; a Network or model takes model inputs [N, features] and its family's options."""
+    with run_directory(run_dir) as rd:
+        if isinstance(target, Circuit):
+            res = batch.sweep(target, np.asarray(x, dtype=float), rd.path, jobs)
+        elif isinstance(target, list | tuple):
+            res = batch.layers(list(target), np.asarray(x, dtype=float), rd.path, jobs)
+        else:
+            model = _model(target)
+            family = family_of(model)
+            opts = make_options(family, options, FAMILIES)
+            z = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+            res = family.simulate(model, z, opts, SimSettings(jobs=jobs), rd.path)
+        return finish(res, rd)
+
+
+def provenance(net: Network, opts) -> list[str]:
+    cfg = net.ckpt["config"]
+    return [
+        f"model {net.path.name} sha256 {net.digest}, {cfg['arch']} dims {cfg['dims']}, anasim {__version__}",
+        "options " + ", ".join(f"{k} {v}" for k, v in asdict(opts).items()),
+    ]
+
+
+def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=None, data_dir=None):
+    """Write the netlist(s) of ``net`` to ``out`` (more layers beside it, ``<stem>_layer<n>``);
+    with ``stimulus`` N, N test samples and a control block make each deck run alone."""
+    out = Path(out)
+    opts = make_options(net.family, options or {}, FAMILIES)
+    z = None
+    if stimulus:
+        z = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
+    decks, info = net.family.compile(net.model, opts, z, file_name(out.stem))
+    paths = []
+    for deck in decks:
+        path = out.with_name(f"{out.stem}{deck.suffix}{out.suffix}")
+        header = (*provenance(net, opts), *info.get("header", ()))
+        netlist(replace(deck.circuit, header=header), path, deck.run)
+        paths.append(path)
+    return paths, info
+
+
+def settings_for(family: Family, settings: SimSettings, given: dict) -> tuple[SimSettings, dict | None]:
+    """Check the settings against the family; the option defaults the analysis implies."""
+    if settings.analysis is not None and settings.analysis not in family.analyses:
+        raise AnasimError(
+            f"--analysis {settings.analysis}: a {family.title} runs {' or '.join(family.analyses)} only; drop --analysis"
+        )
+    analysis = settings.analysis or family.analyses[0]
+    if family.analyses == ("tran",) and (settings.whole or settings.netlist is not None):
+        raise AnasimError(f"--whole and --netlist apply to crossbar models; a {family.title} runs layer by layer")
+    for key in ("line_cap", "gbw"):
+        if key in given and analysis != "tran":
+            raise AnasimError(
+                f"--{key.replace('_', '-')} applies to --analysis tran (DC has no poles or line charging)"
+            )
+    return replace(settings, analysis=analysis), (TRAN_DEFAULTS if analysis == "tran" else None)
+
+
+def compare(
+    net: Network,
+    dataset: str | None = None,
+    samples: int = 1000,
+    split: str = "test",
+    options: dict | None = None,
+    settings: SimSettings | None = None,
+    data_dir=None,
+    run_dir=None,
+    json_out=None,
+) -> Comparison:
+    """Circuit against reference on ``samples`` samples of ``split``; a SimError after writing
+    ``json_out`` when some samples could not be simulated."""
+    t0 = time.perf_counter()
+    family, given = net.family, dict(options or {})
+    settings, defaults = settings_for(family, settings or SimSettings(), given)
+    opts = make_options(family, given, FAMILIES, defaults)
+    data = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir)
+    z_all, t_all = data.split(split)
+    if samples < 1:
+        raise AnasimError("--samples must be at least 1")
+    z, target = z_all[:samples].double(), t_all[:samples].numpy()
+    info = {"family": family.name, "dataset": data.name, "split": split, "requested_samples": samples}
+    if samples > len(z_all):
+        more = "" if split == "all" else f"; --split all has {sum(data.preprocessing['sizes'].values())}"
+        info["note"] = f"the {split} split of {data.name} holds {len(z_all)}{more}"
+    ref, ref_failed = family.reference(net.model, z)
+    span = float(np.ptp(ref[np.isfinite(ref).all(axis=1)])) if np.isfinite(ref).any() else 1.0
+    settings = replace(settings, settle_v=settings.settle_tol * span)
+    with run_directory(run_dir) as rd:
+        res = finish(family.simulate(net.model, z, opts, settings, rd.path), rd)
+    failed = dict(res.failed)
+    for b, why in ref_failed.items():
+        failed[b] = f"{failed[b]}; {why}" if b in failed else why
+    info |= {
+        "engine": {"simulator": res.simulator, "mode": f"ngspice -b subprocesses, {res.mode}", "jobs": settings.jobs},
+        "analysis": settings.analysis,
+        "hardware": asdict(opts),
+        "rusage": res.rusage,
+        **res.extra,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "run_dir": str(res.run_dir) if res.run_dir else None,
+    }
+    result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info)
+    if json_out is not None:
+        write_report(json_out, result.to_dict(), x=z.numpy(), target=target, reference=ref, circuit=res.outputs)
+    if failed:
+        first = min(failed)
+        raise SimError(
+            f"{len(failed)} of {len(z)} samples could not be simulated; sample {first}, {failed[first]}; "
+            f"the other {int(result.ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
+            res.run_dir,
+        )
+    return result
