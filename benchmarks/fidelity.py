@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from anasim.compare import simulate_checkpoint
-from anasim.lower import HwOptions
+from anasim.families import SimSettings
+from anasim.pipeline import compare, load
 
 OUT = Path(__file__).parent / "results"
 KEYS = (
@@ -29,8 +29,8 @@ KEYS = (
 
 
 def run(name, ckpt, samples, mapping, gain, split="test"):
-    hw = HwOptions(mapping=mapping, opamp_gain=gain)
-    r = simulate_checkpoint(OUT / ckpt, samples=samples, hw=hw, jobs=2, split=split)
+    hw = {"mapping": mapping, "opamp_gain": gain}
+    r = compare(load(OUT / ckpt), samples=samples, split=split, options=hw, settings=SimSettings(jobs=2)).to_dict()
     row = {"model": name, "split": split, "mapping": mapping, "opamp_gain": gain, **{k: r[k] for k in KEYS}}
     row["max_error_rel_range"] = r["max_abs_error"] / r["output_scale"]
     print(

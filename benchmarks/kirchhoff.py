@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anasim.compare_kirchhoff import chunk_size
-from anasim.kirchhoff import KirchhoffNet
-from anasim.lower_kirchhoff import simulate_kirchhoff
-from anasim.models import count_params
-from anasim.topology import fc
+from anasim.families import count_params
+from anasim.families.kirchhoff.model import KirchhoffNet
+from anasim.families.kirchhoff.run import chunk_size
+from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
+from anasim.families.kirchhoff.topology import fc
 
 OUT = Path(__file__).parent / "results"
 

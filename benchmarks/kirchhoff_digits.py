@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
 
-from anasim.compare import simulate_checkpoint
 from anasim.data import load_dataset
+from anasim.pipeline import compare, load
 from anasim.train import TrainOptions, train_model
 
 OUT = Path(__file__).parent / "results"
@@ -42,7 +41,7 @@ def main(argv=None):
     ckpt = OUT / f"kn_digits_seed{args.seed}.pt"
     _, m = train_model(config, load_dataset("digits"), opts, ckpt)
     print(f"trained: test accuracy {100 * m['test_accuracy']:.2f}%, {m['params']:,} params, {m['train_time_s']:.0f} s")
-    sim = simulate_checkpoint(ckpt, samples=args.samples, run_dir=tempfile.mkdtemp(prefix="anasim-knd-"))
+    sim = compare(load(ckpt), samples=args.samples).to_dict()
     row = {
         "params": m["params"],
         "test_accuracy": m["test_accuracy"],

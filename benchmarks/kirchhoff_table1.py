@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
 
 from anasim.checkpoint import load_checkpoint
-from anasim.compare import simulate_checkpoint
 from anasim.data import load_dataset
+from anasim.pipeline import compare, load
 from anasim.train import TrainOptions, train_model
 
 OUT = Path(__file__).parent / "results"
@@ -47,7 +46,7 @@ def run(dataset: str, size: str, seed: int, epochs: int, samples: int, retrain: 
     else:
         ck = load_checkpoint(ckpt)[0]
         m, epochs = ck["metrics"], ck["metrics"]["options"]["epochs"]
-    sim = simulate_checkpoint(ckpt, samples=samples, run_dir=tempfile.mkdtemp(prefix="anasim-kn-"))
+    sim = compare(load(ckpt), samples=samples).to_dict()
     row = {
         "dataset": dataset,
         "size": size,

@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from anasim.lower import HwOptions, lower_tdkan, lower_tdkan_layers
-from anasim.models import TDKAN
-from anasim.runner import deck_body, input_lines, simulate_dc, simulate_layers
+from anasim.circuit.ir import VSource
+from anasim.circuit.netlist import netlist
+from anasim.families.tdkan.lower import lower, lower_stages
+from anasim.families.tdkan.model import TDKAN
+from anasim.families.tdkan.options import TdkanOptions
+from anasim.pipeline import simulate
 
 OUT = Path(__file__).parent / "results"
 
@@ -38,10 +42,10 @@ def pyspice_per_sample(circuit, x, n):
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared
 
     ng = NgSpiceShared.new_instance()
-    body = deck_body(circuit)
     t0 = time.perf_counter()
     for s in range(n):
-        ng.load_circuit(body + "\n".join(input_lines(x[s : s + 1])) + "\n.end\n")
+        sources = tuple(VSource(f"in{i}", node, "0", v) for i, (node, v) in enumerate(zip(circuit.inputs, x[s])))
+        ng.load_circuit(netlist(replace(circuit, elements=circuit.elements + sources)))
         ng.exec_command("option reltol=1e-6 vntol=1e-9 abstol=1e-15")
         ng.exec_command("op")
         plot = ng.plot(simulation=None, plot_name=ng.last_plot)
@@ -54,15 +58,15 @@ def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
     m = network(dims, bases)
     z = torch.randn(n_batched, dims[0], dtype=torch.float64)
     x = m.row_drive(z).numpy()
-    hw = HwOptions(mapping=mapping)
-    whole = lower_tdkan(m, hw)[0]
+    hw = TdkanOptions(mapping=mapping)
+    whole = lower(m, hw)[0]
     t0 = time.perf_counter()
     for s in range(n_single):
-        simulate_dc(whole, x[s : s + 1], jobs=1)
+        simulate(whole, x[s : s + 1], jobs=1)
     per_sample = (time.perf_counter() - t0) / n_single
     pyspice = pyspice_per_sample(whole, x, n_single)
     t0 = time.perf_counter()
-    res = simulate_layers(lower_tdkan_layers(m, hw), x, jobs=jobs)
+    res = simulate(lower_stages(m, hw), x, jobs=jobs)
     batched = (time.perf_counter() - t0) / n_batched
     t0 = time.perf_counter()
     with torch.no_grad():

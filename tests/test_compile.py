@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from anasim.checkpoint import save_checkpoint
-from anasim.models import build_model
+from anasim.families import build_model
 from anasim_cli.main import cli
 
 
@@ -21,16 +21,26 @@ def test_compile_writes_readable_netlist(digits_model, tmp_path):
     res = run("compile", digits_model, "-o", out)
     assert res.exit_code == 0, res.output
     text = out.read_text()
-    assert "* device a21: fit" in text and ".subckt neuron" in text and ".func iv_a21(x)" in text
+    assert "* device a21: fit" in text and ".func iv_a21(x)" in text
+    assert "\nEtia1_0_d y_0 0 tia1_0_q tia1_0_m 1000000000.0\n" in text  # output 0: difference amplifier
     assert ".control" not in text  # only with --stimulus
 
 
 def test_stimulus_netlist_runs_alone(digits_model, tmp_path):
+    """The standalone deck's outputs equal the torch model on the same 4 test images to 1e-3 of
+    the output range (the comparator's acceptance level; ideal op-amps give about 1e-6)."""
+    import torch
+
+    import anasim
+    from anasim.data import load_dataset
+
     out = tmp_path / "stim.cir"
     assert run("compile", digits_model, "-o", out, "--stimulus", 4).exit_code == 0
     subprocess.run(["ngspice", "-b", out.name], cwd=tmp_path, capture_output=True, timeout=300, check=True)
     table = np.loadtxt(tmp_path / "stim_outputs.txt", skiprows=1)
-    assert table.shape == (4, 11)  # sample index + 10 outputs
+    with torch.no_grad():
+        ref = anasim.load(digits_model).model(load_dataset("digits").x_test[:4].double()).numpy()
+    np.testing.assert_allclose(table[:, 1:], ref, atol=1e-3 * np.ptp(ref))
 
 
 def test_simulate_agrees_with_reference(digits_model, tmp_path):
@@ -48,9 +58,13 @@ def test_simulate_agrees_with_reference(digits_model, tmp_path):
 
 def test_simulate_a_compiled_netlist(digits_model, tmp_path):
     out = tmp_path / "q.cir"
-    assert run("compile", digits_model, "-o", out, "--stimulus", 3).exit_code == 0
+    assert run("compile", digits_model, "-o", out).exit_code == 0
     res = run("simulate", digits_model, "--netlist", out, "--samples", 50)
     assert res.exit_code == 0 and "argmax agreement     100.00%" in res.output
+    # a deck with its own stimulus is not edited: anasim says what to do instead
+    assert run("compile", digits_model, "-o", out, "--stimulus", 3).exit_code == 0
+    res = run("simulate", digits_model, "--netlist", out, "--samples", 5)
+    assert res.exit_code == 1 and "compile it without --stimulus" in res.output
 
 
 def test_layernorm_model_cannot_be_compiled(tmp_path):
@@ -60,12 +74,13 @@ def test_layernorm_model_cannot_be_compiled(tmp_path):
     assert res.exit_code == 1 and "LayerNorm" in res.output and "--norm batch" in res.output
 
 
-@pytest.mark.parametrize("target", ["dir/", "missing/dir/x.cir"])
-def test_unwritable_netlist_path(digits_model, tmp_path, target):
-    res = run(
-        "compile", digits_model, "-o", tmp_path / "f" / target if target == "dir/" else tmp_path / "nofile" / target
-    )
-    assert res.exit_code != 0
+@pytest.mark.parametrize(
+    "target, code, needle", [("existing_dir", 2, "is a directory"), ("missing/dir/x.cir", 1, "cannot write netlist")]
+)
+def test_unwritable_netlist_path(digits_model, tmp_path, target, code, needle):
+    (tmp_path / "existing_dir").mkdir()
+    res = run("compile", digits_model, "-o", tmp_path / target)
+    assert res.exit_code == code and needle in res.output, res.output
 
 
 def test_quantized_areas(digits_model, tmp_path):
@@ -107,3 +122,71 @@ def test_ngspice_missing_is_explained(digits_model, monkeypatch):
 def test_out_of_bounds_hardware_options(digits_model, tmp_path, args):
     res = run("compile", digits_model, "-o", tmp_path / "x.cir", *args)
     assert res.exit_code != 0 and not (tmp_path / "x.cir").exists()
+
+
+@pytest.mark.parametrize(
+    "arch, args, needle",
+    [
+        ("mlp", ["--mapping", "shared"], "--mapping applies to TD-KAN models; this checkpoint is a device MLP"),
+        ("mlp", ["--levels", "8"], "--levels applies to TD-KAN models"),
+        ("tdkan", ["--scale-a", "1e-6"], "--scale-a applies to KirchhoffNet models; this checkpoint is a TD-KAN"),
+        ("kirchhoffnet", ["--opamp-gain", "1e4"], "--opamp-gain applies to TD-KAN and device MLP models"),
+        ("kirchhoffnet", ["--analysis", "dc"], "a KirchhoffNet runs tran only"),
+        ("tdkan", ["--gbw", "1e8"], "--gbw applies to --analysis tran"),
+    ],
+)
+def test_option_of_another_family_is_refused(arch, args, needle, tmp_path):
+    cfg = {
+        "tdkan": {"arch": "tdkan", "dims": [64, 4, 10], "bases": ["a21"]},
+        "mlp": {"arch": "mlp", "dims": [64, 4, 10], "activation": "a21"},
+        "kirchhoffnet": {"arch": "kirchhoffnet", "dims": [64, 10], "nodes": [70], "repeat": 1},
+    }[arch]
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, {"name": "digits"}, {})
+    res = run("simulate", ckpt, "--samples", 2, *args)
+    assert res.exit_code == 1 and needle in res.output, res.output
+
+
+def test_regression_tdkan_reports_loss_not_accuracy(tmp_path):
+    """A TD-KAN on Friedman #1: the comparison is MSE against the targets, with no argmax."""
+    ckpt, js = tmp_path / "r.pt", tmp_path / "r.json"
+    args = ["--dataset", "friedman", "--dims", "5,8,1", "--bases", "a21", "--epochs", 2, "--threads", 1]
+    assert run("train", *args, "-o", ckpt).exit_code == 0
+    res = run("simulate", ckpt, "--samples", 30, "--json", js)
+    assert res.exit_code == 0 and "circuit loss" in res.output and "accuracy" not in res.output
+    r = json.loads(js.read_text())
+    assert r["task"] == "regression" and "argmax_agreement" not in r
+    assert r["circuit_loss"] == pytest.approx(r["reference_loss"], rel=1e-3)  # ideal op-amps
+
+
+def test_more_samples_than_the_split_says_what_ran(digits_model, tmp_path):
+    js = tmp_path / "s.json"
+    res = run("simulate", digits_model, "--samples", 500, "--json", js)
+    assert res.exit_code == 0 and "360 (of 500 asked: the test split of digits holds 360" in res.output
+    r = json.loads(js.read_text())
+    assert r["samples"] == 360 and r["requested_samples"] == 500 and "--split all has 1797" in r["note"]
+
+
+def test_temporary_run_directory_is_removed_unless_kept(digits_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    js = tmp_path / "a.json"
+    assert run("simulate", digits_model, "--samples", 5, "--json", js).exit_code == 0
+    assert list((tmp_path / "tmp").iterdir()) == [] and json.loads(js.read_text())["run_dir"] is None
+    assert run("simulate", digits_model, "--samples", 5, "--run-dir", tmp_path / "keep").exit_code == 0
+    assert (tmp_path / "keep" / "layer0" / "chunk_000000" / "deck.cir").is_file()
+
+
+def test_readme_python_example_runs(digits_model, tmp_path, monkeypatch):
+    """The library example in the README, executed as written (with the test's model)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    Path("model.pt").write_bytes(digits_model.read_bytes())
+    exec(compile(code, "README.md", "exec"), {})
+    assert Path("layer.cir").read_text().startswith("* anasim TD-KAN crossbar")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from anasim.errors import AnasimError
-from anasim.kirchhoff import KirchhoffLayer, KirchhoffNet
-from anasim.models import count_params
-from anasim.topology import fc, ne, proj, to_ground, validate
+from anasim.families import count_params
+from anasim.families.kirchhoff.model import KirchhoffLayer, KirchhoffNet
+from anasim.families.kirchhoff.topology import fc, ne, proj, to_ground, validate
 
 
 @pytest.mark.parametrize("nodes, params", [(7, 168), (12, 528), (20, 1520)])
@@ -77,7 +77,7 @@ def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
     a = 1 ns: ngspice (reltol 1e-6) against dopri5 (rtol 1e-9) within 1e-4 of the output range."""
     import numpy as np
 
-    from anasim.lower_kirchhoff import simulate_kirchhoff
+    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
 
     torch.manual_seed(1)
     layers = [
@@ -94,7 +94,7 @@ def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
 
 
 def test_hardware_scale_must_be_positive(tmp_path):
-    from anasim.lower_kirchhoff import simulate_kirchhoff
+    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
 
     net = KirchhoffNet([{"nodes": 3, "edges": fc(3)}], in_dim=2, outputs=[3])
     with pytest.raises(AnasimError, match="must be positive"):
@@ -149,15 +149,14 @@ def test_compiled_deck_runs_alone_and_matches(tmp_path):
     import numpy as np
 
     from anasim.checkpoint import save_checkpoint
-    from anasim.compare import compile_checkpoint
-    from anasim.lower import HwOptions
-    from anasim.models import build_model
+    from anasim.families import build_model
+    from anasim.pipeline import compile_network, load
 
     torch.manual_seed(2)
     cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [7], "repeat": 2, "branch": "tanh"}
     model = build_model(cfg)
     ckpt = save_checkpoint(tmp_path / "kn.pt", model, cfg, {"name": "friedman"}, {})
-    out, info = compile_checkpoint(ckpt, tmp_path / "kn.cir", HwOptions(), stimulus=3, scale_a=1e-6)
+    _, info = compile_network(load(ckpt), tmp_path / "kn.cir", {"scale_a": 1e-6}, stimulus=3)
     assert info["layers"][0]["devices"] == 84
     subprocess.run(["ngspice", "-b", "kn.cir"], cwd=tmp_path, capture_output=True, timeout=120, check=True)
     end = np.loadtxt(tmp_path / "kn_layer0_voltages.txt", skiprows=1)[-1, 1:].reshape(3, 7)
@@ -184,7 +183,7 @@ def test_sample_ngspice_cannot_follow_is_named_with_its_time_point(tmp_path):
     """Sample 1 (v2 > v1) diverges, samples 0 and 2 (v1 >= v2: the branch is off) are exact."""
     import numpy as np
 
-    from anasim.lower_kirchhoff import simulate_kirchhoff
+    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
 
     x = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     v, failed = simulate_kirchhoff(_unstable_net(), x, a=1e-9, work=tmp_path)
@@ -205,9 +204,9 @@ def test_simulate_keeps_the_other_samples_when_one_fails(tmp_path, monkeypatch):
 
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.2]])
     toy = Dataset("toy", x, x[:, :1], x, x[:, :1], x, x[:, :1], {}, task="regression")
-    monkeypatch.setattr("anasim.compare_kirchhoff.load_dataset", lambda *a, **k: toy)
+    monkeypatch.setattr("anasim.pipeline.load_dataset", lambda *a, **k: toy)
     cfg = {"arch": "kirchhoffnet", "dims": [2, 1], "nodes": [2], "repeat": 1, "branch": "relu"}
-    from anasim.models import build_model
+    from anasim.families import build_model
 
     model = build_model(cfg)  # fc(2): branches 1 -> 2 (unstable as above) and 2 -> 1 (off)
     with torch.no_grad():
@@ -224,7 +223,7 @@ def test_simulate_keeps_the_other_samples_when_one_fails(tmp_path, monkeypatch):
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     from anasim.checkpoint import load_checkpoint, save_checkpoint
     from anasim.errors import CheckpointError
-    from anasim.models import build_model
+    from anasim.families import build_model
 
     tdkan = build_model({"arch": "tdkan", "dims": [5, 3, 1], "bases": ["a21"]})
     kn_cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [7], "repeat": 2}
@@ -237,7 +236,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 def test_proj_topology_sizes(proj_nodes, repeat, params):
     """Proj over the 8x8 digits grid, kernel 3: 36 windows x 72 ordered pairs, plus 2 x 64 x P
     branches to and from the projected nodes, each x repeat, 2 parameters per branch."""
-    from anasim.models import build_model
+    from anasim.families import build_model
 
     cfg = {"arch": "kirchhoffnet", "dims": [64, 10], "topology": "proj", "grid": [1, 8, 8], "kernel": 3}
     net = build_model(cfg | {"proj_nodes": proj_nodes, "repeat": repeat, "branch": "shifted"})
@@ -279,7 +278,7 @@ def test_digits_proj_trains_and_matches_ngspice(tmp_path):
 
 def test_proj_outputs_must_be_projected_nodes():
     from anasim.errors import CheckpointError
-    from anasim.models import build_model
+    from anasim.families import build_model
 
     cfg = {"arch": "kirchhoffnet", "dims": [64, 10], "topology": "proj", "grid": [1, 8, 8], "proj_nodes": [4]}
     with pytest.raises(CheckpointError, match="use --proj-nodes 10 or more"):
@@ -305,7 +304,7 @@ def test_adjoint_gradients_match_backprop():
 def test_init_std_reaches_the_layers(init_std, expected):
     """--init-std sets the theta spread; without it, He-normal over the branch count (12 nodes,
     repeat 2: 264 branches). 528 draws: the sample std is within 15% of the target."""
-    from anasim.models import build_model
+    from anasim.families import build_model
 
     torch.manual_seed(0)
     cfg = {"arch": "kirchhoffnet", "dims": [5, 1], "nodes": [12], "repeat": 2}

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from anasim.models import TDKAN, DeviceMLP, build_model, count_params
+from anasim.families import build_model, count_params
+from anasim.families.mlp.model import DeviceMLP
+from anasim.families.tdkan.model import TDKAN
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,7 @@ def test_tdkan_layer_is_equation_2():
 def test_sigmoid_mapping_stays_in_range_with_unit_slope():
     model = TDKAN([2, 2], ["a21"], mapping="sigmoid")
     x = torch.tensor([[-100.0, 0.65]], requires_grad=True)
-    from anasim.models import map_input
+    from anasim.families.tdkan.model import map_input
 
     u = map_input(x, model.v_range, "sigmoid")
     u[0, 1].backward()

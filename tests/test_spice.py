@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from anasim.circuit.ir import BSource, Circuit, Curve, Resistor
 from anasim.devices import registry
-from anasim.ir import BSource, Circuit, Func, Resistor, VSource
-from anasim.lower import HwOptions, lower_tdkan
-from anasim.models import TDKAN
-from anasim.netlist import netlist
-from anasim.runner import ngspice_path, simulate_dc
+from anasim.families.tdkan.lower import lower, lower_stages
+from anasim.families.tdkan.model import TDKAN
+from anasim.families.tdkan.options import TdkanOptions
+from anasim.sim.batch import layers, sweep
+from anasim.sim.ngspice import ngspice_path
 
 
 def test_ngspice_is_installed():
@@ -31,14 +32,12 @@ def test_device_dc_sweep_matches_torch(name, tmp_path):
     # The device sinks its current into a 1-ohm resistor held by an ideal ammeter: V(out) = I.
     circuit = Circuit(
         title=f"dc sweep of {name}",
-        funcs=[Func("iv", dev.spice_current("x"))],
-        elements=[
-            BSource("dev", "0", "out", "I", "iv(V(in_0))"),
-            Resistor("load", "out", "0", 1.0),
-        ],
-        outputs=["out"],
+        curves=(Curve(name, dev.spice_current("x"), dev.amps_per_unit),),
+        elements=(BSource("dev", "0", "out", "I", f"iv_{name}(V(in_0))"), Resistor("load", "out", "0", 1.0)),
+        inputs=("in_0",),
+        outputs=("out",),
     )
-    res = simulate_dc(circuit, v[:, None], run_dir=tmp_path, jobs=1)
+    res = sweep(circuit, v[:, None], tmp_path, jobs=1)
     ref = dev.torch_current(torch.tensor(v, dtype=torch.float64)).numpy()
     scale = max(1.0, float(np.abs(ref).max()))
     # 12 printed digits and ngspice's double-precision evaluation: agreement to 1e-9 of the peak
@@ -49,10 +48,11 @@ def test_pwl_clamps_only_with_flat_end_points(tmp_path):
     """Fact the device writer relies on: ngspice's pwl() extrapolates its end segments linearly."""
     circuit = Circuit(
         title="pwl extrapolation",
-        elements=[BSource("p", "out", "0", "V", "pwl(V(in_0),0,0,1,1)")],
-        outputs=["out"],
+        elements=(BSource("p", "out", "0", "V", "pwl(V(in_0),0,0,1,1)"),),
+        inputs=("in_0",),
+        outputs=("out",),
     )
-    res = simulate_dc(circuit, np.array([[2.0], [-1.0]]), run_dir=tmp_path, jobs=1)
+    res = sweep(circuit, np.array([[2.0], [-1.0]]), tmp_path, jobs=1)
     np.testing.assert_allclose(res.outputs[:, 0], [2.0, -1.0], atol=1e-9)
 
 
@@ -69,9 +69,9 @@ def test_two_by_two_crossbar_by_hand(tmp_path):
     expected = np.stack([i[:, 0] + 0.25 * i[:, 1] + 0.1, -0.5 * i[:, 0] + 2 * i[:, 1] - 0.2], axis=1)
     z = (torch.tensor(v) - model.in_offset) / model.in_gain
     np.testing.assert_allclose(model(z).detach().numpy(), expected, atol=1e-12)
-    circuit, info = lower_tdkan(model, HwOptions())
+    circuit, info = lower(model, TdkanOptions())
     assert info["layers"][0]["devices"] == 4 and info["layers"][0]["area_range"] == [1.25, 10.0]
-    res = simulate_dc(circuit, v, run_dir=tmp_path, jobs=1)
+    res = sweep(circuit, v, tmp_path, jobs=1)
     np.testing.assert_allclose(res.outputs, expected, atol=1e-6)  # ideal op-amps (gain 1e9)
 
 
@@ -86,58 +86,44 @@ def test_random_network_matches_torch(mapping, norm, tmp_path):
     z = torch.randn(40, 6, dtype=torch.float64) * 1.5
     ref = model(z).detach().numpy()
     x = (model.in_offset + model.in_gain * z).numpy()
-    res = simulate_dc(lower_tdkan(model, HwOptions(mapping=mapping))[0], x, run_dir=tmp_path, jobs=2, chunk=15)
+    res = sweep(lower(model, TdkanOptions(mapping=mapping))[0], x, tmp_path, jobs=2, chunk=15)
     assert not res.failed
     np.testing.assert_allclose(res.outputs, ref, atol=1e-4 * np.ptp(ref))  # 1e-4 of the output range
 
 
-def test_finite_opamp_gain_degrades_gracefully(tmp_path):
+def test_finite_opamp_gain_error_falls_as_one_over_gain(tmp_path):
+    """A TIA of finite gain A leaves its virtual ground at V(out)/A: the output error is c/A.
+    err * gain must stay constant within 10% over three decades (1e4..1e6; at 1e2 the
+    second-order terms show), and the error at 1e6 is below 1e-3 of the output range."""
     torch.manual_seed(0)
     model = TDKAN([4, 3], ["a21"], norm="none").double().eval()
     z = torch.randn(10, 4, dtype=torch.float64)
     ref = model(z).detach().numpy()
     x = (model.in_offset + model.in_gain * z).numpy()
+    gains = (1e4, 1e5, 1e6)
     errs = []
-    for gain in (1e2, 1e4, 1e6):
-        out = simulate_dc(lower_tdkan(model, HwOptions(opamp_gain=gain))[0], x, run_dir=tmp_path / str(gain)).outputs
+    for gain in gains:
+        out = sweep(lower(model, TdkanOptions(opamp_gain=gain))[0], x, tmp_path / str(gain)).outputs
         errs.append(np.abs(out - ref).max())
-    assert errs[0] > errs[1] > errs[2]  # error falls as the gain rises
-    assert errs[2] < 1e-3 * np.ptp(ref)
-
-
-def test_netlist_names_are_sanitized():
-    from anasim.errors import AnasimError
-
-    bad = Circuit(title="x\n.control\nshell rm -rf /\n.endc", elements=[Resistor("r1", "a", "0", 1.0)])
-    text = netlist(bad)
-    assert ".control" not in text.split("\n", 1)[1] and text.startswith("* x?.control?shell")
-    for element in (
-        Resistor("r; .control", "a", "0", 1.0),
-        VSource("v1", "a b", "0", 1.0),
-        BSource("b1", "a", "0", "V", "1\n.control"),
-        Resistor("r1", "a", "0", float("nan")),
-    ):
-        with pytest.raises(AnasimError):
-            netlist(Circuit(title="t", elements=[element]))
+    products = np.array(errs) * np.array(gains)
+    np.testing.assert_allclose(products, products[0], rtol=0.1)
+    assert errs[-1] < 1e-3 * np.ptp(ref)
 
 
 @pytest.mark.parametrize("mapping", ["edge", "shared"])
 def test_layer_by_layer_equals_whole_network(mapping, tmp_path):
     """Cutting at the ideal clippers (and, shared, at the sense TIA outputs) changes nothing."""
-    from anasim.lower import lower_tdkan_layers
-    from anasim.runner import simulate_layers
-
     torch.manual_seed(5)
     model = TDKAN([7, 6, 5, 3], ["a21", "z15"]).double()
     model.train()
     model(torch.randn(64, 7, dtype=torch.float64))
     model.eval()
     x = model.row_drive(torch.randn(30, 7, dtype=torch.float64)).numpy()
-    hw = HwOptions(mapping=mapping)
-    stages = lower_tdkan_layers(model, hw)
+    hw = TdkanOptions(mapping=mapping)
+    stages = lower_stages(model, hw)
     assert len(stages) == (3 if mapping == "edge" else 6)
-    whole = simulate_dc(lower_tdkan(model, hw)[0], x, run_dir=tmp_path / "whole", jobs=1).outputs
-    layered = simulate_layers(stages, x, run_dir=tmp_path / "layers", jobs=2, chunk=10).outputs
+    whole = sweep(lower(model, hw)[0], x, tmp_path / "whole", jobs=1).outputs
+    layered = layers(stages, x, tmp_path / "layers", jobs=2, chunk=10).outputs
     np.testing.assert_allclose(layered, whole, atol=1e-6 * np.ptp(whole))  # both at 1e-6 reltol
 
 
@@ -145,11 +131,12 @@ def test_failing_sample_is_named_and_others_kept(tmp_path):
     """ngspice cannot solve ln(-1): that sample is reported, the other samples' outputs stay."""
     circuit = Circuit(
         title="one bad sample",
-        elements=[BSource("b", "out", "0", "V", "ln(V(in_0))"), Resistor("r", "out", "0", 1.0)],
-        outputs=["out"],
+        elements=(BSource("b", "out", "0", "V", "ln(V(in_0))"), Resistor("r", "out", "0", 1.0)),
+        inputs=("in_0",),
+        outputs=("out",),
     )
-    res = simulate_dc(circuit, np.array([[1.0], [2.0], [-1.0], [4.0]]), run_dir=tmp_path, jobs=1)
-    assert res.failed == [2]
+    res = sweep(circuit, np.array([[1.0], [2.0], [-1.0], [4.0]]), tmp_path, jobs=1)
+    assert list(res.failed) == [2] and "sample_000002" in res.failed[2]
     np.testing.assert_allclose(res.outputs[[0, 1, 3], 0], np.log([1.0, 2.0, 4.0]), atol=1e-9)
     assert np.isnan(res.outputs[2, 0])
     assert (tmp_path / "chunk_000000.npy").is_file()  # partial results are on disk

@@ -6,21 +6,30 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anasim.ir import VCVS, Circuit, Instance, Resistor, Subckt
-from anasim.transient import static_power
+from anasim.circuit.ir import VCVS, Circuit, OpAmp, Resistor
+from anasim.families.tdkan.lower import lower
+from anasim.families.tdkan.options import TdkanOptions
+from anasim.sim.tran import static_power
 from anasim_cli.main import cli
 
 
-def test_static_power_of_a_subcircuit_amplifier(tmp_path):
-    """An amplifier of gain 2 inside a subcircuit drives 100 ohm: P = (2 V_in)^2 / 100."""
-    circuit = Circuit(
-        title="power",
-        subckts=[Subckt("amp", ["i", "o"], [VCVS("e", "o", "0", "i", "0", 2.0)])],
-        elements=[Instance("a1", "amp", ["in_0", "a"]), Resistor("load", "a", "0", 100.0)],
-        outputs=["a"],
-    )
-    p = static_power(circuit, np.array([[1.0], [2.0], [-0.5]]), tmp_path)
-    np.testing.assert_allclose(p, [0.04, 0.16, 0.01], rtol=1e-9)
+@pytest.mark.parametrize(
+    "amp",
+    [
+        VCVS("e", "a", "0", "in_0", "0", 2.0),
+        # a non-inverting op-amp stage of gain 2 (gain-bandwidth pole: the macro-model's primitives)
+        OpAmp("u", "in_0", "fb", "a", 1e9, gbw=1e8),
+    ],
+)
+def test_static_power_of_an_amplifier(amp, tmp_path):
+    """An amplifier of gain 2 drives 100 ohm: P = (2 V_in)^2 / 100, plus for the op-amp stage
+    (2 V_in)^2 / 2 kohm in its 1 kohm + 1 kohm divider. Tolerance 1e-6: finite gain 1e9."""
+    extra = [Resistor("f1", "a", "fb", 1e3), Resistor("f2", "fb", "0", 1e3)] if isinstance(amp, OpAmp) else []
+    circuit = Circuit("power", (amp, Resistor("load", "a", "0", 100.0), *extra), inputs=("in_0",), outputs=("a",))
+    v = np.array([1.0, 2.0, -0.5])
+    p = static_power(circuit, v[:, None], tmp_path)
+    expected = (2 * v) ** 2 / 100 + ((2 * v) ** 2 / 2e3 if extra else 0)
+    np.testing.assert_allclose(p, expected, rtol=1e-6)
 
 
 def test_tran_settles_and_agrees(digits_model, tmp_path):
@@ -41,11 +50,10 @@ def test_ndr_columns_are_stabilized(digits_model):
     """With an op-amp pole, every column whose NDR devices could give negative input conductance
     gets a shunt worth 1.5x the worst case; without a pole (DC), none is added."""
     from anasim.checkpoint import load_checkpoint
-    from anasim.lower import HwOptions, lower_tdkan
 
     _, model = load_checkpoint(digits_model)
-    dc, _ = lower_tdkan(model.double(), HwOptions())
-    tr, _ = lower_tdkan(model.double(), HwOptions(gbw=1e8, line_cap=1e-12))
+    dc, _ = lower(model.double(), TdkanOptions())
+    tr, _ = lower(model.double(), TdkanOptions(gbw=1e8, line_cap=1e-12))
     assert not any(e.name.startswith("shunt_") for e in dc.elements)
     shunts = [e for e in tr.elements if e.name.startswith("shunt_")]
     assert shunts and all(e.value > 0 for e in shunts)
@@ -54,7 +62,6 @@ def test_ndr_columns_are_stabilized(digits_model):
 @pytest.mark.parametrize("bad", [{"line_cap": -1.0}, {"gbw": 0.0}])
 def test_bad_transient_options(bad):
     from anasim.errors import AnasimError
-    from anasim.lower import HwOptions
 
     with pytest.raises(AnasimError):
-        HwOptions(**bad).check()
+        TdkanOptions(**bad).check()

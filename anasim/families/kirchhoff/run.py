@@ -22,7 +22,7 @@ from ...circuit.netlist import netlist
 from ...errors import SimError
 from ...sim.batch import default_jobs
 from ...sim.ngspice import SimResult, add_rusage, read_wrdata, run_deck
-from .lower import layer_run, lower_layer, replicate
+from .lower import RELTOL, layer_run, lower_layer, replicate
 from .model import KirchhoffLayer, KirchhoffNet, carry_state
 
 _ABORT = re.compile(r"Timestep too small; time = ([-+0-9.eE]+)")
@@ -56,7 +56,7 @@ def run_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, wo
     return table[-1, 1:].reshape(len(v0), layer.num_nodes)
 
 
-def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol, rusage=None):
+def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None):
     """Node voltages [B, N+1] at t = D*T*a for inputs x [B, in], and {sample: why} for the rows
     (NaN) ngspice could not follow."""
     rusage = {} if rusage is None else rusage

@@ -1,0 +1,98 @@
+"""The netlister alone (no ngspice): exact text of each element form, determinism, sanitizing."""
+
+import math
+
+import numpy as np
+import pytest
+
+from anasim.circuit.ir import Branch, BSource, Capacitor, Circuit, Curve, Device, OpAmp, Resistor, VSource
+from anasim.circuit.netlist import netlist
+from anasim.circuit.stimulus import InitialState, Run, Tran, WrData, sweep_run
+from anasim.errors import AnasimError
+
+CIRCUIT = Circuit(
+    "t",
+    (
+        Device("d1", "in_0", "c", "dio", area=2.0),
+        Device("d2", "in_0", "c", "dio", area=2.0, scale=1.5, shift=0.25),
+        OpAmp("u1", "0", "c", "y_0", 1e9),
+        OpAmp("u2", "0", "c", "y_1", 1e3, offset=1e-3, rails=5.0),
+        OpAmp("u3", "0", "c", "y_2", 1e6, gbw=1e8),
+        Resistor("f", "c", "y_0", 1e4),
+    ),
+    (Curve("dio", "pwl(x,0.0,0.0,1.0,2.0)", 1e-6),),
+    inputs=("in_0",),
+    outputs=("y_0",),
+)
+
+
+def test_every_element_form_exactly():
+    """Device current = area * A per unit * scale * I(V - shift); op-amps as their macro-models."""
+    text = netlist(CIRCUIT, run=sweep_run(np.array([[0.5], [0.75]]), CIRCUIT.outputs, "out.txt"))
+    assert text.splitlines() == [
+        "* t",
+        ".func iv_dio(x) {pwl(x,0.0,0.0,1.0,2.0)}",
+        "Bd1 in_0 c I=2e-06*iv_dio(V(in_0,c))",
+        "Bd2 in_0 c I=3e-06*iv_dio(V(in_0,c)-0.25)",
+        "Eu1 y_0 0 0 c 1000000000.0",
+        "Vu2_os u2_os 0 dc 0.001",  # V(inp') = V(inp) + offset
+        "Bu2 y_1 0 V=5.0*tanh(200.0*V(u2_os,c))",  # rails: 5 tanh(gain v / 5)
+        "Gu3_gm 0 u3_p 0 c 0.001",  # gm integrator: pole at gbw / gain
+        "Ru3_o u3_p 0 1000000000.0",
+        f"Cu3_c u3_p 0 {1e-3 / (2 * math.pi * 1e8)!r}",  # C = gm / (2 pi gbw)
+        "Eu3_buf y_2 0 u3_p 0 1.0",
+        "Rf c y_0 10000.0",
+        "* inputs: sample s is applied while V(idx) = s",
+        "Vidx idx 0 dc 0",
+        "Bin0 in_0 0 V=pwl(V(idx),0,0.5,1,0.75)",
+        ".control",
+        "set wr_singlescale",
+        "set wr_vecnames",
+        "option numdgt=12",
+        "option reltol=1e-06 vntol=1e-09 abstol=1e-15",
+        "dc Vidx 0.0 1.0 1.0",
+        "wrdata out.txt y_0",
+        "rusage everything",
+        "quit",
+        ".endc",
+        ".end",
+    ]
+
+
+def test_branches_and_initial_state():
+    c = Circuit(
+        "kn",
+        (Capacitor("n1", "n1", "0", 1e-9), Branch("e0", "n1", "0", "max({a}*({vs}-{vd})+{b},0)", (0.5, -0.25))),
+        outputs=("n1",),
+    )
+    run = Run(
+        InitialState({"n1": 0.75}), Tran(1e-11, 1e-9, 1e-11, uic=True), WrData("v.txt", ("n1",)), {"reltol": 1e-6}
+    )
+    lines = netlist(c, run=run).splitlines()
+    assert lines[1:3] == ["Cn1 n1 0 1e-09 ic=0.75", "Be0 n1 0 I=max(0.5*(V(n1)-0)+-0.25,0)"]
+    assert "tran 1e-11 1e-09 0 1e-11 uic" in lines
+
+
+def test_same_inputs_same_bytes():
+    x = np.random.default_rng(0).normal(size=(5, 1))
+    texts = {netlist(CIRCUIT, run=sweep_run(x, CIRCUIT.outputs, "o.txt")) for _ in range(3)}
+    assert len(texts) == 1
+
+
+def test_netlist_names_are_sanitized():
+    bad = Circuit(title="x\n.control\nshell rm -rf /\n.endc", elements=(Resistor("r1", "a", "0", 1.0),))
+    text = netlist(bad)
+    assert ".control" not in text.split("\n", 1)[1] and text.startswith("* x?.control?shell")
+    for element in (
+        Resistor("r; .control", "a", "0", 1.0),
+        VSource("v1", "a b", "0", 1.0),
+        BSource("b1", "a", "0", "V", "1\n.control"),
+        Resistor("r1", "a", "0", float("nan")),
+        Device("d1", "a", "0", "missing_curve"),
+        OpAmp("u1", "0", "a", "b", -1.0),
+        Branch("e1", "a", "0", "{a}\n.control", (1.0,)),
+    ):
+        with pytest.raises(AnasimError):
+            netlist(Circuit(title="t", elements=(element,)))
+    with pytest.raises(AnasimError, match="file path"):
+        netlist(Circuit("t", includes=("x.cir\n.control",)))
