@@ -96,8 +96,8 @@ class ISource:
 
 
 @dataclass(frozen=True, slots=True)
-class VCVS:
-    """V(p, n) = gain * V(cp, cn)."""
+class Controlled:
+    """A linear source controlled by the voltage V(cp, cn)."""
 
     name: str
     p: str
@@ -108,15 +108,13 @@ class VCVS:
 
 
 @dataclass(frozen=True, slots=True)
-class VCCS:
-    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
+class VCVS(Controlled):
+    """V(p, n) = gain * V(cp, cn)."""
 
-    name: str
-    p: str
-    n: str
-    cp: str
-    cn: str
-    gain: float
+
+@dataclass(frozen=True, slots=True)
+class VCCS(Controlled):
+    """Current gain * V(cp, cn) flowing from ``p`` through the source to ``n``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +190,7 @@ NUMBERS = ("value", "dc", "gain", "area", "scale", "shift", "offset")
 def nodes_of(e: Element) -> tuple[str, ...]:
     if isinstance(e, OpAmp):
         return (e.inp, e.inn, e.out)
-    if isinstance(e, VCVS | VCCS):
+    if isinstance(e, Controlled):
         return (e.p, e.n, e.cp, e.cn)
     return (e.p, e.n)
 
