@@ -14,7 +14,17 @@ from .tdkan import FAMILY as TDKAN
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (TDKAN, MLP, KIRCHHOFFNET)}
 
-__all__ = ["FAMILIES", "Deck", "Family", "SimSettings", "build_model", "family_of", "make_options", "options_for"]
+__all__ = [
+    "FAMILIES",
+    "Deck",
+    "Family",
+    "SimSettings",
+    "build_model",
+    "count_params",
+    "family_named",
+    "family_of",
+    "make_options",
+]
 
 
 def family_named(arch: str) -> Family:
@@ -33,11 +43,6 @@ def family_of(model) -> Family:
 def build_model(config: dict):
     """Model from its config dict (as stored in a checkpoint)."""
     return family_named(config.get("arch")).build(config)
-
-
-def options_for(model, given: dict | None = None, defaults: dict | None = None):
-    """The hardware options of ``model``'s family from keyword values (refused if not its own)."""
-    return make_options(family_of(model), given or {}, FAMILIES, defaults)
 
 
 def count_params(model) -> int:

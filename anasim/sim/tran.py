@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,7 @@ def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> Sim
 
 def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> np.ndarray:
     """Power delivered by all sources at each sample's operating point [N] (watts)."""
-    run = sweep_run(x, circuit.outputs, "op.raw")
-    run = type(run)(run.stimulus, run.analysis, RawFile("op.raw"), run.options)
+    run = replace(sweep_run(x, circuit.outputs, "op.raw"), save=RawFile("op.raw"))
     run_deck(netlist(circuit, run=run), work, "op.raw")
     raw = read_ascii_raw(work / "op.raw")
 

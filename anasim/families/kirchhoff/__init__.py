@@ -31,10 +31,13 @@ class KirchhoffOptions:
         return self
 
 
+def layer_info(model: KirchhoffNet) -> dict:
+    return {"layers": [{"devices": int(len(layer.src)), "nodes": layer.num_nodes} for layer in model.layers]}
+
+
 def lower(model: KirchhoffNet, opts: KirchhoffOptions):
     """The first layer, one copy; later layers start from the state the previous one leaves."""
-    info = {"layers": [{"devices": int(len(layer.src)), "nodes": layer.num_nodes} for layer in model.layers]}
-    return lower_layer(model.layers[0], opts.check().scale_a), info
+    return lower_layer(model.layers[0], opts.check().scale_a), layer_info(model)
 
 
 def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
@@ -42,7 +45,7 @@ def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
     (or 0 V), later layers, whose initial state is the previous layer's result, from 0 V."""
     z = torch.zeros(1, model.in_dim, dtype=torch.float64) if z is None else z.double()
     v0 = model.initial_state(z).numpy()
-    decks, info = [], lower(model, opts)[1] | {"header": []}
+    decks, info = [], layer_info(model) | {"header": []}
     stop = model.period * opts.scale_a
     for n, layer in enumerate(model.layers):
         circuit = replicate(lower_layer(layer, opts.scale_a), len(v0))
