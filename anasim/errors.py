@@ -25,6 +25,12 @@ class CheckpointError(AnasimError):
     """A checkpoint that is not an anasim checkpoint, of another version, or with bad weights."""
 
 
+class Interrupted(AnasimError):
+    """Ctrl-C: what finished is on disk; the message says where and how to continue."""
+
+    exit_code = 130
+
+
 class SimError(AnasimError):
     """ngspice failed; carries the run directory and ngspice's own output."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, variations
 from .checkpoint import load_checkpoint
 from .circuit.ir import Circuit, file_name
 from .circuit.netlist import netlist
@@ -120,6 +120,42 @@ def settings_for(family: Family, settings: SimSettings, given: dict) -> tuple[Si
     return replace(settings, analysis=analysis), (TRAN_DEFAULTS if analysis == "tran" else None)
 
 
+def prepare(net: Network, dataset, samples: int, options: dict | None, settings: SimSettings | None, data_dir):
+    """Settings, family options and dataset of a simulation, checked before any work."""
+    if samples < 1:
+        raise AnasimError("--samples must be at least 1")
+    given = dict(options or {})
+    settings, defaults = settings_for(net.family, settings or SimSettings(), given)
+    opts = make_options(net.family, given, FAMILIES, defaults)
+    return settings, opts, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir)
+
+
+def monte_carlo(
+    net: Network,
+    mc,
+    dataset: str | None = None,
+    samples: int = 1000,
+    split: str = "test",
+    options: dict | None = None,
+    settings: SimSettings | None = None,
+    data_dir=None,
+    run_dir=None,
+    json_out="mc.json",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+) -> dict:
+    """``mc`` (a :class:`~anasim.montecarlo.MonteCarlo`) on ``net``'s circuit; see :mod:`anasim.montecarlo`."""
+    from . import montecarlo
+
+    if settings is not None and settings.netlist is not None:
+        raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
+    settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+    for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
+        variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
+    return montecarlo.run(net, mc, data, split, samples, opts, settings, json_out, workers, scheduler, run_dir, resume)
+
+
 def compare(
     net: Network,
     dataset: str | None = None,
@@ -134,13 +170,9 @@ def compare(
     """Circuit against reference on ``samples`` samples of ``split``; a SimError after writing
     ``json_out`` when some samples could not be simulated."""
     t0 = time.perf_counter()
-    family, given = net.family, dict(options or {})
-    settings, defaults = settings_for(family, settings or SimSettings(), given)
-    opts = make_options(family, given, FAMILIES, defaults)
-    data = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir)
+    family = net.family
+    settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
     z_all, t_all = data.split(split)
-    if samples < 1:
-        raise AnasimError("--samples must be at least 1")
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
     info = {"family": family.name, "dataset": data.name, "split": split, "requested_samples": samples}
     if samples > len(z_all):

@@ -17,7 +17,9 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except AnasimError as exc:
-            raise click.ClickException(str(exc)) from None
+            err = click.ClickException(str(exc))
+            err.exit_code = getattr(exc, "exit_code", 1)  # 130 after Ctrl-C, as shells expect
+            raise err from None
 
     return wrapper
 

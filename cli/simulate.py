@@ -1,4 +1,5 @@
-"""``anasim simulate model.pt``: run the circuit in ngspice and compare with PyTorch."""
+"""``anasim simulate model.pt``: run the circuit in ngspice and compare with PyTorch; with
+``--mc N``, a Monte Carlo of circuit non-idealities (:mod:`anasim.montecarlo`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ import click
 
 from ._hw import given, hw_options
 from ._util import friendly, table
+
+
+def _list_variations(ctx, param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from anasim.variations import describe
+
+    for name, unit, families, meaning in describe():
+        click.echo(f"{name:<13} {unit:<15} {families:<13} {meaning}")
+    ctx.exit()
 
 
 @click.command()
@@ -37,17 +48,85 @@ from ._util import friendly, table
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
+@click.option("--mc", type=click.IntRange(1), help="Monte Carlo: this many realizations of the varied circuit.")
+@click.option("--vary", multiple=True, metavar="NAME=SIGMA", help="Monte Carlo: a variation and its sigma (repeat).")
+@click.option("--sweep", metavar="NAME=S1,S2,..", help="Monte Carlo at each sigma of one variation.")
+@click.option(
+    "--noise-dist",
+    type=click.Choice(["gauss", "binary", "uniform"]),
+    default="binary",
+    show_default=True,
+    help="Monte Carlo, coeff: distribution of delta in Theta (1 + delta) (binary +-sigma: the paper's code).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: realization r draws from [seed, r].")
+@click.option("--workers", type=click.IntRange(1), help="Monte Carlo: local worker processes [cores].")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Monte Carlo: run on this Dask scheduler's workers.")
+@click.option("--resume", is_flag=True, help="Monte Carlo: continue the run recorded beside --json.")
+@click.option(
+    "--list-variations",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_variations,
+    help="List the Monte Carlo variations (name, unit, families, meaning) and exit.",
+)
 @hw_options
 @friendly
 def simulate(
-    checkpoint, netlist_path, dataset, data_dir, samples, split, jobs, run_dir, analysis, period, whole, json_out, **hw
+    checkpoint,
+    netlist_path,
+    dataset,
+    data_dir,
+    samples,
+    split,
+    jobs,
+    run_dir,
+    analysis,
+    period,
+    whole,
+    json_out,
+    mc,
+    vary,
+    sweep,
+    noise_dist,
+    seed,
+    workers,
+    scheduler,
+    resume,
+    **hw,
 ):
     """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
     from anasim.families import SimSettings
-    from anasim.pipeline import compare, load
+    from anasim.pipeline import compare, load, monte_carlo
 
     settings = SimSettings(
         jobs, analysis, period, whole=whole, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
-    result = compare(load(checkpoint), dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out)
-    table(result.rows())
+    if mc is None:
+        if vary or sweep or resume or workers or scheduler:
+            raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")
+        result = compare(load(checkpoint), dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out)
+        table(result.rows())
+        return
+    from anasim.montecarlo import MonteCarlo, summary_rows
+    from anasim.variations import parse_sigma, parse_sweep
+
+    spec = MonteCarlo(mc, tuple(parse_sigma(v) for v in vary), parse_sweep(sweep) if sweep else None, seed, noise_dist)
+    json_out = json_out or f"{Path(checkpoint).stem}-mc.json"
+    net = load(checkpoint)
+    summary = monte_carlo(
+        net,
+        spec,
+        dataset,
+        samples,
+        split,
+        given(**hw),
+        settings,
+        data_dir,
+        run_dir,
+        json_out,
+        workers,
+        scheduler,
+        resume,
+    )
+    table(summary_rows(summary))

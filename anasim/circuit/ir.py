@@ -204,6 +204,13 @@ class Circuit:
     outputs: tuple[str, ...] = ()  # nodes to save and read back
     header: tuple[str, ...] = ()  # provenance comment lines
     includes: tuple[str, ...] = ()  # netlist files read in first (a compiled network run again)
+    # Named element groups the lowering declares for Monte Carlo, e.g. ("coefficients", names):
+    # which elements realize one trained coefficient each. Physics lives in the lowering, so the
+    # variations need not guess roles from element names.
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def group(self, name: str) -> tuple[str, ...]:
+        return next((members for g, members in self.groups if g == name), ())
 
     def validate(self) -> Circuit:
         known = set()
@@ -217,6 +224,11 @@ class Circuit:
             _check_element(e, known)
         for node in (*self.inputs, *self.outputs):
             ident(node)
+        names = {e.name for e in self.elements}
+        for g, members in self.groups:
+            missing = [m for m in members if m not in names]
+            if missing:
+                raise AnasimError(f"group {g}: no element named {missing[0]!r}")
         for path in self.includes:
             if not _PATH.match(path):
                 raise AnasimError(f"{path!r}: use a file path of letters, digits and _ . / + - only")

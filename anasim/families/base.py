@@ -26,6 +26,12 @@ class SimSettings:
     settle_v: float = 0.01  # the same in volts (the pipeline sets it from the reference's range)
     whole: bool = False  # the whole network in one deck instead of stage by stage
     netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
+    chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
+    # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
+    perturb: Callable | None = None
+
+    def vary(self, circuit, key: str):
+        return circuit if self.perturb is None else self.perturb(circuit, key)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def simulate(
             raise AnasimError(
                 "--analysis tran builds its own circuit (line capacitances, op-amp poles): drop --netlist"
             )
-        circuit = whole()
+        circuit = s.vary(whole(), "whole")
         seq = TimeSequence(x, x0, s.period)
         res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
         power = tran.static_power(circuit, x, run_dir / "power")
@@ -71,15 +71,18 @@ def simulate(
         }
         return res
     if s.netlist is not None:
+        if s.perturb is not None:
+            raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
         ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
         ports = replace(ports, outputs=tuple(f"y_{j}" for j in range(n_out)))
-        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs)
+        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk)
         res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
     elif s.whole or stages is None:
-        res = batch.sweep(whole(), x, run_dir, s.jobs)
+        res = batch.sweep(s.vary(whole(), "whole"), x, run_dir, s.jobs, s.chunk)
         res.mode = "batched DC sweeps, whole network in one deck"
     else:
-        res = batch.layers(stages(), x, run_dir, s.jobs)
+        circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(stages())]
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk)
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources"
     return res
 

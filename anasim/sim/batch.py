@@ -36,11 +36,14 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict) -> np.n
     return out[: len(x)]
 
 
-def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int = 500) -> SimResult:
-    """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel."""
+def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int | None = None):
+    """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
+    ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
+    starts Newton from the previous one, so outputs depend on the chunks in their last digits:
+    Monte Carlo fixes ``chunk`` to keep realizations independent of the number of workers."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
-    chunk = max(1, min(chunk, -(-len(x) // jobs)))
+    chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
     out = np.full((len(x), len(circuit.outputs)), np.nan)
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
@@ -64,7 +67,7 @@ def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs: int | None = Non
     return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)
 
 
-def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int = 500):
+def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int | None = None):
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage."""
     current = np.asarray(x, dtype=float)

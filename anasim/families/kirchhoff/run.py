@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ...circuit.ir import Circuit
 from ...circuit.netlist import netlist
 from ...errors import SimError
 from ...sim.batch import default_jobs
 from ...sim.ngspice import SimResult, add_rusage, read_wrdata, run_deck
 from .lower import RELTOL, layer_run, lower_layer, replicate
-from .model import KirchhoffLayer, KirchhoffNet, carry_state
+from .model import KirchhoffNet, carry_state
 
 _ABORT = re.compile(r"Timestep too small; time = ([-+0-9.eE]+)")
 # Copies of the network in one deck share the finest time step any of them needs, so a deck of
@@ -39,11 +40,11 @@ def chunk_size(model: KirchhoffNet) -> int:
     return max(1, min(KN_CHUNK, KN_DECK_BRANCHES // branches))
 
 
-def run_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, work: Path, reltol, rusage) -> np.ndarray:
-    """Node voltages [B, N] at the end of one layer's transient from v0 [B, N+1]; a SimError naming
-    the time point when ngspice stops early (it still writes the data up to there)."""
-    stop = period * a
-    circuit = replicate(lower_layer(layer, a), len(v0))
+def run_layer(one: Circuit, v0: np.ndarray, stop: float, work: Path, reltol, rusage) -> np.ndarray:
+    """Node voltages [B, N] at the end of a transient of ``stop`` seconds of ``one`` (a layer, one
+    copy) from v0 [B, N+1]; a SimError naming the time point when ngspice stops early (it still
+    writes the data up to there)."""
+    circuit = replicate(one, len(v0))
     log = run_deck(netlist(circuit, run=layer_run(circuit, v0, stop, "out.txt", reltol)), work, "out.txt")
     add_rusage(rusage, log)
     table = read_wrdata(work / "out.txt", len(circuit.outputs))
@@ -53,12 +54,13 @@ def run_layer(layer: KirchhoffLayer, v0: np.ndarray, a: float, period: float, wo
         t = float(hit.group(1)) if hit else end
         why = "time step too small" if hit else "transient stopped early"
         raise SimError(f"ngspice: {why} at t = {t:.4g} s ({t / stop:.3g} of the layer's {stop:.4g} s)", work, log)
-    return table[-1, 1:].reshape(len(v0), layer.num_nodes)
+    return table[-1, 1:].reshape(len(v0), len(one.outputs))
 
 
-def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None):
+def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None, perturb=None):
     """Node voltages [B, N+1] at t = D*T*a for inputs x [B, in], and {sample: why} for the rows
-    (NaN) ngspice could not follow."""
+    (NaN) ngspice could not follow. ``perturb`` (Monte Carlo) varies each layer's circuit once,
+    before it is copied per sample: one chip for all samples."""
     rusage = {} if rusage is None else rusage
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
     failed: dict[int, str] = {}
@@ -67,13 +69,15 @@ def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, relt
         alive = np.array([b for b in range(len(v)) if b not in failed], dtype=int)
         if len(alive) == 0:
             break
+        one, stop = lower_layer(layer, a), net.period * a
+        one = one if perturb is None else perturb(one, f"layer{n}")
         try:
-            v[alive, 1:] = run_layer(layer, v[alive], a, net.period, work / f"layer{n}", reltol, rusage)
+            v[alive, 1:] = run_layer(one, v[alive], stop, work / f"layer{n}", reltol, rusage)
         except SimError:
             for b in alive:
                 try:
-                    one = run_layer(layer, v[b : b + 1], a, net.period, work / f"layer{n}_sample{b}", reltol, rusage)
-                    v[b, 1:] = one[0]
+                    alone = run_layer(one, v[b : b + 1], stop, work / f"layer{n}_sample{b}", reltol, rusage)
+                    v[b, 1:] = alone[0]
                 except SimError as exc:
                     failed[int(b)] = f"layer {n}: {exc.args[0]} (run directory: {exc.run_dir})"
         v[list(failed)] = np.nan
@@ -89,7 +93,13 @@ def simulate(model: KirchhoffNet, z: torch.Tensor, opts, s, run_dir: Path) -> Si
 
     def job(start):
         v, bad = simulate_states(
-            model, x[start : start + chunk], opts.scale_a, run_dir / f"chunk_{start:06d}", opts.reltol, rusage
+            model,
+            x[start : start + chunk],
+            opts.scale_a,
+            run_dir / f"chunk_{start:06d}",
+            opts.reltol,
+            rusage,
+            s.perturb,
         )
         parts[start] = v[:, model.outputs]
         failed.update({start + b: why for b, why in bad.items()})

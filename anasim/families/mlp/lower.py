@@ -26,7 +26,7 @@ def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
     opts = opts.check()
     dev = model.act.device_model
     rows = [f"in_{i}" for i in range(model.linears[0].in_features)]
-    elements, info = [], {"layers": []}
+    elements, info, weights, devices = [], {"layers": []}, [], []
     g_max = 1.0 / opts.r_diff  # the largest crossbar conductance equals the diff-amp resistors'
     for li, lin in enumerate(model.linears):
         w = lin.weight.detach().double().numpy()  # [out, in]
@@ -41,6 +41,7 @@ def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
             # rows after the first carry -act(x): their columns swap to undo the sign
             col = column(li, j, w[j, i], 1.0, inverted=li > 0)
             elements.append(Resistor(f"w{li}_{j}_{i}", rows[i], col, 1.0 / g[j, i]))
+            weights.append(elements[-1].name)
         for j, out in enumerate(outs):
             cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
             if b[j] != 0:
@@ -62,12 +63,15 @@ def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
         rows = [f"l{li}_a{j}" for j in range(len(outs))]
         for j, out in enumerate(outs):
             elements += activation(li, j, out, rows[j], model.act.name, dev, opts)
+            devices += [e.name for e in elements[-3:] if isinstance(e, Device)]
     circuit = Circuit(
         "anasim device-MLP crossbar",
         tuple(elements),
         (Curve(dev.name, dev.spice_current("x"), dev.amps_per_unit),) if dev is not None else (),
         inputs=tuple(f"in_{i}" for i in range(model.linears[0].in_features)),
         outputs=tuple(f"y_{j}" for j in range(model.linears[-1].out_features)),
+        # Monte Carlo: each weight is one resistor; the devices are the activations
+        groups=(("coefficients", tuple(weights)), ("areas", tuple(devices))),
     )
     return circuit.validate(), info
 

@@ -218,20 +218,40 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
     returns the circuit and a summary of its hardware values per layer."""
     layers = kan_layers(model, opts.check())
     rows, elements, info = names("in_", layers[0].area.shape[0]), [], {"layers": []}
+    coefficients = []
     for L in layers:
         d_in, d_out, k_n = L.area.shape
         outs = names("y_", d_out) if L is layers[-1] else names(f"l{L.index}_o", d_out)
         elements += clippers(L, rows)
         if opts.mapping == "edge":
-            elements += edge_devices(L)
+            cells = edge_devices(L)
+            elements += cells
         else:
             phi = [f"l{L.index}_v{i}_{k}" for i in range(d_in) for k in range(k_n)]
-            elements += sense(L, opts, phi) + crossbar(L, opts, phi)
+            cells = crossbar(L, opts, phi)
+            elements += sense(L, opts, phi) + cells
+        coefficients += [e.name for e in cells]
         elements += line_caps(L, opts, with_rows=True) + columns(L, opts, outs)
         info["layers"].append(layer_info(L, opts))
         rows = outs
     circuit = Circuit("anasim TD-KAN crossbar", tuple(elements), curves(model.layers[0].bases))
+    circuit = replace(circuit, groups=groups(coefficients))
     return _ports(circuit, layers[0].area.shape[0], rows), info
+
+
+def groups(coefficients: list[str]) -> tuple:
+    """Monte Carlo groups: the element realizing each coefficient, and the elements whose area
+    mismatch is that of a per-edge device. They are the same elements: the per-edge device, or in
+    the shared mapping the crossbar cell standing for it (a cell of conductance area / Rs carries
+    area * A_k * I_k into an ideal virtual ground, so scaling the cell scales the device exactly)."""
+    names = tuple(coefficients)
+    return (("coefficients", names), ("areas", names))
+
+
+def coefficient_index(name: str) -> tuple[int, int, int, int]:
+    """(layer, i, j, k) of a coefficient element named by ``edge_devices`` or ``crossbar``."""
+    layer, i, j, k = name[1:].split("_")
+    return int(layer), int(i), int(j), int(k)
 
 
 def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
@@ -247,15 +267,19 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
     for L in kan_layers(model, opts.check()):
         d_in, d_out, k_n = L.area.shape
         if opts.mapping == "edge":
-            parts = [("all", d_in, clippers(L, names("in_", d_in)) + edge_devices(L))]
+            cells = edge_devices(L)
+            parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells)]
             parts[0][2].extend(line_caps(L, opts, True) + columns(L, opts, names("y_", d_out)))
         else:
+            cells = crossbar(L, opts, names("in_", d_in * k_n))
             sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
-            summed = crossbar(L, opts, names("in_", d_in * k_n)) + line_caps(L, opts, False)
+            summed = cells + line_caps(L, opts, False)
             parts = [("sense", d_in, sensed), ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out)))]
         for part, width, elements in parts:
             n_out = d_in * k_n if part == "sense" else d_out
             circuit = Circuit(f"anasim TD-KAN crossbar, layer {L.index} ({part})", tuple(elements), cv)
+            if part != "sense":
+                circuit = replace(circuit, groups=groups([e.name for e in cells]))
             stages.append(_ports(circuit, width, names("y_", n_out)))
     return stages
 

@@ -13,6 +13,8 @@ layers receive the norm's output. Built from a plain config dict (stored in chec
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -124,3 +126,13 @@ def build(config: dict) -> TDKAN:
         in_gain=config.get("in_gain", 0.5),
         hidden_gain=config.get("hidden_gain"),
     )
+
+
+def scale_coefficients(model: TDKAN, factors: dict[tuple[int, int, int, int], float]) -> TDKAN:
+    """A copy of ``model`` with Theta[l][i, j, k] multiplied by ``factors[(l, i, j, k)]`` (eq. 6
+    with given draws: the torch twin of a circuit Monte Carlo realization)."""
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for (li, i, j, k), f in factors.items():
+            twin.layers[li].coeffs[i, j, k] *= f
+    return twin

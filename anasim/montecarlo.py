@@ -1,0 +1,332 @@
+"""Monte Carlo of circuit non-idealities: perturbed circuits in ngspice against the torch reference.
+
+``run`` computes the reference once and records the settings, then fans the realizations out
+(:mod:`anasim.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
+with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
+number of samples per ngspice run, so a realization's outputs do not depend on the workers. The
+parent saves each realization's outputs, then appends its row to ``rows.jsonl`` (flushed), and
+writes the summary JSON from the rows: at the end, and on Ctrl-C. ``resume`` reads the record and
+the rows back and runs only the realizations that are missing.
+
+On disk, for ``--json mc.json``: the summary ``mc.json`` and a folder ``mc.mc/`` holding
+``settings.json``, ``rows.jsonl``, ``reference.npz`` (x, target, reference, nominal circuit) and
+``outputs/p<point>_r<index>.npy`` [samples, outputs] per realization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import AnasimError, Interrupted
+from .families import FAMILIES, SimSettings
+from .fanout import WorkerLost, run_tasks
+from .metrics import Comparison
+from .progress import Progress
+from .variations import NOISE_DISTS, VARIATIONS, Perturbation
+
+CHUNK = 500  # samples per ngspice run in every realization, whatever the workers
+PLURAL = {"accuracy": "accuracies", "loss": "losses"}
+
+
+@dataclass(frozen=True)
+class MonteCarlo:
+    """What to vary: ``vary`` sigmas for every realization, and optionally one name swept over values."""
+
+    realizations: int
+    vary: tuple[tuple[str, float], ...] = ()
+    sweep: tuple[str, tuple[float, ...]] | None = None
+    seed: int = 0
+    dist: str = "binary"
+
+    def check(self) -> MonteCarlo:
+        if self.realizations < 1:
+            raise AnasimError(f"--mc {self.realizations}: give at least 1 realization")
+        if self.dist not in NOISE_DISTS:
+            raise AnasimError(f"--noise-dist {self.dist!r}: use one of {', '.join(NOISE_DISTS)}")
+        return self
+
+    def points(self) -> list[tuple[tuple[str, float], ...]]:
+        """The sigmas of each point (one point without a sweep), in registry order."""
+        fixed = dict(self.vary)
+        values = [None] if self.sweep is None else list(self.sweep[1])
+        out = []
+        for value in values:
+            sig = fixed if value is None else fixed | {self.sweep[0]: value}
+            out.append(tuple((n, float(sig[n])) for n in VARIATIONS if n in sig))
+        return out
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every worker needs, sent once per worker: the model, its inputs and how to simulate."""
+
+    family: str
+    model: object
+    z: object  # torch float64 [N, features]
+    options: object
+    settings: SimSettings
+    run_dir: str | None
+
+
+@dataclass(frozen=True)
+class Task:
+    point: int  # -1: the nominal circuit
+    index: int
+    sigmas: tuple[tuple[str, float], ...]
+    seed: int
+    dist: str
+
+
+def realize(ctx: Context, task: Task) -> dict:
+    """One realization in a worker: outputs, failed samples, wall time, or the error message."""
+    from .sim.ngspice import finish, run_directory
+
+    t0 = time.perf_counter()
+    family = FAMILIES[ctx.family]
+    pert = Perturbation(task.sigmas, task.seed, task.index, task.dist) if task.point >= 0 else None
+    work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
+    try:
+        with run_directory(work) as rd:
+            res = finish(
+                family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
+            )
+    except AnasimError as exc:
+        return {"error": str(exc).splitlines()[0], "wall_s": time.perf_counter() - t0}
+    return {"outputs": res.outputs, "failed": res.failed, "wall_s": time.perf_counter() - t0}
+
+
+def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, settings: SimSettings) -> dict:
+    """The settings a resume must match (``realizations`` may grow)."""
+    return {
+        "checkpoint_sha256": net.digest,
+        "dataset": data.name,
+        "split": split,
+        "samples": samples,
+        "hardware": asdict(opts),
+        "analysis": settings.analysis,
+        "period": settings.period if settings.analysis == "tran" else None,
+        "vary": dict(mc.vary),
+        "sweep": None if mc.sweep is None else {mc.sweep[0]: list(mc.sweep[1])},
+        "seed": mc.seed,
+        "noise_dist": mc.dist,
+        "chunk": CHUNK,
+        "realizations": mc.realizations,
+    }
+
+
+def _resume_check(folder: Path, record: dict, resume: bool) -> None:
+    saved = folder / "settings.json"
+    if not resume:
+        if (folder / "rows.jsonl").exists():
+            raise AnasimError(
+                f"{folder} holds the rows of an earlier Monte Carlo: add --resume to continue it, "
+                "or give another --json (or remove the folder)"
+            )
+        return
+    if not saved.exists():
+        raise AnasimError(f"--resume: {saved} does not exist; nothing to resume (drop --resume to start)")
+    old = json.loads(saved.read_text())
+    differ = [k for k in record if k != "realizations" and old.get(k) != record[k]]
+    if differ:
+        what = "; ".join(f"{k}: recorded {old.get(k)!r}, now {record[k]!r}" for k in differ)
+        raise AnasimError(f"--resume: {saved} was run with other settings ({what}); use the same ones or a new --json")
+
+
+def read_rows(folder: Path) -> list[dict]:
+    """Rows written so far; a last line cut short by a crash is dropped (and rewritten on resume)."""
+    path = folder / "rows.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def row_metrics(task_kind: str, ref, out, target, failed: dict) -> dict:
+    m = Comparison(task_kind, ref, out, target, failed).metrics()
+    row = {k: m.get(k) for k in ("max_abs_error", "mean_abs_error", "max_error_rel_range")}
+    if task_kind == "regression":
+        row["loss"] = m.get("circuit_loss")
+    else:
+        row["accuracy"], row["agreement"] = m.get("circuit_accuracy"), m.get("argmax_agreement")
+    # no sample simulated: no figures (null in JSON, never NaN)
+    row = {k: (v if v is not None and np.isfinite(v) else None) for k, v in row.items()}
+    return row | {"failed_samples": len(failed)}
+
+
+def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points) -> dict:
+    """The summary JSON: per point and, for a single point, at the top level too."""
+    key, worst, pct = ("loss", max, 95) if task_kind == "regression" else ("accuracy", min, 5)
+    per = []
+    for p, sigmas in enumerate(points):
+        mine = sorted((r for r in rows if r["point"] == p), key=lambda r: r["index"])
+        vals = np.array([r[key] for r in mine if r.get(key) is not None], dtype=float)
+        s = {"sigmas": dict(sigmas), "realizations": len(vals), "failed": [r for r in mine if r.get("error")]}
+        if len(vals):
+            s |= {
+                f"mean_{key}": float(vals.mean()),
+                f"std_{key}": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                f"worst_{key}": float(worst(vals)),
+                f"best_{key}": float(max(vals) if worst is min else min(vals)),
+                f"p{pct:02d}_{key}": float(np.percentile(vals, pct)),
+            }
+            if task_kind != "regression":
+                s["mean_agreement"] = float(np.mean([r["agreement"] for r in mine if r.get("agreement") is not None]))
+        s[PLURAL[key]] = vals.tolist()
+        per.append(s)
+    out = {"kind": "monte-carlo", **head, "settings": record, "points": per}
+    if len(per) == 1:
+        out |= {k: v for k, v in per[0].items() if k != "sigmas"}
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
+        run_dir=None, resume=False) -> dict:  # fmt: skip
+    """Run (or continue) the Monte Carlo and return its summary; raises Interrupted on Ctrl-C
+    after writing the summary of the rows done so far."""
+    mc = mc.check()
+    family = net.family
+    z_all, t_all = data.split(split)
+    z, target = z_all[:samples].double(), t_all[:samples].numpy()
+    settings = replace(settings, jobs=1, chunk=CHUNK)
+    record = record_of(net, mc, data, split, len(z), opts, settings)
+    json_out = Path(json_out)
+    folder = json_out.with_suffix(".mc")
+    _resume_check(folder, record, resume)
+    try:
+        (folder / "outputs").mkdir(parents=True, exist_ok=True)
+        _write_json(folder / "settings.json", record)
+    except OSError as exc:
+        raise AnasimError(
+            f"{folder}: cannot write the Monte Carlo results there ({exc.strerror}); choose another --json"
+        ) from None
+
+    ref, ref_failed = family.reference(net.model, z)
+    if ref_failed:
+        raise AnasimError(f"the torch reference failed on {len(ref_failed)} samples; use other samples")
+    points = mc.points()
+    rows = read_rows(folder)
+    with (folder / "rows.jsonl").open("w") as fh:  # drops a last line a crash cut short
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    done = {(r["point"], r["index"]) for r in rows}
+    nominal_file = folder / "nominal.npy"
+    tasks = [] if nominal_file.exists() else [Task(-1, -1, (), mc.seed, mc.dist)]
+    tasks += [
+        Task(p, r, sig, mc.seed, mc.dist)
+        for r in range(mc.realizations)  # realization-major: every point advances together
+        for p, sig in enumerate(points)
+        if (p, r) not in done
+    ]
+    np.savez(folder / "reference.npz", x=z.numpy(), target=target, reference=ref)
+    ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
+    total = mc.realizations * len(points)
+    bar = Progress(total, "monte carlo", "realizations", initial=total - sum(t.point >= 0 for t in tasks))
+    key = "loss" if data.task == "regression" else "accuracy"
+    interrupted = False
+    try:
+        with (folder / "rows.jsonl").open("a") as fh:
+            for task, res in run_tasks(realize, ctx, tasks, workers, scheduler):
+                if task.point < 0:
+                    if isinstance(res, WorkerLost) or "error" in res:
+                        raise AnasimError(f"the nominal circuit could not be simulated: {res}")
+                    np.save(nominal_file, res["outputs"])
+                    continue
+                row = {
+                    "point": task.point,
+                    "index": task.index,
+                    "seed": [task.seed, task.index],
+                    "sigmas": dict(task.sigmas),
+                }
+                if isinstance(res, WorkerLost) or "error" in res:
+                    row |= {"error": str(res) if isinstance(res, WorkerLost) else res["error"]}
+                else:
+                    np.save(folder / "outputs" / f"p{task.point}_r{task.index:05d}.npy", res["outputs"])
+                    row |= row_metrics(data.task, ref, res["outputs"], target, res["failed"])
+                    if res["failed"]:
+                        first = min(res["failed"])
+                        row["first_failure"] = f"sample {first}: {res['failed'][first]}"
+                row["wall_s"] = round(res.get("wall_s", 0.0), 3) if isinstance(res, dict) else None
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                rows.append(row)
+                vals = [r[key] for r in rows if r.get(key) is not None]
+                shown = (
+                    f"{100 * np.mean(vals):.2f}%"
+                    if key == "accuracy" and vals
+                    else f"{np.mean(vals):.4g}"
+                    if vals
+                    else "-"
+                )
+                bar.update(1, f"mean {key} {shown}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    head = {"checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__, "results": str(folder)}
+    head |= reference_head(data.task, ref, target, folder, nominal_file)
+    summary = summarize(rows, record, head | {"partial": interrupted or len(rows) < total}, data.task, points)
+    _write_json(json_out, summary)
+    if interrupted:
+        raise Interrupted(
+            f"interrupted after {len(rows)} of {total} realizations; rows kept in {folder}, summary in {json_out}; "
+            "run the same command with --resume to continue"
+        )
+    return summary
+
+
+def reference_head(task_kind: str, ref, target, folder: Path, nominal_file: Path) -> dict:
+    """Reference and nominal-circuit figures for the summary (the nominal one once it has run)."""
+    kind = "loss" if task_kind == "regression" else "accuracy"
+    out = {}
+    nominal = np.load(nominal_file) if nominal_file.exists() else None
+    m = Comparison(task_kind, ref, ref if nominal is None else nominal, target).metrics()
+    out[f"reference_{kind}"] = m.get(f"reference_{kind}")
+    if nominal is not None:
+        out[f"nominal_{kind}"] = m.get(f"circuit_{kind}")
+        np.savez(folder / "reference.npz", **dict(np.load(folder / "reference.npz")), nominal=nominal)
+    return out
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str]]:
+    """The console table of a summary: reference, nominal circuit, then one row per point."""
+    acc = "reference_accuracy" in summary
+
+    def fmt(v):
+        return "-" if v is None else f"{100 * v:.2f}%" if acc else f"{v:.4g}"
+
+    key, worst, pct = ("accuracy", "worst", "p05") if acc else ("loss", "worst", "p95")
+    rows = [
+        (f"reference {key}", fmt(summary.get(f"reference_{key}"))),
+        (f"nominal circuit {key}", fmt(summary.get(f"nominal_{key}"))),
+    ]
+    for p in summary["points"]:
+        label = ", ".join(f"{k}={v:g}" for k, v in p["sigmas"].items()) or "no variation"
+        if p["realizations"]:
+            text = (
+                f"{p['realizations']} realizations: mean {fmt(p[f'mean_{key}'])} (std {fmt(p[f'std_{key}'])}), "
+                f"{worst} {fmt(p[f'{worst}_{key}'])}, best {fmt(p[f'best_{key}'])}, {pct} {fmt(p[f'{pct}_{key}'])}"
+            )
+        else:
+            text = "no realization finished"
+        if p["failed"]:
+            text += f"; {len(p['failed'])} failed (see failed in the JSON)"
+        rows.append((label, text))
+    rows.append(("results", summary["results"] + (" (partial)" if summary.get("partial") else "")))
+    return rows
