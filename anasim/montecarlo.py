@@ -99,7 +99,8 @@ def realize(ctx: Context, task: Task) -> dict:
             )
     except AnasimError as exc:
         return {"error": str(exc).splitlines()[0], "wall_s": time.perf_counter() - t0}
-    return {"outputs": res.outputs, "failed": res.failed, "wall_s": time.perf_counter() - t0}
+    wall = time.perf_counter() - t0
+    return {"outputs": res.outputs, "failed": res.failed, "wall_s": wall, "ngspice_s": res.rusage.get("analysis_s")}
 
 
 def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, settings: SimSettings) -> dict:
@@ -262,7 +263,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                     if res["failed"]:
                         first = min(res["failed"])
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"
-                row["wall_s"] = round(res.get("wall_s", 0.0), 3) if isinstance(res, dict) else None
+                if isinstance(res, dict):  # timings: vary from run to run, unlike the rest of the row
+                    row |= {"wall_s": round(res["wall_s"], 3), "ngspice_s": res.get("ngspice_s")}
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 rows.append(row)

@@ -44,7 +44,10 @@ def tdkan():
 def rows_of(folder: Path) -> list[dict]:
     """Rows without the wall time: what must not depend on how the run was done."""
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
-    return sorted(({k: v for k, v in r.items() if k != "wall_s"} for r in rows), key=lambda r: (r["point"], r["index"]))
+    return sorted(
+        ({k: v for k, v in r.items() if k not in ("wall_s", "ngspice_s")} for r in rows),
+        key=lambda r: (r["point"], r["index"]),
+    )
 
 
 # --- the registry and the transform, without ngspice --------------------------------------
