@@ -31,7 +31,9 @@ from .metrics import Comparison
 from .progress import Progress
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
-CHUNK = 500  # samples per ngspice run in every realization, whatever the workers
+# Samples per ngspice run in every realization, whatever the workers: one run for 1,000 samples
+# (parse and set-up once; a [196,64,10] realization takes 6% less than two runs of 500)
+CHUNK = 1000
 PLURAL = {"accuracy": "accuracies", "loss": "losses"}
 
 
@@ -206,7 +208,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     family = net.family
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
-    settings = replace(settings, jobs=1, chunk=CHUNK)
+    settings = replace(settings, jobs=1, chunk=CHUNK, memo={})  # every worker gets its own (empty) memo
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")

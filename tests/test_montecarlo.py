@@ -154,6 +154,18 @@ def test_area_mismatch_equals_torch_with_the_same_draws(tdkan, tmp_path):
         assert np.abs(out - np.load(tmp_path / "mc.mc" / "nominal.npy")).max() > 1e-2 * span  # it did vary
 
 
+def test_a_worker_lowers_the_network_once(tdkan, tmp_path, monkeypatch):
+    """The nominal run and every realization share one lowering; perturbations copy the kept
+    circuits (the torch cross-check above would see a perturbation leaking into the next)."""
+    import anasim.families.tdkan as tdkan_family
+
+    calls = []
+    real = tdkan_family.lower_stages
+    monkeypatch.setattr(tdkan_family, "lower_stages", lambda *a: calls.append(1) or real(*a))
+    s = monte_carlo(tdkan, MonteCarlo(3, (("area", 0.1),)), samples=10, json_out=tmp_path / "m.json", workers=1)
+    assert s["realizations"] == 3 and len(calls) == 1
+
+
 def test_offset_and_finite_gain_on_a_2x2_crossbar_by_hand(tmp_path):
     """A 2x2 resistive crossbar (a one-layer MLP) with drawn op-amp gains and offsets, against
     the answer worked out by hand from KCL at each column and the difference amplifier."""

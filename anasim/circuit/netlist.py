@@ -86,11 +86,12 @@ def _element(e, curves: dict, ic: dict) -> str:
 def _stimulus(circuit: Circuit, stim) -> list[str]:
     if isinstance(stim, SampleSweep):
         x = stim.x
-        idx = np.arange(max(len(x), 2), dtype=float)
+        idx = [str(k) for k in range(max(len(x), 2))]
         lines = ["* inputs: sample s is applied while V(idx) = s", "Vidx idx 0 dc 0"]
         for i, node in enumerate(circuit.inputs):
             col = x[:, i] if len(x) > 1 else np.repeat(x[:, i], 2)  # pwl needs two points
-            pts = ",".join(f"{a:g},{num(b)}" for a, b in zip(idx, col))
+            # repr of the Python floats, as num() writes them; one join per input (the bulk of a deck)
+            pts = ",".join(f"{a},{b!r}" for a, b in zip(idx, col.tolist()))
             lines.append(f"Bin{i} {node} 0 V=pwl(V(idx),{pts})")
         return lines
     if isinstance(stim, TimeSequence):

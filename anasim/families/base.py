@@ -29,9 +29,20 @@ class SimSettings:
     chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
     # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
     perturb: Callable | None = None
+    # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a
+    # [196,64,10] network takes a second; perturbations copy the circuits, never edit them)
+    memo: dict | None = None
 
     def vary(self, circuit, key: str):
         return circuit if self.perturb is None else self.perturb(circuit, key)
+
+    def lowered(self, key: str, make: Callable):
+        """``make()``, or the circuit(s) kept under ``key`` in ``memo``."""
+        if self.memo is None:
+            return make()
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
 
 
 @dataclass(frozen=True)

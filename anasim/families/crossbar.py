@@ -56,7 +56,7 @@ def simulate(
             raise AnasimError(
                 "--analysis tran builds its own circuit (line capacitances, op-amp poles): drop --netlist"
             )
-        circuit = s.vary(whole(), "whole")
+        circuit = s.vary(s.lowered("whole", whole), "whole")
         seq = TimeSequence(x, x0, s.period)
         res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
         power = tran.static_power(circuit, x, run_dir / "power")
@@ -78,10 +78,10 @@ def simulate(
         res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk)
         res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
     elif s.whole or stages is None:
-        res = batch.sweep(s.vary(whole(), "whole"), x, run_dir, s.jobs, s.chunk)
+        res = batch.sweep(s.vary(s.lowered("whole", whole), "whole"), x, run_dir, s.jobs, s.chunk)
         res.mode = "batched DC sweeps, whole network in one deck"
     else:
-        circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(stages())]
+        circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
         res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk)
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources"
     return res
