@@ -191,7 +191,8 @@ def coefficient_factors(nominal: list[Circuit], varied: list[Circuit]) -> dict[s
 
 
 def _coefficient(e) -> float:
-    return e.area if isinstance(e, Device) else 1.0 / e.value if isinstance(e, Resistor) else e.gain
+    # a device's coefficient is its current: area times current scale (area and iv-scale draws)
+    return e.area * e.scale if isinstance(e, Device) else 1.0 / e.value if isinstance(e, Resistor) else e.gain
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def rows_of(folder: Path) -> list[dict]:
     """Rows without the wall time: what must not depend on how the run was done."""
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return sorted(
-        ({k: v for k, v in r.items() if k not in ("wall_s", "ngspice_s")} for r in rows),
+        ({k: v for k, v in r.items() if k not in ("wall_s", "ngspice_s", "ngspice_elapsed_s")} for r in rows),
         key=lambda r: (r["point"], r["index"]),
     )
 

@@ -27,6 +27,7 @@ from ..errors import SimError
 RUSAGE = {
     "Total iterations": "iterations",
     "Transient timepoints": "timepoints",
+    "Total elapsed time (seconds)": "elapsed_s",  # the whole ngspice run: parse, set-up, analysis
     "Total analysis time (seconds)": "analysis_s",
     "Matrix load time": "load_s",
     "Matrix reorder time": "reorder_s",

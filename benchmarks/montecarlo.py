@@ -1,0 +1,268 @@
+"""Monte Carlo benchmark (`make bench`): the speed of `anasim simulate --mc`, and accuracy against sigma.
+
+Every run is an `anasim` command, printed and recorded in results/montecarlo.json beside its
+figures; the realizations' rows and outputs go to results/montecarlo/runs/ (not committed).
+
+Speed, ratios from one run of this script:
+* digits TD-KAN [64,16,10] (edge mapping, 360 test samples, area 0.05) on 1 and 2 worker
+  processes: realizations per minute from the difference of a short and a long run (start-up
+  cancels), the 2-worker speed-up, and the overhead of a realization: its wall time minus
+  ngspice's analysis time (deck build, parse, start-up), over the analysis time;
+* the Fashion-MNIST 14x14 TD-KAN [196,64,10], 3 bases, shared mapping, 1,000 samples, area 0.05 +
+  op-amp gain 0.3 (log) + offset 1 mV, on 2 workers: the projected time of 500 realizations.
+Figures (results/montecarlo/*.png), worst / mean / best accuracy over the realizations:
+* digits, edge mapping: area and iv-scale against sigma beside the torch eq. 6 curve, and the
+  same-draw torch twin of every realization (its accuracy must equal the circuit's);
+* the same area sweep for a model trained with --train-noise 0.1;
+* Fashion-MNIST [784,256,10], shared mapping: area (exact with ideal virtual grounds: each cell
+  stands for its edge's device); KirchhoffNet on Friedman: test loss against capacitor mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from anasim.families.tdkan.lower import coefficient_index, lower_stages  # noqa: E402
+from anasim.families.tdkan.model import scale_coefficients  # noqa: E402
+from anasim.families.tdkan.options import TdkanOptions  # noqa: E402
+from anasim.pipeline import load  # noqa: E402
+from anasim.variations import VARIATIONS, Perturbation, coefficient_factors  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "montecarlo"
+RUNS = OUT / "runs"
+ANASIM = str(Path(sys.executable).with_name("anasim"))
+SIGMAS = (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.46)  # the paper's range of relative error
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+MODELS = {
+    "digits": ["--dataset", "digits", "--dims", "64,16,10", "--bases", "a21,z21", "--epochs", "60"],
+    "digits-noise": ["--dataset", "digits", "--dims", "64,16,10", "--bases", "a21,z21", "--epochs", "60",
+                     "--train-noise", "0.1"],
+    "f14": ["--dataset", "mnist", "--data-dir", FASHION_DIR, "--dims", "196,64,10", "--bases", "a21,z21,zaz21",
+            "--epochs", "3"],
+    "fashion": ["--dataset", "fashion-mnist", "--dims", "784,256,10", "--bases", "a21,z21", "--lr", "3e-3",
+                "--batch-size", "256", "--epochs", "8"],
+    "kn": ["--arch", "kirchhoffnet", "--dataset", "friedman", "--nodes", "7", "--repeat", "2", "--epochs", "100",
+           "--lr", "1e-2", "--patience", "100"],
+}  # fmt: skip
+COMMANDS: list[str] = []
+
+
+def anasim(args: list[str]) -> float:
+    """Run one anasim command; its wall time in seconds."""
+    line = "anasim " + " ".join(map(str, args))
+    print("$", line, flush=True)
+    COMMANDS.append(line.replace(str(RUNS) + "/", ""))
+    t0 = time.perf_counter()
+    subprocess.run([ANASIM, *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def model(name: str) -> Path:
+    ckpt = RUNS / f"{name}.pt"
+    if not ckpt.exists():
+        anasim(["train", *MODELS[name], "--seed", "0", "--threads", "1", "-o", ckpt])
+    return ckpt
+
+
+def mc(name: str, tag: str, args: list[str]) -> tuple[dict, list[dict], float]:
+    """A fresh Monte Carlo of checkpoint ``name``: (summary, rows, wall seconds)."""
+    out = RUNS / f"{tag}.json"
+    shutil.rmtree(out.with_suffix(".mc"), ignore_errors=True)
+    wall = anasim(["simulate", model(name), "--json", out, *args])
+    rows = [json.loads(line) for line in (out.with_suffix(".mc") / "rows.jsonl").read_text().splitlines()]
+    return json.loads(out.read_text()), rows, wall
+
+
+def speed(quick: bool) -> dict:
+    res = {}
+    short, long = (3, 9) if quick else (10, 50)
+    rate = {}
+    for w in (1, 2):
+        walls = {}
+        for n in (short, long):
+            args = ["--mc", n, "--vary", "area=0.05", "--samples", 360, "--workers", w]
+            s, rows, walls[n] = mc("digits", f"speed_digits_w{w}_{n}", args)
+        rate[w] = 60 * (long - short) / (walls[long] - walls[short])
+        if w == 1:
+            med = {k: float(np.median([r[k] for r in rows])) for k in ("wall_s", "ngspice_elapsed_s", "ngspice_s")}
+            res |= {f"digits_realization_{k}_median": v for k, v in med.items()}
+            # overhead over ngspice's analysis: all of it, anasim's part (deck build, process start,
+            # reading outputs) and ngspice's own parse and set-up
+            res["digits_overhead_median"] = float(
+                np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows])
+            )
+            res["digits_overhead_anasim_median"] = float(
+                np.median([(r["wall_s"] - r["ngspice_elapsed_s"]) / r["ngspice_s"] for r in rows])
+            )
+            res["digits_overhead_ngspice_setup_median"] = (
+                res["digits_overhead_median"] - res["digits_overhead_anasim_median"]
+            )
+    res |= {
+        "digits_per_min_1_worker": rate[1],
+        "digits_per_min_2_workers": rate[2],
+        "speedup_2_workers": rate[2] / rate[1],
+    }
+    print(f"digits edge, 360 samples: {rate[1]:.1f} / {rate[2]:.1f} realizations per minute on 1 / 2 workers "
+          f"({rate[2] / rate[1]:.2f}x); overhead {100 * res['digits_overhead_median']:.0f}% of ngspice's analysis time "
+          f"(anasim {100 * res['digits_overhead_anasim_median']:.0f}%, ngspice parse and set-up "
+          f"{100 * res['digits_overhead_ngspice_setup_median']:.0f}%)")  # fmt: skip
+    short, long = (1, 3) if quick else (2, 12)
+    walls = {}
+    vary = ["--vary", "area=0.05", "--vary", "opamp-gain=0.3", "--vary", "opamp-offset=1e-3"]
+    for n in (short, long):
+        args = ["--mc", n, *vary, "--mapping", "shared", "--samples", 1000, "--workers", 2, "--data-dir", FASHION_DIR]
+        s, rows, walls[n] = mc("f14", f"speed_f14_{n}", args)
+    per_min = 60 * (long - short) / (walls[long] - walls[short])
+    start = walls[short] - 60 * short / per_min
+    res |= {"f14_per_min_2_workers": per_min, "f14_start_s": start, "f14_500_projected_min": (start + 500 * 60 / per_min) / 60,
+            "f14_nominal_accuracy": s["nominal_accuracy"], "f14_mean_accuracy": s["mean_accuracy"]}  # fmt: skip
+    print(f"[196,64,10] shared, 1,000 samples, 2 workers: {per_min:.1f} realizations per minute; 500 realizations "
+          f"projected {res['f14_500_projected_min']:.1f} min (start-up {start:.0f} s)")  # fmt: skip
+    return res
+
+
+def torch_eq6(ckpt: Path, x, target, sigmas, n: int) -> list[list[float]]:
+    """The paper's eq. 6 in software: every coefficient times 1 + N(0, sigma^2), ``n`` draws each."""
+    net = load(ckpt).model
+    out = []
+    for sigma in sigmas:
+        for layer in net.layers:
+            layer.eval_rel_noise = sigma
+        accs = []
+        for r in range(n):
+            torch.manual_seed(1000 + r)
+            with torch.no_grad():
+                accs.append(float((net(x).argmax(1).numpy() == target).mean()))
+        out.append(accs)
+    return out
+
+
+def twin_accuracies(ckpt: Path, rows: list[dict], x, target, opts: TdkanOptions) -> list[float]:
+    """Each realization's torch twin: the coefficients get the draws read back from its circuit."""
+    net = load(ckpt).model
+    nominal = lower_stages(net, opts)
+    accs = []
+    for row in rows:
+        sig = tuple((k, row["sigmas"][k]) for k in VARIATIONS if k in row["sigmas"])
+        p = Perturbation(sig, row["seed"][0], row["index"])
+        factors = coefficient_factors(nominal, [p(c, f"stage{i}") for i, c in enumerate(nominal)])
+        twin = scale_coefficients(net, {coefficient_index(k): f for k, f in factors.items()})
+        with torch.no_grad():
+            accs.append(float((twin(x).argmax(1).numpy() == target).mean()))
+    return accs
+
+
+def sweep_of(variation: str, sigmas) -> str:
+    """The --sweep values: sigma 0 is the nominal circuit, simulated once in every Monte Carlo."""
+    return f"{variation}=" + ",".join(str(v) for v in sigmas if v > 0)
+
+
+def band(s: dict, key: str) -> dict:
+    """Mean / worst / best per sigma, the nominal circuit first (at sigma 0)."""
+    out = {k: [s[f"nominal_{key}"]] + [p[f"{k}_{key}"] for p in s["points"]] for k in ("mean", "worst", "best")}
+    return out | {"realizations": [1] + [p["realizations"] for p in s["points"]]}
+
+
+def curve(name, variation, sigmas, n, samples, extra=(), opts=None, torch_n=200) -> dict:
+    tag = f"{name}_{variation}"
+    s, rows, wall = mc(name, tag, ["--mc", n, "--sweep", sweep_of(variation, sigmas), "--samples", samples, *extra])
+    ref = np.load(RUNS / f"{tag}.mc" / "reference.npz")
+    x, target = torch.as_tensor(ref["x"]), ref["target"]
+    out = {"command": COMMANDS[-1], "wall_s": wall, "reference_accuracy": s["reference_accuracy"],
+           "nominal_accuracy": s["nominal_accuracy"], "sigmas": list(sigmas)}  # fmt: skip
+    out |= band(s, "accuracy")
+    if torch_n:
+        eq6 = torch_eq6(model(name), x, target, sigmas, torch_n)
+        out["torch_eq6"] = {
+            k: [float(f(a)) for a in eq6] for k, f in (("mean", np.mean), ("worst", min), ("best", max))
+        }
+    if variation in ("area", "iv-scale") and "opamp" not in " ".join(map(str, extra)):
+        twins = twin_accuracies(model(name), rows, x, target, opts or TdkanOptions())
+        out["twin_equal"] = sum(t == r["accuracy"] for t, r in zip(twins, rows))
+        out["twin_rows"] = len(rows)
+    return out
+
+
+def plot(ax, c: dict, label: str, color: str, key="accuracy"):
+    sig = np.asarray(c["sigmas"])
+    scale = 100 if key == "accuracy" else 1
+    ax.plot(sig, scale * np.asarray(c["mean"]), "o-", color=color, label=f"{label}: mean")
+    ax.fill_between(sig, scale * np.asarray(c["worst"]), scale * np.asarray(c["best"]), color=color, alpha=0.2,
+                    label=f"{label}: worst..best")  # fmt: skip
+
+
+def figures(quick: bool) -> dict:
+    n = 4 if quick else 40
+    res = {}
+    res["digits_area"] = curve("digits", "area", SIGMAS, n, 360)
+    res["digits_iv_scale"] = curve("digits", "iv-scale", SIGMAS, n, 360)
+    res["digits_noise_area"] = curve("digits-noise", "area", SIGMAS, n, 360)
+    fs = (0, 0.05, 0.1, 0.2, 0.46)
+    extra = ["--mapping", "shared"]
+    res["fashion_area"] = curve(
+        "fashion", "area", fs, 2 if quick else 6, 300, extra, TdkanOptions(mapping="shared"), 50
+    )
+    ks = (0, 0.02, 0.05, 0.1, 0.2)
+    s, rows, wall = mc("kn", "kn_cap", ["--mc", n // 2, "--sweep", sweep_of("cap", ks), "--samples", 200])
+    res["kn_cap"] = {"command": COMMANDS[-1], "wall_s": wall, "reference_loss": s["reference_loss"],
+                     "nominal_loss": s["nominal_loss"], "sigmas": list(ks), **band(s, "loss")}  # fmt: skip
+    for tag, title, curves in (
+        ("digits", "digits TD-KAN [64,16,10], edge mapping, 360 test samples",
+         [("digits_area", "circuit, area", "C0"), ("digits_iv_scale", "circuit, iv-scale", "C1")]),
+        ("noise_aware", "digits, area mismatch: trained with --train-noise 0.1 or without",
+         [("digits_area", "trained without noise", "C0"), ("digits_noise_area", "trained with noise 0.1", "C2")]),
+        ("fashion", "Fashion-MNIST TD-KAN [784,256,10], shared mapping, 300 samples",
+         [("fashion_area", "circuit, area", "C0")]),
+    ):  # fmt: skip
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
+        for key, label, color in curves:
+            plot(ax, res[key], label, color)
+        first = res[curves[0][0]]
+        if "torch_eq6" in first and tag != "noise_aware":
+            t = first["torch_eq6"] | {"sigmas": first["sigmas"]}
+            plot(ax, t, "torch eq. 6 (gauss)", "0.4")
+        ax.set(xlabel="relative sigma", ylabel="test accuracy (%)", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(OUT / f"{tag}.png")
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=130)
+    plot(ax, res["kn_cap"], "circuit, cap", "C3", key="loss")
+    ax.axhline(res["kn_cap"]["reference_loss"], color="0.4", ls="--", label="torchdiffeq reference")
+    ax.set(xlabel="capacitor mismatch, relative sigma", ylabel="test MSE (targets in [0, 1])",
+           title="KirchhoffNet-s on Friedman #1, 200 test samples")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "kirchhoffnet_cap.png")
+    plt.close(fig)
+    return res
+
+
+def main(argv: list[str]) -> None:
+    quick = "--quick" in argv
+    parts = [p for p in ("speed", "figures") if p in argv] or ["speed", "figures"]
+    RUNS.mkdir(parents=True, exist_ok=True)
+    path = OUT.parent / "montecarlo.json"
+    res = json.loads(path.read_text()) if path.exists() else {}
+    for part in parts:
+        COMMANDS.clear()
+        res[part] = (speed if part == "speed" else figures)(quick) | {"commands": list(COMMANDS)}
+        path.write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
