@@ -160,7 +160,7 @@ _MODEL_LINE = re.compile(r"^\* model (\S+) sha256 ([0-9a-f]+)", re.MULTILINE)
 def check_netlist(net: Network, path) -> None:
     """A --netlist must be an ``anasim compile`` deck of this very checkpoint (its header names the
     model's hash): another model's netlist would run and give a wrong accuracy with exit 0."""
-    redo = f"compile one with 'anasim compile {net.path} -o {Path(path).name}'"
+    redo = f"compile one with 'anasim compile {net.path} -o layer.cir'"
     try:
         text = Path(path).read_bytes()[:1_000_000].decode("ascii")
     except OSError as exc:

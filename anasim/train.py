@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 from .data import Dataset, load_dataset
-from .errors import AnasimError
+from .errors import AnasimError, Interrupted
 from .families import count_params, family_named
+from .progress import Progress
 from .results import check_writable
 
 
@@ -123,9 +123,10 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
     dataset_info = {"name": data.name, "task": data.task, "preprocessing": data.preprocessing}
     metrics: dict = {}
     t0 = time.perf_counter()
-    bar = tqdm(range(opts.epochs), desc="train", unit="epoch", disable=not opts.progress)
+    # a bar on a terminal, a line per tenth of the epochs in a log (not hundreds of \r frames)
+    bar = Progress(opts.epochs, "train", "epochs") if opts.progress else None
     try:
-        for epoch in bar:
+        for epoch in range(opts.epochs):
             model.train()
             perm = torch.randperm(len(data.x_train), generator=gen)
             total = 0.0
@@ -141,7 +142,8 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
                 sched.step()
                 total += loss.item() * len(idx)
             val = score(model, data, "val")
-            bar.set_postfix(loss=f"{total / len(perm):.4g}", val=f"{report(val):.4g}")
+            if bar is not None:
+                bar.update(1, f"loss {total / len(perm):.4g}, val {report(val):.4g}")
             if val > best[0]:
                 best = (val, copy.deepcopy(model.state_dict()), epoch + 1)
                 if out is not None:
@@ -150,8 +152,10 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
             elif epoch + 1 - best[2] >= opts.patience:
                 break
     except KeyboardInterrupt:
-        bar.close()
-        raise AnasimError(f"training interrupted; the best model so far is in {out}") from None
+        raise Interrupted(f"training interrupted; the best model so far is in {out}") from None
+    finally:
+        if bar is not None:
+            bar.close()
     model.load_state_dict(best[1])
     metrics = {
         f"val_{key}": report(best[0]),

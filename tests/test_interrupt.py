@@ -130,11 +130,20 @@ def test_json_in_a_new_folder_is_written(tmp_path):
     assert json.loads(out.read_text())["samples"] == 5 and out.with_suffix(".npz").is_file()
 
 
-def test_simulate_shows_progress_as_a_few_plain_lines_in_a_log(tmp_path):
-    res = CliRunner().invoke(cli, ["simulate", str(TDKAN), "--samples", "360", "--jobs", "2"])
+@pytest.mark.parametrize(
+    "args, desc, total",
+    [
+        (["simulate", str(TDKAN), "--samples", "360", "--jobs", "2"], "ngspice", "360 samples"),
+        (["train", "--dims", "64,4,10", "--epochs", "20", "--patience", "20", "-o", "m.pt"], "train", "20 epochs"),
+    ],
+)
+def test_long_commands_show_progress_as_a_few_plain_lines_in_a_log(tmp_path, monkeypatch, args, desc, total):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, args)  # CliRunner's stderr is not a terminal, like a log
     assert res.exit_code == 0, res.output
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("ngspice:")]
-    assert lines[0] == "ngspice: 0/360 samples" and lines[-1].startswith("ngspice: 360/360 samples")
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith(f"{desc}:")]
+    n = total.split()[0]
+    assert lines[0] == f"{desc}: 0/{total}" and lines[-1].startswith(f"{desc}: {n}/{total}")
     assert len(lines) <= 12 and "\r" not in res.stderr
 
 

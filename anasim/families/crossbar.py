@@ -8,6 +8,7 @@ can be simulated in place of the lowered circuit (included as it is, never edite
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +78,8 @@ def simulate(
             "settled_within_period": bool(np.isfinite(settle).all()),
         }
         return res
+    if s.progress:  # lowering a large per-edge network takes seconds before the first sample runs
+        print(f"lowering the network into a circuit ({len(x)} samples to simulate)", file=sys.stderr, flush=True)
     if s.netlist is not None:
         if s.perturb is not None:
             raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
