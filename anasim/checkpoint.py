@@ -64,6 +64,8 @@ def embedded_devices(path: Path, ckpt: dict) -> dict[str, DeviceModel]:
             dev = DeviceModel.from_dict(d, f"{path}: embedded device {name!r}")
         except DeviceError as exc:
             raise CheckpointError(str(exc)) from None
+        if dev.name != name:  # the key is what the config names; the model is what reaches the netlist
+            raise CheckpointError(f"{path}: embedded device {name!r} is named {dev.name!r}; the checkpoint is damaged")
         recorded = ckpt["devices"].get(name)
         if dev.fit_hash != recorded:
             raise CheckpointError(

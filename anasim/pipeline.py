@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -231,6 +232,8 @@ def compare(
     if samples > len(z_all):
         more = "" if split == "all" else f"; --split all has {sum(data.preprocessing['sizes'].values())}"
         info["note"] = f"the {split} split of {data.name} holds {len(z_all)}{more}"
+    if settings.progress:  # an ODE reference on many samples takes a while before ngspice starts
+        print(f"reference: {family.title} in torch on {len(z)} samples", file=sys.stderr, flush=True)
     ref, ref_failed = family.reference(net.model, z)
     span = float(np.ptp(ref[np.isfinite(ref).all(axis=1)])) if np.isfinite(ref).any() else 1.0
     settings = replace(settings, settle_v=settings.settle_tol * span)
@@ -275,7 +278,9 @@ def compare(
         first = min(failed)
         raise SimError(
             f"{len(failed)} of {len(z)} samples could not be simulated; sample {first}, {failed[first]}; "
-            f"the other {int(result.ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
+            f"the other {int(result.ok.sum())} samples' results are kept"
+            + (f" in {json_out}" if json_out else "")
+            + "".join(f"; IMPLAUSIBLE: {flag}" for flag in result.plausibility()["flags"]),
             res.run_dir,
         )
     return result
