@@ -1,21 +1,25 @@
 """Self-describing checkpoints: the ``model.pt`` that starts the compile/simulate flow.
 
 A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``): format and
-version, the model config, the device models used with their fit hashes, the state dict, the
-dataset with its preprocessing, and the metrics. Loading checks all of it and refuses a file of
-another format or version, unknown or changed devices, and NaN/inf weights.
+version, the model config, the device models used (their fit hashes, and the models themselves,
+table or expression, so that a checkpoint compiles on a machine without the device files), the
+state dict, the dataset with its preprocessing, and the metrics. Loading checks all of it and
+refuses a file of another format or version, unknown or changed devices, and NaN/inf weights; it
+warns when the local registry holds another fit under a device's name, and uses its own.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import __version__
-from .devices import get_device
-from .errors import AnasimError, CheckpointError
+from .devices import DeviceModel, embedded, get_device, registry
+from .errors import AnasimError, AnasimWarning, CheckpointError, DeviceError
 from .families import count_params, family_named
 
 FORMAT = "anasim-checkpoint"
@@ -34,17 +38,49 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict, dataset: d
         "anasim_version": __version__,
         "config": config,
         "devices": device_ids(config),
+        "device_models": {n: get_device(n).to_dict() for n in device_ids(config)},
         "params": count_params(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "dataset": dataset,
         "metrics": metrics,
     }
+    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(ckpt, path)
+        with open(tmp, "wb") as fh:  # a Python file: torch.save(path) raises RuntimeError, not OSError
+            torch.save(ckpt, fh)
+        os.replace(tmp, path)  # a Ctrl-C mid-write leaves the previous checkpoint whole
     except OSError as exc:
-        raise AnasimError(f"{path}: cannot write checkpoint: {exc.strerror or exc}") from None
+        raise AnasimError(f"{path}: cannot write checkpoint: {exc.strerror or exc}; choose a writable -o") from None
     return path
+
+
+def embedded_devices(path: Path, ckpt: dict) -> dict[str, DeviceModel]:
+    """The device models a checkpoint carries, checked against its recorded fit hashes; a warning
+    when the local registry has another fit under the same name (the checkpoint's own is used)."""
+    models, local = {}, registry()
+    for name, d in ckpt.get("device_models", {}).items():
+        try:
+            dev = DeviceModel.from_dict(d, f"{path}: embedded device {name!r}")
+        except DeviceError as exc:
+            raise CheckpointError(str(exc)) from None
+        if dev.name != name:  # the key is what the config names; the model is what reaches the netlist
+            raise CheckpointError(f"{path}: embedded device {name!r} is named {dev.name!r}; the checkpoint is damaged")
+        recorded = ckpt["devices"].get(name)
+        if dev.fit_hash != recorded:
+            raise CheckpointError(
+                f"{path}: device {name!r} has changed since training (fit hash {recorded}, embedded model "
+                f"{dev.fit_hash}); the checkpoint is damaged: retrain"
+            )
+        if name in local and local[name].fit_hash != dev.fit_hash:
+            warnings.warn(
+                f"{path}: your device {name!r} (fit {local[name].fit_hash}) is not the one this model was trained "
+                f"with (fit {dev.fit_hash}); using the checkpoint's own",
+                AnasimWarning,
+                stacklevel=3,
+            )
+        models[name] = dev
+    return models
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
@@ -67,8 +103,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     for key in ("config", "state_dict", "devices"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} field")
+    own = embedded_devices(path, ckpt)
     for name, fit_hash in ckpt["devices"].items():
-        dev = get_device(name)
+        if name in own:
+            continue
+        dev = get_device(name)  # checkpoints written before devices were embedded
         if dev.fit_hash != fit_hash:
             raise CheckpointError(
                 f"{path}: device {name!r} has changed since training (fit hash {fit_hash}, now {dev.fit_hash}); "
@@ -77,7 +116,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     for key, tensor in ckpt["state_dict"].items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: weight {key!r} holds NaN or inf values; the model cannot be used")
-    model = family_named(ckpt["config"].get("arch")).build(ckpt["config"])
+    with embedded(own):
+        model = family_named(ckpt["config"].get("arch")).build(ckpt["config"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -4,7 +4,8 @@ A :class:`DeviceModel` is either a piecewise-linear table (fitted from a sweep, 
 beyond its end points) or an analytic expression (:mod:`anasim.expr`). The same object gives
 ``torch_current`` for training and ``spice_current`` for the netlist writer, so the two cannot
 drift. Models are JSON files: bundled ones in ``device_models/``, a user's own in
-``$ANASIM_DEVICE_DIR`` (default ``~/.local/share/anasim/devices``). Registry = a plain dict.
+``$ANASIM_DEVICE_DIR`` (default ``~/.local/share/anasim/devices``). Registry = a plain dict. Checkpoints carry the device models they use; while one loads, its
+models take precedence over the local registry (``embedded``), so a checkpoint compiles anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import math
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -132,8 +135,14 @@ class DeviceModel:
             raise DeviceError(f"{source}: invalid device model: {exc}") from None
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        except OSError as exc:
+            raise DeviceError(
+                f"{path}: cannot write the device model ({exc.strerror or exc}); "
+                "set ANASIM_DEVICE_DIR to a writable folder"
+            ) from None
         return path
 
 
@@ -174,9 +183,25 @@ def registry() -> dict[str, DeviceModel]:
     return devices
 
 
+_EMBEDDED: ContextVar[dict[str, DeviceModel] | None] = ContextVar("embedded_devices", default=None)
+
+
+@contextmanager
+def embedded(models: dict[str, DeviceModel]):
+    """Within the block, ``get_device`` returns these models (a checkpoint's own) before the registry's."""
+    token = _EMBEDDED.set({**(_EMBEDDED.get() or {}), **models})
+    try:
+        yield
+    finally:
+        _EMBEDDED.reset(token)
+
+
 def get_device(name: str) -> DeviceModel:
-    devices = registry()
     key = (name or "").strip().lower()
+    own = _EMBEDDED.get() or {}
+    if key in own:
+        return own[key]
+    devices = registry()
     if key not in devices:
         raise DeviceError(f"unknown device {name!r}; valid devices: {', '.join(devices)}")
     return devices[key]
@@ -187,6 +212,9 @@ def parse_bases(text: str | list[str]) -> list[str]:
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
         raise DeviceError(f"no device bases given; valid devices: {', '.join(registry())}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DeviceError(f"--bases {','.join(names)}: {', '.join(twice)} given more than once; name each basis once")
     for n in names:
         get_device(n)
     return names

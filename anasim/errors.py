@@ -13,6 +13,10 @@ class AnasimError(Exception):
     """An expected failure whose message tells the user what to do."""
 
 
+class AnasimWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it on one line."""
+
+
 class DataError(AnasimError):
     """A data file (I-V sweep, dataset) is missing or malformed."""
 

@@ -48,7 +48,8 @@ def read_iv_csv(path: str | Path) -> IVSweep:
     if not path.is_file():
         raise DataError(f"{path}: no such I-V file; give a CSV with columns bias (V), current")
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        # utf-8-sig drops a byte-order mark (Excel writes one): left in, it makes line 1 read as a header
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
     numbered = [(n, row) for n, row in enumerate(rows, start=1) if row and any(c.strip() for c in row)]

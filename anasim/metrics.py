@@ -8,9 +8,31 @@ in volts and as a fraction of the reference's output range. ``rows()`` is the co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Plausible operating points, until supply rails (issue 7) make others impossible: outputs
+    of op-amps on +-15 V rails span at most 30 V, and a 5 W static power per inference is far
+    above any network anasim builds when it works (the digits demo draws 75 mW)."""
+
+    max_output_range_v: float = 30.0
+    max_power_w: float = 5.0
+
+    def flags(self, circuit: np.ndarray, info: dict) -> list[str]:
+        """What is implausible in the circuit outputs [N, out] and the run's ``info``."""
+        found = []
+        ok = np.isfinite(circuit).all(axis=1)
+        span = float(np.ptp(circuit[ok])) if ok.any() else 0.0
+        if span > self.max_output_range_v:
+            found.append(f"output range {span:.4g} V > {self.max_output_range_v:g} V")
+        power = info.get("static_power_w", {}).get("max")
+        if power is not None and power > self.max_power_w:
+            found.append(f"static power {power:.4g} W per inference > {self.max_power_w:g} W")
+        return found
 
 
 @dataclass
@@ -21,6 +43,7 @@ class Comparison:
     target: np.ndarray  # [N] labels or [N, out] regression targets
     failed: dict[int, str] = field(default_factory=dict)  # sample -> why
     info: dict = field(default_factory=dict)  # provenance: dataset, engine, options, wall time, ...
+    bounds: Bounds = field(default_factory=Bounds)
 
     @property
     def ok(self) -> np.ndarray:
@@ -53,8 +76,13 @@ class Comparison:
             "task": self.task,
             **self.metrics(),
             "failed_samples": failed,
+            "plausibility": self.plausibility(),
             **self.info,
         }
+
+    def plausibility(self) -> dict:
+        flags = self.bounds.flags(self.circuit, self.info)
+        return {"plausible": not flags, "flags": flags, "bounds": asdict(self.bounds)}
 
     def rows(self) -> list[tuple[str, str]]:
         """The console table: label, value."""
@@ -83,6 +111,12 @@ class Comparison:
             st, pw = info["settling_time_s"], info["static_power_w"]
             rows.append(("settling time", f"median {st['median'] * 1e9:.0f} ns, max {st['max'] * 1e9:.0f} ns"))
             rows.append(("static power", f"mean {pw['mean'] * 1e3:.2f} mW per inference"))
+        flags = self.plausibility()["flags"]
+        rows.append(("plausibility", "IMPLAUSIBLE: " + "; ".join(flags) if flags else "ok (within the bounds)"))
+        if info.get("partial"):
+            rows.append(
+                ("partial", f"{info.get('samples_done')} of {len(self.circuit)} samples finished (interrupted)")
+            )
         if self.failed:
             rows.append(("failed samples", f"{len(self.failed)} (see failed_samples in the JSON)"))
         return rows

@@ -210,7 +210,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     family = net.family
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
-    settings = replace(settings, jobs=1, chunk=CHUNK, memo={})  # every worker gets its own (empty) memo
+    # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
+    settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False)
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")

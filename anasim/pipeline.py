@@ -3,12 +3,16 @@
 ``load`` verifies a checkpoint once and picks its family; ``lower`` and ``simulate`` work on a
 model or on circuits; ``compile_network`` writes netlists with their provenance; ``compare``
 runs the same samples through ngspice and the torch reference and returns a
-:class:`~anasim.metrics.Comparison`, written to disk (JSON + .npz) before any failure is raised.
+:class:`~anasim.metrics.Comparison`, written to disk (JSON + .npz) before any failure is raised,
+and on Ctrl-C the samples that finished, marked partial (a rerun in the same run folder reuses
+the ngspice runs that finished). Inputs (dataset, netlist) and outputs are checked before work.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,11 +25,12 @@ from .checkpoint import load_checkpoint
 from .circuit.ir import Circuit, file_name
 from .circuit.netlist import netlist
 from .data import load_dataset
-from .errors import AnasimError, SimError
+from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
-from .metrics import Comparison
-from .results import write_report
+from .metrics import Bounds, Comparison
+from .results import check_writable, write_report
 from .sim import batch
+from .sim.batch import SimInterrupted
 from .sim.ngspice import SimResult, finish, run_directory
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
@@ -127,7 +132,50 @@ def prepare(net: Network, dataset, samples: int, options: dict | None, settings:
     given = dict(options or {})
     settings, defaults = settings_for(net.family, settings or SimSettings(), given)
     opts = make_options(net.family, given, FAMILIES, defaults)
-    return settings, opts, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir)
+    return settings, opts, check_data(net, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir))
+
+
+def check_data(net: Network, data):
+    """Refuse a dataset the model cannot read: another input width or task (or fewer classes)."""
+    trained, dims = net.ckpt.get("dataset", {}).get("name", "?"), net.ckpt["config"]["dims"]
+    fix = f"drop --dataset to simulate on {trained}, or give a model trained on {data.name}"
+    if data.n_features != dims[0]:
+        raise AnasimError(
+            f"--dataset {data.name} has {data.n_features} input features but {net.path.name} was trained on "
+            f"{trained} with {dims[0]}; {fix}"
+        )
+    task = net.ckpt.get("dataset", {}).get("task", data.task)
+    if task != data.task:
+        raise AnasimError(f"--dataset {data.name} is a {data.task} set but {net.path.name} does {task}; {fix}")
+    if data.task == "classification" and int(data.y_train.max()) + 1 > dims[-1]:
+        raise AnasimError(
+            f"--dataset {data.name} has {int(data.y_train.max()) + 1} classes but {net.path.name} has {dims[-1]} "
+            f"outputs; {fix}"
+        )
+    return data
+
+
+_MODEL_LINE = re.compile(r"^\* model (\S+) sha256 ([0-9a-f]+)", re.MULTILINE)
+
+
+def check_netlist(net: Network, path) -> None:
+    """A --netlist must be an ``anasim compile`` deck of this very checkpoint (its header names the
+    model's hash): another model's netlist would run and give a wrong accuracy with exit 0."""
+    redo = f"compile one with 'anasim compile {net.path} -o layer.cir'"
+    try:
+        text = Path(path).read_bytes()[:1_000_000].decode("ascii")
+    except OSError as exc:
+        raise AnasimError(f"--netlist {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        text = ""
+    found = _MODEL_LINE.search(text[:20000])
+    if not text.startswith("* ") or found is None:
+        raise AnasimError(f"--netlist {path}: not an anasim netlist (no '* model ... sha256' header); {redo}")
+    if found.group(2) != net.digest:
+        raise AnasimError(
+            f"--netlist {path} was compiled from model {found.group(1)} sha256 {found.group(2)}, but "
+            f"{net.path.name} has sha256 {net.digest}; {redo}, or simulate the checkpoint it came from"
+        )
 
 
 def monte_carlo(
@@ -166,43 +214,73 @@ def compare(
     data_dir=None,
     run_dir=None,
     json_out=None,
+    bounds: Bounds | None = None,
 ) -> Comparison:
     """Circuit against reference on ``samples`` samples of ``split``; a SimError after writing
-    ``json_out`` when some samples could not be simulated."""
+    ``json_out`` when some samples could not be simulated, Interrupted after writing the finished
+    ones (``"partial": true``) on Ctrl-C. Results outside ``bounds`` are flagged."""
     t0 = time.perf_counter()
     family = net.family
     settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+    if settings.netlist is not None:
+        check_netlist(net, settings.netlist)
+    if json_out is not None:
+        check_writable(json_out, "--json")
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
     info = {"family": family.name, "dataset": data.name, "split": split, "requested_samples": samples}
     if samples > len(z_all):
         more = "" if split == "all" else f"; --split all has {sum(data.preprocessing['sizes'].values())}"
         info["note"] = f"the {split} split of {data.name} holds {len(z_all)}{more}"
+    if settings.progress:  # an ODE reference on many samples takes a while before ngspice starts
+        print(f"reference: {family.title} in torch on {len(z)} samples", file=sys.stderr, flush=True)
     ref, ref_failed = family.reference(net.model, z)
     span = float(np.ptp(ref[np.isfinite(ref).all(axis=1)])) if np.isfinite(ref).any() else 1.0
     settings = replace(settings, settle_v=settings.settle_tol * span)
+    interrupted = False
     with run_directory(run_dir) as rd:
-        res = finish(family.simulate(net.model, z, opts, settings, rd.path), rd)
+        try:
+            res = family.simulate(net.model, z, opts, settings, rd.path)
+        except KeyboardInterrupt as exc:  # what finished is written below, then Interrupted
+            interrupted, rd.keep = True, True
+            res = exc.result if isinstance(exc, SimInterrupted) else SimResult(np.full(ref.shape, np.nan))
+        res = finish(res, rd)
     failed = dict(res.failed)
     for b, why in ref_failed.items():
         failed[b] = f"{failed[b]}; {why}" if b in failed else why
+    done = int(np.isfinite(res.outputs).all(axis=1).sum())
     info |= {
+        "checkpoint": str(net.path.resolve()),
+        "checkpoint_sha256": hashlib.sha256(net.path.read_bytes()).hexdigest(),
+        "netlist": str(settings.netlist) if settings.netlist is not None else None,
+        "partial": interrupted,
+        "samples_done": done,
         "engine": {"simulator": res.simulator, "mode": f"ngspice -b subprocesses, {res.mode}", "jobs": settings.jobs},
         "analysis": settings.analysis,
-        "hardware": asdict(opts),
+        "hardware": {**asdict(opts), "analysis": settings.analysis},
         "rusage": res.rusage,
         **res.extra,
         "wall_s": round(time.perf_counter() - t0, 3),
         "run_dir": str(res.run_dir) if res.run_dir else None,
     }
-    result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info)
+    result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info, bounds or Bounds())
     if json_out is not None:
         write_report(json_out, result.to_dict(), x=z.numpy(), target=target, reference=ref, circuit=res.outputs)
+    if interrupted:
+        again = "run the same command" + ("" if run_dir is not None else f" with --run-dir {rd.path}")
+        resume = f"{again} to continue from them" if settings.analysis == "dc" else "run the command again"
+        raise Interrupted(
+            f"interrupted: {done} of {len(z)} samples finished"
+            + (f"; partial results in {json_out} and its .npz" if json_out is not None else "")
+            + f"; the ngspice runs are kept in {rd.path}: {resume}"
+        )
     if failed:
         first = min(failed)
         raise SimError(
             f"{len(failed)} of {len(z)} samples could not be simulated; sample {first}, {failed[first]}; "
-            f"the other {int(result.ok.sum())} samples' results are kept" + (f" in {json_out}" if json_out else ""),
+            f"the other {int(result.ok.sum())} samples' results are kept"
+            + (f" in {json_out}" if json_out else "")
+            + "".join(f"; IMPLAUSIBLE: {flag}" for flag in result.plausibility()["flags"]),
             res.run_dir,
         )
     return result

@@ -34,7 +34,8 @@ class Progress:
             return
         now = time.monotonic()
         step = max(1, self.total // 10)
-        if self.done >= self.total or (self.done - self.start) % step == 0 or now - self.last > 60:
+        tenth = (self.done - self.start) // step > (self.done - n - self.start) // step  # crossed a tenth
+        if self.done >= self.total or tenth or now - self.last > 60:
             self._line()
             self.last = now
 

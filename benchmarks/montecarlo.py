@@ -215,7 +215,7 @@ def figures(quick: bool) -> dict:
         "fashion", "area", fs, 2 if quick else 6, 300, extra, TdkanOptions(mapping="shared"), 50
     )
     ks = (0, 0.02, 0.05, 0.1, 0.2)
-    s, rows, wall = mc("kn", "kn_cap", ["--mc", n // 2, "--sweep", sweep_of("cap", ks), "--samples", 200])
+    s, rows, wall = mc("kn", "kn_cap", ["--mc", 2 if quick else 10, "--sweep", sweep_of("cap", ks), "--samples", 100])
     res["kn_cap"] = {"command": COMMANDS[-1], "wall_s": wall, "reference_loss": s["reference_loss"],
                      "nominal_loss": s["nominal_loss"], "sigmas": list(ks), **band(s, "loss")}  # fmt: skip
     for tag, title, curves in (
@@ -243,7 +243,7 @@ def figures(quick: bool) -> dict:
     plot(ax, res["kn_cap"], "circuit, cap", "C3", key="loss")
     ax.axhline(res["kn_cap"]["reference_loss"], color="0.4", ls="--", label="torchdiffeq reference")
     ax.set(xlabel="capacitor mismatch, relative sigma", ylabel="test MSE (targets in [0, 1])",
-           title="KirchhoffNet-s on Friedman #1, 200 test samples")  # fmt: skip
+           title="KirchhoffNet-s on Friedman #1, 100 test samples")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

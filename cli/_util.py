@@ -20,6 +20,10 @@ def friendly(fn):
             err = click.ClickException(str(exc))
             err.exit_code = getattr(exc, "exit_code", 1)  # 130 after Ctrl-C, as shells expect
             raise err from None
+        except KeyboardInterrupt:  # a Ctrl-C the library did not turn into Interrupted (e.g. a second one)
+            err = click.ClickException("interrupted")
+            err.exit_code = 130
+            raise err from None
 
     return wrapper
 

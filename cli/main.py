@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from anasim import __version__
 
 from . import compile, devices, info, simulate, train
+
+_default_show = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    from anasim.errors import AnasimWarning
+
+    if not issubclass(category, AnasimWarning):
+        return _default_show(message, category, filename, lineno, file, line)
+    # one line, no source location: the message says what is wrong and what anasim does about it
+    click.echo(f"warning: {message}", err=True)
+
+
+warnings.showwarning = _show_warning
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -48,6 +49,20 @@ def _list_variations(ctx, param, value):
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
+@click.option(
+    "--max-range",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Flag circuit outputs spanning more volts than this (op-amps on +-15 V rails) as implausible.",
+)
+@click.option(
+    "--max-power",
+    type=click.FloatRange(0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="tran: flag a static power per inference above this many watts as implausible.",
+)
 @click.option("--mc", type=click.IntRange(1), help="Monte Carlo: this many realizations of the varied circuit.")
 @click.option("--vary", multiple=True, metavar="NAME=SIGMA", help="Monte Carlo: a variation and its sigma (repeat).")
 @click.option("--sweep", metavar="NAME=S1,S2,..", help="Monte Carlo at each sigma of one variation.")
@@ -85,6 +100,8 @@ def simulate(
     period,
     whole,
     json_out,
+    max_range,
+    max_power,
     mc,
     vary,
     sweep,
@@ -97,6 +114,7 @@ def simulate(
 ):
     """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
     from anasim.families import SimSettings
+    from anasim.metrics import Bounds
     from anasim.pipeline import compare, load, monte_carlo
 
     settings = SimSettings(
@@ -105,7 +123,9 @@ def simulate(
     if mc is None:
         if vary or sweep or resume or workers or scheduler:
             raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")
-        result = compare(load(checkpoint), dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out)
+        settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power)
+        net = load(checkpoint)
+        result = compare(net, dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out, bounds)
         table(result.rows())
         return
     from anasim.montecarlo import MonteCarlo, summary_rows

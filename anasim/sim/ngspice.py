@@ -5,15 +5,22 @@ isolates crashes and convergence failures, leaks no memory across runs (PySpice 
 each circuit is removed), and lets several runs proceed at once on several cores, which the
 shared library (one instance per process) cannot. Also here: the result type every simulation
 returns, run directories (temporary ones removed after a clean run, kept on failure or when the
-user names one), the version, and the data-file readers.
+user names one, and locked while a run uses them), the version, and the data-file readers.
+
+Ctrl-C: every ngspice runs in its own process group (a terminal's SIGINT reaches Python only)
+and is registered while it runs, so ``stop_all`` can kill them at once; a run killed that way
+raises :class:`Stopped`, never a SimError, so nothing takes it for a convergence failure.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SimError
+from ..errors import AnasimError, SimError
 
 # rusage lines summed over all runs of a simulation, for the result and the report
 RUSAGE = {
@@ -80,19 +87,66 @@ def add_rusage(total: dict[str, float], log: str) -> None:
         total[k] = total.get(k, 0.0) + v
 
 
+class Stopped(Exception):
+    """ngspice was killed because the simulation is stopping (Ctrl-C): not a failure of the deck."""
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running ngspice and refuse new ones until :func:`resume_runs` (Ctrl-C)."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        proc.kill()  # SIGKILL: a killed run keeps nothing worth a clean shutdown
+
+
+def resume_runs() -> None:
+    _STOPPING.clear()
+
+
 def run_deck(text: str, work: Path, expect: str, timeout: float = 3600) -> str:
     """Run one deck in ``work``; returns ngspice's output (also kept as ngspice.log). A SimError
-    names the folder when ngspice times out or does not write ``expect``."""
+    names the folder when ngspice times out or does not write ``expect``; :class:`Stopped` when
+    it was killed by :func:`stop_all`."""
+    if _STOPPING.is_set():
+        raise Stopped
     work.mkdir(parents=True, exist_ok=True)
     (work / "deck.cir").write_text(text)
     (work / expect).unlink(missing_ok=True)
-    try:
-        proc = subprocess.run(
-            [ngspice_path(), "-b", "deck.cir"], cwd=work, capture_output=True, text=True, timeout=timeout
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            raise Stopped
+        # its own session: a terminal's Ctrl-C goes to anasim, which decides what to kill
+        proc = subprocess.Popen(
+            [ngspice_path(), "-b", "deck.cir"],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
+        _LIVE.add(proc)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise SimError(f"ngspice did not finish within {timeout:.0f} s", work) from None
-    log = proc.stdout + proc.stderr
+    except BaseException:  # Ctrl-C while this thread waits: no ngspice outlives anasim
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    if _STOPPING.is_set():
+        raise Stopped
+    log = stdout + stderr
     (work / "ngspice.log").write_text(log)
     if not (work / expect).is_file():
         raise SimError(f"ngspice failed (exit {proc.returncode})", work, log)
@@ -117,14 +171,49 @@ def read_ascii_raw(path: Path) -> dict[str, np.ndarray]:
     return {name: data[:, i] for i, name in enumerate(names)}
 
 
+LOCK_FILE = ".anasim-lock"
+
+
 class RunDir:
     """Where one simulation's decks, logs and partial results go. ``keep`` is set when the user
-    named the folder or when anything failed; otherwise the temporary folder is removed."""
+    named the folder or when anything failed; otherwise the temporary folder is removed. A named
+    folder is locked while the run lasts: two runs writing the same chunk folders would read
+    each other's outputs. The lock is an flock, so it dies with its process (no stale locks)."""
 
     def __init__(self, path: str | Path | None = None):
         self.keep = path is not None
-        self.path = Path(path) if path else Path(tempfile.mkdtemp(prefix="anasim-run-"))
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = None
+        if not path:
+            self.path = Path(tempfile.mkdtemp(prefix="anasim-run-"))
+            return
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.lock = open(self.path / LOCK_FILE, "a+")  # held until release()
+        except OSError as exc:
+            raise AnasimError(
+                f"--run-dir {self.path}: cannot create or write the folder ({exc.strerror or exc}); "
+                "choose a writable --run-dir"
+            ) from None
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.seek(0)
+            holder = self.lock.read().strip() or "unknown"
+            self.lock.close()
+            raise AnasimError(
+                f"--run-dir {self.path} is in use by another anasim run (pid {holder}); wait for it to finish "
+                "or choose another --run-dir"
+            ) from None
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write(f"{os.getpid()}\n")
+        self.lock.flush()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.close()  # closing the file drops the flock
+            self.lock = None
 
 
 @contextmanager
@@ -137,6 +226,7 @@ def run_directory(path: str | Path | None = None):
         rd.keep = True
         raise
     finally:
+        rd.release()
         if not rd.keep:
             shutil.rmtree(rd.path, ignore_errors=True)
 
