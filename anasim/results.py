@@ -14,6 +14,10 @@ import numpy as np
 
 from .errors import AnasimError
 
+# Version of the simulate results file; the report refuses files of other versions by name.
+# 1: the first with "format", "kind", "model", "devices" and "environment" (anasim 0.2.0).
+FORMAT = "anasim-simulate/1"
+
 
 def write_report(json_out, report: dict, **arrays: np.ndarray) -> None:
     """``report`` to ``json_out`` and ``arrays`` to the same name with suffix .npz."""
