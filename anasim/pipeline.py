@@ -231,4 +231,6 @@ def write_results(net: Network, opts, settings: SimSettings, result: Comparison,
         "devices": device_curves(net.family.devices(net.ckpt["config"])),
         "environment": environment(res.simulator, seeds),
     }
+    if settings.analysis == "tran":
+        report["period_s"] = settings.period  # the time one inference holds the circuit: energy = power x period
     write_report(json_out, report, **arrays)

@@ -6,7 +6,7 @@ import click
 
 from anasim import __version__
 
-from . import compile, devices, info, simulate, train
+from . import compile, devices, info, report, simulate, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +20,4 @@ cli.add_command(train.train)
 cli.add_command(info.info)
 cli.add_command(compile.compile_)
 cli.add_command(simulate.simulate)
+cli.add_command(report.report)
