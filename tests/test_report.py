@@ -1,7 +1,7 @@
 """anasim report: sections and figures from simulate and Monte Carlo results, the gates, and the
 bad inputs it refuses (mixed models, missing files, older formats, an empty Monte Carlo, a folder
-it cannot write). The results come from the small committed checkpoints of netlists/examples,
-simulated once per module on a few samples (a few seconds)."""
+it cannot write). The results (fixture ``results`` in conftest.py) come from the small committed
+checkpoints of netlists/examples, simulated once per session on a few samples."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import io
 import json
 import re
 import shutil
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -21,26 +20,9 @@ from anasim.errors import AnasimError
 from anasim.report import make_report, parse_gate
 from anasim_cli.main import cli
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "netlists" / "examples"
-
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """simulate --json and --mc 3 of the digits TD-KAN, simulate --json of the KirchhoffNet."""
-    d = tmp_path_factory.mktemp("results")
-    tdkan, kn = EXAMPLES / "digits_tdkan.pt", EXAMPLES / "friedman_kirchhoffnet.pt"
-    for args in (
-        ("simulate", tdkan, "--samples", 60, "--json", d / "sim.json"),
-        ("simulate", tdkan, "--samples", 30, "--mc", 3, "--vary", "area=0.05", "--json", d / "mc.json"),
-        ("simulate", kn, "--samples", 4, "--json", d / "kn.json"),
-    ):
-        res = run(*args)
-        assert res.exit_code == 0, res.output
-    return d
 
 
 def test_report_writes_markdown_and_self_contained_html(results, tmp_path):
@@ -134,7 +116,10 @@ def _missing_npz(results, tmp_path):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda r, t: [r / "sim.json", r / "kn.json"], r"different models.*sim\.json: digits_tdkan\.pt.*kn\.json: friedman"),
+        (
+            lambda r, t: [r / "sim.json", r / "kn.json"],
+            r"different models.*sim\.json: digits_tdkan\.pt.*kn\.json: friedman",
+        ),
         (lambda r, t: [r / "sim.json", t / "nowhere.json"], r"nowhere\.json: no such results file"),
         (_older, r"old\.json: results file without a format version .*reads anasim-simulate/1"),
         (_newer, r"new\.json: results format 'anasim-simulate/9'; this report reads anasim-simulate/1"),
