@@ -91,8 +91,8 @@ def model_summary(net, opts) -> dict:
             # a differential column pair per output; one tile per layer (anasim does not tile yet)
             row |= {"crossbar_rows": L["inputs"], "crossbar_columns": 2 * L["outputs"], "tiles": 1}
         for key in ("area_range", "rf_ohm"):
-            if key in L:
-                row[key] = [float(v) for v in L[key]]
+            if key in L:  # a range [lo, hi], or one value for all (MLP feedback resistors)
+                row[key] = [float(v) for v in np.ravel([L[key]])][:2] * (2 if np.ndim(L[key]) == 0 else 1)
         layers.append(row)
     return {
         "family": net.family.name,

@@ -11,18 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from anasim.data import load_dataset
 from anasim.devices import _bundled
-from anasim.library import EXAMPLES, compile_example, export_devices, run_example, subckt_name
+from anasim.library import EXAMPLES, compile_example, run_example, subckt_name
 from anasim.pipeline import load
+from anasim_cli.main import cli
 
 NETLISTS = Path(__file__).resolve().parents[1] / "netlists"
 AREA = 2.5  # any area other than 1 shows the parameter reaches the current
 
 
 def test_device_library_equals_fresh_export(tmp_path):
-    fresh = {p.name: p.read_bytes() for p in export_devices(tmp_path)}
+    res = CliRunner().invoke(cli, ["devices", "export", "-o", str(tmp_path)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.lib")}
     committed = {p.name: p.read_bytes() for p in (NETLISTS / "devices").glob("*.lib")}
     assert sorted(fresh) == sorted(committed), "run 'make netlists' and commit netlists/devices"
     for name in fresh:
