@@ -10,6 +10,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -140,3 +142,15 @@ def test_unwritable_report_folder(results, tmp_path):
     res = run("report", results / "sim.json", "-o", tmp_path / "file" / "rep")
     assert res.exit_code == 1
     assert "cannot write the report there" in res.output and "choose another -o folder" in res.output
+
+
+def test_report_reads_results_only_without_torch(results, tmp_path):
+    """The report step imports neither torch nor the simulator: it reads files (a fresh process)."""
+    code = (
+        "import sys; from anasim.report import make_report; "
+        f"make_report([{str(results / 'mc.json')!r}], {str(tmp_path)!r}); "
+        "assert 'torch' not in sys.modules and 'anasim.sim.ngspice' not in sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "no simulate results given" in (tmp_path / "report.md").read_text().lower()
