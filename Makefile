@@ -5,18 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := ngspice libngspice0-dev dataset-fashion-mnist
+APT_PKGS := ngspice libngspice0-dev dataset-fashion-mnist chromium
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all demo test lint bench system-deps install device-models clean
+.PHONY: all demo test lint bench system-deps install device-models netlists e2e clean
 
 all: test
 
 # Debian packages: ngspice (the simulator), libngspice0-dev (libngspice.so for PySpice),
-# dataset-fashion-mnist (IDX files). Installed only when something is missing.
+# dataset-fashion-mnist (IDX files), chromium (the report's browser test, headless). Installed only when something is missing.
 system-deps:
 	@missing=0; \
 	command -v ngspice >/dev/null || missing=1; \
+	command -v chromium >/dev/null || missing=1; \
 	ldconfig -p | grep -q 'libngspice\.so ' || missing=1; \
 	[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing=1; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing=1; \
@@ -50,6 +51,15 @@ bench: install
 # Refit the bundled device models from the raw sweeps in ../shared (not needed to use anasim).
 device-models: install
 	$(BIN)/python -m anasim.bundled ../shared/device_data/cmtd_dft_negf
+
+# The ngspice device library (what 'anasim devices export -o netlists/devices' writes) and the golden example circuits in netlists/ (committed: a change
+# to them is deliberate and shows in review). Checkpoints of the examples are trained only if missing.
+netlists: install
+	$(BIN)/python -m anasim.library netlists
+
+# The end-to-end pipeline CI runs after the tests: train, compile, simulate, Monte Carlo, report with gates.
+e2e: install
+	bash .ci/e2e.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -28,13 +28,14 @@ from .data import load_dataset
 from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
-from .results import check_writable, write_report
+from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
 from .sim.ngspice import SimResult, finish, run_directory
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
 TRAN_DEFAULTS = {"line_cap": 1e-12, "gbw": 1e8}
+TRAJECTORY_SAMPLES = 3  # KirchhoffNet: samples whose node voltages over time the results keep
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ def compare(
     }
     result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info, bounds or Bounds())
     if json_out is not None:
-        write_report(json_out, result.to_dict(), x=z.numpy(), target=target, reference=ref, circuit=res.outputs)
+        # after Ctrl-C: no more ngspice runs (the KirchhoffNet trajectories are left out)
+        write_results(net, opts, settings, result, json_out, z, target, ref, res, trajectories=not interrupted)
     if interrupted:
         again = "run the same command" + ("" if run_dir is not None else f" with --run-dir {rd.path}")
         resume = f"{again} to continue from them" if settings.analysis == "dc" else "run the command again"
@@ -284,3 +286,32 @@ def compare(
             res.run_dir,
         )
     return result
+
+
+def write_results(
+    net: Network, opts, settings: SimSettings, result: Comparison, json_out, z, target, ref, res, trajectories=True
+) -> None:
+    """The results file of ``compare``: metrics and provenance, the model and device summary and
+    the environment the report shows, per-sample arrays (and KirchhoffNet trajectories) in the .npz."""
+    from .summary import device_curves, environment, model_summary
+
+    model = model_summary(net, opts)
+    arrays = {"x": z.numpy(), "target": target, "reference": ref, "circuit": res.outputs}
+    if trajectories and net.family.trajectories is not None and result.ok.any():
+        # a few samples' node voltages over time, ngspice and torchdiffeq: the report's trajectory plot
+        first = np.flatnonzero(result.ok)[:TRAJECTORY_SAMPLES]
+        with run_directory(None) as rd:
+            arrays |= net.family.trajectories(net.model, z[first], opts, rd.path)
+        arrays["trajectory_samples"] = first
+    seeds = {"train": model["train_seed"]}
+    report = {
+        "format": FORMAT,
+        "kind": "simulate",
+        **result.to_dict(),
+        "model": model,
+        "devices": device_curves(net.family.devices(net.ckpt["config"])),
+        "environment": environment(res.simulator, seeds),
+    }
+    if settings.analysis == "tran":
+        report["period_s"] = settings.period  # the time one inference holds the circuit: energy = power x period
+    write_report(json_out, report, **arrays)

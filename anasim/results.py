@@ -18,6 +18,10 @@ import numpy as np
 
 from .errors import AnasimError
 
+# Version of the simulate results file; the report refuses files of other versions by name.
+# 1: the first with "format", "kind", "model", "devices" and "environment" (anasim 0.2.0).
+FORMAT = "anasim-simulate/1"
+
 
 def jsonable(value):
     """``value`` with numpy scalars as Python numbers and NaN/inf as None (JSON null)."""

@@ -80,3 +80,16 @@ def fit(csv, name, method, grid, unit, amps_per_unit, force):
     click.echo(
         f"{name}: {method} fit, {len(model.knots_v)} knots, RMS {rep.rms:.4g}, max {rep.max_abs:.4g} {unit} -> {dest}"
     )
+
+
+@devices.command()
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False), default="netlists/devices", show_default=True, help="Folder."
+)
+@friendly
+def export(output):
+    """Write every bundled device model as an ngspice .subckt with an area parameter (one .lib each)."""
+    from anasim.library import export_devices
+
+    for path in export_devices(output):
+        click.echo(f"wrote {path}")

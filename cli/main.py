@@ -8,7 +8,7 @@ import click
 
 from anasim import __version__
 
-from . import compile, devices, info, simulate, train
+from . import compile, devices, info, report, simulate, train
 
 _default_show = warnings.showwarning
 
@@ -36,3 +36,4 @@ cli.add_command(train.train)
 cli.add_command(info.info)
 cli.add_command(compile.compile_)
 cli.add_command(simulate.simulate)
+cli.add_command(report.report)

@@ -38,3 +38,24 @@ def digits_model(tmp_path_factory):
     cfg = {"arch": "tdkan", "dims": [64, 16, 10], "bases": ["a21", "z21"], "norm": "batch", "in_gain": 0.25}
     train(cfg, "digits", TrainOptions(epochs=25, lr=1e-2, patience=25, progress=False), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory):
+    """Result files of the committed netlists/examples checkpoints, for the report tests:
+    simulate --json and --mc 3 of the digits TD-KAN, simulate --json of the KirchhoffNet."""
+    from click.testing import CliRunner
+
+    from anasim_cli.main import cli
+
+    d = tmp_path_factory.mktemp("results")
+    examples = REPO / "netlists" / "examples"
+    tdkan, kn = examples / "digits_tdkan.pt", examples / "friedman_kirchhoffnet.pt"
+    for args in (
+        ("simulate", tdkan, "--samples", 60, "--json", d / "sim.json"),
+        ("simulate", tdkan, "--samples", 30, "--mc", 3, "--vary", "area=0.05", "--json", d / "mc.json"),
+        ("simulate", kn, "--samples", 4, "--json", d / "kn.json"),
+    ):
+        res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    return d

@@ -25,13 +25,16 @@ from .ir import (
     BSource,
     Capacitor,
     Circuit,
+    Curve,
     Device,
     ISource,
     OpAmp,
     Resistor,
     VSource,
+    check_expr,
     comment_text,
     file_name,
+    ident,
     num,
 )
 from .stimulus import Dc, InitialState, RawFile, Run, SampleSweep, TimeSequence, Tran, WrData
@@ -159,3 +162,16 @@ def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run 
     elif dest is not None:
         dest.write(text)
     return text
+
+
+def subckt(name: str, curve: Curve, comments=()) -> str:
+    """A two-terminal device as a library subcircuit: ``X<inst> anode cathode <name> area=A`` draws
+    ``area * amps_per_unit * I(V(anode, cathode))`` from anode to cathode; the curve is a .func
+    local to the subcircuit, as in the decks anasim writes."""
+    ident(name)
+    ident(curve.name)
+    check_expr(curve.body, f"curve {curve.name}")
+    lines = [*(f"* {comment_text(c)}" for c in comments), f".subckt {name} a k area=1"]
+    lines += [f".func {curve_func(curve.name)}(x) {{{curve.body}}}"]
+    lines += [f"B1 a k I={{area*{num(curve.amps_per_unit)}}}*{curve_func(curve.name)}(V(a,k))", f".ends {name}"]
+    return "\n".join(lines) + "\n"

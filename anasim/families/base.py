@@ -70,6 +70,8 @@ class Family:
     prepare: Callable = lambda config, data: config  # train: sizes or layout taken from the data
     devices: Callable = lambda config: list(config.get("bases", []))  # device names a config uses
     analyses: tuple[str, ...] = ("dc", "tran")
+    # (model, z [B, in], options, run_dir) -> arrays of node voltages over time, ngspice and reference
+    trajectories: Callable | None = None
 
 
 def option_names(family: Family) -> set[str]:

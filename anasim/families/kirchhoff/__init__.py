@@ -13,7 +13,7 @@ from ...errors import AnasimError
 from ..base import Deck, Family
 from .lower import RELTOL, layer_run, lower_layer, replicate
 from .model import KirchhoffNet, build
-from .run import reference, simulate
+from .run import reference, simulate, trajectories
 
 
 @dataclass(frozen=True)
@@ -97,4 +97,5 @@ FAMILY = Family(
     prepare=prepare,
     devices=lambda config: [],
     analyses=("tran",),
+    trajectories=trajectories,
 )

@@ -156,3 +156,29 @@ def reference(model: KirchhoffNet, z: torch.Tensor):
             return ref, failed
     finally:
         model.rtol, model.atol = saved
+
+
+def trajectories(model: KirchhoffNet, z: torch.Tensor, opts, work: Path, points: int = 41) -> dict:
+    """Node voltages over the first layer for a few samples, for the report's trajectory plot:
+    ngspice at its own time points (``traj_t_spice`` [T] in model time units, ``traj_v_spice``
+    [T, B, N]) and torchdiffeq at ``points`` even times (``traj_t_ref``, ``traj_v_ref`` [S, B, N])."""
+    layer, a = model.layers[0], opts.scale_a
+    v0 = model.initial_state(z.double())
+    stop = model.period * a
+    circuit = replicate(lower_layer(layer, a), len(v0))
+    run_deck(netlist(circuit, run=layer_run(circuit, v0.numpy(), stop, "out.txt", opts.reltol)), work, "out.txt")
+    table = read_wrdata(work / "out.txt", len(circuit.outputs))
+    saved = model.rtol, model.atol
+    model.rtol, model.atol = REF_TOL
+    try:
+        with torch.no_grad():
+            t_ref, v_ref = model.trajectory(z.double(), points)[0]
+    finally:
+        model.rtol, model.atol = saved
+    n = layer.num_nodes
+    return {
+        "traj_t_spice": table[:, 0] / a,
+        "traj_v_spice": table[:, 1:].reshape(len(table), len(v0), n),
+        "traj_t_ref": t_ref.numpy(),
+        "traj_v_ref": v_ref.numpy()[:, :, 1:],
+    }

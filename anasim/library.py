@@ -1,0 +1,140 @@
+"""The top-level ``netlists/`` folder: the device models as an ngspice library, and golden examples.
+
+``export_devices`` writes one ``.subckt`` per bundled device model (``anasim devices export``),
+from the same curve text the compiler puts in every deck. ``build_examples`` compiles the small
+committed checkpoints of ``EXAMPLES`` with their stimulus, runs each deck with bare ``ngspice -b``
+and keeps its output beside it as the expected result (``make netlists``); the tests re-run the
+decks against those files and recompile the checkpoints byte for byte.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .circuit.ir import Curve
+from .circuit.netlist import subckt
+from .devices import DeviceModel, _bundled
+from .errors import AnasimError
+from .sim.ngspice import ngspice_path
+
+
+def subckt_name(d: DeviceModel) -> str:
+    """cmtd_<name> for the cold-metal tunnel diodes (the device class in the name, as designers
+    look for it in a library), the model's own name for the others (rtd, emosfet, ...)."""
+    return f"cmtd_{d.name}" if d.description.startswith("cold-metal tunnel diode") else d.name
+
+
+def device_library(d: DeviceModel) -> str:
+    err = d.provenance.get("fit_error", {})
+    comments = [
+        f"{subckt_name(d)}: {d.description}",
+        f"anasim device model {d.name} (fit {d.fit_hash}, {d.provenance.get('fit_method')}, "
+        f"RMS {err.get('rms', 0):.3g} {d.unit}), written by anasim devices export",
+        f"operating range {d.v_range[0]:g}..{d.v_range[1]:g} V; pwl tables are flat beyond their end points",
+        f"I(anode -> cathode) = area * {d.amps_per_unit:g} A * I_{d.unit}(V(a, k)); area in unit-area devices",
+        f"usage: .include {subckt_name(d)}.lib  then  Xd anode cathode {subckt_name(d)} area=2.5",
+    ]
+    return subckt(subckt_name(d), Curve(d.name, d.spice_current("x"), d.amps_per_unit), comments)
+
+
+def export_devices(folder) -> list[Path]:
+    """``<subckt>.lib`` for every bundled device model in ``folder``."""
+    folder = Path(folder)
+    paths = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for d in _bundled().values():
+            path = folder / f"{subckt_name(d)}.lib"
+            path.write_text(device_library(d))
+            paths.append(path)
+    except OSError as exc:
+        raise AnasimError(f"{folder}: cannot write the device library: {exc.strerror or exc}") from None
+    return paths
+
+
+@dataclass(frozen=True)
+class Example:
+    """A committed checkpoint (trained by ``train`` if missing), compiled with ``stimulus`` samples."""
+
+    name: str
+    train: tuple[str, ...]
+    stimulus: int
+    output: str  # the data file the deck writes (wrdata), kept as <name>.expected.txt
+
+
+EXAMPLES = (
+    Example(
+        "digits_tdkan",
+        ("--dataset", "digits", "--dims", "64,4,10", "--bases", "a21,z21", "--epochs", "30", "--seed", "0"),
+        4,
+        "digits_tdkan_outputs.txt",
+    ),
+    Example(
+        "digits_mlp",
+        ("--arch", "mlp", "--activation", "rtd", "--dataset", "digits", "--dims", "64,8,10", "--epochs", "30"),
+        4,
+        "digits_mlp_outputs.txt",
+    ),
+    Example(
+        "friedman_kirchhoffnet",
+        ("--arch", "kirchhoffnet", "--dataset", "friedman", "--nodes", "7", "--repeat", "2", "--branch", "relu",
+         "--epochs", "3", "--lr", "1e-2", "--train-tol", "1e-5"),
+        3,
+        "friedman_kirchhoffnet_layer0_voltages.txt",
+    ),
+)  # fmt: skip
+
+
+def compile_example(ex: Example, folder: Path, out: Path) -> Path:
+    """Compile ``folder/<name>.pt`` into ``out/<name>.cir`` with its stimulus (default options)."""
+    from .pipeline import compile_network, load
+
+    paths, _ = compile_network(load(folder / f"{ex.name}.pt"), out / f"{ex.name}.cir", {}, ex.stimulus)
+    if len(paths) != 1:
+        raise AnasimError(f"example {ex.name}: {len(paths)} decks; the examples are one deck each")
+    return paths[0]
+
+
+def run_example(deck: Path, ex: Example) -> Path:
+    """Run ``deck`` with bare ``ngspice -b`` in its folder; the data file it wrote."""
+    proc = subprocess.run([ngspice_path(), "-b", deck.name], cwd=deck.parent, capture_output=True, text=True)
+    data = deck.parent / ex.output
+    if proc.returncode != 0 or not data.is_file():
+        raise AnasimError(f"ngspice -b {deck} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return data
+
+
+def build_examples(folder) -> list[Path]:
+    """Train missing checkpoints, compile every example and record its expected outputs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ex in EXAMPLES:
+        ckpt = folder / f"{ex.name}.pt"
+        if not ckpt.exists():
+            anasim = shutil.which("anasim", path=str(Path(sys.executable).parent)) or "anasim"
+            cmd = [anasim, "train", *ex.train, "--threads", "1", "-o", str(ckpt)]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        deck = compile_example(ex, folder, folder)
+        data = run_example(deck, ex)
+        expected = folder / f"{ex.name}.expected.txt"
+        data.replace(expected)
+        written += [ckpt, deck, expected]
+    return written
+
+
+def main(argv: list[str]) -> None:
+    """``python -m anasim.library DIR``: export the devices to DIR/devices, examples to DIR/examples."""
+    root = Path(argv[0] if argv else "netlists")
+    for path in export_devices(root / "devices") + build_examples(root / "examples"):
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    print(f"anasim {__version__}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
