@@ -76,11 +76,20 @@ def model(name: str) -> Path:
     return ckpt
 
 
-def mc(name: str, tag: str, args: list[str]) -> tuple[dict, list[dict], float]:
-    """A fresh Monte Carlo of checkpoint ``name``: (summary, rows, wall seconds)."""
+def mc(name: str, tag: str, args: list[str], reuse: bool = False) -> tuple[dict, list[dict], float | None]:
+    """A fresh Monte Carlo of checkpoint ``name``: (summary, rows, wall seconds). With ``reuse``, a
+    finished run of the same command is read back instead (wall None): figures, not timings."""
     out = RUNS / f"{tag}.json"
-    shutil.rmtree(out.with_suffix(".mc"), ignore_errors=True)
-    wall = anasim(["simulate", model(name), "--json", out, *args])
+    cmd = ["simulate", model(name), "--json", out, *args]
+    done = out.with_name(out.name + ".cmd")
+    if reuse and out.exists() and done.exists() and done.read_text().strip() == " ".join(map(str, cmd)):
+        print("$ (reused) anasim", done.read_text().strip(), flush=True)
+        COMMANDS.append(("anasim " + done.read_text().strip()).replace(str(RUNS) + "/", ""))
+        wall = None
+    else:
+        shutil.rmtree(out.with_suffix(".mc"), ignore_errors=True)
+        wall = anasim(cmd)
+        done.write_text(" ".join(map(str, cmd)))
     rows = [json.loads(line) for line in (out.with_suffix(".mc") / "rows.jsonl").read_text().splitlines()]
     return json.loads(out.read_text()), rows, wall
 
@@ -175,9 +184,10 @@ def band(s: dict, key: str) -> dict:
     return out | {"realizations": [1] + [p["realizations"] for p in s["points"]]}
 
 
-def curve(name, variation, sigmas, n, samples, extra=(), opts=None) -> dict:
+def curve(name, variation, sigmas, n, samples, extra=(), opts=None, reuse=False) -> dict:
     tag = f"{name}_{variation}"
-    s, rows, wall = mc(name, tag, ["--mc", n, "--sweep", sweep_of(variation, sigmas), "--samples", samples, *extra])
+    args = ["--mc", n, "--sweep", sweep_of(variation, sigmas), "--samples", samples, *extra]
+    s, rows, wall = mc(name, tag, args, reuse)
     ref = np.load(RUNS / f"{tag}.mc" / "reference.npz")
     x, target = torch.as_tensor(ref["x"]), ref["target"]
     out = {"command": COMMANDS[-1], "wall_s": wall, "reference_accuracy": s["reference_accuracy"],
@@ -200,19 +210,21 @@ def plot(ax, c: dict, label: str, color: str, key="accuracy"):
                     label=f"{label}: worst..best")  # fmt: skip
 
 
-def figures(quick: bool) -> dict:
+def figures(quick: bool, reuse: bool = False) -> dict:
     n = 4 if quick else 40
     res = {}
-    res["digits_area"] = curve("digits", "area", SIGMAS, n, 360)
-    res["digits_iv_scale"] = curve("digits", "iv-scale", SIGMAS, n, 360)
-    res["digits_noise_area"] = curve("digits-noise", "area", SIGMAS, n, 360)
+    res["digits_area"] = curve("digits", "area", SIGMAS, n, 360, reuse=reuse)
+    res["digits_iv_scale"] = curve("digits", "iv-scale", SIGMAS, n, 360, reuse=reuse)
+    res["digits_noise_area"] = curve("digits-noise", "area", SIGMAS, n, 360, reuse=reuse)
     fs = (0, 0.05, 0.1, 0.2, 0.46)
     extra = ["--mapping", "shared"]
     res["fashion_area"] = curve(
-        "fashion", "area", fs, 2 if quick else 6, 300, extra, TdkanOptions(mapping="shared"), 50
+        "fashion", "area", fs, 2 if quick else 6, 300, extra, TdkanOptions(mapping="shared"), reuse
     )
     ks = (0, 0.02, 0.05, 0.1, 0.2)
-    s, rows, wall = mc("kn", "kn_cap", ["--mc", 2 if quick else 10, "--sweep", sweep_of("cap", ks), "--samples", 100])
+    s, rows, wall = mc(
+        "kn", "kn_cap", ["--mc", 2 if quick else 10, "--sweep", sweep_of("cap", ks), "--samples", 100], reuse
+    )
     res["kn_cap"] = {"command": COMMANDS[-1], "wall_s": wall, "reference_loss": s["reference_loss"],
                      "nominal_loss": s["nominal_loss"], "sigmas": list(ks), **band(s, "loss")}  # fmt: skip
     for tag, title, curves in (
@@ -262,7 +274,8 @@ def main(argv: list[str]) -> None:
     res = json.loads(path.read_text()) if path.exists() else {}
     for part in parts:
         COMMANDS.clear()
-        res[part] = (speed if part == "speed" else figures)(quick) | {"commands": list(COMMANDS)}
+        done = speed(quick) if part == "speed" else figures(quick, "--reuse" in argv)
+        res[part] = done | {"commands": list(COMMANDS)}
         path.write_text(json.dumps(res, indent=1) + "\n")
 
 
