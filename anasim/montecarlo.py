@@ -29,11 +29,14 @@ from .families import FAMILIES, SimSettings
 from .fanout import WorkerLost, run_tasks
 from .metrics import Comparison
 from .progress import Progress
+from .sim.ngspice import ngspice_version
+from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
 # Samples per ngspice run in every realization, whatever the workers: one run for 1,000 samples
 # (parse and set-up once; a [196,64,10] realization takes 6% less than two runs of 500)
 CHUNK = 1000
+FORMAT = "anasim-montecarlo/1"  # of the summary JSON: what `anasim report` checks
 PLURAL = {"accuracy": "accuracies", "loss": "losses"}
 TIMES = ("ngspice_s", "ngspice_elapsed_s")  # ngspice's analysis time and its whole run, summed over its runs
 
@@ -286,7 +289,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         interrupted = True
     finally:
         bar.close()
-    head = {"checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__, "results": str(folder)}
+    head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
+    head |= {"results": str(folder), "environment": environment(ngspice_version(), {"monte_carlo": mc.seed})}
     head |= reference_head(data.task, ref, target, folder, nominal_file)
     summary = summarize(rows, record, head | {"partial": interrupted or len(rows) < total}, data.task, points)
     _write_json(json_out, summary)

@@ -359,6 +359,9 @@ def test_sweep_and_kirchhoffnet_variations(tmp_path):
     assert [p["sigmas"] for p in s["points"]] == [{"cap": 0.0}, {"cap": 0.1}]
     assert s["points"][0]["losses"] == [s["nominal_loss"]] * 2  # sigma 0 is the nominal circuit
     assert s["points"][1]["losses"] != s["points"][0]["losses"]
+    # what the report checks and shows: the format version and the environment of the run
+    assert s["format"] == "anasim-montecarlo/1" and s["environment"]["ngspice"].startswith("ngspice")
+    assert s["environment"]["seeds"] == {"monte_carlo": 1}
     with pytest.raises(AnasimError, match="--vary area applies to tdkan, mlp models, not kirchhoffnet"):
         monte_carlo(load(KN), MonteCarlo(1, (("area", 0.1),)), samples=2, json_out=tmp_path / "x.json")
 

@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import AnasimError
 from ..results import FORMAT as SIM_FORMAT
 
-# The Monte Carlo summary has no "format" field yet (its writer, anasim/montecarlo.py, is being
-# reworked); it is recognized by "kind": "monte-carlo", and a future format field is checked here.
+# Monte Carlo summaries carry "format" since anasim-montecarlo/1; earlier ones (same fields, no
+# environment) are recognized by "kind": "monte-carlo" and still read.
 MC_FORMAT = "anasim-montecarlo/1"
 
 

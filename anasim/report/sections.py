@@ -341,11 +341,14 @@ def environment_section(doc: Doc, res: Results) -> None:
             ]
         )
     for m in res.mcs:
-        s = m.summary
-        # the Monte Carlo summary records its anasim version and seed only (see the report's notes)
-        rows.append([m.path.name, s.get("anasim", "-"), "-", "-", "-", f"monte carlo {s['settings'].get('seed')}"])
+        s, e = m.summary, m.summary.get("environment", {})  # summaries before anasim-montecarlo/1 have none
+        seeds = f"monte carlo {s['settings'].get('seed')}"
+        rows.append([m.path.name, s.get("anasim", "-"), e.get("ngspice", "-"), e.get("git_commit") or "-",
+                     e.get("date", "-"), seeds])  # fmt: skip
     doc.table(["results", "anasim", "ngspice", "git commit", "date (UTC)", "seeds"], rows)
-    commands = [f"{r.path.name}: {r.data['environment']['command']}" for r in res.sims if "environment" in r.data]
+    commands = [f"{r.path.name}: {r.data['environment']['command']}" for r in res.sims if "environment" in r.data] + [
+        f"{m.path.name}: {m.summary['environment']['command']}" for m in res.mcs if "environment" in m.summary
+    ]
     if commands:
         doc.p("Command lines:")
         doc.pre("\n".join(commands))
