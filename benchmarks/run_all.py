@@ -1,10 +1,11 @@
-"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet)."""
+"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo)."""
 
 import accuracy
 import fidelity
 import kirchhoff
 import kirchhoff_digits
 import kirchhoff_table1
+import montecarlo
 import speed
 
 if __name__ == "__main__":
@@ -15,3 +16,4 @@ if __name__ == "__main__":
     kirchhoff_table1.main([])
     kirchhoff_table1.main(["--dataset", "diabetes"])
     kirchhoff_digits.main([])
+    montecarlo.main(["speed", "--full", "figures"])
