@@ -38,6 +38,8 @@ from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 CHUNK = 1000
 FORMAT = "anasim-montecarlo/1"  # of the summary JSON: what `anasim report` checks
 PLURAL = {"accuracy": "accuracies", "loss": "losses"}
+COEFFICIENT_LIKE = ("area", "iv-scale", "coeff")
+TORCH_STREAM = 0x746F7263  # "torc": the torch draws of realization r never reuse the circuit's stream
 TIMES = ("ngspice_s", "ngspice_elapsed_s")  # ngspice's analysis time and its whole run, summed over its runs
 
 
@@ -107,7 +109,21 @@ def realize(ctx: Context, task: Task) -> dict:
         return {"error": str(exc).splitlines()[0], "wall_s": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
     times = {"ngspice_s": res.rusage.get("analysis_s"), "ngspice_elapsed_s": res.rusage.get("elapsed_s")}
-    return {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
+    out = {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
+    sigma = coefficient_sigma(task.sigmas)
+    if task.point >= 0 and family.eq6 is not None and sigma is not None:
+        # the software Monte Carlo beside it: eq. 6 at the same sigma, its own seeded stream
+        dist = task.dist if dict(task.sigmas).get("coeff") else "gauss"
+        twin = family.eq6(ctx.model, sigma, [task.seed, task.index, TORCH_STREAM], dist)
+        out["torch_outputs"] = family.reference(twin, ctx.z)[0]
+    return out
+
+
+def coefficient_sigma(sigmas) -> float | None:
+    """The sigma of the one variation that scales coefficients (area, iv-scale or coeff), if
+    exactly one is nonzero: the point's torch eq. 6 curve uses it."""
+    found = [v for k, v in sigmas if k in COEFFICIENT_LIKE and v > 0]
+    return found[0] if len(found) == 1 else None
 
 
 def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, settings: SimSettings) -> dict:
@@ -192,6 +208,11 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
             if task_kind != "regression":
                 s["mean_agreement"] = float(np.mean([r["agreement"] for r in mine if r.get("agreement") is not None]))
         s[PLURAL[key]] = vals.tolist()
+        eq6 = np.array([r[f"torch_eq6_{key}"] for r in mine if r.get(f"torch_eq6_{key}") is not None], dtype=float)
+        if len(eq6):  # torch with eq. 6 noise at the point's coefficient sigma, as many draws
+            s["torch_eq6"] = {"sigma": coefficient_sigma(sigmas), f"mean_{key}": float(eq6.mean()),
+                              f"worst_{key}": float(worst(eq6)), f"best_{key}": float(max(eq6) if worst is min else min(eq6)),
+                              PLURAL[key]: eq6.tolist()}  # fmt: skip
         per.append(s)
     out = {"kind": "monte-carlo", **head, "settings": record, "points": per}
     if len(per) == 1:
@@ -268,6 +289,9 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                 else:
                     np.save(folder / "outputs" / f"p{task.point}_r{task.index:05d}.npy", res["outputs"])
                     row |= row_metrics(data.task, ref, res["outputs"], target, res["failed"])
+                    if "torch_outputs" in res:  # the torch eq. 6 model of the same realization
+                        m = Comparison(data.task, ref, res["torch_outputs"], target).metrics()
+                        row[f"torch_eq6_{key}"] = m.get(f"circuit_{key}")
                     if res["failed"]:
                         first = min(res["failed"])
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"

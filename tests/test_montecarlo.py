@@ -4,6 +4,7 @@ Dask, Ctrl-C or a killed worker. The ngspice tests use the small fixed checkpoin
 equivalence benchmark (100 digits samples at most) to stay fast.
 """
 
+import copy
 import json
 import os
 import signal
@@ -164,6 +165,27 @@ def test_a_worker_lowers_the_network_once(tdkan, tmp_path, monkeypatch):
     monkeypatch.setattr(tdkan_family, "lower_stages", lambda *a: calls.append(1) or real(*a))
     s = monte_carlo(tdkan, MonteCarlo(3, (("area", 0.1),)), samples=10, json_out=tmp_path / "m.json", workers=1)
     assert s["realizations"] == 3 and len(calls) == 1
+
+
+def test_each_realization_has_its_torch_eq6_companion(tdkan, tmp_path):
+    """Beside each circuit realization, torch with eq. 6 at the point's coefficient sigma:
+    every coefficient times 1 + N(0, sigma^2) from the realization's own torch stream."""
+    from anasim.montecarlo import TORCH_STREAM
+
+    mc = MonteCarlo(3, (("opamp-offset", 1e-3),), ("area", (0.0, 0.2)), seed=2)
+    s = monte_carlo(tdkan, mc, samples=40, json_out=tmp_path / "m.json", workers=1)
+    assert "torch_eq6" not in s["points"][0]  # sigma 0: no coefficient noise to show
+    t = s["points"][1]["torch_eq6"]
+    data = np.load(tmp_path / "m.mc" / "reference.npz")
+    for r in range(3):
+        rng, twin = np.random.default_rng([2, r, TORCH_STREAM]), copy.deepcopy(tdkan.model)
+        with torch.no_grad():
+            for layer in twin.layers:
+                layer.coeffs *= torch.as_tensor(1 + 0.2 * rng.standard_normal(tuple(layer.coeffs.shape)))
+            acc = float((twin(torch.as_tensor(data["x"])).argmax(1).numpy() == data["target"]).mean())
+        assert t["accuracies"][r] == acc  # exact: the same draws, the same forward pass
+    assert t["sigma"] == 0.2 and t["worst_accuracy"] == min(t["accuracies"])
+    assert t["accuracies"] != [s["reference_accuracy"]] * 3  # it did vary
 
 
 def test_offset_and_finite_gain_on_a_2x2_crossbar_by_hand(tmp_path):

@@ -35,6 +35,7 @@ def test_report_writes_markdown_and_self_contained_html(results, tmp_path):
         assert heading in md
     assert "| sim.json" in res.output  # the comparison table is printed for the CI log
     assert "64 rows x 8 columns" in md  # crossbar of layer 0: 64 inputs, 4 differential output pairs
+    assert "| area=0.05, torch eq. 6 (sigma 0.05) | mean " in md  # the software Monte Carlo beside the circuit
     page = (tmp_path / "rep" / "report.html").read_text()
     assert not re.search(r"(src|href)=\"(?!data:)", page), "the page must not load anything from outside"
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)

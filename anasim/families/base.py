@@ -72,6 +72,8 @@ class Family:
     analyses: tuple[str, ...] = ("dc", "tran")
     # (model, z [B, in], options, run_dir) -> arrays of node voltages over time, ngspice and reference
     trajectories: Callable | None = None
+    # Monte Carlo: (model, sigma, seed, dist) -> the model with eq. 6 coefficient noise (TD-KAN only)
+    eq6: Callable | None = None
 
 
 def option_names(family: Family) -> set[str]:

@@ -99,8 +99,8 @@ def mc_histogram(values: np.ndarray, key: str, reference, nominal, title: str) -
 
 
 def mc_sigma(points: list[dict], key: str, reference, title: str, xlabel: str) -> bytes:
-    """Mean against sigma with the worst-best band; the torch reference as a line (the Monte Carlo
-    summary records the unvaried torch figure only)."""
+    """Mean against sigma with the worst-best band; the torch reference as a line, and where the
+    summary holds it (TD-KAN) torch with the paper's eq. 6 noise at each sigma, its band in grey."""
     plt = _plt()
     scale, unit = (100.0, "%") if key == "accuracy" else (1.0, "MSE")
     pts = sorted(points, key=lambda p: p["sigma"])
@@ -111,6 +111,12 @@ def mc_sigma(points: list[dict], key: str, reference, title: str, xlabel: str) -
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     ax.fill_between(s, worst, best, color="C0", alpha=0.2, label="worst .. best realization")
     ax.plot(s, mean, "o-", color="C0", label="circuit, mean")
+    eq6 = [p for p in pts if "torch" in p]
+    if eq6:
+        ts = [p["sigma"] for p in eq6]
+        band = [np.array([p["torch"][f"{w}_{key}"] for p in eq6]) * scale for w in ("worst", "best", "mean")]
+        ax.fill_between(ts, band[0], band[1], color="0.5", alpha=0.15, label="torch eq. 6: worst .. best")
+        ax.plot(ts, band[2], "s--", color="0.35", ms=4, label="torch eq. 6 (same sigma), mean")
     if reference is not None:
         ax.axhline(reference * scale, color="k", ls="--", label="torch reference (no variation)")
     ax.set_xlabel(xlabel)

@@ -215,6 +215,10 @@ def mc_section(doc: Doc, res: Results) -> None:
                     + (f", {len(p['failed'])} failed" if p["failed"] else ""),
                 ]
             )
+            if "torch_eq6" in p:  # the software Monte Carlo at the same sigma, as many draws
+                t = p["torch_eq6"]
+                rows.append([f"{label}, torch eq. 6 (sigma {t['sigma']:g})",
+                             f"mean {fmt(t[f'mean_{key}'])}, worst {fmt(t[f'worst_{key}'])}, best {fmt(t[f'best_{key}'])}"])  # fmt: skip
             vals = np.array(p.get("accuracies" if key == "accuracy" else "losses", []), dtype=float)
             title = f"Monte Carlo {label}: {key} per realization"
             hist = figures.mc_histogram(vals, key, s.get(f"reference_{key}"), s.get(f"nominal_{key}"), title)
@@ -222,7 +226,8 @@ def mc_section(doc: Doc, res: Results) -> None:
             if len(p["sigmas"]) == 1:
                 ((name, sigma),) = p["sigmas"].items()
                 stats = {k: p[k] for k in p if k.startswith(("mean_", "worst_", "best_"))}
-                curve.append({"name": name, "sigma": sigma, **stats})
+                torch_eq6 = {"torch": p["torch_eq6"]} if "torch_eq6" in p else {}  # TD-KAN: eq. 6 in software
+                curve.append({"name": name, "sigma": sigma, **stats, **torch_eq6})
         doc.table(["", key], rows)
         for fig in hists:
             doc.fig(*fig)
@@ -232,8 +237,11 @@ def mc_section(doc: Doc, res: Results) -> None:
     (name,) = names
     first = res.mcs[0].summary
     nominal = first.get(f"nominal_{key}")
-    if nominal is not None:  # the nominal circuit is the sigma = 0 point
-        curve.append({"name": name, "sigma": 0.0, **{f"{w}_{key}": nominal for w in ("mean", "worst", "best")}})
+    if nominal is not None:  # the nominal circuit is the sigma = 0 point, where torch is the reference
+        zero = {"name": name, "sigma": 0.0, **{f"{w}_{key}": nominal for w in ("mean", "worst", "best")}}
+        if any("torch" in c for c in curve) and first.get(f"reference_{key}") is not None:
+            zero["torch"] = {f"{w}_{key}": first[f"reference_{key}"] for w in ("mean", "worst", "best")}
+        curve.append(zero)
     title = f"Monte Carlo: {key} against sigma ({name})"
     png = figures.mc_sigma(curve, key, first.get(f"reference_{key}"), title, _sigma_label(name))
     doc.fig("mc_sigma", f"{key} against sigma of {name}: mean with the worst-best band", png)

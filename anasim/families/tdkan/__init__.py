@@ -7,7 +7,7 @@ import torch
 from .. import crossbar
 from ..base import Family, SimSettings
 from .lower import lower, lower_stages
-from .model import TDKAN, build
+from .model import TDKAN, build, eq6_twin
 from .options import TdkanOptions
 
 
@@ -57,4 +57,5 @@ FAMILY = Family(
     simulate=simulate,
     compile=compile_,
     describe=describe,
+    eq6=eq6_twin,
 )

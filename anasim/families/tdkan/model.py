@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -135,4 +136,19 @@ def scale_coefficients(model: TDKAN, factors: dict[tuple[int, int, int, int], fl
     with torch.no_grad():
         for (li, i, j, k), f in factors.items():
             twin.layers[li].coeffs[i, j, k] *= f
+    return twin
+
+
+def eq6_twin(model: TDKAN, sigma: float, seed, dist: str = "gauss") -> TDKAN:
+    """A copy of ``model`` whose every coefficient is multiplied by 1 + delta, the paper's eq. 6
+    in software, delta drawn by ``variations.eq6`` from ``np.random.default_rng(seed)``: the torch
+    Monte Carlo a circuit realization is shown beside."""
+    from ...variations import eq6
+
+    rng = np.random.default_rng(seed)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in twin.layers:
+            f = eq6(rng, sigma, layer.coeffs.numel(), dist).reshape(tuple(layer.coeffs.shape))  # [in, out, K]
+            layer.coeffs *= torch.as_tensor(f, dtype=layer.coeffs.dtype)
     return twin
