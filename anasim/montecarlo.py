@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import __version__
 from .errors import AnasimError, Interrupted
@@ -115,7 +116,12 @@ def realize(ctx: Context, task: Task) -> dict:
         # the software Monte Carlo beside it: eq. 6 at the same sigma, its own seeded stream
         dist = task.dist if dict(task.sigmas).get("coeff") else "gauss"
         twin = family.eq6(ctx.model, sigma, [task.seed, task.index, TORCH_STREAM], dist)
-        out["torch_outputs"] = family.reference(twin, ctx.z)[0]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a realization is one core's work: workers must not fight over cores
+        try:
+            out["torch_outputs"] = family.reference(twin, ctx.z)[0]
+        finally:
+            torch.set_num_threads(threads)
     return out
 
 
