@@ -52,7 +52,9 @@ def main(argv=None) -> dict:
     net = load(CKPT)
     rows = []
     print(f"{CKPT.name}, {args.samples} test samples: circuit vs torchdiffeq max error / output range")
-    print(f"{'a':>7}  {'chgtol (anasim)':>15}  {'default chgtol':>14}  {'ratio':>6}  {'scaled chgtol':>13}  {'ratio':>6}")
+    print(
+        f"{'a':>7}  {'chgtol (anasim)':>15}  {'default chgtol':>14}  {'ratio':>6}  {'scaled chgtol':>13}  {'ratio':>6}"
+    )
     for a in SCALES:
         row = {
             "scale_a": a,
