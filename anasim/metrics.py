@@ -15,15 +15,32 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Bounds:
-    """Plausible operating points, until supply rails (issue 7) make others impossible: outputs
-    of op-amps on +-15 V rails span at most 30 V, and a 5 W static power per inference is far
-    above any network anasim builds when it works (the digits demo draws 75 mW)."""
+    """Plausible results. Operating points, until supply rails (issue 7) make others impossible:
+    outputs of op-amps on +-15 V rails span at most 30 V, and a 5 W static power per inference is
+    far above any network anasim builds when it works (the digits demo draws 75 mW). Accuracy: a
+    run can finish with wrong outputs (issue 13: KirchhoffNets with large thetas ended 3e-2 to
+    9e-2 of the range off and exited 0), so a sample whose circuit output is further than
+    ``max_error_rel_range`` of the reference's output range from the reference is flagged;
+    working KirchhoffNet decks measure 1e-5 to 1e-4 of the range, well inside 1e-3."""
 
     max_output_range_v: float = 30.0
     max_power_w: float = 5.0
+    max_error_rel_range: float = 1e-3
 
-    def flags(self, circuit: np.ndarray, info: dict) -> list[str]:
-        """What is implausible in the circuit outputs [N, out] and the run's ``info``."""
+    def error_samples(self, circuit: np.ndarray, reference: np.ndarray) -> list[int]:
+        """Samples (rows of [N, out]) whose max output error exceeds the tolerance; rows where
+        either side failed (NaN) are the failed samples' business, not this flag's."""
+        ok = np.isfinite(circuit).all(axis=1) & np.isfinite(reference).all(axis=1)
+        if not ok.any():
+            return []
+        span = float(np.ptp(reference[ok])) or 1.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            err = np.abs(circuit - reference).max(axis=1) / span
+        return np.flatnonzero(ok & (err > self.max_error_rel_range)).tolist()
+
+    def flags(self, circuit: np.ndarray, info: dict, reference: np.ndarray | None = None) -> list[str]:
+        """What is implausible in the circuit outputs [N, out] (against ``reference``, if given)
+        and the run's ``info``."""
         found = []
         ok = np.isfinite(circuit).all(axis=1)
         span = float(np.ptp(circuit[ok])) if ok.any() else 0.0
@@ -32,7 +49,19 @@ class Bounds:
         power = info.get("static_power_w", {}).get("max")
         if power is not None and power > self.max_power_w:
             found.append(f"static power {power:.4g} W per inference > {self.max_power_w:g} W")
+        bad = [] if reference is None else self.error_samples(circuit, reference)
+        if bad:
+            more = f" and {len(bad) - ERROR_SAMPLES_NAMED} more" if len(bad) > ERROR_SAMPLES_NAMED else ""
+            named = ", ".join(map(str, bad[:ERROR_SAMPLES_NAMED]))
+            found.append(
+                f"{len(bad)} of {len(circuit)} samples differ from the reference by more than "
+                f"{self.max_error_rel_range:g} of the output range: sample{'s' if len(bad) > 1 else ''} {named}{more}"
+            )
         return found
+
+
+# samples a max-error flag names in its one line (the JSON lists them all)
+ERROR_SAMPLES_NAMED = 5
 
 
 @dataclass
@@ -81,8 +110,15 @@ class Comparison:
         }
 
     def plausibility(self) -> dict:
-        flags = self.bounds.flags(self.circuit, self.info)
-        return {"plausible": not flags, "flags": flags, "bounds": asdict(self.bounds)}
+        flags = self.bounds.flags(self.circuit, self.info, self.reference)
+        bad = self.bounds.error_samples(self.circuit, self.reference)
+        return {
+            "plausible": not flags,
+            "flags": flags,
+            "bounds": asdict(self.bounds),
+            "error_flagged": len(bad),  # samples beyond max_error_rel_range
+            "error_flagged_samples": bad,
+        }
 
     def rows(self) -> list[tuple[str, str]]:
         """The console table: label, value."""

@@ -11,6 +11,9 @@ import click
 from ._hw import given, hw_options
 from ._util import friendly, table
 
+# --strict's exit status for a flagged result: not 1 (an error) or 2 (a usage error), so a script can tell them apart
+STRICT_EXIT = 3
+
 
 def _list_variations(ctx, param, value):
     if not value or ctx.resilient_parsing:
@@ -63,6 +66,18 @@ def _list_variations(ctx, param, value):
     show_default=True,
     help="tran: flag a static power per inference above this many watts as implausible.",
 )
+@click.option(
+    "--max-error",
+    type=click.FloatRange(0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Flag samples whose circuit output is further from the reference than this fraction of the output range.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit with status {STRICT_EXIT} (after writing --json) when a result is flagged (range, power, max error).",
+)
 @click.option("--mc", type=click.IntRange(1), help="Monte Carlo: this many realizations of the varied circuit.")
 @click.option("--vary", multiple=True, metavar="NAME=SIGMA", help="Monte Carlo: a variation and its sigma (repeat).")
 @click.option("--sweep", metavar="NAME=S1,S2,..", help="Monte Carlo at each sigma of one variation.")
@@ -102,6 +117,8 @@ def simulate(
     json_out,
     max_range,
     max_power,
+    max_error,
+    strict,
     mc,
     vary,
     sweep,
@@ -123,11 +140,20 @@ def simulate(
     if mc is None:
         if vary or sweep or resume or workers or scheduler:
             raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")
-        settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power)
+        settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power, max_error)
         net = load(checkpoint)
         result = compare(net, dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out, bounds)
         table(result.rows())
+        flags = result.plausibility()["flags"]
+        for flag in flags:
+            click.echo(f"warning: {flag}", err=True)
+        if strict and flags:
+            kept = f"; the results are in {json_out}" if json_out else ""
+            click.echo(f"error: --strict: {len(flags)} flag(s) raised{kept}", err=True)
+            click.get_current_context().exit(STRICT_EXIT)
         return
+    if strict:
+        raise click.UsageError("--strict applies to a single simulation, not to --mc")
     from anasim.montecarlo import MonteCarlo, summary_rows
     from anasim.variations import parse_sigma, parse_sweep
 

@@ -198,7 +198,7 @@ def test_simulate_flags_implausible_results_in_table_and_json(tmp_path, extra, f
     assert res.exit_code == 0, res.output
     p = strict_json(tmp_path / "s.json")["plausibility"]
     assert p["plausible"] is not flagged and ("IMPLAUSIBLE" in res.output) == flagged
-    assert set(p["bounds"]) == {"max_output_range_v", "max_power_w"}
+    assert set(p["bounds"]) == {"max_output_range_v", "max_power_w", "max_error_rel_range"}
 
 
 # --- 11. the report records what ran, in strict JSON ----------------------------------------

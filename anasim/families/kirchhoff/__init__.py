@@ -50,7 +50,7 @@ def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
     for n, layer in enumerate(model.layers):
         circuit = replicate(lower_layer(layer, opts.scale_a), len(v0))
         state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
-        run = layer_run(circuit, state, stop, f"{data_file}_layer{n}_voltages.txt", opts.reltol)
+        run = layer_run(circuit, state, stop, f"{data_file}_layer{n}_voltages.txt", opts.reltol, a=opts.scale_a)
         decks.append(Deck("" if n == 0 else f"_layer{n}", circuit, run))
         info["header"].append(
             f"layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, {len(layer.src)} branches ({layer.branch}), "

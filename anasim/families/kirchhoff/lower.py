@@ -22,6 +22,12 @@ from .model import BRANCHES, KirchhoffLayer
 # ngspice's relative tolerance: 1e-6 keeps the circuit within about 1e-4 of the output range of
 # the torchdiffeq solution on a 10,000-branch digits net; 1e-7 costs 2x the time steps there.
 RELTOL = 1e-6
+# ngspice's default charge tolerance (coulombs) and the hardware scale a it suits. Capacitor
+# charges are C a V, so below a = 1 ns they shrink under 1e-14 C and ngspice's charge-based
+# step control stops limiting the error (a = 1e-15: 10x the error of a = 1e-9 on a Friedman
+# net); chgtol scaled with a keeps every a as accurate as 1 ns. Branch currents are g(...)
+# amperes whatever a is, so abstol needs no scaling.
+CHGTOL, A_REF = 1e-14, 1e-9
 
 
 def node(j: int) -> str:
@@ -60,10 +66,21 @@ def replicate(circuit: Circuit, copies: int) -> Circuit:
     return replace(circuit, elements=elements, outputs=outputs)
 
 
-def layer_run(circuit: Circuit, v0: np.ndarray, stop: float, data_file: str, reltol: float = RELTOL, points=50) -> Run:
-    """A transient of ``stop`` seconds from node voltages v0 [copies, N+1] (column 0 = ground),
-    saving every node voltage over time to ``data_file``."""
+def tran_options(a: float, reltol: float = RELTOL) -> dict[str, float]:
+    """ngspice options of a layer's transient at hardware scale ``a``: chgtol falls with a below
+    1 ns (and is left at ngspice's default above, so 1 ns decks are unchanged)."""
+    options = {"reltol": reltol, "abstol": 1e-15, "vntol": 1e-10, "trtol": 1}
+    if a < A_REF:
+        options["chgtol"] = float(f"{CHGTOL * a / A_REF:.12g}")  # 1e-20, not 1.0000000000000001e-20
+    return options
+
+
+def layer_run(
+    circuit: Circuit, v0: np.ndarray, stop: float, data_file: str, reltol: float = RELTOL, *, a: float, points=50
+) -> Run:
+    """A transient of ``stop`` seconds from node voltages v0 [copies, N+1] (column 0 = ground)
+    at hardware scale ``a``, saving every node voltage over time to ``data_file``."""
     voltages = {o: float(v) for o, v in zip(circuit.outputs, v0[:, 1:].reshape(-1))}
     step = stop / points
-    options = {"reltol": reltol, "abstol": 1e-15, "vntol": 1e-10, "trtol": 1}
+    options = tran_options(a, reltol)
     return Run(InitialState(voltages), Tran(step, stop, step, uic=True), WrData(data_file, circuit.outputs), options)

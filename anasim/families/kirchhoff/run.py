@@ -40,12 +40,12 @@ def chunk_size(model: KirchhoffNet) -> int:
     return max(1, min(KN_CHUNK, KN_DECK_BRANCHES // branches))
 
 
-def run_layer(one: Circuit, v0: np.ndarray, stop: float, work: Path, reltol, rusage) -> np.ndarray:
+def run_layer(one: Circuit, v0: np.ndarray, a: float, stop: float, work: Path, reltol, rusage) -> np.ndarray:
     """Node voltages [B, N] at the end of a transient of ``stop`` seconds of ``one`` (a layer, one
-    copy) from v0 [B, N+1]; a SimError naming the time point when ngspice stops early (it still
+    copy, hardware scale ``a``) from v0 [B, N+1]; a SimError naming the time point when ngspice stops early (it still
     writes the data up to there)."""
     circuit = replicate(one, len(v0))
-    log = run_deck(netlist(circuit, run=layer_run(circuit, v0, stop, "out.txt", reltol)), work, "out.txt")
+    log = run_deck(netlist(circuit, run=layer_run(circuit, v0, stop, "out.txt", reltol, a=a)), work, "out.txt")
     add_rusage(rusage, log)
     table = read_wrdata(work / "out.txt", len(circuit.outputs))
     end = table[-1, 0] if len(table) else 0.0
@@ -72,11 +72,11 @@ def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, relt
         one, stop = lower_layer(layer, a), net.period * a
         one = one if perturb is None else perturb(one, f"layer{n}")
         try:
-            v[alive, 1:] = run_layer(one, v[alive], stop, work / f"layer{n}", reltol, rusage)
+            v[alive, 1:] = run_layer(one, v[alive], a, stop, work / f"layer{n}", reltol, rusage)
         except SimError:
             for b in alive:
                 try:
-                    alone = run_layer(one, v[b : b + 1], stop, work / f"layer{n}_sample{b}", reltol, rusage)
+                    alone = run_layer(one, v[b : b + 1], a, stop, work / f"layer{n}_sample{b}", reltol, rusage)
                     v[b, 1:] = alone[0]
                 except SimError as exc:
                     failed[int(b)] = f"layer {n}: {exc.args[0]} (run directory: {exc.run_dir})"
@@ -166,7 +166,7 @@ def trajectories(model: KirchhoffNet, z: torch.Tensor, opts, work: Path, points:
     v0 = model.initial_state(z.double())
     stop = model.period * a
     circuit = replicate(lower_layer(layer, a), len(v0))
-    run_deck(netlist(circuit, run=layer_run(circuit, v0.numpy(), stop, "out.txt", opts.reltol)), work, "out.txt")
+    run_deck(netlist(circuit, run=layer_run(circuit, v0.numpy(), stop, "out.txt", opts.reltol, a=a)), work, "out.txt")
     table = read_wrdata(work / "out.txt", len(circuit.outputs))
     saved = model.rtol, model.atol
     model.rtol, model.atol = REF_TOL
