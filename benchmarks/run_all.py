@@ -4,6 +4,7 @@ import accuracy
 import fidelity
 import kirchhoff
 import kirchhoff_digits
+import kirchhoff_scale
 import kirchhoff_table1
 import montecarlo
 import speed
@@ -16,4 +17,5 @@ if __name__ == "__main__":
     kirchhoff_table1.main([])
     kirchhoff_table1.main(["--dataset", "diabetes"])
     kirchhoff_digits.main([])
+    kirchhoff_scale.main([])
     montecarlo.main(["speed", "--full", "figures"])
