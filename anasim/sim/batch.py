@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -83,6 +84,32 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
         return out, failed
 
 
+def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, partial: Callable[[], SimResult]):
+    """``job(start)`` for every chunk start, ``jobs`` threads, samples done and time left on
+    stderr with ``progress``. Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
+    retries, and raises :class:`SimInterrupted` carrying ``partial()``: the samples that finished
+    (chunks killed midway are neither done nor failed: their rows stay NaN)."""
+    bar = Progress(total, "ngspice", "samples") if progress else None
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(job, s): s for s in starts}
+        for fut in as_completed(futures):
+            fut.result()
+            if bar is not None:
+                bar.update(min(chunk, total - futures[fut]))
+    except BaseException as exc:
+        stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        resume_runs()
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, SimInterrupted):
+            raise SimInterrupted(partial()) from None
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+
+
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
             progress=False) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
@@ -111,28 +138,11 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
         folders[-1].mkdir(parents=True, exist_ok=True)
         np.save(folders[-1] / f"{name}.npy", current)  # partial results stay on disk
 
-    starts = range(0, len(x), chunk)
-    bar = Progress(len(x), "ngspice", "samples") if progress else None
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        futures = {pool.submit(job, s): s for s in starts}
-        for fut in as_completed(futures):
-            fut.result()
-            if bar is not None:
-                bar.update(min(chunk, len(x) - futures[fut]))
-    except BaseException as exc:  # Ctrl-C (or a worker's SIGTERM): kill ngspice now, no retries
-        stop_all()
-        pool.shutdown(wait=True, cancel_futures=True)
-        resume_runs()
-        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, SimInterrupted):
-            # chunks killed midway are neither done nor failed: their rows stay NaN
-            raise SimInterrupted(SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)) from None
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
-    return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)
+    def result() -> SimResult:
+        return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)
+
+    run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result)
+    return result()
 
 
 def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False) -> SimResult:

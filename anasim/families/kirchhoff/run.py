@@ -11,7 +11,6 @@ sample the solver cannot follow costs only its own row and is named with its lay
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,8 @@ import torch
 from ...circuit.ir import Circuit
 from ...circuit.netlist import netlist
 from ...errors import SimError
-from ...progress import Progress
-from ...sim.batch import SimInterrupted, default_jobs
-from ...sim.ngspice import SimResult, add_rusage, read_wrdata, resume_runs, run_deck, stop_all
+from ...sim.batch import default_jobs, run_chunks
+from ...sim.ngspice import SimResult, add_rusage, read_wrdata, run_deck
 from .lower import RELTOL, layer_run, lower_layer, replicate
 from .model import KirchhoffNet, carry_state
 
@@ -113,25 +111,7 @@ def simulate(model: KirchhoffNet, z: torch.Tensor, opts, s, run_dir: Path) -> Si
     mode = f"one transient per layer, {chunk} sample(s) per deck, reltol {opts.reltol:g}"
     extra = {"scale_a": opts.scale_a, "end_time_s": len(model.layers) * model.period * opts.scale_a}
     # large nets take seconds per sample: samples done and time left, on a terminal or in a log
-    bar = Progress(len(x), "ngspice", "samples") if s.progress else None
-    pool = ThreadPoolExecutor(max_workers=s.jobs or default_jobs())
-    try:
-        futures = {pool.submit(job, st): st for st in starts}
-        for fut in as_completed(futures):
-            fut.result()
-            if bar is not None:
-                bar.update(min(chunk, len(x) - futures[fut]))
-    except BaseException as exc:  # Ctrl-C: kill every ngspice now, keep the decks that finished
-        stop_all()
-        pool.shutdown(wait=True, cancel_futures=True)
-        resume_runs()
-        if isinstance(exc, KeyboardInterrupt):
-            raise SimInterrupted(result()) from None
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+    run_chunks(job, starts, len(x), chunk, s.jobs or default_jobs(), s.progress, result)
     return result()
 
 
