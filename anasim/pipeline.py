@@ -46,13 +46,18 @@ class Network:
     ckpt: dict
     model: torch.nn.Module
     family: Family
-    digest: str  # sha256 of the file, first 16 hex digits
+    sha256: str  # of the file, read once when it was loaded
+
+    @property
+    def digest(self) -> str:
+        """The first 16 hex digits of the sha256: what netlist headers and summaries show."""
+        return self.sha256[:16]
 
 
 def load(path: str | Path) -> Network:
     ckpt, model = load_checkpoint(path)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return Network(Path(path), ckpt, model.double(), family_of(model), digest)
+    sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return Network(Path(path), ckpt, model.double(), family_of(model), sha256)
 
 
 def _model(target):
@@ -252,7 +257,7 @@ def compare(
     done = int(np.isfinite(res.outputs).all(axis=1).sum())
     info |= {
         "checkpoint": str(net.path.resolve()),
-        "checkpoint_sha256": hashlib.sha256(net.path.read_bytes()).hexdigest(),
+        "checkpoint_sha256": net.sha256,
         "netlist": str(settings.netlist) if settings.netlist is not None else None,
         "partial": interrupted,
         "samples_done": done,
