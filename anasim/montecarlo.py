@@ -197,18 +197,19 @@ def row_metrics(task_kind: str, ref, out, target, failed: dict) -> dict:
 
 def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points) -> dict:
     """The summary JSON: per point and, for a single point, at the top level too."""
-    key, worst, pct = ("loss", max, 95) if task_kind == "regression" else ("accuracy", min, 5)
+    key, worst, best, pct = ("loss", max, min, 95) if task_kind == "regression" else ("accuracy", min, max, 5)
+
+    def band(v: np.ndarray) -> dict:  # of the circuit's realizations and of their torch companions
+        return {f"mean_{key}": float(v.mean()), f"worst_{key}": float(worst(v)), f"best_{key}": float(best(v))}
+
     per = []
     for p, sigmas in enumerate(points):
         mine = sorted((r for r in rows if r["point"] == p), key=lambda r: r["index"])
         vals = np.array([r[key] for r in mine if r.get(key) is not None], dtype=float)
         s = {"sigmas": dict(sigmas), "realizations": len(vals), "failed": [r for r in mine if r.get("error")]}
         if len(vals):
-            s |= {
-                f"mean_{key}": float(vals.mean()),
+            s |= band(vals) | {
                 f"std_{key}": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                f"worst_{key}": float(worst(vals)),
-                f"best_{key}": float(max(vals) if worst is min else min(vals)),
                 f"p{pct:02d}_{key}": float(np.percentile(vals, pct)),
             }
             if task_kind != "regression":
@@ -216,9 +217,7 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
         s[PLURAL[key]] = vals.tolist()
         eq6 = np.array([r[f"torch_eq6_{key}"] for r in mine if r.get(f"torch_eq6_{key}") is not None], dtype=float)
         if len(eq6):  # torch with eq. 6 noise at the point's coefficient sigma, as many draws
-            s["torch_eq6"] = {"sigma": coefficient_sigma(sigmas), f"mean_{key}": float(eq6.mean()),
-                              f"worst_{key}": float(worst(eq6)), f"best_{key}": float(max(eq6) if worst is min else min(eq6)),
-                              PLURAL[key]: eq6.tolist()}  # fmt: skip
+            s["torch_eq6"] = {"sigma": coefficient_sigma(sigmas), **band(eq6), PLURAL[key]: eq6.tolist()}
         per.append(s)
     out = {"kind": "monte-carlo", **head, "settings": record, "points": per}
     if len(per) == 1:
