@@ -155,8 +155,7 @@ def torch_eq6(ckpt: Path, x, target, sigmas, n: int) -> list[list[float]]:
     net = load(ckpt).model
     out = []
     for sigma in sigmas:
-        for layer in net.layers:
-            layer.eval_rel_noise = sigma
+        net.set_eval_noise(sigma)
         accs = []
         for r in range(n):
             torch.manual_seed(1000 + r)
