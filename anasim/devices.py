@@ -104,10 +104,16 @@ class DeviceModel:
         """ngspice B-source expression for I in ``unit`` with ``v`` the controlling voltage."""
         if self.kind == "expr":
             return self._expr.spice(v)
+        return "pwl(" + v + "," + ",".join(repr(t) for t in self.pwl_table()) + ")"
+
+    def pwl_table(self) -> tuple[float, ...]:
+        """The pwl points as netlists write them (x0, i0, x1, i1, ...); () for an expression."""
+        if self.kind == "expr":
+            return ()
         xs, ys = self.knots_v, self.knots_i
         # ngspice's pwl() extrapolates the end segments linearly: flat extra points clamp it.
         pts = [(xs[0] - 1.0, ys[0]), *zip(xs, ys), (xs[-1] + 1.0, ys[-1])]
-        return "pwl(" + v + "," + ",".join(f"{a!r},{b!r}" for a, b in pts) + ")"
+        return tuple(float(t) for p in pts for t in p)
 
     # -- identity ----------------------------------------------------------------------------
     def to_dict(self) -> dict:

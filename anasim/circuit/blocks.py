@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .ir import VCCS, VCVS, BSource, Capacitor, OpAmp, Resistor, VSource, num
+from .ir import VCCS, VCVS, BSource, Capacitor, Clipper, OpAmp, Resistor, VSource, num
 
 GM = 1e-3  # transconductance of the single-pole op-amp's integrator stage (S)
 
@@ -58,7 +58,7 @@ def neuron(name: str, cp: str, cn: str, out: str, r_diff: float, gain: float, gb
     ]
 
 
-def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> BSource:
+def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> Clipper:
     """Ideal limiter driving ``dst`` from ``src``: a hard clip into v_range, or the unit-slope
     sigmoid of the models' ``map_input``."""
     lo, hi = v_range
@@ -67,4 +67,4 @@ def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> BSource:
     else:
         mid, span = (lo + hi) / 2, hi - lo
         expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({src})-{num(mid)})))"
-    return BSource(name, dst, "0", "V", expr)
+    return Clipper(name, dst, "0", "V", expr, src, (float(lo), float(hi)), mapping)

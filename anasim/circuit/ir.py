@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import AnasimError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -130,13 +132,33 @@ class BSource:
 
 
 @dataclass(frozen=True, slots=True)
+class Clipper(BSource):
+    """An ideal limiter: V(p) = ``v_range`` clip (or the unit-slope sigmoid) of V(``src``), its
+    ``expr`` written by :func:`anasim.circuit.blocks.clipper`. Typed so that a runner may apply
+    it to the stimulus instead when ``src`` is an input (exactly the same voltages)."""
+
+    src: str = "0"
+    v_range: tuple[float, float] = (0.0, 1.0)
+    mapping: str = "clip"  # or "sigmoid"
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        lo, hi = self.v_range
+        if self.mapping == "clip":
+            return np.clip(v, lo, hi)
+        mid, span = (lo + hi) / 2, hi - lo
+        return lo + span / (1 + np.exp(-(4 / span) * (v - mid)))
+
+
+@dataclass(frozen=True, slots=True)
 class Curve:
     """An I-V curve shared by many devices: ``body`` is I(x) in the curve's unit per unit area,
-    ``amps_per_unit`` converts it to amperes."""
+    ``amps_per_unit`` converts it to amperes. ``table`` (x0, y0, x1, y1, ...) is the same curve
+    as pwl points when it is one, so a run deck can give each device its own scaled table."""
 
     name: str
     body: str
     amps_per_unit: float
+    table: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +174,18 @@ class Device:
     area: float = 1.0
     scale: float = 1.0
     shift: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A two-terminal current I(V(p, n)) in amperes, linear between the points of ``table``
+    (x0, i0, x1, i1, ...; flat end segments): what a runner makes of devices in parallel
+    (:func:`anasim.circuit.partition.merge_parallel`), never a lowering."""
+
+    name: str
+    p: str
+    n: str
+    table: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +217,7 @@ class OpAmp:
     gbw: float | None = None
 
 
-Element = Resistor | Capacitor | VSource | ISource | VCVS | VCCS | BSource | Device | Branch | OpAmp
+Element = Resistor | Capacitor | VSource | ISource | VCVS | VCCS | BSource | Device | Table | Branch | OpAmp
 NUMBERS = ("value", "dc", "gain", "area", "scale", "shift", "offset")
 
 
@@ -219,6 +253,8 @@ class Circuit:
             check_expr(c.body, f"curve {c.name}")
             if not finite(c.amps_per_unit, f"curve {c.name}.amps_per_unit") > 0:
                 raise AnasimError(f"curve {c.name}: amps_per_unit must be positive")
+            for t in c.table:
+                finite(t, f"curve {c.name}.table")
             known.add(c.name)
         for e in self.elements:
             _check_element(e, known)
@@ -246,6 +282,11 @@ def _check_element(e, curves: set[str]) -> None:
         raise AnasimError(f"{e.name}: behavioural source must be I or V with a plain arithmetic expression")
     if isinstance(e, Device) and e.curve not in curves:
         raise AnasimError(f"device {e.name}: curve {e.curve!r} is not among the circuit's curves {sorted(curves)}")
+    if isinstance(e, Table):
+        if len(e.table) < 4 or len(e.table) % 2:
+            raise AnasimError(f"table {e.name}: needs two or more (x, i) points")
+        for t in e.table:
+            finite(t, f"{e.name}.table")
     if isinstance(e, Branch):
         check_expr(e.law, f"branch {e.name}")
         for t in e.theta:

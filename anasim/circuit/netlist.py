@@ -10,6 +10,7 @@ printable ASCII.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from io import StringIO
 from pathlib import Path
 from typing import TextIO
@@ -25,11 +26,13 @@ from .ir import (
     BSource,
     Capacitor,
     Circuit,
+    Clipper,
     Curve,
     Device,
     ISource,
     OpAmp,
     Resistor,
+    Table,
     VSource,
     check_expr,
     comment_text,
@@ -39,7 +42,7 @@ from .ir import (
 )
 from .stimulus import Dc, InitialState, RawFile, Run, SampleSweep, TimeSequence, Tran, WrData
 
-PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", VCCS: "G", BSource: "B"}
+PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", VCCS: "G", BSource: "B", Clipper: "B"}
 
 
 def curve_func(curve: str) -> str:
@@ -57,18 +60,25 @@ def primitives(circuit: Circuit):
 
 def card_name(e) -> str:
     """The element's name in ngspice (type letter + name), e.g. for reading its branch current."""
-    return f"{'B' if isinstance(e, Device | Branch) else PREFIX[type(e)]}{e.name}"
+    return f"{'B' if isinstance(e, Device | Table | Branch) else PREFIX[type(e)]}{e.name}"
 
 
 def _v(node: str) -> str:
     return "0" if node == "0" else f"V({node})"
 
 
-def _element(e, curves: dict, ic: dict) -> str:
+def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
     if isinstance(e, Device):
-        gain = e.area * curves[e.curve].amps_per_unit * e.scale
+        curve = curves[e.curve]
+        gain = e.area * curve.amps_per_unit * e.scale
         bias = f"V({e.p},{e.n})" if e.shift == 0 else f"V({e.p},{e.n})-{num(e.shift)}"
+        if inline and curve.table:  # the device's own table: x, gain * I(x)
+            t = curve.table
+            pts = ",".join(f"{num(t[k])},{num(gain * t[k + 1])}" for k in range(0, len(t), 2))
+            return f"B{e.name} {e.p} {e.n} I=pwl({bias},{pts})"
         return f"B{e.name} {e.p} {e.n} I={num(gain)}*{curve_func(e.curve)}({bias})"
+    if isinstance(e, Table):
+        return f"B{e.name} {e.p} {e.n} I=pwl(V({e.p},{e.n}),{','.join(map(num, e.table))})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
         return f"B{e.name} {e.p} {e.n} I={e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)}"
@@ -133,17 +143,32 @@ def _control(run: Run) -> list[str]:
     return [".control", *lines, "quit", ".endc"]
 
 
-def write_ngspice(circuit: Circuit, out: TextIO, run: Run | None = None) -> None:
+def _body(circuit: Circuit, ic: dict, inline: bool) -> str:
     circuit.validate()
-    for key in run.options if run else ():
-        if not key.isalpha():
-            raise AnasimError(f"netlister: option name {key!r} is not a plain word")
-    ic = run.stimulus.voltages if run and isinstance(run.stimulus, InitialState) else {}
     curves = {c.name: c for c in circuit.curves}
     lines = [f"* {comment_text(circuit.title)}", *(f"* {comment_text(h)}" for h in circuit.header)]
     lines += [f".include {path}" for path in circuit.includes]
     lines += [f".func {curve_func(c.name)}(x) {{{c.body}}}" for c in circuit.curves]
-    lines += [_element(e, curves, ic) for e in primitives(circuit)]
+    lines += [_element(e, curves, ic, inline) for e in primitives(circuit)]
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=64)
+def _swept_body(circuit: Circuit, inline: bool) -> str:
+    """The body of a circuit swept chunk after chunk: written once (a frozen circuit hashes by value)."""
+    return _body(circuit, {}, inline)
+
+
+def write_ngspice(circuit: Circuit, out: TextIO, run: Run | None = None) -> None:
+    for key in run.options if run else ():
+        if not key.isalpha():
+            raise AnasimError(f"netlister: option name {key!r} is not a plain word")
+    inline = run is not None and run.inline_curves
+    if run is not None and isinstance(run.stimulus, SampleSweep):
+        lines = [_swept_body(circuit, inline)]
+    else:
+        ic = run.stimulus.voltages if run and isinstance(run.stimulus, InitialState) else {}
+        lines = [_body(circuit, ic, inline)]
     if run is not None:
         lines += _stimulus(circuit, run.stimulus) + _control(run)
     out.write("\n".join(lines) + "\n.end\n")

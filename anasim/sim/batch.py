@@ -5,7 +5,9 @@ index (:class:`~anasim.circuit.stimulus.SampleSweep`), so one netlist parse and 
 N samples. Samples are split into chunks run in parallel; a chunk that fails is re-run sample by
 sample so that only the failing samples are lost, and they are named. ``layers`` chains circuits
 cut at ideal sources (each sees the previous one's simulated outputs), chunk by chunk, so the
-samples of a chunk are finished through every stage while later chunks wait.
+samples of a chunk are finished through every stage while later chunks wait. Each circuit is
+split into independent parts (:mod:`anasim.circuit.partition`), one deck each: a per-edge
+crossbar's columns in decks of about 2,500 devices run several times faster than in one deck.
 
 A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
 them when the deck is the same (this is how an interrupted run continues). Ctrl-C kills every
@@ -24,6 +26,7 @@ import numpy as np
 
 from ..circuit.ir import Circuit
 from ..circuit.netlist import netlist
+from ..circuit.partition import PART_ELEMENTS, fold_clippers, merge_parallel, split, whole
 from ..circuit.stimulus import sweep_run
 from ..errors import SimError
 from ..progress import Progress
@@ -51,10 +54,10 @@ def deck_digest(circuit: Circuit, text: str) -> str:
     return h.hexdigest()
 
 
-def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict) -> np.ndarray:
+def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True) -> np.ndarray:
     """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
     deck in ``work``); raises SimError with ngspice's output."""
-    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt"))
+    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", inline_curves=fast))
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
@@ -69,16 +72,17 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict) -> np.n
     return out[: len(x)]
 
 
-def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict):
+def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict,
+                fast: bool = True):  # fmt: skip
     """Outputs [len(x), out] of one run over ``x``, and {position: why}: when the run fails, each
     sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost."""
     try:
-        return run_chunk(circuit, x, folder / chunk_name, rusage), {}
+        return run_chunk(circuit, x, folder / chunk_name, rusage, fast), {}
     except SimError:
         out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
         for k, name in enumerate(names):
             try:
-                out[k] = run_chunk(circuit, x[k : k + 1], folder / f"sample_{name:06d}", rusage)[0]
+                out[k] = run_chunk(circuit, x[k : k + 1], folder / f"sample_{name:06d}", rusage, fast)[0]
             except SimError as exc:
                 failed[k] = f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
         return out, failed
@@ -110,16 +114,39 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
             bar.close()
 
 
+def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict, n_out: int,
+              fast: bool = True):  # fmt: skip
+    """Outputs [len(x), n_out] of a circuit split into ``parts``, each run on its own inputs
+    (folder ``part<p>`` when there are several); a sample failing in any part fails."""
+    out, failed = np.full((len(x), n_out), np.nan), {}
+    for p, part in enumerate(parts):
+        where = folder if len(parts) == 1 else folder / f"part{p:03d}"
+        circuit, xin = part.circuit, x[:, list(part.inputs)]
+        if fast:
+            circuit, xin = fold_clippers(circuit, xin)
+        res, bad = run_samples(circuit, xin, names, where, chunk_name, rusage, fast)
+        out[:, list(part.outputs)] = res
+        for k, why in bad.items():
+            failed.setdefault(k, why if len(parts) == 1 else f"part {p}: {why}")
+    out[list(failed)] = np.nan
+    return out, failed
+
+
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
-            progress=False) -> SimResult:  # fmt: skip
+            progress=False, part_elements: int | None = PART_ELEMENTS) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
-    through circuit 0, 1, ... (in ``folders``), chunks in parallel. See :func:`sweep`."""
+    through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
+    runs each circuit as exact rewrites of it: devices in parallel merged, parts of about
+    ``part_elements`` nonlinear elements, input clippers applied to the stimulus, device tables
+    inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. See :func:`sweep`."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
     chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
     out = np.full((len(x), len(circuits[-1].outputs)), np.nan)
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
+    fast = part_elements is not None
+    parts = [split(merge_parallel(c), part_elements) if fast else [whole(c)] for c in circuits]
 
     def job(start: int) -> None:
         name = f"chunk_{start:06d}"
@@ -128,10 +155,11 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
             if len(alive) == 0:  # every sample of the chunk failed in an earlier stage
                 current = np.full((len(current), len(circuit.outputs)), np.nan)
                 continue
-            res, bad = run_samples(circuit, current[alive], start + alive, folders[li], name, rusage)
+            n_out = len(circuit.outputs)
+            res, bad = run_parts(parts[li], current[alive], start + alive, folders[li], name, rusage, n_out, fast)
             stage = f"stage {li}: " if len(circuits) > 1 else ""
             failed.update({int(start + alive[k]): stage + why for k, why in bad.items()})
-            current = np.full((len(current), len(circuit.outputs)), np.nan)
+            current = np.full((len(current), n_out), np.nan)
             current[alive] = res
             alive = alive[np.isfinite(res).all(axis=1)]
         out[start : start + chunk] = current
@@ -145,15 +173,18 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     return result()
 
 
-def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False) -> SimResult:
+def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
+          part_elements: int | None = PART_ELEMENTS) -> SimResult:  # fmt: skip
     """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
     ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
     starts Newton from the previous one, so outputs depend on the chunks in their last digits:
     Monte Carlo fixes ``chunk`` to keep realizations independent of the number of workers."""
-    return chained([circuit], [run_dir], x, run_dir, jobs, chunk, progress)
+    return chained([circuit], [run_dir], x, run_dir, jobs, chunk, progress, part_elements)
 
 
-def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False):
+def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
+           part_elements: int | None = PART_ELEMENTS):  # fmt: skip
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage."""
-    return chained(circuits, [run_dir / f"layer{li}" for li in range(len(circuits))], x, run_dir, jobs, chunk, progress)
+    folders = [run_dir / f"layer{li}" for li in range(len(circuits))]
+    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements)

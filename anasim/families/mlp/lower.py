@@ -67,7 +67,7 @@ def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
     circuit = Circuit(
         "anasim device-MLP crossbar",
         tuple(elements),
-        (Curve(dev.name, dev.spice_current("x"), dev.amps_per_unit),) if dev is not None else (),
+        (Curve(dev.name, dev.spice_current("x"), dev.amps_per_unit, dev.pwl_table()),) if dev is not None else (),
         inputs=tuple(f"in_{i}" for i in range(model.linears[0].in_features)),
         outputs=tuple(f"y_{j}" for j in range(model.linears[-1].out_features)),
         # Monte Carlo: each weight is one resistor; the devices are the activations

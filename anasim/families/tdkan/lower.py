@@ -59,7 +59,7 @@ def column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
 
 
 def curves(bases) -> tuple[Curve, ...]:
-    return tuple(Curve(d.name, d.spice_current("x"), d.amps_per_unit) for d in bases)
+    return tuple(Curve(d.name, d.spice_current("x"), d.amps_per_unit, d.pwl_table()) for d in bases)
 
 
 def kan_layers(model: TDKAN, opts: TdkanOptions) -> list[KanLayer]:

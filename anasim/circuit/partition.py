@@ -1,0 +1,205 @@
+"""Exact rewrites the batched runner applies before ngspice: devices in parallel merged, a
+circuit split into independent parts, input clippers folded into the stimulus.
+
+Sits between lowering (and Monte Carlo, which perturbs the whole circuit first, so its draws do
+not depend on the partition) and the batched runner. Parts share only *held* nodes: ground, the
+inputs (the stimulus drives them) and the outputs of ideal voltage sources to ground whose
+controls are all held (a TD-KAN layer's clipped rows). No load changes a held node, so cutting
+there is exact: each part is the same set of equations for its own outputs, and only Newton's
+convergence, judged per run, differs in the last digits. Every other node ties its elements
+together; the connected components are the independent pieces (one per column of a crossbar).
+
+Devices in parallel (a TD-KAN edge's K bases into the same column) sum to one pwl current on
+the union of their knots, so :func:`merge_parallel` gives ngspice one table to evaluate for them.
+A clipper fed straight by an input gives the same row voltages whether ngspice or numpy clips
+the stimulus, so :func:`fold_clippers` drives the rows directly: one nonlinear link fewer
+between the sweep index and the devices, one Newton iteration fewer per sample.
+
+Why parts: ngspice 39 loads a B-source in about 0.15 us when a deck holds 2,500 of them and in
+about 1 us when it holds 40,000 (measured on the digits edge mapping), and one unconverged
+output re-evaluates every device of its deck. Decks of about :data:`PART_ELEMENTS` nonlinear
+elements were fastest. ``benchmarks/speed.py`` measures all of it against the plain path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .ir import VCVS, Branch, BSource, Circuit, Clipper, Device, OpAmp, Table, VSource, nodes_of
+
+# Nonlinear elements per part: on the digits edge mapping 1,500-2,500 ran within 5% of each
+# other and 3,500 twice as slow (ngspice's per-element data falls out of the 1 MB L2 cache).
+PART_ELEMENTS = 2000
+_V = re.compile(r"V\(\s*([A-Za-z0-9_]+)\s*(?:,\s*([A-Za-z0-9_]+)\s*)?\)")
+
+
+@dataclass(frozen=True)
+class Part:
+    circuit: Circuit
+    inputs: tuple[int, ...]  # positions of its inputs among the whole circuit's inputs
+    outputs: tuple[int, ...]  # positions of its outputs among the whole circuit's outputs
+
+
+def _drive(e) -> tuple[str, set[str]] | None:
+    """(node, control nodes) of an ideal voltage source to ground, else None."""
+    if isinstance(e, VSource) and e.n == "0":
+        return e.p, set()
+    if isinstance(e, BSource) and e.kind == "V" and e.n == "0":
+        return e.p, {n for m in _V.finditer(e.expr) for n in m.groups() if n}
+    if isinstance(e, OpAmp):  # an ideal op-amp output follows its inputs whatever the load
+        return e.out, {e.inp, e.inn}
+    if isinstance(e, VCVS) and e.n == "0":
+        return e.p, {e.cp, e.cn}
+    return None
+
+
+def held_nodes(circuit: Circuit) -> set[str]:
+    """Ground, the inputs, and (to a fixed point) ideal-source outputs whose controls are held."""
+    held, drives = {"0", *circuit.inputs}, [d for d in map(_drive, circuit.elements) if d]
+    grew = True
+    while grew:
+        new = {node for node, controls in drives if node not in held and controls <= held}
+        held |= new
+        grew = bool(new)
+    return held
+
+
+def _nodes(e) -> set[str]:
+    found = set(nodes_of(e))
+    if isinstance(e, BSource):
+        found |= {n for m in _V.finditer(e.expr) for n in m.groups() if n}
+    return found
+
+
+def weight(e) -> int:
+    """What an element costs ngspice per iteration: nonlinear elements count, linear ones hardly."""
+    return 1 if isinstance(e, Device | Table | Branch | BSource) else 0
+
+
+def whole(circuit: Circuit) -> Part:
+    """The circuit as its only part."""
+    return Part(circuit, tuple(range(len(circuit.inputs))), tuple(range(len(circuit.outputs))))
+
+
+def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS) -> list[Part]:
+    """``circuit`` as parts of at most about ``max_elements`` nonlinear elements (a piece larger
+    than that is one part), outputs in order; one part when it cannot be cut or ``max_elements``
+    is None."""
+    weights = np.array([weight(e) for e in circuit.elements], dtype=int)
+    if not max_elements or circuit.includes or weights.sum() <= max_elements:
+        return [whole(circuit)]
+    held = held_nodes(circuit)
+    nodes = [_nodes(e) for e in circuit.elements]
+    index: dict[str, int] = {}
+    pairs = [(k, index.setdefault(n, len(index))) for k, ns in enumerate(nodes) for n in ns if n not in held]
+    n_el = len(circuit.elements)
+    # graph of elements and free nodes (node j is vertex n_el + j): its components are the pieces
+    el, nd = np.array(pairs, dtype=int).reshape(-1, 2).T
+    graph = coo_matrix((np.ones(len(el)), (el, n_el + nd)), shape=(n_el + len(index),) * 2)
+    piece = connected_components(graph, directed=False)[1]
+    of_element, free = piece[:n_el], np.bincount(el, minlength=n_el) > 0
+    # each output's piece, in output order; an output on a held node has no piece of its own
+    if any(o not in index for o in circuit.outputs):
+        return [whole(circuit)]
+    pieces = list(dict.fromkeys(int(piece[n_el + index[o]]) for o in circuit.outputs))
+    size = np.bincount(of_element, weights=weights, minlength=len(piece))
+    groups, current, total = [], [], 0
+    for c in pieces:
+        if current and total + size[c] > max_elements:
+            groups.append(current)
+            current, total = [], 0
+        current.append(c)
+        total += size[c]
+    groups.append(current)
+    if len(groups) == 1:
+        return [whole(circuit)]
+    # Elements tying free nodes of no output's piece (none in anasim's circuits) stay with the
+    # first part. Elements on held nodes only reach a part as the driver of a node it needs.
+    groups[0] += sorted(set(of_element[free].tolist()) - set(pieces))
+    drivers = {d[0]: k for k, e in enumerate(circuit.elements) if (d := _drive(e))}
+    out_piece = [int(piece[n_el + index[o]]) for o in circuit.outputs]
+    parts = []
+    for p, g in enumerate(groups):
+        keep = set(np.nonzero(np.isin(of_element, g))[0].tolist())
+        need = {n for k in keep for n in nodes[k] if n in held}
+        todo = list(need)
+        while todo:  # a held node driven by a source outside the part: take it (and its controls)
+            k = drivers.get(todo.pop())
+            if k is not None and k not in keep:
+                keep.add(k)
+                todo += list(nodes[k] - need)
+                need |= nodes[k]
+        outputs = tuple(j for j, c in enumerate(out_piece) if c in g)
+        parts.append(_part(circuit, sorted(keep), need, outputs, f"part {p + 1} of {len(groups)}"))
+    return parts
+
+
+def _part(circuit: Circuit, keep: list[int], need: set[str], outputs: tuple[int, ...], label: str) -> Part:
+    """The elements ``keep`` in their original order, the inputs they ``need``, ``outputs``."""
+    elements = tuple(circuit.elements[k] for k in keep)
+    names = {e.name for e in elements}
+    inputs = tuple(i for i, node in enumerate(circuit.inputs) if node in need)
+    sub = replace(
+        circuit,
+        title=f"{circuit.title}, {label}",
+        elements=elements,
+        inputs=tuple(circuit.inputs[i] for i in inputs),
+        outputs=tuple(circuit.outputs[j] for j in outputs),
+        groups=tuple((g, tuple(m for m in members if m in names)) for g, members in circuit.groups),
+    )
+    return Part(sub, inputs, outputs)
+
+
+def merge_parallel(circuit: Circuit) -> Circuit:
+    """Devices in parallel (the same two nodes, no bias shift) as one :class:`Table` each. Their
+    summed current is piecewise linear on the union of their curves' knots, exactly, so ngspice
+    evaluates one table where it evaluated several (a TD-KAN edge's K bases into one column)."""
+    tables = {c.name: np.reshape(c.table, (-1, 2)) for c in circuit.curves if _flat_ends(c.table)}
+    groups = defaultdict(list)
+    for k, e in enumerate(circuit.elements):
+        if isinstance(e, Device) and e.shift == 0 and e.curve in tables:
+            groups[(e.p, e.n)].append(k)
+    groups = {key: ks for key, ks in groups.items() if len(ks) > 1}
+    if not groups:
+        return circuit
+    knots = np.unique(np.concatenate([t[:, 0] for t in tables.values()]))
+    # each curve on the common knots, in amperes per unit area (np.interp is flat beyond the ends, as the tables are)
+    at = {name: np.interp(knots, t[:, 0], t[:, 1]) for name, t in tables.items()}
+    amps = {c.name: c.amps_per_unit for c in circuit.curves}
+    elements, drop = list(circuit.elements), set()
+    for (p, n), ks in groups.items():
+        total = sum(at[e.curve] * (e.area * amps[e.curve] * e.scale) for e in (circuit.elements[k] for k in ks))
+        table = tuple(float(v) for pair in zip(knots, total) for v in pair)
+        elements[ks[0]] = Table(circuit.elements[ks[0]].name, p, n, table)
+        drop.update(ks[1:])
+    kept = tuple(e for k, e in enumerate(elements) if k not in drop)
+    names = {e.name for e in kept}  # Monte Carlo's groups are drawn before this: members merged away go
+    groups = tuple((g, tuple(m for m in members if m in names)) for g, members in circuit.groups)
+    return replace(circuit, elements=kept, groups=groups)
+
+
+def _flat_ends(t: tuple[float, ...]) -> bool:
+    return len(t) >= 4 and t[1] == t[3] and t[-1] == t[-3]
+
+
+def fold_clippers(circuit: Circuit, x: np.ndarray) -> tuple[Circuit, np.ndarray]:
+    """``circuit`` and its stimulus ``x`` [N, inputs] with every clipper that is the only element
+    on an input applied to ``x`` instead: its output node becomes that input."""
+    uses = Counter(n for e in circuit.elements for n in _nodes(e))
+    position = {node: i for i, node in enumerate(circuit.inputs)}
+    inputs, x, drop = list(circuit.inputs), np.array(x, dtype=float), set()
+    for e in circuit.elements:
+        i = position.get(e.src) if isinstance(e, Clipper) else None
+        if i is not None and uses[e.src] == 1 and e.src not in circuit.outputs and e.p not in position:
+            inputs[i], x[:, i] = e.p, e.apply(x[:, i])
+            drop.add(e.name)
+    if not drop:
+        return circuit, x
+    elements = tuple(e for e in circuit.elements if e.name not in drop)
+    return replace(circuit, elements=elements, inputs=tuple(inputs)), x
