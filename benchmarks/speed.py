@@ -1,17 +1,27 @@
-"""Circuit speed benchmark: batched ngspice vs one run per sample vs the PyTorch reference.
+"""Circuit speed benchmark: the runner's fast path vs plain decks vs one run per sample vs PyTorch.
 
 The paper's MNIST-size TD-KAN [196,64,10] with 3 bases and the Fashion-MNIST [784,256,10] one
-with 2 bases (seeded initial weights, BatchNorm
-statistics from random inputs: simulation speed does not depend on training), in both mappings.
-In one run it times: one ngspice run of the whole network per sample (what a naive user writes),
-the batched layer-by-layer DC sweeps on both cores, and the float64 PyTorch forward pass.
-Prints ratios and writes results/speed.json.
+with 2 bases (seeded initial weights, BatchNorm statistics from random inputs: simulation speed
+does not depend on training), in the edge and the shared mapping. In one run per network it
+times: the batched stage-by-stage DC sweeps on both cores through the fast path (parallel
+devices merged, parts of about 2,000 devices per deck, clippers folded, tables inlined) and as
+plain decks, one ngspice run of the whole network per sample (``ngspice -b`` and PySpice), the
+float64 PyTorch forward pass, and the floor: numpy evaluating every device's table once per
+sample, as one Newton iteration must. Prints ratios (edge vs shared, fast vs plain) and ngspice's
+time split (parse and set-up, matrix load, the rest of the Newton iterations) and writes
+results/speed.json.
+
+    python speed.py            # all four networks (about 20 minutes on 2 cores)
+    python speed.py --quick    # fewer samples
+    python speed.py --fashion-10k   # the 10,000-image Fashion-MNIST test set, edge mapping, via the CLI
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,10 +31,11 @@ import torch
 
 from anasim.circuit.ir import VSource
 from anasim.circuit.netlist import netlist
+from anasim.circuit.partition import PART_ELEMENTS
 from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
-from anasim.pipeline import simulate
+from anasim.sim import batch
 
 OUT = Path(__file__).parent / "results"
 
@@ -54,61 +65,140 @@ def pyspice_per_sample(circuit, x, n):
     return (time.perf_counter() - t0) / n
 
 
-def bench(dims, bases, mapping, n_batched, n_single, jobs=2):
+def floor(m, x, mapping: str) -> float:
+    """Seconds per sample for numpy to evaluate every device's pwl table once (float64, one core):
+    the per-edge devices of every layer (edge), or one device per input and basis (shared)."""
+    t0, n = time.perf_counter(), len(x)
+    u = np.clip(x, *m.v_range)  # [N, in] row voltages at virtual-ground columns
+    for layer in m.layers:
+        d_out = layer.coeffs.shape[1]
+        for dev in layer.bases:
+            t = np.reshape(dev.pwl_table(), (-1, 2))
+            v = u if mapping == "shared" else np.repeat(u, d_out, axis=1)  # [N, in(*out)]: one per device
+            np.interp(v, t[:, 0], t[:, 1])
+        u = np.clip(np.random.default_rng(0).standard_normal((n, d_out)), *m.v_range)  # next rows
+    return (time.perf_counter() - t0) / n
+
+
+def batched(stages, x, parts, jobs):
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.perf_counter()
+        res = batch.layers(stages, x, Path(work), jobs=jobs, part_elements=parts)
+        return res, (time.perf_counter() - t0) / len(x)
+
+
+def split_of(r: dict) -> dict:
+    """ngspice's time by phase, as fractions of its whole run (summed over its runs)."""
+    el = r["elapsed_s"]
+    return {
+        "parse_setup": round((el - r["analysis_s"]) / el, 3),
+        "matrix_load": round(r["load_s"] / el, 3),
+        "newton_rest": round((r["analysis_s"] - r["load_s"]) / el, 3),
+    }
+
+
+def bench(dims, bases, mapping, n_batched, n_plain, n_single, jobs=2):
     m = network(dims, bases)
     z = torch.randn(n_batched, dims[0], dtype=torch.float64)
     x = m.row_drive(z).numpy()
     hw = TdkanOptions(mapping=mapping)
-    whole = lower(m, hw)[0]
-    t0 = time.perf_counter()
-    for s in range(n_single):
-        simulate(whole, x[s : s + 1], jobs=1)
-    per_sample = (time.perf_counter() - t0) / n_single
-    pyspice = pyspice_per_sample(whole, x, n_single)
-    t0 = time.perf_counter()
-    res = simulate(lower_stages(m, hw), x, jobs=jobs)
-    batched = (time.perf_counter() - t0) / n_batched
+    stages = lower_stages(m, hw)
+    res, fast = batched(stages, x, PART_ELEMENTS, jobs)
+    plain_res, plain = batched(stages, x[:n_plain], None, jobs) if n_plain else (None, None)
+    per_sample = pyspice = None
+    if n_single:
+        whole = lower(m, hw)[0]
+        t0 = time.perf_counter()
+        for s in range(n_single):
+            batched([whole], x[s : s + 1], None, 1)
+        per_sample = (time.perf_counter() - t0) / n_single
+        pyspice = pyspice_per_sample(whole, x, n_single)
     t0 = time.perf_counter()
     with torch.no_grad():
         ref = m(z).numpy()
     torch_s = (time.perf_counter() - t0) / n_batched
+    floor_s = floor(m, x[: min(200, n_batched)], mapping)
+    n_dev = sum(int(np.prod(L.coeffs.shape)) if mapping == "edge" else L.coeffs.shape[0] * L.coeffs.shape[2]
+                for L in m.layers)  # fmt: skip
+    err = float(np.abs(res.outputs - ref).max() / np.ptp(ref))
     row = {
         "dims": dims,
         "bases": bases,
         "mapping": mapping,
         "jobs": jobs,
+        "devices": n_dev,
         "samples_batched": n_batched,
-        "per_sample_run_s": round(per_sample, 4),
-        "pyspice_per_sample_s": round(pyspice, 4),
-        "batched_speedup_vs_pyspice_per_sample": round(pyspice / batched, 1),
-        "batched_s_per_sample": round(batched, 5),
+        "batched_s_per_sample": round(fast, 5),
+        "ngspice_time_split": split_of(res.rusage),
+        "ngspice_cpu_s_per_sample": round(res.rusage["elapsed_s"] / n_batched, 5),
+        "samples_plain": n_plain,
+        "plain_s_per_sample": None if plain is None else round(plain, 5),
+        "fast_speedup_vs_plain": None if plain is None else round(plain / fast, 1),
+        "fast_vs_plain_max_diff_rel_range": None
+        if plain is None
+        else float(np.abs(res.outputs[:n_plain] - plain_res.outputs).max() / np.ptp(plain_res.outputs)),
+        "per_sample_run_s": None if per_sample is None else round(per_sample, 4),
+        "pyspice_per_sample_s": None if pyspice is None else round(pyspice, 4),
+        "batched_speedup_vs_per_sample": None if per_sample is None else round(per_sample / fast, 1),
         "torch_s_per_sample": torch_s,
-        "batched_speedup_vs_per_sample": round(per_sample / batched, 1),
-        "circuit_slowdown_vs_torch": round(batched / torch_s),
-        "circuit_samples_per_s": round(1 / batched, 2),
-        "max_abs_error_rel_range": float(np.abs(res.outputs - ref).max() / np.ptp(ref)),
+        "circuit_slowdown_vs_torch": round(fast / torch_s),
+        "floor_s_per_sample": floor_s,
+        "floor_ns_per_device": round(floor_s / n_dev * 1e9, 2),
+        "circuit_vs_floor": round(fast * jobs / floor_s, 1),  # core-seconds against one core
+        "max_abs_error_rel_range": err,
     }
+    extra = "" if plain is None else f"; plain decks {plain * 1e3:.1f} ms/sample (fast path {plain / fast:.1f}x)"
+    if per_sample is not None:
+        extra += f"; one run per sample {per_sample:.2f} s (ngspice -b), {pyspice:.2f} s (PySpice)"
     print(
-        f"{dims} {len(bases)} bases, {mapping}: one run per sample {per_sample:.2f} s (ngspice -b), "
-        f"{pyspice:.2f} s (PySpice shared library); batched "
-        f"{batched * 1e3:.1f} ms/sample on {jobs} cores = {row['batched_speedup_vs_per_sample']:.0f}x / "
-        f"{row['batched_speedup_vs_pyspice_per_sample']:.0f}x faster; "
-        f"torch {torch_s * 1e6:.0f} us/sample (circuit {row['circuit_slowdown_vs_torch']}x slower); "
-        f"max error {row['max_abs_error_rel_range']:.1e} of the output range",
+        f"{dims} {len(bases)} bases, {mapping}: batched {fast * 1e3:.1f} ms/sample on {jobs} cores{extra}; "
+        f"ngspice time {row['ngspice_time_split']}; floor (numpy, every device once, 1 core) "
+        f"{floor_s * 1e3:.2f} ms/sample ({row['floor_ns_per_device']} ns/device); torch {torch_s * 1e6:.0f} us/sample; "
+        f"max error {err:.1e} of the output range",
         flush=True,
     )
     return row
 
 
+def fashion_10k(jobs=2) -> dict:
+    """The Fashion-MNIST test set (10,000 images) through the edge mapping of the [784,256,10]
+    TD-KAN that benchmarks/montecarlo.py trains, with the CLI a user runs."""
+    ckpt = Path(__file__).parent / "results" / "montecarlo" / "runs" / "fashion.pt"
+    if not ckpt.is_file():
+        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
+    js = OUT / "speed_fashion_10k.json"
+    cmd = [str(Path(sys.executable).with_name("anasim")), "simulate", str(ckpt), "--samples", "10000",
+           "--mapping", "edge", "--jobs", str(jobs), "--json", str(js)]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    rep = json.loads(js.read_text())
+    row = {"command": " ".join(["anasim", *cmd[1:]]), "wall_s": round(wall, 1), "samples": 10000, "report": rep}
+    print(f"Fashion-MNIST 10,000 images, edge mapping: {wall / 60:.1f} min wall on {jobs} cores", flush=True)
+    return row
+
+
 def main():
     OUT.mkdir(exist_ok=True)
-    quick = "--quick" in sys.argv
+    if "--fashion-10k" in sys.argv:
+        row = fashion_10k()
+        (OUT / "speed_fashion_10k_summary.json").write_text(
+            json.dumps({k: v for k, v in row.items() if k != "report"}, indent=1) + "\n"
+        )
+        return
+    q = "--quick" in sys.argv
     bases = ["a21", "z21", "zaz21"]
     rows = [
-        bench([196, 64, 10], bases, "edge", 40 if quick else 400, 1 if quick else 3),
-        bench([196, 64, 10], bases, "shared", 200 if quick else 2000, 2 if quick else 5),
-        bench([784, 256, 10], bases[:2], "shared", 200 if quick else 1000, 1),
+        bench([196, 64, 10], bases, "edge", 200 if q else 2000, 40 if q else 200, 1 if q else 2),
+        bench([196, 64, 10], bases, "shared", 200 if q else 2000, 200 if q else 2000, 2 if q else 5),
+        bench([784, 256, 10], bases[:2], "edge", 100 if q else 1000, 4 if q else 20, 0),
+        bench([784, 256, 10], bases[:2], "shared", 200 if q else 1000, 0, 1),
     ]
+    for dims in ([196, 64, 10], [784, 256, 10]):
+        edge, shared = (next(r for r in rows if r["dims"] == dims and r["mapping"] == mp) for mp in ("edge", "shared"))
+        ratio = edge["batched_s_per_sample"] / shared["batched_s_per_sample"]
+        edge["edge_vs_shared"] = round(ratio, 2)
+        print(f"{dims}: edge mapping {ratio:.2f}x the shared mapping's time per sample", flush=True)
     (OUT / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 

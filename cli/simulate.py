@@ -51,6 +51,12 @@ def _list_variations(ctx, param, value):
 @click.option("--gbw", type=float, help="tran: op-amp gain-bandwidth (Hz) [1e8].")
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Run each deck as lowered: no merged parallel devices, split parts or folded clippers (slower; "
+    "to check the fast path, which agrees to 1e-6 of the range).",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report (and an .npz beside it).")
 @click.option(
     "--max-range",
@@ -114,6 +120,7 @@ def simulate(
     analysis,
     period,
     whole,
+    plain,
     json_out,
     max_range,
     max_power,
@@ -135,7 +142,7 @@ def simulate(
     from anasim.pipeline import compare, load, monte_carlo
 
     settings = SimSettings(
-        jobs, analysis, period, whole=whole, netlist=Path(netlist_path).resolve() if netlist_path else None
+        jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
     if mc is None:
         if vary or sweep or resume or workers or scheduler:

@@ -34,7 +34,7 @@ def crossbar(couple: bool = False) -> Circuit:
 
 
 def test_independent_columns_become_parts_with_their_row_drivers():
-    parts = split(crossbar(), max_elements=2)  # each column holds 2 devices: one column a part
+    parts = split(crossbar(), max_elements=2, per_input=0)  # each column holds 2 devices: one column a part
     assert [p.outputs for p in parts] == [(0,), (1,), (2,)]
     for j, p in enumerate(parts):
         names = {e.name for e in p.circuit.elements}
@@ -43,10 +43,11 @@ def test_independent_columns_become_parts_with_their_row_drivers():
 
 
 def test_parts_fill_up_to_the_size_and_coupled_columns_stay_together():
-    assert [p.outputs for p in split(crossbar(), max_elements=4)] == [(0, 1), (2,)]
-    assert [p.outputs for p in split(crossbar(couple=True), max_elements=2)] == [(0, 1), (2,)]
+    assert [p.outputs for p in split(crossbar(), max_elements=4, per_input=0)] == [(0, 1), (2,)]
+    assert [p.outputs for p in split(crossbar(couple=True), max_elements=2, per_input=0)] == [(0, 1), (2,)]
     assert len(split(crossbar(), max_elements=None)) == 1
     assert len(split(crossbar(), max_elements=100)) == 1  # small enough already
+    assert [p.outputs for p in split(crossbar(), max_elements=1)] == [(0, 1), (2,)]  # 1 + 2 per input
 
 
 def test_parallel_devices_merge_into_one_exact_table():

@@ -96,16 +96,22 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
     raise AnasimError(f"netlister: no ngspice form for {type(e).__name__}")
 
 
+@lru_cache(maxsize=4096)
+def _points(column: bytes) -> str:
+    """``0,x0,1,x1,...`` of one input column (float64 bytes): the bulk of a deck, and the same
+    text for every part of a circuit that a chunk of samples runs through."""
+    col = np.frombuffer(column)
+    col = col if len(col) > 1 else np.repeat(col, 2)  # pwl needs two points
+    # repr of the Python floats, as num() writes them
+    return ",".join(f"{k},{b!r}" for k, b in enumerate(col.tolist()))
+
+
 def _stimulus(circuit: Circuit, stim) -> list[str]:
     if isinstance(stim, SampleSweep):
-        x = stim.x
-        idx = [str(k) for k in range(max(len(x), 2))]
+        x = np.asarray(stim.x, dtype=np.float64)
         lines = ["* inputs: sample s is applied while V(idx) = s", "Vidx idx 0 dc 0"]
         for i, node in enumerate(circuit.inputs):
-            col = x[:, i] if len(x) > 1 else np.repeat(x[:, i], 2)  # pwl needs two points
-            # repr of the Python floats, as num() writes them; one join per input (the bulk of a deck)
-            pts = ",".join(f"{a},{b!r}" for a, b in zip(idx, col.tolist()))
-            lines.append(f"Bin{i} {node} 0 V=pwl(V(idx),{pts})")
+            lines.append(f"Bin{i} {node} 0 V=pwl(V(idx),{_points(x[:, i].tobytes())})")
         return lines
     if isinstance(stim, TimeSequence):
         lines = ["* inputs: sample k is applied from t = k*T (ramp 'rise') and read at t = (k+1)*T"]
@@ -153,7 +159,8 @@ def _body(circuit: Circuit, ic: dict, inline: bool) -> str:
     return "\n".join(lines)
 
 
-@lru_cache(maxsize=64)
+# a Fashion-MNIST [784,256,10] edge layer runs as 256 parts
+@lru_cache(maxsize=512)
 def _swept_body(circuit: Circuit, inline: bool) -> str:
     """The body of a circuit swept chunk after chunk: written once (a frozen circuit hashes by value)."""
     return _body(circuit, {}, inline)

@@ -33,8 +33,11 @@ from scipy.sparse.csgraph import connected_components
 
 from .ir import VCVS, Branch, BSource, Circuit, Clipper, Device, OpAmp, Table, VSource, nodes_of
 
-# Nonlinear elements per part: on the digits edge mapping 1,500-2,500 ran within 5% of each
-# other and 3,500 twice as slow (ngspice's per-element data falls out of the 1 MB L2 cache).
+# Nonlinear elements per part, plus 2 per input (each part parses every input's stimulus again,
+# so wide inputs pay for bigger parts). Digits edge [196,64,10] (2,000 + 392): 1,500-2,500 ran
+# within 5% of each other, 3,500 twice as slow (ngspice's per-element data falls out of the 1 MB
+# L2 cache). Fashion-MNIST edge [784,256,10] layer 0, 1/2/3/4 outputs per part (1,176 tables
+# each): 479/355/304/436 ms per sample on one core; 2,000 + 1,568 gives 3.
 PART_ELEMENTS = 2000
 _V = re.compile(r"V\(\s*([A-Za-z0-9_]+)\s*(?:,\s*([A-Za-z0-9_]+)\s*)?\)")
 
@@ -87,11 +90,13 @@ def whole(circuit: Circuit) -> Part:
     return Part(circuit, tuple(range(len(circuit.inputs))), tuple(range(len(circuit.outputs))))
 
 
-def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS) -> list[Part]:
-    """``circuit`` as parts of at most about ``max_elements`` nonlinear elements (a piece larger
-    than that is one part), outputs in order; one part when it cannot be cut or ``max_elements``
-    is None."""
+def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS, per_input: int = 2) -> list[Part]:
+    """``circuit`` as parts of at most about ``max_elements`` nonlinear elements plus ``per_input``
+    (a piece larger than that is one part), outputs in order; one part when it cannot be cut or
+    ``max_elements`` is None."""
     weights = np.array([weight(e) for e in circuit.elements], dtype=int)
+    if max_elements:
+        max_elements += per_input * len(circuit.inputs)
     if not max_elements or circuit.includes or weights.sum() <= max_elements:
         return [whole(circuit)]
     held = held_nodes(circuit)

@@ -25,6 +25,7 @@ class SimSettings:
     settle_tol: float = 0.01  # tran: settled once every output stays within this fraction of the range
     settle_v: float = 0.01  # the same in volts (the pipeline sets it from the reference's range)
     whole: bool = False  # the whole network in one deck instead of stage by stage
+    plain: bool = False  # decks as lowered, without the runner's exact rewrites (anasim.circuit.partition)
     netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
     chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
     progress: bool = False  # samples done and time left on stderr (the CLI's runs)

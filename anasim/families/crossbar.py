@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..circuit.ir import Circuit
+from ..circuit.partition import PART_ELEMENTS
 from ..circuit.stimulus import TimeSequence, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
@@ -85,16 +86,22 @@ def simulate(
             raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
         ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
         ports = replace(ports, outputs=tuple(f"y_{j}" for j in range(n_out)))
-        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk, s.progress)
+        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk, s.progress, None)
         res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
     elif s.whole or stages is None:
-        res = batch.sweep(s.vary(s.lowered("whole", whole), "whole"), x, run_dir, s.jobs, s.chunk, s.progress)
-        res.mode = "batched DC sweeps, whole network in one deck"
+        circuit = s.vary(s.lowered("whole", whole), "whole")
+        res = batch.sweep(circuit, x, run_dir, s.jobs, s.chunk, s.progress, parts(s))
+        res.mode = "batched DC sweeps, whole network" + (" in one deck" if s.plain else "")
     else:
         circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
-        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress)
-        res.mode = "batched DC sweeps, stage by stage, cut at ideal sources"
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s))
+        res.mode = "batched DC sweeps, stage by stage, cut at ideal sources" + (", plain decks" if s.plain else "")
     return res
+
+
+def parts(s: SimSettings) -> int | None:
+    """Nonlinear elements per deck of the runner's fast path, or None for plain decks."""
+    return None if s.plain else PART_ELEMENTS
 
 
 def compile_decks(circuit: Circuit, x: np.ndarray | None, data_file: str) -> list[Deck]:
