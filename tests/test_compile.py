@@ -56,6 +56,17 @@ def test_simulate_agrees_with_reference(digits_model, tmp_path):
     assert npz["circuit"].shape == (360, 10)
 
 
+def test_simulate_plain_decks_agree_with_the_fast_path(digits_model, tmp_path):
+    outs = {}
+    for flag in ([], ["--plain"]):
+        js = tmp_path / f"sim{len(flag)}.json"
+        res = run("simulate", digits_model, "--samples", 60, "--json", js, *flag)
+        assert res.exit_code == 0, res.output
+        assert json.loads(js.read_text())["engine"]["mode"].endswith("plain decks") == bool(flag)
+        outs[len(flag)] = np.load(js.with_suffix(".npz"))["circuit"]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-6 * np.ptp(outs[1]))  # both solve to 1e-6
+
+
 def test_simulate_a_compiled_netlist(digits_model, tmp_path):
     out = tmp_path / "q.cir"
     assert run("compile", digits_model, "-o", out).exit_code == 0
