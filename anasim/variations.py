@@ -48,7 +48,7 @@ def _in_group(group: str) -> Callable:
 
 
 def _gain_resistors(c: Circuit) -> list[int]:
-    cells = set(c.group("coefficients"))
+    cells = set(c.group("coefficients")) | set(c.group("wires"))  # the feedback and difference resistors
     return [i for i, e in enumerate(c.elements) if isinstance(e, Resistor) and e.name not in cells]
 
 

@@ -22,6 +22,11 @@ HW_OPTIONS = [
     click.option("--area-max", type=float, help="TD-KAN: largest device area in unit-area devices [10]."),
     click.option("--levels", type=click.IntRange(2), help="TD-KAN: quantize areas to N levels."),
     click.option("--opamp-gain", type=float, help="TD-KAN, MLP: op-amp open-loop gain [1e9]."),
+    click.option(
+        "--wire-r",
+        type=float,
+        help="TD-KAN edge mapping: resistance of each row and column line segment between crossings (ohms) [0].",
+    ),
     click.option("--scale-a", type=float, help="KirchhoffNet: hardware scale a, farads and seconds per unit [1e-9]."),
 ]
 

@@ -184,7 +184,7 @@ def merge_parallel(circuit: Circuit) -> Circuit:
         elements[ks[0]] = Table(circuit.elements[ks[0]].name, p, n, table)
         drop.update(ks[1:])
     kept = tuple(e for k, e in enumerate(elements) if k not in drop)
-    names = {e.name for e in kept}  # Monte Carlo's groups are drawn before this: members merged away go
+    names = {e.name for e in kept}  # Monte Carlo draws before this; members merged away leave the groups
     groups = tuple((g, tuple(m for m in members if m in names)) for g, members in circuit.groups)
     return replace(circuit, elements=kept, groups=groups)
 

@@ -106,15 +106,45 @@ def clippers(L: KanLayer, inputs: list[str]) -> list:
     return [clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping) for i, src in enumerate(inputs)]
 
 
-def edge_devices(L: KanLayer) -> list:
+def edge_devices(L: KanLayer, wired: bool = False) -> list:
+    """One device per edge and basis, from row i to its column; ``wired``: from row i's node to
+    the column's node where the two lines cross (see :func:`wires`)."""
     d_in, d_out, k_n = L.area.shape
-    return [
-        Device(f"d{L.index}_{i}_{j}_{k}", f"{L.rows}{i}", L.column(i, j, k), L.bases[k].name, L.area[i, j, k])
-        for i in range(d_in)
-        for j in range(d_out)
-        for k in range(k_n)
-        if L.area[i, j, k] != 0
-    ]
+    out = []
+    for i in range(d_in):
+        for j in range(d_out):
+            for k in range(k_n):
+                if L.area[i, j, k] != 0:
+                    col = L.column(i, j, k)
+                    p, n = crossing(L.index, i, col) if wired else (f"{L.rows}{i}", col)
+                    out.append(Device(f"d{L.index}_{i}_{j}_{k}", p, n, L.bases[k].name, L.area[i, j, k]))
+    return out
+
+
+def crossing(li: int, i: int, col: str) -> tuple[str, str]:
+    """Row and column nodes where row i crosses column ``col`` (``l<li>_c<j>p`` or ``n``): the
+    columns lie along a row in the order 0p, 0n, 1p, 1n, ..., so column number c = 2j (+1 for n)."""
+    j, pol = col.rsplit("_c", 1)[1][:-1], col[-1]
+    c = 2 * int(j) + (pol == "n")
+    return f"l{li}_w{i}_{c}", f"l{li}_k{i}_{c}"
+
+
+def wires(L: KanLayer, opts: TdkanOptions) -> list:
+    """Row and column lines as resistor ladders of ``wire_r`` per segment. Row i runs from its
+    driver (the clipper) along columns 0p, 0n, 1p, ...: one segment to the first crossing and one
+    between adjacent crossings. Column c runs from row 0 down past the last row into its TIA. The
+    K devices of an edge sit at the crossing of its row with the column of their sign."""
+    d_in, d_out, li, r, out = L.area.shape[0], L.area.shape[1], L.index, opts.wire_r, []
+    for i in range(d_in):
+        prev = f"{L.rows}{i}"
+        for c in range(2 * d_out):
+            out.append(Resistor(f"wr{li}_{i}_{c}", prev, f"l{li}_w{i}_{c}", r))
+            prev = f"l{li}_w{i}_{c}"
+    for c, tia in enumerate(f"l{li}_c{j}{pol}" for j in range(d_out) for pol in "pn"):
+        for i in range(d_in):
+            below = f"l{li}_k{i + 1}_{c}" if i + 1 < d_in else tia
+            out.append(Resistor(f"wc{li}_{i}_{c}", f"l{li}_k{i}_{c}", below, r))
+    return out
 
 
 def sense(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
@@ -218,14 +248,15 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
     returns the circuit and a summary of its hardware values per layer."""
     layers = kan_layers(model, opts.check())
     rows, elements, info = names("in_", layers[0].area.shape[0]), [], {"layers": []}
-    coefficients = []
+    coefficients, wire_names = [], []
     for L in layers:
         d_in, d_out, k_n = L.area.shape
         outs = names("y_", d_out) if L is layers[-1] else names(f"l{L.index}_o", d_out)
         elements += clippers(L, rows)
         if opts.mapping == "edge":
-            cells = edge_devices(L)
-            elements += cells
+            cells = edge_devices(L, opts.wire_r > 0)
+            elements += cells + (lines := wires(L, opts) if opts.wire_r > 0 else [])
+            wire_names += [e.name for e in lines]
         else:
             phi = [f"l{L.index}_v{i}_{k}" for i in range(d_in) for k in range(k_n)]
             cells = crossbar(L, opts, phi)
@@ -235,17 +266,17 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
         info["layers"].append(layer_info(L, opts))
         rows = outs
     circuit = Circuit("anasim TD-KAN crossbar", tuple(elements), curves(model.layers[0].bases))
-    circuit = replace(circuit, groups=groups(coefficients))
+    circuit = replace(circuit, groups=groups(coefficients, wire_names))
     return _ports(circuit, layers[0].area.shape[0], rows), info
 
 
-def groups(coefficients: list[str]) -> tuple:
+def groups(coefficients: list[str], wire_names: list[str] = ()) -> tuple:
     """Monte Carlo groups: the element realizing each coefficient, and the elements whose area
     mismatch is that of a per-edge device. They are the same elements: the per-edge device, or in
     the shared mapping the crossbar cell standing for it (a cell of conductance area / Rs carries
     area * A_k * I_k into an ideal virtual ground, so scaling the cell scales the device exactly)."""
     names = tuple(coefficients)
-    return (("coefficients", names), ("areas", names))
+    return (("coefficients", names), ("areas", names), ("wires", tuple(wire_names)))
 
 
 def coefficient_index(name: str) -> tuple[int, int, int, int]:
@@ -267,11 +298,12 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
     for L in kan_layers(model, opts.check()):
         d_in, d_out, k_n = L.area.shape
         if opts.mapping == "edge":
-            cells = edge_devices(L)
-            parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells)]
+            cells = edge_devices(L, opts.wire_r > 0)
+            lines = wires(L, opts) if opts.wire_r > 0 else []
+            parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells + lines)]
             parts[0][2].extend(line_caps(L, opts, True) + columns(L, opts, names("y_", d_out)))
         else:
-            cells = crossbar(L, opts, names("in_", d_in * k_n))
+            cells, lines = crossbar(L, opts, names("in_", d_in * k_n)), []
             sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
             summed = cells + line_caps(L, opts, False)
             parts = [("sense", d_in, sensed), ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out)))]
@@ -279,7 +311,7 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
             n_out = d_in * k_n if part == "sense" else d_out
             circuit = Circuit(f"anasim TD-KAN crossbar, layer {L.index} ({part})", tuple(elements), cv)
             if part != "sense":
-                circuit = replace(circuit, groups=groups([e.name for e in cells]))
+                circuit = replace(circuit, groups=groups([e.name for e in cells], [e.name for e in lines]))
             stages.append(_ports(circuit, width, names("y_", n_out)))
     return stages
 

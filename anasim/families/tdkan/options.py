@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ...errors import AnasimError
@@ -21,6 +22,7 @@ class TdkanOptions:
     r_sense: float = 10e3  # shared mapping: feedback of each per-(input, basis) TIA (ohms)
     line_cap: float = 0.0  # parasitic capacitance of every row and column line to ground (F)
     gbw: float | None = None  # op-amp gain-bandwidth (Hz): one pole at gbw / gain; None: no pole
+    wire_r: float = 0.0  # edge mapping: resistance of each row and column line segment (ohms)
 
     def check(self) -> TdkanOptions:
         if self.crossbar not in ("vccs", "resistor"):
@@ -31,6 +33,14 @@ class TdkanOptions:
             raise AnasimError("area_max, opamp_gain, r_diff and r_sense must be positive")
         if self.line_cap < 0 or (self.gbw is not None and self.gbw <= 0):
             raise AnasimError("line capacitance must be >= 0 and the op-amp gain-bandwidth > 0")
+        if not (math.isfinite(self.wire_r) and self.wire_r >= 0):
+            raise AnasimError(f"--wire-r {self.wire_r!r}: give a finite resistance >= 0 ohms per line segment")
+        if self.wire_r > 0 and self.mapping == "shared":
+            raise AnasimError(
+                "--wire-r needs the edge mapping: in the shared mapping a crossbar cell stands for a device that "
+                "sits elsewhere (one per input and basis, behind a sense TIA), so there is no line the devices' "
+                "currents flow along; drop --mapping shared"
+            )
         if self.levels is not None and self.levels < 2:
             raise AnasimError(f"levels {self.levels}: need at least 2 area levels")
         return self
