@@ -21,6 +21,11 @@ HW_OPTIONS = [
     ),
     click.option("--area-max", type=float, help="TD-KAN: largest device area in unit-area devices [10]."),
     click.option("--levels", type=click.IntRange(2), help="TD-KAN: quantize areas to N levels."),
+    click.option(
+        "--area-min",
+        type=float,
+        help="TD-KAN: smallest device area; smaller ones are dropped (below half of it) or made this size [0].",
+    ),
     click.option("--opamp-gain", type=float, help="TD-KAN, MLP: op-amp open-loop gain [1e9]."),
     click.option(
         "--wire-r",

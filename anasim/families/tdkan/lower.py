@@ -89,6 +89,9 @@ def kan_layers(model: TDKAN, opts: TdkanOptions) -> list[KanLayer]:
         if opts.levels is not None:
             step = opts.area_max / (opts.levels - 1)
             area = np.round(area / step) * step
+        if opts.area_min > 0:  # no device below area_min: the nearer of none and the smallest one
+            small = (area > 0) & (area < opts.area_min)
+            area = np.where(small, np.where(area >= opts.area_min / 2, opts.area_min, 0.0), area)
         rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
         rf = np.where(rf > 0, rf, scale)
         c = s * bias + t

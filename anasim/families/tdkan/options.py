@@ -17,6 +17,7 @@ class TdkanOptions:
     crossbar: str = "vccs"  # shared mapping: cells as conductances into ideal virtual grounds, or "resistor"
     area_max: float = 10.0  # the largest device, in units of the unit-area device
     levels: int | None = None  # quantize areas to this many levels in [0, area_max]
+    area_min: float = 0.0  # smallest device that can be made: smaller areas go to 0 or area_min, the nearer
     opamp_gain: float = 1e9  # open-loop gain of every op-amp (1e9: ideal virtual ground)
     r_diff: float = 10e3  # resistors of the difference amplifier (ohms)
     r_sense: float = 10e3  # shared mapping: feedback of each per-(input, basis) TIA (ohms)
@@ -41,6 +42,8 @@ class TdkanOptions:
                 "sits elsewhere (one per input and basis, behind a sense TIA), so there is no line the devices' "
                 "currents flow along; drop --mapping shared"
             )
+        if not (math.isfinite(self.area_min) and 0 <= self.area_min <= self.area_max):
+            raise AnasimError(f"--area-min {self.area_min!r}: give an area between 0 and --area-max ({self.area_max})")
         if self.levels is not None and self.levels < 2:
             raise AnasimError(f"levels {self.levels}: need at least 2 area levels")
         return self

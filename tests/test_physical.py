@@ -1,5 +1,6 @@
-"""Wire resistance (TD-KAN edge mapping, ``--wire-r``): rows and columns as resistor ladders,
-checked against a nodal solve written from the documented layout, not from the netlist."""
+"""Physical crossbars (TD-KAN): wire resistance (``--wire-r``, rows and columns as resistor
+ladders, checked against a nodal solve written from the documented layout, not from the
+netlist) and a minimum device area (``--area-min``)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,20 @@ def test_zero_wire_resistance_is_the_ideal_crossbar():
 def test_bad_wire_resistance_is_refused(opts, needle):
     with pytest.raises(AnasimError, match=needle):
         opts.check()
+
+
+def test_area_min_drops_or_rounds_up_small_devices():
+    torch.manual_seed(4)
+    model = TDKAN([6, 5, 3], ["a21", "z21"]).double().eval()
+    base, cut = kan_layers(model, TdkanOptions()), kan_layers(model, TdkanOptions(area_min=1.0))
+    for a, b in zip(base, cut):
+        small = (a.area > 0) & (a.area < 1.0)
+        assert small.any() and (a.area[small] >= 0.5).any() and (a.area[small] < 0.5).any()
+        np.testing.assert_array_equal(b.area[~small], a.area[~small])  # the rest untouched
+        np.testing.assert_array_equal(b.area[small], np.where(a.area[small] >= 0.5, 1.0, 0.0))
+
+
+@pytest.mark.parametrize("area_min", [-0.1, 11.0, float("inf")])
+def test_bad_area_min_is_refused(area_min):
+    with pytest.raises(AnasimError, match="--area-min"):
+        TdkanOptions(area_min=area_min).check()
