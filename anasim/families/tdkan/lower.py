@@ -258,7 +258,8 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
         elements += clippers(L, rows)
         if opts.mapping == "edge":
             cells = edge_devices(L, opts.wire_r > 0)
-            elements += cells + (lines := wires(L, opts) if opts.wire_r > 0 else [])
+            lines = wires(L, opts) if opts.wire_r > 0 else []
+            elements += cells + lines
             wire_names += [e.name for e in lines]
         else:
             phi = [f"l{L.index}_v{i}_{k}" for i in range(d_in) for k in range(k_n)]
@@ -277,7 +278,8 @@ def groups(coefficients: list[str], wire_names: list[str] = ()) -> tuple:
     """Monte Carlo groups: the element realizing each coefficient, and the elements whose area
     mismatch is that of a per-edge device. They are the same elements: the per-edge device, or in
     the shared mapping the crossbar cell standing for it (a cell of conductance area / Rs carries
-    area * A_k * I_k into an ideal virtual ground, so scaling the cell scales the device exactly)."""
+    area * A_k * I_k into an ideal virtual ground, so scaling the cell scales the device exactly).
+    And the line segments of ``--wire-r``, which no variation of the op-amp resistors may touch."""
     names = tuple(coefficients)
     return (("coefficients", names), ("areas", names), ("wires", tuple(wire_names)))
 
