@@ -290,7 +290,10 @@ def main(argv: list[str]) -> None:
     for part in parts:
         COMMANDS.clear()
         done = speed(quick, "--full" in argv) if part == "speed" else figures(quick, "--reuse" in argv)
-        res[part] = done | {"commands": list(COMMANDS)}
+        # figures measured now replace the same keys; others (say, those of an earlier --full) stay
+        old = res.get(part, {})
+        commands = list(dict.fromkeys([*old.get("commands", []), *COMMANDS]))
+        res[part] = old | done | {"commands": commands}
         path.write_text(json.dumps(res, indent=1) + "\n")
 
 
