@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from anasim.circuit.ir import BSource, Circuit, Curve, Resistor
+from anasim.circuit.netlist import netlist
+from anasim.circuit.stimulus import sweep_run
 from anasim.devices import registry
 from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.model import TDKAN
@@ -54,6 +56,16 @@ def test_pwl_clamps_only_with_flat_end_points(tmp_path):
     )
     res = sweep(circuit, np.array([[2.0], [-1.0]]), tmp_path, jobs=1)
     np.testing.assert_allclose(res.outputs[:, 0], [2.0, -1.0], atol=1e-9)
+
+
+def test_runs_of_equal_inputs_keep_their_values(tmp_path):
+    """The stimulus leaves out points inside runs of equal values; every sample still sees its own."""
+    x = np.array([[0.3], [0.3], [0.3], [0.7], [0.7], [0.1], [0.1], [0.1], [0.1], [0.9]])
+    circuit = Circuit("copy", (BSource("c", "out", "0", "V", "V(in_0)"),), inputs=("in_0",), outputs=("out",))
+    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "o.txt"))
+    assert "pwl(V(idx),0,0.3,2,0.3,3,0.7,4,0.7,5,0.1,8,0.1,9,0.9)" in text
+    res = sweep(circuit, x, tmp_path, jobs=1)
+    np.testing.assert_array_equal(res.outputs[:, 0], x[:, 0])  # exactly: equal ends, nothing to round
 
 
 def test_two_by_two_crossbar_by_hand(tmp_path):
