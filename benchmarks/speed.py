@@ -173,7 +173,7 @@ def fashion_10k(jobs=2) -> dict:
            "--mapping", "edge", "--jobs", str(jobs), "--json", str(js)]  # fmt: skip
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
-    return summarize(js, time.perf_counter() - t0, "anasim simulate fashion.pt " + " ".join(cmd[4:-2]))
+    return summarize(js, time.perf_counter() - t0, "anasim simulate fashion.pt " + " ".join(cmd[3:-2]))
 
 
 def summarize(js: Path, wall: float, command: str) -> dict:
