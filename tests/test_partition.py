@@ -11,7 +11,7 @@ import torch
 
 from anasim.circuit.blocks import clipper
 from anasim.circuit.ir import VCVS, Circuit, Curve, Device, Resistor, Table
-from anasim.circuit.partition import fold_clippers, merge_parallel, split
+from anasim.circuit.partition import fold_clippers, merge_parallel, split, whole
 from anasim.devices import get_device
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.model import TDKAN
@@ -76,12 +76,14 @@ def test_shifted_devices_are_not_merged():
 def test_clippers_on_inputs_fold_into_the_stimulus():
     c = crossbar()
     x = np.array([[-0.5, 0.3], [1.7, 0.9]])
-    folded, fx = fold_clippers(c, x)
+    part = fold_clippers(whole(c))
+    folded, fx = part.circuit, part.stimulus(x)
     assert folded.inputs == ("r0", "r1") and not any(e.name.startswith("lim") for e in folded.elements)
     np.testing.assert_array_equal(fx, [[0.0, 0.3], [1.0, 0.9]])
     # an input that also drives another element keeps its clipper
     shared_input = replace(c, elements=c.elements + (Resistor("load", "in_0", "0", 1.0),))
-    kept, kx = fold_clippers(shared_input, x)
+    part = fold_clippers(whole(shared_input))
+    kept, kx = part.circuit, part.stimulus(x)
     assert kept.inputs == ("in_0", "r1") and kx[0, 0] == -0.5
 
 

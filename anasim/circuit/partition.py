@@ -47,6 +47,15 @@ class Part:
     circuit: Circuit
     inputs: tuple[int, ...]  # positions of its inputs among the whole circuit's inputs
     outputs: tuple[int, ...]  # positions of its outputs among the whole circuit's outputs
+    clippers: tuple[tuple[int, Clipper], ...] = ()  # (position among its inputs, clipper) folded in
+
+    def stimulus(self, x: np.ndarray) -> np.ndarray:
+        """Its inputs [N, part inputs] from the whole circuit's ``x`` [N, inputs], clipped where
+        :func:`fold_clippers` took a clipper out of the circuit."""
+        xin = np.array(x[:, list(self.inputs)], dtype=float)
+        for i, clip in self.clippers:
+            xin[:, i] = clip.apply(xin[:, i])
+        return xin
 
 
 def _drive(e) -> tuple[str, set[str]] | None:
@@ -193,18 +202,20 @@ def _flat_ends(t: tuple[float, ...]) -> bool:
     return len(t) >= 4 and t[1] == t[3] and t[-1] == t[-3]
 
 
-def fold_clippers(circuit: Circuit, x: np.ndarray) -> tuple[Circuit, np.ndarray]:
-    """``circuit`` and its stimulus ``x`` [N, inputs] with every clipper that is the only element
-    on an input applied to ``x`` instead: its output node becomes that input."""
+def fold_clippers(part: Part) -> Part:
+    """``part`` with every clipper that is the only element on an input applied to the stimulus
+    instead (:meth:`Part.stimulus`): its output node becomes that input."""
+    circuit = part.circuit
     uses = Counter(n for e in circuit.elements for n in _nodes(e))
     position = {node: i for i, node in enumerate(circuit.inputs)}
-    inputs, x, drop = list(circuit.inputs), np.array(x, dtype=float), set()
+    inputs, folded = list(circuit.inputs), []
     for e in circuit.elements:
         i = position.get(e.src) if isinstance(e, Clipper) else None
         if i is not None and uses[e.src] == 1 and e.src not in circuit.outputs and e.p not in position:
-            inputs[i], x[:, i] = e.p, e.apply(x[:, i])
-            drop.add(e.name)
-    if not drop:
-        return circuit, x
+            inputs[i] = e.p
+            folded.append((i, e))
+    if not folded:
+        return part
+    drop = {e.name for _, e in folded}
     elements = tuple(e for e in circuit.elements if e.name not in drop)
-    return replace(circuit, elements=elements, inputs=tuple(inputs)), x
+    return replace(part, circuit=replace(circuit, elements=elements, inputs=tuple(inputs)), clippers=tuple(folded))

@@ -7,7 +7,7 @@ sample so that only the failing samples are lost, and they are named. ``layers``
 cut at ideal sources (each sees the previous one's simulated outputs), chunk by chunk, so the
 samples of a chunk are finished through every stage while later chunks wait. Each circuit is
 split into independent parts (:mod:`anasim.circuit.partition`), one deck each: a per-edge
-crossbar's columns in decks of about 2,500 devices run several times faster than in one deck.
+crossbar's columns in decks of about 2,000 devices run several times faster than in one deck.
 
 A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
 them when the deck is the same (this is how an interrupted run continues). Ctrl-C kills every
@@ -121,10 +121,7 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
     out, failed = np.full((len(x), n_out), np.nan), {}
     for p, part in enumerate(parts):
         where = folder if len(parts) == 1 else folder / f"part{p:03d}"
-        circuit, xin = part.circuit, x[:, list(part.inputs)]
-        if fast:
-            circuit, xin = fold_clippers(circuit, xin)
-        res, bad = run_samples(circuit, xin, names, where, chunk_name, rusage, fast)
+        res, bad = run_samples(part.circuit, part.stimulus(x), names, where, chunk_name, rusage, fast)
         out[:, list(part.outputs)] = res
         for k, why in bad.items():
             failed.setdefault(k, why if len(parts) == 1 else f"part {p}: {why}")
@@ -146,7 +143,10 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
     fast = part_elements is not None
-    parts = [split(merge_parallel(c), part_elements) if fast else [whole(c)] for c in circuits]
+    # the rewrites, once per run: each chunk only builds its stimulus
+    parts = [
+        [fold_clippers(p) for p in split(merge_parallel(c), part_elements)] if fast else [whole(c)] for c in circuits
+    ]
 
     def job(start: int) -> None:
         name = f"chunk_{start:06d}"
