@@ -78,10 +78,15 @@ def eq6(rng, sigma, n, dist="binary") -> np.ndarray:
     return 1 + sigma * rng.standard_normal(n)
 
 
+def _device(e: Device, area: float = 1.0, scale: float = 1.0) -> Device:
+    # positional, not replace(): 5x faster on the 10^4-10^5 devices of a realization (x * 1.0 == x)
+    return Device(e.name, e.p, e.n, e.curve, e.area * area, e.scale * scale, e.shift)
+
+
 def scale_coefficient(e, f):
     """Multiply the coefficient an element realizes by f: device area, cell conductance."""
     if isinstance(e, Device):
-        return replace(e, area=e.area * f)
+        return _device(e, area=f)
     if isinstance(e, Resistor):
         return replace(e, value=e.value / f)
     if isinstance(e, VCCS):
@@ -105,7 +110,7 @@ VARIATIONS: dict[str, Variation] = {
         Variation(
             "iv-scale", "relative sigma", "current scale of every device (Gaussian, truncated to positive); "
             "in the shared mapping each (input, basis) device is shared by all its coefficients",
-            CROSSBARS, _of_type(Device), truncated, lambda e, f: replace(e, scale=e.scale * f),
+            CROSSBARS, _of_type(Device), truncated, lambda e, f: _device(e, scale=f),
         ),
         Variation(
             "iv-shift", "V", "bias shift of every device: I(V - shift), shift ~ N(0, sigma^2)",

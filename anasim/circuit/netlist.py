@@ -73,12 +73,15 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
         gain = e.area * curve.amps_per_unit * e.scale
         bias = f"V({e.p},{e.n})" if e.shift == 0 else f"V({e.p},{e.n})-{num(e.shift)}"
         if inline and curve.table:  # the device's own table: x, gain * I(x)
-            t = curve.table
-            pts = ",".join(f"{num(t[k])},{num(gain * t[k + 1])}" for k in range(0, len(t), 2))
+            xs, ys = _knots(curve.table)
+            pts = list(xs) * 2  # x0,i0,x1,i1,...: the knots' text, then each current's repr
+            pts[0::2], pts[1::2] = xs, map(repr, (ys * gain).tolist())
+            pts = ",".join(pts)
             return f"B{e.name} {e.p} {e.n} I=pwl({bias},{pts})"
         return f"B{e.name} {e.p} {e.n} I={num(gain)}*{curve_func(e.curve)}({bias})"
     if isinstance(e, Table):
-        return f"B{e.name} {e.p} {e.n} I=pwl(V({e.p},{e.n}),{','.join(map(num, e.table))})"
+        # a Table holds Python floats (validated finite): their repr is num()'s text, at less cost
+        return f"B{e.name} {e.p} {e.n} I=pwl(V({e.p},{e.n}),{','.join(map(repr, e.table))})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
         return f"B{e.name} {e.p} {e.n} I={e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)}"
@@ -94,6 +97,14 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
     if isinstance(e, BSource):
         return f"B{e.name} {e.p} {e.n} {e.kind}={e.expr}"
     raise AnasimError(f"netlister: no ngspice form for {type(e).__name__}")
+
+
+@lru_cache(maxsize=64)
+def _knots(table: tuple[float, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """A curve's knots as text and its currents as an array: a device's inlined table is these
+    knots and its gain times the currents (float64 products, as Python's), per device."""
+    t = np.asarray(table, dtype=float)
+    return tuple(num(x) for x in t[0::2]), t[1::2]
 
 
 @lru_cache(maxsize=4096)

@@ -183,14 +183,26 @@ def merge_parallel(circuit: Circuit) -> Circuit:
     if not groups:
         return circuit
     knots = np.unique(np.concatenate([t[:, 0] for t in tables.values()]))
+    names = list(tables)
     # each curve on the common knots, in amperes per unit area (np.interp is flat beyond the ends, as the tables are)
-    at = {name: np.interp(knots, t[:, 0], t[:, 1]) for name, t in tables.items()}
+    at = np.array([np.interp(knots, tables[c][:, 0], tables[c][:, 1]) for c in names])  # [curves, knots]
     amps = {c.name: c.amps_per_unit for c in circuit.curves}
+    members = [[circuit.elements[k] for k in ks] for ks in groups.values()]
+    width = max(map(len, members))
+    # member j of every group at once: its curve and gain (area * amps_per_unit * scale, in that
+    # order); padding adds 0.0, so each sum is the members' products added in element order
+    curve = np.zeros((len(members), width), dtype=int)
+    gain = np.zeros((len(members), width))
+    for g, es in enumerate(members):
+        curve[g, : len(es)] = [names.index(e.curve) for e in es]
+        gain[g, : len(es)] = [e.area * amps[e.curve] * e.scale for e in es]
+    total = np.zeros((len(members), len(knots)))
+    for j in range(width):
+        total += at[curve[:, j]] * gain[:, j, None]
+    rows = np.stack([np.broadcast_to(knots, total.shape), total], axis=2).reshape(len(members), -1)  # [groups, 2*knots]
     elements, drop = list(circuit.elements), set()
-    for (p, n), ks in groups.items():
-        total = sum(at[e.curve] * (e.area * amps[e.curve] * e.scale) for e in (circuit.elements[k] for k in ks))
-        table = tuple(float(v) for pair in zip(knots, total) for v in pair)
-        elements[ks[0]] = Table(circuit.elements[ks[0]].name, p, n, table)
+    for (p, n), ks, row in zip(groups, groups.values(), rows.tolist()):
+        elements[ks[0]] = Table(circuit.elements[ks[0]].name, p, n, tuple(row))
         drop.update(ks[1:])
     kept = tuple(e for k, e in enumerate(elements) if k not in drop)
     names = {e.name for e in kept}  # Monte Carlo draws before this; members merged away leave the groups
