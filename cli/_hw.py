@@ -32,8 +32,25 @@ HW_OPTIONS = [
         type=float,
         help="TD-KAN edge mapping: resistance of each row and column line segment between crossings (ohms) [0].",
     ),
+    click.option(
+        "--tile",
+        callback=lambda ctx, param, value: _tile(value),
+        metavar="ROWS,COLS",
+        help="TD-KAN edge mapping: crossbar tile of ROWS rows and COLS column lines (two per output); a larger "
+        "layer is split into tiles whose partial sums add in each output's difference amplifier [one tile].",
+    ),
     click.option("--scale-a", type=float, help="KirchhoffNet: hardware scale a, farads and seconds per unit [1e-9]."),
 ]
+
+
+def _tile(value: str | None):
+    if value is None:
+        return None
+    try:
+        rows, cols = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give ROWS,COLS as two integers, e.g. --tile 64,64") from None
+    return rows, cols
 
 
 def hw_options(fn):

@@ -129,10 +129,31 @@ def test_ngspice_missing_is_explained(digits_model, monkeypatch):
     assert res.exit_code == 1 and "ngspice is not installed" in res.output and "apt-get install ngspice" in res.output
 
 
-@pytest.mark.parametrize("args", [["--area-max", "-1"], ["--opamp-gain", "0"], ["--levels", "1"]])
-def test_out_of_bounds_hardware_options(digits_model, tmp_path, args):
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--area-max", "-1"], "area_max"),
+        (["--opamp-gain", "0"], "opamp_gain"),
+        (["--levels", "1"], "--levels"),
+        (["--tile", "64"], "give ROWS,COLS as two integers"),
+        (["--tile", "8,x"], "give ROWS,COLS as two integers"),
+        (["--tile", "0,8"], "at least 1 row and 2 column lines"),
+        (["--tile", "8,8", "--mapping", "shared"], "--tile needs the edge mapping"),
+    ],
+)
+def test_out_of_bounds_hardware_options(digits_model, tmp_path, args, needle):
     res = run("compile", digits_model, "-o", tmp_path / "x.cir", *args)
-    assert res.exit_code != 0 and not (tmp_path / "x.cir").exists()
+    assert res.exit_code != 0 and needle in res.output and not (tmp_path / "x.cir").exists(), res.output
+
+
+def test_tiled_compile_and_simulate(digits_model, tmp_path):
+    # digits [64,4,10] in tiles of 16 rows and 4 column lines: 4 row tiles, 5 column tiles
+    res = run("compile", digits_model, "-o", tmp_path / "t.cir", "--tile", "16,4")
+    text = (tmp_path / "t.cir").read_text()
+    assert res.exit_code == 0 and "tile (16, 4)" in text and "Etia0_3_t3_p" in text, res.output
+    res = run("simulate", digits_model, "--samples", 20, "--tile", "16,4", "--json", tmp_path / "t.json")
+    rep = json.loads((tmp_path / "t.json").read_text())
+    assert res.exit_code == 0 and rep["argmax_agreement"] == 1.0 and rep["max_abs_error"] <= 1e-5 * rep["output_scale"]
 
 
 @pytest.mark.parametrize(

@@ -46,16 +46,28 @@ def neuron(name: str, cp: str, cn: str, out: str, r_diff: float, gain: float, gb
     """Two TIA op-amps (their feedback resistors are added per column by the caller, from the
     column nodes to ``<out>_ap`` / ``<out>_an``) and a unity difference amplifier:
     out = V(an) - V(ap)."""
-    ap, an, m, q = f"{out}_ap", f"{out}_an", f"{name}_m", f"{name}_q"
-    return [
-        OpAmp(f"{name}_p", "0", cp, ap, gain, gbw=gbw),
-        OpAmp(f"{name}_n", "0", cn, an, gain, gbw=gbw),
-        Resistor(f"{name}_a", ap, m, r_diff),
-        Resistor(f"{name}_b", m, out, r_diff),
-        Resistor(f"{name}_c", an, q, r_diff),
-        Resistor(f"{name}_d", q, "0", r_diff),
-        OpAmp(f"{name}_d", q, m, out, gain, gbw=gbw),
-    ]
+    ap, an = f"{out}_ap", f"{out}_an"
+    return tias(name, cp, cn, ap, an, gain, gbw) + summing(name, [ap], [an], out, r_diff, gain, gbw)
+
+
+def tias(name: str, cp: str, cn: str, ap: str, an: str, gain: float, gbw: float | None) -> list:
+    """The TIA op-amps of a column pair: virtual grounds at ``cp`` / ``cn``, outputs ``ap`` / ``an``."""
+    return [OpAmp(f"{name}_p", "0", cp, ap, gain, gbw=gbw), OpAmp(f"{name}_n", "0", cn, an, gain, gbw=gbw)]
+
+
+def summing(name: str, aps: list[str], ans: list[str], out: str, r: float, gain: float, gbw: float | None) -> list:
+    """out = sum V(ans) - sum V(aps): a difference amplifier with T inputs on each side, all
+    resistors ``r``. The + input sits at sum(ans) / (T + 1) (T inputs and one resistor to
+    ground), which the - side's noise gain T + 1 turns into sum(ans); each ap enters with gain
+    -1. T = 1 is the unity difference amplifier of a single crossbar (resistors a, b, c, d); T
+    tiles add their partial sums here (a<t>, c<t>)."""
+    m, q = f"{name}_m", f"{name}_q"
+    tag = (lambda t: "") if len(aps) == 1 else str
+    out_ = [Resistor(f"{name}_a{tag(t)}", ap, m, r) for t, ap in enumerate(aps)]
+    out_ += [Resistor(f"{name}_b", m, out, r)]
+    out_ += [Resistor(f"{name}_c{tag(t)}", an, q, r) for t, an in enumerate(ans)]
+    out_ += [Resistor(f"{name}_d", q, "0", r), OpAmp(f"{name}_d", q, m, out, gain, gbw=gbw)]
+    return out_
 
 
 def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> Clipper:

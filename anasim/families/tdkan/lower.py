@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ...circuit.blocks import clipper, neuron
+from ...circuit.blocks import clipper, summing, tias
 from ...circuit.ir import VCCS, Capacitor, Circuit, Curve, Device, ISource, OpAmp, Resistor
 from ...errors import AnasimError
 from .model import TDKAN
@@ -109,19 +109,36 @@ def clippers(L: KanLayer, inputs: list[str]) -> list:
     return [clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping) for i, src in enumerate(inputs)]
 
 
-def edge_devices(L: KanLayer, wired: bool = False) -> list:
-    """One device per edge and basis, from row i to its column; ``wired``: from row i's node to
-    the column's node where the two lines cross (see :func:`wires`)."""
+def edge_devices(L: KanLayer, wired: bool = False, rows_per_tile: int | None = None) -> list:
+    """One device per edge and basis, from row i to its column (in row i's tile, see
+    :func:`tile_column`); ``wired``: from row i's node to the column's node where the two lines
+    cross (see :func:`wires`)."""
     d_in, d_out, k_n = L.area.shape
+    per, n_b = rows_per_tile or d_in, -(-d_in // (rows_per_tile or d_in))
     out = []
     for i in range(d_in):
         for j in range(d_out):
             for k in range(k_n):
                 if L.area[i, j, k] != 0:
                     col = L.column(i, j, k)
-                    p, n = crossing(L.index, i, col) if wired else (f"{L.rows}{i}", col)
+                    p, n = crossing(L.index, i, col) if wired else (f"{L.rows}{i}", tile_column(col, i // per, n_b))
                     out.append(Device(f"d{L.index}_{i}_{j}_{k}", p, n, L.bases[k].name, L.area[i, j, k]))
     return out
+
+
+def tiling(L: KanLayer, opts: TdkanOptions) -> tuple[int, int]:
+    """(rows, outputs) of one tile of the layer: ``--tile ROWS,COLS`` holds COLS // 2 outputs
+    (two column lines each); a tile larger than the layer is the layer."""
+    d_in, d_out = L.area.shape[:2]
+    if opts.tile is None:
+        return d_in, d_out
+    return min(opts.tile[0], d_in), min(max(1, opts.tile[1] // 2), d_out)
+
+
+def tile_column(col: str, b: int, n_b: int) -> str:
+    """The node of column ``col`` (``l<li>_c<j>p|n``) in row tile b of n_b: its own TIA input
+    ``l<li>_t<b>_c<j>p|n`` when the layer's rows span several tiles."""
+    return col if n_b == 1 else col.replace("_c", f"_t{b}_c", 1)
 
 
 def crossing(li: int, i: int, col: str) -> tuple[str, str]:
@@ -133,19 +150,24 @@ def crossing(li: int, i: int, col: str) -> tuple[str, str]:
 
 
 def wires(L: KanLayer, opts: TdkanOptions) -> list:
-    """Row and column lines as resistor ladders of ``wire_r`` per segment. Row i runs from its
-    driver (the clipper) along columns 0p, 0n, 1p, ...: one segment to the first crossing and one
-    between adjacent crossings. Column c runs from row 0 down past the last row into its TIA. The
-    K devices of an edge sit at the crossing of its row with the column of their sign."""
+    """Row and column lines as resistor ladders of ``wire_r`` per segment. In each tile, row i
+    runs from its driver (the clipper) along the tile's columns 0p, 0n, 1p, ...: one segment to
+    the first crossing and one between adjacent crossings. Column c runs from the tile's first
+    row down past its last row into the tile's TIA. The K devices of an edge sit at the crossing
+    of its row with the column of their sign."""
     d_in, d_out, li, r, out = L.area.shape[0], L.area.shape[1], L.index, opts.wire_r, []
+    per_rows, per_outs = tiling(L, opts)
+    n_b = -(-d_in // per_rows)
     for i in range(d_in):
-        prev = f"{L.rows}{i}"
-        for c in range(2 * d_out):
-            out.append(Resistor(f"wr{li}_{i}_{c}", prev, f"l{li}_w{i}_{c}", r))
-            prev = f"l{li}_w{i}_{c}"
+        for q in range(0, d_out, per_outs):  # a row line per column tile, each from its own driver end
+            prev = f"{L.rows}{i}"
+            for c in range(2 * q, 2 * min(q + per_outs, d_out)):
+                out.append(Resistor(f"wr{li}_{i}_{c}", prev, f"l{li}_w{i}_{c}", r))
+                prev = f"l{li}_w{i}_{c}"
     for c, tia in enumerate(f"l{li}_c{j}{pol}" for j in range(d_out) for pol in "pn"):
         for i in range(d_in):
-            below = f"l{li}_k{i + 1}_{c}" if i + 1 < d_in else tia
+            last = min((i // per_rows + 1) * per_rows, d_in)  # the tile's rows end here
+            below = f"l{li}_k{i + 1}_{c}" if i + 1 < last else tile_column(tia, i // per_rows, n_b)
             out.append(Resistor(f"wc{li}_{i}_{c}", f"l{li}_k{i}_{c}", below, r))
     return out
 
@@ -182,52 +204,99 @@ def crossbar(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
     return out
 
 
-def line_caps(L: KanLayer, opts: TdkanOptions, with_rows: bool) -> list:
+def line_caps(L: KanLayer, opts: TdkanOptions, with_rows: bool, n_b: int = 1) -> list:
     if opts.line_cap <= 0:
         return []
     lines = [f"{L.rows}{i}" for i in range(L.area.shape[0])] if with_rows else []
-    lines += [f"l{L.index}_c{j}{pol}" for j in range(L.area.shape[1]) for pol in "pn"]
+    lines += [
+        tile_column(f"l{L.index}_c{j}{pol}", b, n_b) for b in range(n_b) for j in range(L.area.shape[1]) for pol in "pn"
+    ]
     return [Capacitor(f"line_{node}", node, "0", opts.line_cap) for node in lines]
 
 
-def negative_conductance(L: KanLayer, opts: TdkanOptions) -> np.ndarray:
-    """Worst-case negative input conductance of each column [out, (+, -)] (siemens), edge mapping;
-    the shared mapping's crossbar cells are linear (its sense TIAs see the devices)."""
+def negative_conductance(L: KanLayer, opts: TdkanOptions, rows: slice = slice(None)) -> np.ndarray:
+    """Worst-case negative input conductance of each column [out, (+, -)] (siemens) over ``rows``,
+    edge mapping; the shared mapping's crossbar cells are linear (its sense TIAs see the devices)."""
     if opts.mapping == "shared":
         return np.zeros((L.area.shape[1], 2))
     amps = np.array([d.amps_per_unit for d in L.bases])
     slopes = np.array([max(0.0, -min_slope(d, L.v_range)) for d in L.bases])  # [K] per unit area
-    g_dev = L.area * (amps * slopes)[None, None, :]  # [in, out, K]
-    pos = (L.theta > 0) == (L.s >= 0)[None, :, None]
+    g_dev = L.area[rows] * (amps * slopes)[None, None, :]  # [rows, out, K]
+    pos = (L.theta[rows] > 0) == (L.s >= 0)[None, :, None]
     return np.stack([(g_dev * pos).sum(axis=(0, 2)), (g_dev * ~pos).sum(axis=(0, 2))], axis=1)
 
 
-def columns(L: KanLayer, opts: TdkanOptions, outs: list[str]) -> list:
-    """Per output: bias current, TIA pair + difference amplifier, feedback, stabilizers."""
-    li, g_neg, out = L.index, negative_conductance(L, opts), []
+def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], n_b: int = 1, cut: bool = False) -> tuple[list, list]:
+    """Per output: bias current, a TIA pair per row tile (feedback, stabilizers) and the
+    difference amplifier, which with n_b row tiles sums their partial outputs
+    (:func:`~anasim.circuit.blocks.summing`). With ``cut`` the difference amplifiers are left
+    out and returned as (name, aps, ans, out) per output, for a stage of their own: an ideal TIA
+    output is an ideal source, so its load does not change it."""
+    li, out, amps = L.index, [], []
+    per = -(-L.area.shape[0] // n_b)
+    g_negs = [negative_conductance(L, opts, slice(b * per, (b + 1) * per)) for b in range(n_b)]
     for j, y in enumerate(outs):
-        cp, cn = f"l{li}_c{j}p", f"l{li}_c{j}n"
         ib = L.c[j] / L.rf[j]
-        if ib != 0:
+        if ib != 0:  # into the first tile's column
+            cp, cn = tile_column(f"l{li}_c{j}p", 0, n_b), tile_column(f"l{li}_c{j}n", 0, n_b)
             out.append(ISource(f"b{li}_{j}", "0", cp if ib > 0 else cn, abs(ib)))
-        out += neuron(f"tia{li}_{j}", cp, cn, y, opts.r_diff, opts.opamp_gain, opts.gbw)
-        out.append(Resistor(f"fp{li}_{j}", cp, f"{y}_ap", L.rf[j]))
-        out.append(Resistor(f"fn{li}_{j}", cn, f"{y}_an", L.rf[j]))
-        if opts.gbw is not None:
-            # NDR devices give a column a negative input conductance (down to g_neg); when
-            # Rf * g_neg < -1 the TIA loop turns into positive feedback and the column latches or
-            # drifts. A shunt to ground worth 1.5 x the worst case keeps it stable; at a true
-            # virtual ground it carries no current, so DC outputs are unchanged.
-            for col, g in ((cp, g_neg[j, 0]), (cn, g_neg[j, 1])):
-                if g > 0:
-                    out.append(Resistor(f"shunt_{col}", col, "0", 1.0 / (1.5 * g)))
-        if opts.line_cap > 0 and opts.gbw is not None:
-            # A TIA with a capacitive input rings without feedback capacitance; this Cf gives
-            # about 45 degrees of phase margin: Cf = sqrt(C_in / (2 pi Rf GBW)).
-            cf = float(np.sqrt(opts.line_cap / (2 * np.pi * L.rf[j] * opts.gbw)))
-            out.append(Capacitor(f"fp{li}_{j}", cp, f"{y}_ap", cf))
-            out.append(Capacitor(f"fn{li}_{j}", cn, f"{y}_an", cf))
+        aps, ans, tiles = [], [], []
+        for b in range(n_b):
+            cp, cn = tile_column(f"l{li}_c{j}p", b, n_b), tile_column(f"l{li}_c{j}n", b, n_b)
+            tag = "" if n_b == 1 else f"_t{b}"
+            ap, an = f"{y}{tag}_ap", f"{y}{tag}_an"
+            tiles.append(tias(f"tia{li}_{j}{tag}", cp, cn, ap, an, opts.opamp_gain, opts.gbw))
+            tiles.append([Resistor(f"fp{li}_{j}{tag}", cp, ap, L.rf[j]), Resistor(f"fn{li}_{j}{tag}", cn, an, L.rf[j])])
+            tiles.append(stabilizers(L, opts, g_negs[b][j], (cp, cn, ap, an), j, tag))
+            aps.append(ap)
+            ans.append(an)
+        amp = (f"tia{li}_{j}", aps, ans, y)
+        if cut:
+            amps.append(amp)
+        else:  # one tile: after its TIAs, as a neuron's elements come (the netlists stay as they were)
+            tiles.insert(1 if n_b == 1 else len(tiles), difference_amps([amp], opts))
+        out += [e for group in tiles for e in group]
+    return out, amps
+
+
+def stabilizers(L: KanLayer, opts: TdkanOptions, g_neg, nodes: tuple[str, str, str, str], j: int, tag: str) -> list:
+    """With op-amp poles (``gbw``): column shunts against NDR devices, feedback capacitors against
+    line capacitance. ``nodes``: the columns and their TIA outputs (cp, cn, ap, an)."""
+    cp, cn, ap, an = nodes
+    out = []
+    if opts.gbw is not None:
+        # NDR devices give a column a negative input conductance (down to g_neg); when
+        # Rf * g_neg < -1 the TIA loop turns into positive feedback and the column latches or
+        # drifts. A shunt to ground worth 1.5 x the worst case keeps it stable; at a true
+        # virtual ground it carries no current, so DC outputs are unchanged.
+        for col, g in ((cp, g_neg[0]), (cn, g_neg[1])):
+            if g > 0:
+                out.append(Resistor(f"shunt_{col}", col, "0", 1.0 / (1.5 * g)))
+    if opts.line_cap > 0 and opts.gbw is not None:
+        # A TIA with a capacitive input rings without feedback capacitance; this Cf gives
+        # about 45 degrees of phase margin: Cf = sqrt(C_in / (2 pi Rf GBW)).
+        cf = float(np.sqrt(opts.line_cap / (2 * np.pi * L.rf[j] * opts.gbw)))
+        out.append(Capacitor(f"fp{L.index}_{j}{tag}", cp, ap, cf))
+        out.append(Capacitor(f"fn{L.index}_{j}{tag}", cn, an, cf))
     return out
+
+
+def difference_amps(amps: list, opts: TdkanOptions, inputs: list[str] | None = None) -> list:
+    """The difference (summing) amplifier of every output; ``inputs`` renames the partial
+    outputs, in the order [ap, an] per tile per output, to a stage's input nodes."""
+    out, m = [], 0
+    for name, aps, ans, y in amps:
+        if inputs is not None:
+            n = len(aps)
+            aps, ans = [inputs[m + 2 * t] for t in range(n)], [inputs[m + 2 * t + 1] for t in range(n)]
+            m += 2 * n
+        out += summing(name, aps, ans, y, opts.r_diff, opts.opamp_gain, opts.gbw)
+    return out
+
+
+def partials(amps: list) -> list[str]:
+    """The TIA outputs the difference amplifiers read, [ap, an] per tile per output."""
+    return [node for _, aps, ans, _ in amps for pair in zip(aps, ans) for node in pair]
 
 
 def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
@@ -256,8 +325,10 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
         d_in, d_out, k_n = L.area.shape
         outs = names("y_", d_out) if L is layers[-1] else names(f"l{L.index}_o", d_out)
         elements += clippers(L, rows)
+        per_rows, n_b = tiling(L, opts)[0], 1
         if opts.mapping == "edge":
-            cells = edge_devices(L, opts.wire_r > 0)
+            n_b = -(-d_in // per_rows)
+            cells = edge_devices(L, opts.wire_r > 0, per_rows)
             lines = wires(L, opts) if opts.wire_r > 0 else []
             elements += cells + lines
             wire_names += [e.name for e in lines]
@@ -266,7 +337,7 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
             cells = crossbar(L, opts, phi)
             elements += sense(L, opts, phi) + cells
         coefficients += [e.name for e in cells]
-        elements += line_caps(L, opts, with_rows=True) + columns(L, opts, outs)
+        elements += line_caps(L, opts, True, n_b) + columns(L, opts, outs, n_b)[0]
         info["layers"].append(layer_info(L, opts))
         rows = outs
     circuit = Circuit("anasim TD-KAN crossbar", tuple(elements), curves(model.layers[0].bases))
@@ -303,21 +374,32 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
     for L in kan_layers(model, opts.check()):
         d_in, d_out, k_n = L.area.shape
         if opts.mapping == "edge":
-            cells = edge_devices(L, opts.wire_r > 0)
+            per_rows = tiling(L, opts)[0]
+            n_b = -(-d_in // per_rows)
+            cells = edge_devices(L, opts.wire_r > 0, per_rows)
             lines = wires(L, opts) if opts.wire_r > 0 else []
-            parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells + lines)]
-            parts[0][2].extend(line_caps(L, opts, True) + columns(L, opts, names("y_", d_out)))
+            tiles, amps = columns(L, opts, names("y_", d_out), n_b, cut=n_b > 1)
+            parts = [
+                ("all", d_in, clippers(L, names("in_", d_in)) + cells + lines + line_caps(L, opts, True, n_b) + tiles)
+            ]
+            if n_b > 1:  # the row tiles' partial sums meet in the difference amplifiers: a linear stage
+                parts = [("tiles", d_in, parts[0][2], partials(amps))]
+                inputs = names("in_", len(partials(amps)))
+                parts.append(("sum", len(inputs), difference_amps(amps, opts, inputs)))
         else:
             cells, lines = crossbar(L, opts, names("in_", d_in * k_n)), []
             sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
             summed = cells + line_caps(L, opts, False)
-            parts = [("sense", d_in, sensed), ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out)))]
-        for part, width, elements in parts:
+            parts = [
+                ("sense", d_in, sensed),
+                ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out))[0]),
+            ]
+        for part, width, elements, *outputs in parts:
             n_out = d_in * k_n if part == "sense" else d_out
             circuit = Circuit(f"anasim TD-KAN crossbar, layer {L.index} ({part})", tuple(elements), cv)
-            if part != "sense":
+            if part not in ("sense", "sum"):
                 circuit = replace(circuit, groups=groups([e.name for e in cells], [e.name for e in lines]))
-            stages.append(_ports(circuit, width, names("y_", n_out)))
+            stages.append(_ports(circuit, width, outputs[0] if outputs else names("y_", n_out)))
     return stages
 
 

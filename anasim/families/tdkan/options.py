@@ -24,6 +24,9 @@ class TdkanOptions:
     line_cap: float = 0.0  # parasitic capacitance of every row and column line to ground (F)
     gbw: float | None = None  # op-amp gain-bandwidth (Hz): one pole at gbw / gain; None: no pole
     wire_r: float = 0.0  # edge mapping: resistance of each row and column line segment (ohms)
+    # edge mapping: (rows, column lines) of one crossbar tile; None: one tile per layer. An output
+    # takes two column lines (its + and - columns), so a tile holds cols // 2 outputs.
+    tile: tuple[int, int] | None = None
 
     def check(self) -> TdkanOptions:
         if self.crossbar not in ("vccs", "resistor"):
@@ -44,6 +47,19 @@ class TdkanOptions:
             )
         if not (math.isfinite(self.area_min) and 0 <= self.area_min <= self.area_max):
             raise AnasimError(f"--area-min {self.area_min!r}: give an area between 0 and --area-max ({self.area_max})")
+        if self.tile is not None:
+            if len(self.tile) != 2 or not all(isinstance(t, int) for t in self.tile):
+                raise AnasimError(f"--tile {self.tile!r}: give ROWS,COLS as two integers, e.g. --tile 64,64")
+            if self.tile[0] < 1 or self.tile[1] < 2:
+                raise AnasimError(
+                    f"--tile {self.tile[0]},{self.tile[1]}: a tile needs at least 1 row and 2 column lines "
+                    "(each output takes a + and a - column)"
+                )
+            if self.mapping == "shared":
+                raise AnasimError(
+                    "--tile needs the edge mapping: the shared mapping's crossbar cells stand for devices that sit "
+                    "elsewhere, so there is no physical array to cut; drop --mapping shared"
+                )
         if self.levels is not None and self.levels < 2:
             raise AnasimError(f"levels {self.levels}: need at least 2 area levels")
         return self
