@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo)."""
+"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
+physical crossbars)."""
 
 import accuracy
 import fidelity
@@ -7,6 +8,7 @@ import kirchhoff_digits
 import kirchhoff_scale
 import kirchhoff_table1
 import montecarlo
+import physical
 import speed
 
 if __name__ == "__main__":
@@ -19,3 +21,5 @@ if __name__ == "__main__":
     kirchhoff_digits.main([])
     kirchhoff_scale.main([])
     montecarlo.main(["speed", "--full", "figures"])
+    physical.main(["digits"])
+    physical.main(["fashion"])  # after montecarlo.py, which trains its model

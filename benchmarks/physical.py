@@ -1,0 +1,95 @@
+"""Physical crossbars benchmark (`make bench`): accuracy against wire resistance for several tile sizes.
+
+Every run is an `anasim simulate` command with `--wire-r R --tile T,T`, edge mapping, printed and
+recorded in results/physical.json with its figures: circuit accuracy, argmax agreement with the
+torch reference, the largest output error, and the run's wall time per sample (the cost growth
+against tile size and network size; ratios from one run, nothing else on the 2 cores).
+
+    python physical.py digits     # netlists/examples/digits_tdkan.pt [64,4,10], 360 test images,
+                                  # tiles of 16, 32 and 64 rows, 0 / 0.1 / 1 / 10 / 100 ohm
+    python physical.py fashion    # the Fashion-MNIST [784,256,10] TD-KAN that montecarlo.py trains,
+                                  # 1,000 test images, tiles of 64, 128 and 256 rows
+    python physical.py fashion --samples 200 --tiles 64 --ohms 1   # one cell of that table
+
+Each cell is written to results/physical.json as it finishes; a cell measured again replaces
+the one with the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+OUT = HERE / "results" / "physical.json"
+ANASIM = str(Path(sys.executable).with_name("anasim"))
+OHMS = (0.0, 0.1, 1.0, 10.0, 100.0)
+SETS = {
+    "digits": (HERE.parent / "netlists" / "examples" / "digits_tdkan.pt", 360, (16, 32, 64), []),
+    "fashion": (HERE / "results" / "montecarlo" / "runs" / "fashion.pt", 1000, (64, 128, 256), []),
+}
+
+
+def cell(ckpt: Path, samples: int, tile: int, ohms: float, extra: list[str]) -> dict:
+    """One run: accuracy, agreement, largest error (of the output range) and seconds per sample."""
+    with tempfile.TemporaryDirectory() as tmp:
+        js = Path(tmp) / "run.json"
+        args = ["simulate", str(ckpt), "--samples", str(samples), "--mapping", "edge", "--tile", f"{tile},{tile}",
+                "--wire-r", f"{ohms:g}", *extra]  # fmt: skip
+        print("$ anasim", " ".join(args[:1] + [ckpt.name] + args[2:]), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([ANASIM, *args, "--json", str(js)], check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        rep = json.loads(js.read_text())
+    return {
+        "command": "anasim " + " ".join(args[:1] + [ckpt.name] + args[2:]),
+        "tile": tile,
+        "wire_r": ohms,
+        "samples": rep["samples"],
+        "reference_accuracy": rep["reference_accuracy"],
+        "circuit_accuracy": rep["circuit_accuracy"],
+        "argmax_agreement": rep["argmax_agreement"],
+        "max_error_rel_range": rep["max_abs_error"] / rep["output_scale"],
+        "failed_samples": rep.get("failed_samples", 0),
+        "s_per_sample": round(wall / rep["samples"], 4),
+    }
+
+
+def table(name: str, samples: int | None, tiles, ohms) -> list[dict]:
+    ckpt, n, default_tiles, extra = SETS[name]
+    if not ckpt.is_file():
+        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
+    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    rows = {r["command"]: r for r in done.get(name, [])}
+    for tile in tiles or default_tiles:
+        for r in ohms or OHMS:
+            row = cell(ckpt, samples or n, tile, r, extra)
+            rows[row["command"]] = row
+            print(f"  tile {tile}, {r:g} ohm: circuit {row['circuit_accuracy']:.2%} (reference "
+                  f"{row['reference_accuracy']:.2%}), agreement {row['argmax_agreement']:.2%}, largest error "
+                  f"{row['max_error_rel_range']:.2g} of range, {1e3 * row['s_per_sample']:.1f} ms/sample", flush=True)  # fmt: skip
+            done[name] = sorted(rows.values(), key=lambda x: (x["samples"], x["tile"], x["wire_r"]))
+            OUT.write_text(json.dumps(done, indent=1) + "\n")  # each cell as it finishes
+    return done[name]
+
+
+def main(args: list[str] | None = None):
+    args = sys.argv[1:] if args is None else args
+    if not args or args[0] not in SETS:
+        raise SystemExit(__doc__)
+
+    def opt(flag, cast):
+        if flag not in args:
+            return None
+        return [cast(v) for v in args[args.index(flag) + 1].split(",")]
+
+    samples = opt("--samples", int)
+    table(args[0], samples[0] if samples else None, opt("--tiles", int), opt("--ohms", float))
+
+
+if __name__ == "__main__":
+    main()
