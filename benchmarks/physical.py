@@ -10,6 +10,8 @@ against tile size and network size; ratios from one run, nothing else on the 2 c
     python physical.py fashion    # the Fashion-MNIST [784,256,10] TD-KAN that montecarlo.py trains,
                                   # 1,000 test images, tiles of 64, 128 and 256 rows
     python physical.py fashion --samples 200 --tiles 64 --ohms 1   # one cell of that table
+    python physical.py cost       # what a wired tile costs ngspice 39: the first deck of the Fashion
+                                  # [784,256,10] layer 0 with 1 ohm wires, tiles of 8 to 64, 10 images
 
 Each cell is written to results/physical.json as it finishes; a cell measured again replaces
 the one with the same command.
@@ -77,8 +79,62 @@ def table(name: str, samples: int | None, tiles, ohms) -> list[dict]:
     return done[name]
 
 
+def cost(tiles=(8, 16, 32, 64), n: int = 10) -> list[dict]:
+    """ngspice's time on the first deck (part) of the Fashion-MNIST layer 0 with 1 ohm wires, per
+    tile size: iterations, matrix factor / load / reorder time. Wires make every tile a mesh of
+    row and column ladders; ngspice 39's sparse LU (no KLU) factors it at a cost that grows
+    faster than the tile's devices."""
+    import re
+
+    import torch
+
+    from anasim.circuit.partition import fold_clippers, merge_parallel, split
+    from anasim.families.tdkan.lower import lower_stages
+    from anasim.families.tdkan.options import TdkanOptions
+    from anasim.pipeline import load
+    from anasim.sim.batch import run_chunk
+
+    net = load(SETS["fashion"][0])
+    torch.manual_seed(0)
+    x = net.model.row_drive(torch.rand(n, 784, dtype=torch.float64)).numpy()
+    rows = []
+    for t in tiles:
+        stage = lower_stages(net.model, TdkanOptions(tile=(t, t), wire_r=1.0))[0]
+        parts = [fold_clippers(p) for p in split(merge_parallel(stage))]
+        part = parts[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run_chunk(part.circuit, part.stimulus(x), Path(tmp), {})
+            wall = time.perf_counter() - t0
+            log = (Path(tmp) / "ngspice.log").read_text()
+
+        def get(key: str, text: str = log) -> float:
+            return float(re.search(key + r".*= *([0-9.]+)", text).group(1))
+
+        devices = sum(type(e).__name__ in ("Table", "Device") for e in part.circuit.elements)
+        it = get("Total iterations")
+        row = {"tile": t, "decks_in_layer0": len(parts), "devices_in_deck": devices, "samples": n,
+               "wall_s": round(wall, 2), "iterations": it, "factor_s": get("Matrix factor time"),
+               "load_s": get("Matrix load time"), "reorder_s": get("Matrix reorder time"),
+               "factor_us_per_device_iteration": round(get("Matrix factor time") / it / devices * 1e6, 2),
+               "layer0_core_s_per_sample": round(get("Total analysis time") / n * len(parts), 2)}  # fmt: skip
+        # (analysis time: the parse, paid once per deck, is left out of the per-image figure)
+        rows.append(row)
+        print(f"tile {t}: {len(parts)} decks in layer 0, {devices} devices in the first; {wall:.1f} s for {n} "
+              f"images, {it:.0f} iterations; factor {row['factor_s']:.2f} s ({row['factor_us_per_device_iteration']} us "
+              f"per device and iteration), load {row['load_s']:.2f} s, reorder {row['reorder_s']:.2f} s; layer 0 "
+              f"about {row['layer0_core_s_per_sample']} core-seconds per image", flush=True)  # fmt: skip
+    done = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    done["wired_tile_cost"] = rows
+    OUT.write_text(json.dumps(done, indent=1) + "\n")
+    return rows
+
+
 def main(args: list[str] | None = None):
     args = sys.argv[1:] if args is None else args
+    if args and args[0] == "cost":
+        cost()
+        return
     if not args or args[0] not in SETS:
         raise SystemExit(__doc__)
 

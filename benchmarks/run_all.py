@@ -22,4 +22,5 @@ if __name__ == "__main__":
     kirchhoff_scale.main([])
     montecarlo.main(["speed", "--full", "figures"])
     physical.main(["digits"])
-    physical.main(["fashion"])  # after montecarlo.py, which trains its model
+    physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
+    physical.main(["fashion"])

@@ -31,6 +31,7 @@ def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
         *(
             f"layer {i}: {L['inputs']}x{L['outputs']}, {L['devices']} devices, areas {L['area_range'][0]:.4g}.."
             f"{L['area_range'][1]:.4g}, Rf {L['rf_ohm'][0]:.4g}..{L['rf_ohm'][1]:.4g} ohm"
+            + (f", {L['tiles'][0]} x {L['tiles'][1]} tiles" if L["tiles"] != [1, 1] else "")
             for i, L in enumerate(info["layers"])
         ),
         "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (volts)",

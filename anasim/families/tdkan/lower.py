@@ -300,7 +300,7 @@ def partials(amps: list) -> list[str]:
 
 
 def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
-    area = L.area
+    area, (rows, outs) = L.area, tiling(L, opts)
     return {
         "inputs": area.shape[0],
         "outputs": area.shape[1],
@@ -308,6 +308,7 @@ def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
         "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
         "scale_ohm": float(L.scale),
         "rf_ohm": [float(L.rf.min()), float(L.rf.max())],
+        "tiles": [-(-area.shape[0] // rows), -(-area.shape[1] // outs)] if opts.mapping == "edge" else [1, 1],
     }
 
 
