@@ -39,6 +39,12 @@ HW_OPTIONS = [
         help="TD-KAN edge mapping: crossbar tile of ROWS rows and COLS column lines (two per output); a larger "
         "layer is split into tiles whose partial sums add in each output's difference amplifier [one tile].",
     ),
+    click.option(
+        "--rails",
+        type=float,
+        help="TD-KAN: op-amp outputs saturate smoothly (tanh) at +-RAILS volts; needs --opamp-gain 1e7 or less "
+        "[none: no limit].",
+    ),
     click.option("--scale-a", type=float, help="KirchhoffNet: hardware scale a, farads and seconds per unit [1e-9]."),
 ]
 

@@ -134,6 +134,35 @@ def test_tiles_with_ideal_wires_equal_one_crossbar(tile, bases, tmp_path):
     assert any("_t1_" in e.name for e in tiled.elements) == (tile[0] < 10)  # row tiles: their own TIAs
 
 
+def test_rails_never_reached_change_nothing(tmp_path):
+    # rails at ten times the largest output (op-amp gain 1e6): the same outputs to 1e-6 of the range
+    torch.manual_seed(5)
+    model = TDKAN([10, 6, 3], ["a21", "z21"]).double()
+    model.train()
+    model(torch.randn(64, 10, dtype=torch.float64))
+    model.eval()
+    x = model.row_drive(torch.randn(20, 10, dtype=torch.float64)).numpy()
+    free = layers(lower_stages(model, TdkanOptions(opamp_gain=1e6)), x, tmp_path / "free", jobs=1).outputs
+    railed = TdkanOptions(opamp_gain=1e6, rails=10 * float(np.abs(free).max()) + 10)
+    out = layers(lower_stages(model, railed), x, tmp_path / "rails", jobs=1).outputs
+    assert np.isfinite(out).all() and np.abs(out - free).max() <= 1e-6 * np.ptp(free)
+
+
+def test_rails_limit_every_op_amp_output(tmp_path):
+    # linear devices, rails at 40% of the largest output: no output beyond the rails, and the
+    # saturation shows (outputs differ from the free circuit by more than 1% of its range)
+    _, free_circuit, _ = linear_crossbar(0.0, 1e6)
+    x = np.array([[0.3, 0.9], [1.0, 0.25], [0.6, 0.6], [1.0, 1.0]])
+    free = sweep(free_circuit, x, tmp_path / "free", jobs=1).outputs
+    rails = 0.4 * float(np.abs(free).max())
+    with embedded({"lin": LIN}):
+        model = linear_crossbar(0.0, 1e6)[0]
+        circuit = lower(model, TdkanOptions(opamp_gain=1e6, rails=rails))[0]
+    out = sweep(circuit, x, tmp_path / "rails", jobs=1).outputs
+    assert np.isfinite(out).all() and np.abs(out).max() <= rails
+    assert np.abs(out - free).max() > 0.01 * np.ptp(free)
+
+
 @pytest.mark.parametrize(
     "opts, needle",
     [
@@ -143,6 +172,8 @@ def test_tiles_with_ideal_wires_equal_one_crossbar(tile, bases, tmp_path):
         (TdkanOptions(tile=(0, 4)), "at least 1 row and 2 column lines"),
         (TdkanOptions(tile=(4, 1)), "at least 1 row and 2 column lines"),
         (TdkanOptions(tile=(4, 4), mapping="shared"), "--tile needs the edge mapping"),
+        (TdkanOptions(rails=0.0, opamp_gain=1e6), "--rails 0.0"),
+        (TdkanOptions(rails=5.0), "--rails needs a finite op-amp gain: give --opamp-gain 1e\\+07 or less"),
     ],
 )
 def test_bad_wire_resistance_is_refused(opts, needle):

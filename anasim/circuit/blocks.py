@@ -50,12 +50,16 @@ def neuron(name: str, cp: str, cn: str, out: str, r_diff: float, gain: float, gb
     return tias(name, cp, cn, ap, an, gain, gbw) + summing(name, [ap], [an], out, r_diff, gain, gbw)
 
 
-def tias(name: str, cp: str, cn: str, ap: str, an: str, gain: float, gbw: float | None) -> list:
+def tias(name: str, cp: str, cn: str, ap: str, an: str, gain: float, gbw: float | None, rails=None) -> list:
     """The TIA op-amps of a column pair: virtual grounds at ``cp`` / ``cn``, outputs ``ap`` / ``an``."""
-    return [OpAmp(f"{name}_p", "0", cp, ap, gain, gbw=gbw), OpAmp(f"{name}_n", "0", cn, an, gain, gbw=gbw)]
+    return [
+        OpAmp(f"{name}_p", "0", cp, ap, gain, rails=rails, gbw=gbw),
+        OpAmp(f"{name}_n", "0", cn, an, gain, rails=rails, gbw=gbw),
+    ]
 
 
-def summing(name: str, aps: list[str], ans: list[str], out: str, r: float, gain: float, gbw: float | None) -> list:
+def summing(name: str, aps: list[str], ans: list[str], out: str, r: float, gain: float, gbw: float | None,
+            rails=None) -> list:  # fmt: skip
     """out = sum V(ans) - sum V(aps): a difference amplifier with T inputs on each side, all
     resistors ``r``. The + input sits at sum(ans) / (T + 1) (T inputs and one resistor to
     ground), which the - side's noise gain T + 1 turns into sum(ans); each ap enters with gain
@@ -66,7 +70,7 @@ def summing(name: str, aps: list[str], ans: list[str], out: str, r: float, gain:
     out_ = [Resistor(f"{name}_a{tag(t)}", ap, m, r) for t, ap in enumerate(aps)]
     out_ += [Resistor(f"{name}_b", m, out, r)]
     out_ += [Resistor(f"{name}_c{tag(t)}", an, q, r) for t, an in enumerate(ans)]
-    out_ += [Resistor(f"{name}_d", q, "0", r), OpAmp(f"{name}_d", q, m, out, gain, gbw=gbw)]
+    out_ += [Resistor(f"{name}_d", q, "0", r), OpAmp(f"{name}_d", q, m, out, gain, rails=rails, gbw=gbw)]
     return out_
 
 

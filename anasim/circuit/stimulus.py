@@ -89,7 +89,10 @@ class Run:
 
 
 # The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.
-SWEEP_OPTIONS = {"reltol": 1e-6, "vntol": 1e-9, "abstol": 1e-15}
+# gminsteps 100: when an operating point fails (a sample re-run alone), SPICE3's gmin stepping in
+# 100 decades instead of ngspice's dynamic stepping, which fails on saturated op-amps (--rails)
+# with linear devices; a point that converges directly does not use it, so outputs are unchanged.
+SWEEP_OPTIONS = {"reltol": 1e-6, "vntol": 1e-9, "abstol": 1e-15, "gminsteps": 100}
 
 
 def sweep_run(x: np.ndarray, outputs, data_file: str, options=None, inline_curves: bool = False) -> Run:

@@ -181,7 +181,7 @@ def sense(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
         for k, dev in enumerate(L.bases):
             node, p = f"l{li}_s{i}_{k}", phi[i * len(L.bases) + k]
             out.append(Device(f"d{li}_{i}_{k}", f"{L.rows}{i}", node, dev.name))
-            out.append(OpAmp(f"s{li}_{i}_{k}", "0", node, p, opts.opamp_gain, gbw=opts.gbw))
+            out.append(OpAmp(f"s{li}_{i}_{k}", "0", node, p, opts.opamp_gain, rails=opts.rails, gbw=opts.gbw))
             out.append(Resistor(f"s{li}_{i}_{k}", node, p, opts.r_sense))
             if opts.gbw is not None and g_neg[k] > 0:
                 out.append(Resistor(f"shunt_{node}", node, "0", 1.0 / (1.5 * g_neg[k])))
@@ -245,7 +245,7 @@ def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], n_b: int = 1, cut:
             cp, cn = tile_column(f"l{li}_c{j}p", b, n_b), tile_column(f"l{li}_c{j}n", b, n_b)
             tag = "" if n_b == 1 else f"_t{b}"
             ap, an = f"{y}{tag}_ap", f"{y}{tag}_an"
-            tiles.append(tias(f"tia{li}_{j}{tag}", cp, cn, ap, an, opts.opamp_gain, opts.gbw))
+            tiles.append(tias(f"tia{li}_{j}{tag}", cp, cn, ap, an, opts.opamp_gain, opts.gbw, opts.rails))
             tiles.append([Resistor(f"fp{li}_{j}{tag}", cp, ap, L.rf[j]), Resistor(f"fn{li}_{j}{tag}", cn, an, L.rf[j])])
             tiles.append(stabilizers(L, opts, g_negs[b][j], (cp, cn, ap, an), j, tag))
             aps.append(ap)
@@ -290,7 +290,7 @@ def difference_amps(amps: list, opts: TdkanOptions, inputs: list[str] | None = N
             n = len(aps)
             aps, ans = [inputs[m + 2 * t] for t in range(n)], [inputs[m + 2 * t + 1] for t in range(n)]
             m += 2 * n
-        out += summing(name, aps, ans, y, opts.r_diff, opts.opamp_gain, opts.gbw)
+        out += summing(name, aps, ans, y, opts.r_diff, opts.opamp_gain, opts.gbw, opts.rails)
     return out
 
 
