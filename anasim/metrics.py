@@ -144,9 +144,16 @@ class Comparison:
             ("wall time", f"{info.get('wall_s', float('nan')):.2f} s"),
         ]
         if "settling_time_s" in info:
-            st, pw = info["settling_time_s"], info["static_power_w"]
+            st = info["settling_time_s"]
             rows.append(("settling time", f"median {st['median'] * 1e9:.0f} ns, max {st['max'] * 1e9:.0f} ns"))
-            rows.append(("static power", f"mean {pw['mean'] * 1e3:.2f} mW per inference"))
+        if "static_power_w" in info:
+            where = f" (first {info['power_samples']} samples)" if "power_samples" in info else ""
+            rows.append(("static power", f"mean {info['static_power_w']['mean'] * 1e3:.2f} mW per inference{where}"))
+            if "power_split_w" in info:
+                split = ", ".join(f"{k} {v * 1e3:.3g}" for k, v in info["power_split_w"].items())
+                rows.append(("power split (mW)", split))
+            if info.get("energy_j") is not None:
+                rows.append(("energy per inference", f"{info['energy_j'] * 1e9:.3g} nJ (power x median latency)"))
         flags = self.plausibility()["flags"]
         rows.append(("plausibility", "IMPLAUSIBLE: " + "; ".join(flags) if flags else "ok (within the bounds)"))
         if info.get("partial"):

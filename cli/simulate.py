@@ -50,6 +50,14 @@ def _list_variations(ctx, param, value):
 @click.option("--line-cap", type=float, help="tran, TD-KAN: capacitance per row/column line (F) [1e-12].")
 @click.option("--gbw", type=float, help="tran: op-amp gain-bandwidth (Hz) [1e8].")
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
+@click.option(
+    "--power-samples",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="DC: also measure the static power at the operating points of the first N samples (one more ngspice "
+    "run of the whole circuit); tran runs measure it on every sample.",
+)
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option(
     "--plain",
@@ -119,6 +127,7 @@ def simulate(
     run_dir,
     analysis,
     period,
+    power_samples,
     whole,
     plain,
     json_out,
@@ -144,6 +153,7 @@ def simulate(
     settings = SimSettings(
         jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
+    settings = replace(settings, power_samples=power_samples)
     if mc is None:
         if vary or sweep or resume or workers or scheduler:
             raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")

@@ -29,7 +29,42 @@ def test_static_power_of_an_amplifier(amp, tmp_path):
     v = np.array([1.0, 2.0, -0.5])
     p = static_power(circuit, v[:, None], tmp_path)
     expected = (2 * v) ** 2 / 100 + ((2 * v) ** 2 / 2e3 if extra else 0)
-    np.testing.assert_allclose(p, expected, rtol=1e-6)
+    np.testing.assert_allclose(p["total"], expected, rtol=1e-6)
+    np.testing.assert_allclose(p["resistors"], expected, rtol=1e-6)  # all of it dissipated in the resistors
+    np.testing.assert_allclose(p["opamps" if extra else "drivers"], expected, rtol=1e-6)
+
+
+def test_static_power_of_a_crossbar_by_hand(tmp_path):
+    """A 2x2 TD-KAN crossbar of linear devices (1 uA/V per unit area), ideal op-amps. Rows at u
+    (clipped inputs), columns at 0 V: a device of area a dissipates a * 1e-6 * u^2 and its row
+    driver delivers it. Each column's current I flows through its Rf into a TIA output at -Rf I:
+    Rf dissipates Rf I^2; the difference stage's four 10 kohm resistors (its inputs at an / 2)
+    dissipate the rest the op-amps deliver. Checked per category to 1e-6 (op-amp gain 1e9)."""
+    from anasim.devices import embedded
+    from tests.test_physical import LIN, linear_crossbar
+
+    with embedded({"lin": LIN}):
+        _, circuit, L = linear_crossbar(0.0, 1e9)
+    u = np.array([[0.3, 0.9], [1.0, 0.25]])
+    p = static_power(circuit, u, tmp_path)
+    g = L.area[:, :, 0] * 1e-6  # [in, out] device conductances
+    devices = (g * u[:, :, None] ** 2).sum(axis=(1, 2))
+    np.testing.assert_allclose(p["devices"], devices, rtol=1e-6)
+    np.testing.assert_allclose(p["drivers"], devices, rtol=1e-6)  # the rows deliver exactly that
+    # column currents, each into its TIA: I+ and I- per output, plus the bias current
+    pos = (L.theta[:, :, 0] > 0) == (L.s >= 0)[None, :]
+    ip = np.einsum("ni,ij->nj", u, g * pos)
+    im = np.einsum("ni,ij->nj", u, g * ~pos)
+    ib = L.c / L.rf
+    ip, im = ip + np.where(ib > 0, ib, 0), im + np.where(ib < 0, -ib, 0)
+    ap, an = -L.rf * ip, -L.rf * im  # TIA outputs
+    y = an - ap
+    # feedback resistors, then the difference stage: a (ap -> m), b (m -> y), c (an -> q), d (q -> 0), m = q = an / 2
+    rf = (L.rf * (ip**2 + im**2)).sum(axis=1)
+    diff = ((ap - an / 2) ** 2 + (y - an / 2) ** 2 + 2 * (an / 2) ** 2).sum(axis=1) / 1e4
+    np.testing.assert_allclose(p["resistors"], rf + diff, rtol=1e-6)
+    np.testing.assert_allclose(p["bias"], 0.0, atol=1e-12)  # bias sources sit at a virtual ground
+    np.testing.assert_allclose(p["total"], p["devices"] + p["resistors"], rtol=1e-6)  # KCL to ngspice's tolerance
 
 
 def test_tran_settles_and_agrees(digits_model, tmp_path):
@@ -43,6 +78,10 @@ def test_tran_settles_and_agrees(digits_model, tmp_path):
     assert 1e-9 < r["settling_time_s"]["max"] < 2e-6  # settles, but not instantly (1 pF lines, 100 MHz op-amps)
     assert r["argmax_agreement"] == 1.0 and r["max_abs_error"] <= 1e-3 * r["output_scale"]
     assert 1e-4 < r["static_power_w"]["mean"] < 1.0  # watts; dominated by the 10 kohm difference stages
+    assert r["power_w"] == r["static_power_w"]["mean"] and r["energy_j"] == r["power_w"] * r["latency_s"]
+    split = r["power_split_w"]  # where the power goes = where it comes from, to 1e-6
+    assert abs(split["devices"] + split["resistors"] - r["power_w"]) <= 1e-6 * r["power_w"]
+    assert split["resistors"] > split["devices"] > 0 and split["opamps"] > 0
     assert "settling time" in res.output
 
 
@@ -65,3 +104,17 @@ def test_bad_transient_options(bad):
 
     with pytest.raises(AnasimError):
         TdkanOptions(**bad).check()
+
+
+def test_dc_run_measures_static_power_on_request(digits_model, tmp_path):
+    # the same operating points a transient's power comes from, on the first 5 samples; no latency in DC
+    js = tmp_path / "dc.json"
+    args = ["simulate", str(digits_model), "--samples", "8", "--power-samples", "5", "--json", str(js)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    r = json.loads(js.read_text())
+    assert r["power_samples"] == 5 and r["latency_s"] is None and r["energy_j"] is None
+    split = r["power_split_w"]
+    assert abs(split["devices"] + split["resistors"] - r["power_w"]) <= 1e-6 * r["power_w"]  # Tellegen, to 1e-6
+    assert abs(split["drivers"] - split["devices"]) <= 1e-6 * split["devices"]  # the rows feed the devices only
+    assert "static power" in res.output and "first 5 samples" in res.output

@@ -29,6 +29,7 @@ class SimSettings:
     netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
     chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
     progress: bool = False  # samples done and time left on stderr (the CLI's runs)
+    power_samples: int = 0  # DC: static power at the operating points of the first N samples
     # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
     perturb: Callable | None = None
     # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a

@@ -75,9 +75,9 @@ def simulate(
             "analysis": "tran",
             "settle_tolerance_v": s.settle_v,
             "settling_time_s": {"median": float(np.median(settle)), "max": float(np.max(settle))},
-            "static_power_w": {"mean": float(power.mean()), "max": float(power.max())},
             "settled_within_period": bool(np.isfinite(settle).all()),
         }
+        res.extra |= power_keys(power, settle)
         return res
     if s.progress:  # lowering a large per-edge network takes seconds before the first sample runs
         print(f"lowering the network into a circuit ({len(x)} samples to simulate)", file=sys.stderr, flush=True)
@@ -96,7 +96,25 @@ def simulate(
         circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
         res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s))
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources" + (", plain decks" if s.plain else "")
+    if s.power_samples and s.netlist is None:
+        n = min(s.power_samples, len(x))
+        power = tran.static_power(s.vary(s.lowered("whole", whole), "whole"), x[:n], run_dir / "power")
+        res.extra |= power_keys(power, None) | {"power_samples": n}
     return res
+
+
+def power_keys(power: dict, settle: np.ndarray | None) -> dict:
+    """Per inference: mean static power and its split; with a transient, the median settling time
+    as the latency and energy = power x latency (a DC run has no latency: None)."""
+    total = power["total"]
+    out = {
+        "static_power_w": {"mean": float(total.mean()), "max": float(total.max())},
+        "power_w": float(total.mean()),
+        "power_split_w": {k: float(v.mean()) for k, v in power.items() if k != "total" and np.any(v)},
+        "latency_s": None if settle is None else float(np.median(settle)),
+    }
+    out["energy_j"] = None if settle is None else out["power_w"] * out["latency_s"]
+    return out
 
 
 def parts(s: SimSettings) -> int | None:

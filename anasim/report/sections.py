@@ -249,7 +249,7 @@ def mc_section(doc: Doc, res: Results) -> None:
 
 def physical_section(doc: Doc, res: Results) -> None:
     doc.h("Physical figures")
-    tran = [r for r in res.sims if "static_power_w" in r.data]
+    tran = [r for r in res.sims if "settling_time_s" in r.data]
     if tran:
         rows = []
         for r in tran:

@@ -5,8 +5,9 @@
   settling time of a sample is the time from its switch until every output stays within ``tol``
   of its end-of-window value. Line capacitances and op-amp poles are lowering options.
 * ``static_power`` runs the DC operating point of each sample, writes every node voltage and
-  source current, and sums the power delivered by all sources (V * I) over the circuit's
-  primitives (op-amps expanded by their macro-model). Op-amp quiescent power is not modelled.
+  source current, and sums V * I per element: dissipated in devices and resistors, delivered by
+  op-amps (their macro-model's primitives), row drivers and bias sources. Op-amp quiescent
+  power is not modelled.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..circuit.ir import VCCS, VCVS, BSource, Circuit, ISource, VSource
-from ..circuit.netlist import card_name, netlist, primitives
+from ..circuit.blocks import opamp_primitives
+from ..circuit.ir import VCCS, VCVS, BSource, Capacitor, Circuit, Device, ISource, OpAmp, Resistor, Table, VSource
+from ..circuit.netlist import card_name, netlist
 from ..circuit.stimulus import RawFile, TimeSequence, sequence_run, sweep_run
+from ..errors import AnasimError
 from .ngspice import SimResult, add_rusage, read_ascii_raw, read_wrdata, run_deck
 
 
@@ -49,21 +52,59 @@ def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> Sim
     return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
 
 
-def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> np.ndarray:
-    """Power delivered by all sources at each sample's operating point [N] (watts)."""
+CATEGORIES = ("devices", "resistors", "opamps", "drivers", "bias", "cells")
+
+
+def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> dict[str, np.ndarray]:
+    """Power at each sample's operating point [N] (watts), by where it goes and where it comes
+    from: ``devices`` and ``resistors`` dissipate; ``opamps`` (outputs, net of the macro-model's
+    own elements), ``drivers`` (the row clippers and other voltage sources), ``bias`` (current
+    sources) and ``cells`` (the shared mapping's VCCS crossbar cells) deliver. ``total`` is the
+    power all sources deliver, which equals what the devices and resistors dissipate (Tellegen:
+    the currents obey KCL at the operating point)."""
     run = replace(sweep_run(x, circuit.outputs, "op.raw"), save=RawFile("op.raw"))
     run_deck(netlist(circuit, run=run), work, "op.raw")
     raw = read_ascii_raw(work / "op.raw")
+    n = len(next(iter(raw.values())))
+    curves = {c.name: c for c in circuit.curves}
 
     def volt(node):
         return 0.0 if node == "0" else raw[f"v({node})".lower()]
 
-    power = np.zeros(len(next(iter(raw.values()))))
-    for e in primitives(circuit):
+    def absorbed(e) -> np.ndarray:  # V(p, n) * the current from p through e to n
+        v = volt(e.p) - volt(e.n)
         if isinstance(e, VCVS | VSource) or (isinstance(e, BSource) and e.kind == "V"):
-            power -= (volt(e.p) - volt(e.n)) * raw[f"i({card_name(e)})".lower()]  # current enters +
+            return v * raw[f"i({card_name(e)})".lower()]  # ngspice's branch current enters at +
+        if isinstance(e, ISource):
+            return v * e.dc
+        if isinstance(e, VCCS):
+            return v * e.gain * (volt(e.cp) - volt(e.cn))
+        if isinstance(e, Resistor):
+            return v * v / e.value
+        if isinstance(e, Device):
+            c = curves[e.curve]
+            t = np.reshape(c.table, (-1, 2))  # the pwl the deck evaluates, flat beyond its ends
+            return v * e.area * c.amps_per_unit * e.scale * np.interp(v - e.shift, t[:, 0], t[:, 1])
+        if isinstance(e, Table):
+            t = np.reshape(e.table, (-1, 2))
+            return v * np.interp(v, t[:, 0], t[:, 1])
+        if isinstance(e, Capacitor):
+            return np.zeros(n)  # no current at an operating point
+        raise AnasimError(f"static power: no power model for {type(e).__name__} {e.name}")
+
+    out = {k: np.zeros(n) for k in CATEGORIES}
+    for e in circuit.elements:
+        if isinstance(e, OpAmp):
+            out["opamps"] -= sum(absorbed(q) for q in opamp_primitives(e))
+        elif isinstance(e, Device | Table):
+            out["devices"] += absorbed(e)
+        elif isinstance(e, Resistor):
+            out["resistors"] += absorbed(e)
         elif isinstance(e, ISource):
-            power -= (volt(e.p) - volt(e.n)) * e.dc
+            out["bias"] -= absorbed(e)
         elif isinstance(e, VCCS):
-            power -= (volt(e.p) - volt(e.n)) * e.gain * (volt(e.cp) - volt(e.cn))
-    return power[: len(x)]
+            out["cells"] -= absorbed(e)
+        else:
+            out["drivers"] -= absorbed(e)
+    out["total"] = out["opamps"] + out["drivers"] + out["bias"] + out["cells"]
+    return {k: v[: len(x)] for k, v in out.items()}
