@@ -196,3 +196,21 @@ def test_area_min_drops_or_rounds_up_small_devices():
 def test_bad_area_min_is_refused(area_min):
     with pytest.raises(AnasimError, match="--area-min"):
         TdkanOptions(area_min=area_min).check()
+
+
+def test_each_row_tile_gets_the_shunts_of_its_own_rows():
+    # with op-amp poles, a column's stabilizing shunt is 1.5x the worst negative conductance of the
+    # NDR devices on it: in a tile of rows 6..9 of 10, those four rows' devices only (1e-12 relative)
+    from anasim.families.tdkan.lower import negative_conductance
+
+    torch.manual_seed(5)
+    model = TDKAN([10, 3], ["a21", "z21"], norm="none").double().eval()
+    opts = TdkanOptions(tile=(6, 6), gbw=1e8)
+    L = kan_layers(model, opts)[0]
+    shunts = {e.name: e.value for e in lower(model, opts)[0].elements if e.name.startswith("shunt_")}
+    for b, rows in enumerate((slice(0, 6), slice(6, 10))):
+        g = negative_conductance(L, opts, rows)  # [out, (+, -)]
+        for j in range(3):
+            for pol, gj in zip("pn", g[j]):
+                if gj > 0:
+                    np.testing.assert_allclose(shunts[f"shunt_l0_t{b}_c{j}{pol}"], 1 / (1.5 * gj), rtol=1e-12)

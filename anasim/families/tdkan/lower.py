@@ -233,7 +233,7 @@ def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], n_b: int = 1, cut:
     out and returned as (name, aps, ans, out) per output, for a stage of their own: an ideal TIA
     output is an ideal source, so its load does not change it."""
     li, out, amps = L.index, [], []
-    per = -(-L.area.shape[0] // n_b)
+    per = tiling(L, opts)[0] if n_b > 1 else L.area.shape[0]  # rows per tile
     g_negs = [negative_conductance(L, opts, slice(b * per, (b + 1) * per)) for b in range(n_b)]
     for j, y in enumerate(outs):
         ib = L.c[j] / L.rf[j]
