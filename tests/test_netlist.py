@@ -49,7 +49,7 @@ def test_every_element_form_exactly():
         "set wr_singlescale",
         "set wr_vecnames",
         "option numdgt=12",
-        "option reltol=1e-06 vntol=1e-09 abstol=1e-15",
+        "option reltol=1e-06 vntol=1e-09 abstol=1e-15 gminsteps=100.0",
         "dc Vidx 0.0 1.0 1.0",
         "wrdata out.txt y_0",
         "rusage everything",
