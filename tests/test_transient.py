@@ -40,8 +40,9 @@ def test_static_power_of_a_crossbar_by_hand(tmp_path):
     driver delivers it. Each column's current I flows through its Rf into a TIA output at -Rf I:
     Rf dissipates Rf I^2; the difference stage's four 10 kohm resistors (its inputs at an / 2)
     dissipate the rest the op-amps deliver. Checked per category to 1e-6 (op-amp gain 1e9)."""
+    from test_physical import LIN, linear_crossbar  # tests/ is on sys.path (pytest prepends it)
+
     from anasim.devices import embedded
-    from tests.test_physical import LIN, linear_crossbar
 
     with embedded({"lin": LIN}):
         _, circuit, L = linear_crossbar(0.0, 1e9)
