@@ -31,17 +31,17 @@ OUT = HERE / "results" / "physical.json"
 ANASIM = str(Path(sys.executable).with_name("anasim"))
 OHMS = (0.0, 0.1, 1.0, 10.0, 100.0)
 SETS = {
-    "digits": (HERE.parent / "netlists" / "examples" / "digits_tdkan.pt", 360, (16, 32, 64), []),
-    "fashion": (HERE / "results" / "montecarlo" / "runs" / "fashion.pt", 1000, (64, 128, 256), []),
+    "digits": (HERE.parent / "netlists" / "examples" / "digits_tdkan.pt", 360, (16, 32, 64)),
+    "fashion": (HERE / "results" / "montecarlo" / "runs" / "fashion.pt", 1000, (64, 128, 256)),
 }
 
 
-def cell(ckpt: Path, samples: int, tile: int, ohms: float, extra: list[str]) -> dict:
+def cell(ckpt: Path, samples: int, tile: int, ohms: float) -> dict:
     """One run: accuracy, agreement, largest error (of the output range) and seconds per sample."""
     with tempfile.TemporaryDirectory() as tmp:
         js = Path(tmp) / "run.json"
         args = ["simulate", str(ckpt), "--samples", str(samples), "--mapping", "edge", "--tile", f"{tile},{tile}",
-                "--wire-r", f"{ohms:g}", *extra]  # fmt: skip
+                "--wire-r", f"{ohms:g}"]  # fmt: skip
         print("$ anasim", " ".join(args[:1] + [ckpt.name] + args[2:]), flush=True)
         t0 = time.perf_counter()
         subprocess.run([ANASIM, *args, "--json", str(js)], check=True, stdout=subprocess.DEVNULL)
@@ -62,14 +62,14 @@ def cell(ckpt: Path, samples: int, tile: int, ohms: float, extra: list[str]) -> 
 
 
 def table(name: str, samples: int | None, tiles, ohms) -> list[dict]:
-    ckpt, n, default_tiles, extra = SETS[name]
+    ckpt, n, default_tiles = SETS[name]
     if not ckpt.is_file():
         raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
     done = json.loads(OUT.read_text()) if OUT.is_file() else {}
     rows = {r["command"]: r for r in done.get(name, [])}
     for tile in tiles or default_tiles:
         for r in ohms or OHMS:
-            row = cell(ckpt, samples or n, tile, r, extra)
+            row = cell(ckpt, samples or n, tile, r)
             rows[row["command"]] = row
             print(f"  tile {tile}, {r:g} ohm: circuit {row['circuit_accuracy']:.2%} (reference "
                   f"{row['reference_accuracy']:.2%}), agreement {row['argmax_agreement']:.2%}, largest error "

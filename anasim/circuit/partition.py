@@ -183,9 +183,9 @@ def merge_parallel(circuit: Circuit) -> Circuit:
     if not groups:
         return circuit
     knots = np.unique(np.concatenate([t[:, 0] for t in tables.values()]))
-    names = list(tables)
+    curve_names = list(tables)
     # each curve on the common knots, in amperes per unit area (np.interp is flat beyond the ends, as the tables are)
-    at = np.array([np.interp(knots, tables[c][:, 0], tables[c][:, 1]) for c in names])  # [curves, knots]
+    at = np.array([np.interp(knots, tables[c][:, 0], tables[c][:, 1]) for c in curve_names])  # [curves, knots]
     amps = {c.name: c.amps_per_unit for c in circuit.curves}
     members = [[circuit.elements[k] for k in ks] for ks in groups.values()]
     width = max(map(len, members))
@@ -194,7 +194,7 @@ def merge_parallel(circuit: Circuit) -> Circuit:
     curve = np.zeros((len(members), width), dtype=int)
     gain = np.zeros((len(members), width))
     for g, es in enumerate(members):
-        curve[g, : len(es)] = [names.index(e.curve) for e in es]
+        curve[g, : len(es)] = [curve_names.index(e.curve) for e in es]
         gain[g, : len(es)] = [e.area * amps[e.curve] * e.scale for e in es]
     total = np.zeros((len(members), len(knots)))
     for j in range(width):

@@ -109,13 +109,13 @@ def clippers(L: KanLayer, inputs: list[str]) -> list:
     return [clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping) for i, src in enumerate(inputs)]
 
 
-def edge_devices(L: KanLayer, wired: bool = False, rows_per_tile: int | None = None) -> list:
+def edge_devices(L: KanLayer, opts: TdkanOptions) -> list:
     """One device per edge and basis, from row i to its column (in row i's tile, see
-    :func:`tile_column`); ``wired``: from row i's node to the column's node where the two lines
+    :func:`tile_column`); with wires, from row i's node to the column's node where the two lines
     cross (see :func:`wires`)."""
     d_in, d_out, k_n = L.area.shape
-    per, n_b = rows_per_tile or d_in, -(-d_in // (rows_per_tile or d_in))
-    out = []
+    per, _, n_b = tiling(L, opts)
+    wired, out = opts.wire_r > 0, []
     for i in range(d_in):
         for j in range(d_out):
             for k in range(k_n):
@@ -126,13 +126,15 @@ def edge_devices(L: KanLayer, wired: bool = False, rows_per_tile: int | None = N
     return out
 
 
-def tiling(L: KanLayer, opts: TdkanOptions) -> tuple[int, int]:
-    """(rows, outputs) of one tile of the layer: ``--tile ROWS,COLS`` holds COLS // 2 outputs
-    (two column lines each); a tile larger than the layer is the layer."""
+def tiling(L: KanLayer, opts: TdkanOptions) -> tuple[int, int, int]:
+    """(rows, outputs) of one tile of the layer and its number of row tiles: ``--tile ROWS,COLS``
+    holds COLS // 2 outputs (two column lines each); a tile larger than the layer is the layer
+    (the shared mapping has no tiles)."""
     d_in, d_out = L.area.shape[:2]
     if opts.tile is None:
-        return d_in, d_out
-    return min(opts.tile[0], d_in), min(max(1, opts.tile[1] // 2), d_out)
+        return d_in, d_out, 1
+    rows = min(opts.tile[0], d_in)
+    return rows, min(max(1, opts.tile[1] // 2), d_out), -(-d_in // rows)
 
 
 def tile_column(col: str, b: int, n_b: int) -> str:
@@ -156,8 +158,7 @@ def wires(L: KanLayer, opts: TdkanOptions) -> list:
     row down past its last row into the tile's TIA. The K devices of an edge sit at the crossing
     of its row with the column of their sign."""
     d_in, d_out, li, r, out = L.area.shape[0], L.area.shape[1], L.index, opts.wire_r, []
-    per_rows, per_outs = tiling(L, opts)
-    n_b = -(-d_in // per_rows)
+    per_rows, per_outs, n_b = tiling(L, opts)
     for i in range(d_in):
         for q in range(0, d_out, per_outs):  # a row line per column tile, each from its own driver end
             prev = f"{L.rows}{i}"
@@ -204,9 +205,10 @@ def crossbar(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
     return out
 
 
-def line_caps(L: KanLayer, opts: TdkanOptions, with_rows: bool, n_b: int = 1) -> list:
+def line_caps(L: KanLayer, opts: TdkanOptions, with_rows: bool) -> list:
     if opts.line_cap <= 0:
         return []
+    n_b = tiling(L, opts)[2]
     lines = [f"{L.rows}{i}" for i in range(L.area.shape[0])] if with_rows else []
     lines += [
         tile_column(f"l{L.index}_c{j}{pol}", b, n_b) for b in range(n_b) for j in range(L.area.shape[1]) for pol in "pn"
@@ -226,14 +228,14 @@ def negative_conductance(L: KanLayer, opts: TdkanOptions, rows: slice = slice(No
     return np.stack([(g_dev * pos).sum(axis=(0, 2)), (g_dev * ~pos).sum(axis=(0, 2))], axis=1)
 
 
-def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], n_b: int = 1, cut: bool = False) -> tuple[list, list]:
+def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], cut: bool = False) -> tuple[list, list]:
     """Per output: bias current, a TIA pair per row tile (feedback, stabilizers) and the
-    difference amplifier, which with n_b row tiles sums their partial outputs
+    difference amplifier, which with several row tiles sums their partial outputs
     (:func:`~anasim.circuit.blocks.summing`). With ``cut`` the difference amplifiers are left
     out and returned as (name, aps, ans, out) per output, for a stage of their own: an ideal TIA
     output is an ideal source, so its load does not change it."""
     li, out, amps = L.index, [], []
-    per = tiling(L, opts)[0] if n_b > 1 else L.area.shape[0]  # rows per tile
+    per, _, n_b = tiling(L, opts)
     g_negs = [negative_conductance(L, opts, slice(b * per, (b + 1) * per)) for b in range(n_b)]
     for j, y in enumerate(outs):
         ib = L.c[j] / L.rf[j]
@@ -300,7 +302,7 @@ def partials(amps: list) -> list[str]:
 
 
 def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
-    area, (rows, outs) = L.area, tiling(L, opts)
+    area, (_, outs, n_b) = L.area, tiling(L, opts)
     return {
         "inputs": area.shape[0],
         "outputs": area.shape[1],
@@ -308,7 +310,7 @@ def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
         "area_range": [float(area[area > 0].min()) if (area > 0).any() else 0.0, float(area.max())],
         "scale_ohm": float(L.scale),
         "rf_ohm": [float(L.rf.min()), float(L.rf.max())],
-        "tiles": [-(-area.shape[0] // rows), -(-area.shape[1] // outs)] if opts.mapping == "edge" else [1, 1],
+        "tiles": [n_b, -(-area.shape[1] // outs)],
     }
 
 
@@ -326,10 +328,8 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
         d_in, d_out, k_n = L.area.shape
         outs = names("y_", d_out) if L is layers[-1] else names(f"l{L.index}_o", d_out)
         elements += clippers(L, rows)
-        per_rows, n_b = tiling(L, opts)[0], 1
         if opts.mapping == "edge":
-            n_b = -(-d_in // per_rows)
-            cells = edge_devices(L, opts.wire_r > 0, per_rows)
+            cells = edge_devices(L, opts)
             lines = wires(L, opts) if opts.wire_r > 0 else []
             elements += cells + lines
             wire_names += [e.name for e in lines]
@@ -338,7 +338,7 @@ def lower(model: TDKAN, opts: TdkanOptions) -> tuple[Circuit, dict]:
             cells = crossbar(L, opts, phi)
             elements += sense(L, opts, phi) + cells
         coefficients += [e.name for e in cells]
-        elements += line_caps(L, opts, True, n_b) + columns(L, opts, outs, n_b)[0]
+        elements += line_caps(L, opts, True) + columns(L, opts, outs)[0]
         info["layers"].append(layer_info(L, opts))
         rows = outs
     circuit = Circuit("anasim TD-KAN crossbar", tuple(elements), curves(model.layers[0].bases))
@@ -375,18 +375,15 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
     for L in kan_layers(model, opts.check()):
         d_in, d_out, k_n = L.area.shape
         if opts.mapping == "edge":
-            per_rows = tiling(L, opts)[0]
-            n_b = -(-d_in // per_rows)
-            cells = edge_devices(L, opts.wire_r > 0, per_rows)
+            tiled = tiling(L, opts)[2] > 1
+            cells = edge_devices(L, opts)
             lines = wires(L, opts) if opts.wire_r > 0 else []
-            tiles, amps = columns(L, opts, names("y_", d_out), n_b, cut=n_b > 1)
-            parts = [
-                ("all", d_in, clippers(L, names("in_", d_in)) + cells + lines + line_caps(L, opts, True, n_b) + tiles)
-            ]
-            if n_b > 1:  # the row tiles' partial sums meet in the difference amplifiers: a linear stage
-                parts = [("tiles", d_in, parts[0][2], partials(amps))]
-                inputs = names("in_", len(partials(amps)))
-                parts.append(("sum", len(inputs), difference_amps(amps, opts, inputs)))
+            tiles, amps = columns(L, opts, names("y_", d_out), cut=tiled)
+            parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells + lines + line_caps(L, opts, True) + tiles)]
+            if tiled:  # the row tiles' partial sums meet in the difference amplifiers: a linear stage
+                nodes = partials(amps)
+                parts = [("tiles", d_in, parts[0][2], nodes)]
+                parts.append(("sum", len(nodes), difference_amps(amps, opts, names("in_", len(nodes)))))
         else:
             cells, lines = crossbar(L, opts, names("in_", d_in * k_n)), []
             sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
