@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anasim.circuit.ir import VCVS, Circuit, OpAmp, Resistor
+from anasim.circuit.ir import VCVS, Circuit, Curve, Device, OpAmp, Resistor
 from anasim.families.tdkan.lower import lower
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.sim.tran import static_power
@@ -66,6 +66,19 @@ def test_static_power_of_a_crossbar_by_hand(tmp_path):
     np.testing.assert_allclose(p["resistors"], rf + diff, rtol=1e-6)
     np.testing.assert_allclose(p["bias"], 0.0, atol=1e-12)  # bias sources sit at a virtual ground
     np.testing.assert_allclose(p["total"], p["devices"] + p["resistors"], rtol=1e-6)  # KCL to ngspice's tolerance
+
+
+def test_static_power_of_an_expression_device(tmp_path):
+    """A device on an expression curve (no pwl table numpy could evaluate), 1 mA/V, driven at V:
+    it dissipates what the driver delivers, 1e-3 V^2, beside a 1 kohm resistor (1e-3 V^2). 1e-6."""
+    curve = Curve("lin", "x", 1e-3)
+    elements = (VCVS("e", "a", "0", "in_0", "0", 1.0), Device("d", "a", "0", "lin"), Resistor("r", "a", "0", 1e3))
+    circuit = Circuit("power", elements, (curve,), inputs=("in_0",), outputs=("a",))
+    v = np.array([1.0, 2.0, -0.5])
+    p = static_power(circuit, v[:, None], tmp_path)
+    np.testing.assert_allclose(p["devices"], 1e-3 * v**2, rtol=1e-6)
+    np.testing.assert_allclose(p["resistors"], 1e-3 * v**2, rtol=1e-6)
+    np.testing.assert_allclose(p["drivers"], 2e-3 * v**2, rtol=1e-6)
 
 
 def test_tran_settles_and_agrees(digits_model, tmp_path):

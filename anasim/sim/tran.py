@@ -83,6 +83,8 @@ def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> dict[str, np.nd
             return v * v / e.value
         if isinstance(e, Device):
             c = curves[e.curve]
+            if not c.table:
+                return None  # an expression curve: numpy cannot evaluate it (see below)
             t = np.reshape(c.table, (-1, 2))  # the pwl the deck evaluates, flat beyond its ends
             return v * e.area * c.amps_per_unit * e.scale * np.interp(v - e.shift, t[:, 0], t[:, 1])
         if isinstance(e, Table):
@@ -93,11 +95,14 @@ def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> dict[str, np.nd
         raise AnasimError(f"static power: no power model for {type(e).__name__} {e.name}")
 
     out = {k: np.zeros(n) for k in CATEGORIES}
+    untabled = False
     for e in circuit.elements:
         if isinstance(e, OpAmp):
             out["opamps"] -= sum(absorbed(q) for q in opamp_primitives(e))
         elif isinstance(e, Device | Table):
-            out["devices"] += absorbed(e)
+            p = absorbed(e)
+            untabled |= p is None
+            out["devices"] += 0.0 if p is None else p
         elif isinstance(e, Resistor):
             out["resistors"] += absorbed(e)
         elif isinstance(e, ISource):
@@ -107,4 +112,6 @@ def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> dict[str, np.nd
         else:
             out["drivers"] -= absorbed(e)
     out["total"] = out["opamps"] + out["drivers"] + out["bias"] + out["cells"]
+    if untabled:  # devices on expression curves take what the sources deliver and nothing else absorbs
+        out["devices"] = out["total"] - out["resistors"]
     return {k: v[: len(x)] for k, v in out.items()}
