@@ -73,6 +73,39 @@ def test_branches_and_initial_state():
     assert "tran 1e-11 1e-09 0 1e-11 uic" in lines
 
 
+def test_scheduled_branches_breakpoints_and_printed_finals():
+    """A multi-layer KirchhoffNet deck's constructs: branches gated by unit steps of time, a 0 V
+    pwl source whose corners are the breakpoints, the end values printed by name."""
+    law = "tanh({a}*({vs}-{vd})+{b})"
+    c = Circuit(
+        "kn",
+        (
+            Capacitor("n1", "n1", "0", 1e-9),
+            Branch("e0", "n1", "0", law, (0.5, -0.25), off=1e-9),
+            Branch("l1_e0", "n1", "0", law, (2.0, 0.0), on=1e-9, off=2e-9),
+            Branch("l2_e0", "n1", "0", law, (1.0, 0.0), on=2e-9),
+        ),
+        outputs=("n1",),
+    )
+    tran = Tran(1e-11, 3e-9, 1e-11, uic=True, breakpoints=(1e-9, 2e-9))
+    run = Run(InitialState({"n1": 0.75}), tran, WrData("v.txt", ("n1",)), finals=(("s0_y0", "n1"),))
+    lines = netlist(c, run=run).splitlines()
+    assert lines[2:5] == [
+        "Be0 n1 0 I=u(1e-09-time)*(tanh(0.5*(V(n1)-0)+-0.25))",
+        "Bl1_e0 n1 0 I=u(time-1e-09)*u(2e-09-time)*(tanh(2.0*(V(n1)-0)+0.0))",
+        "Bl2_e0 n1 0 I=u(time-2e-09)*(tanh(1.0*(V(n1)-0)+0.0))",
+    ]
+    assert "Vbreaks anasim_breaks 0 pwl(0.0 0 1e-09 0 2e-09 0 3e-09 0)" in lines
+    i = lines.index("wrdata v.txt n1")
+    assert lines[i + 1 : i + 3] == ["let s0_y0 = v(n1)[length(v(n1))-1]", "print s0_y0"]
+    with pytest.raises(AnasimError, match="must rise strictly"):
+        netlist(c, run=Run(None, Tran(1e-11, 3e-9, breakpoints=(2e-9, 1e-9)), WrData("v.txt", ("n1",))))
+    with pytest.raises(AnasimError, match="not before it is switched off"):
+        netlist(Circuit("t", (Branch("e0", "n1", "0", law, (1.0, 0.0), on=2e-9, off=1e-9),)))
+    with pytest.raises(AnasimError, match="safe netlist identifier"):
+        netlist(c, run=Run(None, tran, WrData("v.txt", ("n1",)), finals=(("y; shell", "n1"),)))
+
+
 def test_same_inputs_same_bytes():
     x = np.random.default_rng(0).normal(size=(5, 1))
     texts = {netlist(CIRCUIT, run=sweep_run(x, CIRCUIT.outputs, "o.txt")) for _ in range(3)}

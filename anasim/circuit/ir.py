@@ -191,13 +191,17 @@ class Table:
 @dataclass(frozen=True, slots=True)
 class Branch:
     """A KirchhoffNet branch: current ``law`` of V(p), V(n) and ``theta`` flowing from p to n.
-    ``law`` is a template over ``{vs}``, ``{vd}`` and ``{a}``, ``{b}``, ``{c}`` (the thetas)."""
+    ``law`` is a template over ``{vs}``, ``{vd}`` and ``{a}``, ``{b}``, ``{c}`` (the thetas).
+    ``on`` and ``off`` (seconds; None: unbounded) schedule it: it conducts while on < time < off,
+    an ideal switch driven by a clock (a layer of a multi-layer network)."""
 
     name: str
     p: str
     n: str
     law: str
     theta: tuple[float, ...]
+    on: float | None = None
+    off: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +295,10 @@ def _check_element(e, curves: set[str]) -> None:
         check_expr(e.law, f"branch {e.name}")
         for t in e.theta:
             finite(t, f"{e.name}.theta")
+        on = None if e.on is None else finite(e.on, f"{e.name}.on")
+        off = None if e.off is None else finite(e.off, f"{e.name}.off")
+        if on is not None and off is not None and not on < off:
+            raise AnasimError(f"branch {e.name}: switched on at {on!r} s, not before it is switched off at {off!r} s")
     if isinstance(e, OpAmp):
         if not e.gain > 0:
             raise AnasimError(f"op-amp {e.name}: gain {e.gain!r} must be positive")

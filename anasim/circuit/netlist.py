@@ -10,6 +10,7 @@ printable ASCII.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from io import StringIO
 from pathlib import Path
@@ -84,7 +85,10 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
         return f"B{e.name} {e.p} {e.n} I=pwl(V({e.p},{e.n}),{','.join(map(repr, e.table))})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
-        return f"B{e.name} {e.p} {e.n} I={e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)}"
+        law = e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)
+        # a scheduled branch: its current times unit steps of time (u(x) = 1 for x > 0, else 0)
+        gate = ("" if e.on is None else f"u(time-{num(e.on)})*") + ("" if e.off is None else f"u({num(e.off)}-time)*")
+        return f"B{e.name} {e.p} {e.n} I={gate}({law})" if gate else f"B{e.name} {e.p} {e.n} I={law}"
     if isinstance(e, Resistor):
         return f"R{e.name} {e.p} {e.n} {num(e.value)}"
     if isinstance(e, Capacitor):
@@ -141,6 +145,20 @@ def _stimulus(circuit: Circuit, stim) -> list[str]:
     return []
 
 
+def _breakpoints(a) -> list[str]:
+    """A source of 0 V whose pwl corners are the transient's breakpoints: ngspice lands a time
+    point on each corner and restarts its integration there (it has no breakpoint statement)."""
+    if not isinstance(a, Tran) or not a.breakpoints:
+        return []
+    times = [0.0, *a.breakpoints, a.stop]
+    if not all(math.isfinite(t) for t in times) or not all(t0 < t1 for t0, t1 in zip(times, times[1:])):
+        raise AnasimError(f"netlister: breakpoints {a.breakpoints} must rise strictly between 0 and {a.stop} s")
+    return [
+        "* breakpoints: time points at which scheduled branches switch",
+        f"Vbreaks anasim_breaks 0 pwl({' '.join(f'{num(t)} 0' for t in times)})",
+    ]
+
+
 def _analysis(a) -> str:
     if isinstance(a, Dc):
         return f"dc V{a.source} {num(a.start)} {num(a.stop)} {num(a.step)}"
@@ -159,6 +177,10 @@ def _control(run: Run) -> list[str]:
         lines.append(f"wrdata {file_name(run.save.file)} {' '.join(run.save.nodes)}")
     elif isinstance(run.save, RawFile):
         lines += ["set filetype=ascii", f"write {file_name(run.save.file)} all"]
+    for label, node in run.finals:  # the last value of each node's vector, printed to 12 digits
+        lines.append(f"let {ident(label)} = v({ident(node)})[length(v({node}))-1]")
+    if run.finals:
+        lines.append(f"print {' '.join(label for label, _ in run.finals)}")
     if run.rusage:
         lines.append("rusage everything")
     return [".control", *lines, "quit", ".endc"]
@@ -193,7 +215,7 @@ def write_ngspice(circuit: Circuit, out: TextIO, run: Run | None = None) -> None
         ic = run.stimulus.voltages if run and isinstance(run.stimulus, InitialState) else {}
         lines = [_body(circuit, ic, inline)]
     if run is not None:
-        lines += _stimulus(circuit, run.stimulus) + _control(run)
+        lines += _stimulus(circuit, run.stimulus) + _breakpoints(run.analysis) + _control(run)
     out.write("\n".join(lines) + "\n.end\n")
 
 

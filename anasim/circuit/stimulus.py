@@ -28,6 +28,9 @@ class Tran:
     stop: float
     max_step: float | None = None
     uic: bool = False  # start from the InitialState instead of an operating point
+    # times the solver must land on (and restart its integration from, at order 1): where
+    # scheduled elements switch; ngspice takes them from a pwl source's corners
+    breakpoints: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +89,9 @@ class Run:
     # currents to the last bit or two, parsed 3x and loaded 1.15x faster by ngspice 39; the
     # standalone decks of `compile` keep the readable .func form.
     inline_curves: bool = False
+    # (label, node): the node's voltage at the end of the analysis, printed as "label = value"
+    # (a compiled deck run alone shows its outputs, not only the table it writes)
+    finals: tuple[tuple[str, str], ...] = ()
 
 
 # The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.
