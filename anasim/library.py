@@ -85,7 +85,14 @@ EXAMPLES = (
         ("--arch", "kirchhoffnet", "--dataset", "friedman", "--nodes", "7", "--repeat", "2", "--branch", "relu",
          "--epochs", "3", "--lr", "1e-2", "--train-tol", "1e-5"),
         3,
-        "friedman_kirchhoffnet_layer0_voltages.txt",
+        "friedman_kirchhoffnet_voltages.txt",
+    ),
+    Example(  # three layers in one transient: layer 1 drops nodes 6 and 7, layer 2 adds them back at 0 V
+        "friedman_kirchhoffnet_3layers",
+        ("--arch", "kirchhoffnet", "--dataset", "friedman", "--nodes", "7,5,9", "--repeat", "1", "--branch", "relu",
+         "--epochs", "3", "--lr", "1e-2", "--train-tol", "1e-5"),
+        3,
+        "friedman_kirchhoffnet_3layers_voltages.txt",
     ),
 )  # fmt: skip
 

@@ -97,8 +97,8 @@ def provenance(net: Network, opts) -> list[str]:
 
 
 def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=None, data_dir=None):
-    """Write the netlist(s) of ``net`` to ``out`` (more layers beside it, ``<stem>_layer<n>``);
-    with ``stimulus`` N, N test samples and a control block make each deck run alone."""
+    """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
+    with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``)."""
     out = Path(out)
     opts = make_options(net.family, options or {}, FAMILIES)
     z = None

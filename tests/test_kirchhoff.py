@@ -159,7 +159,7 @@ def test_compiled_deck_runs_alone_and_matches(tmp_path):
     _, info = compile_network(load(ckpt), tmp_path / "kn.cir", {"scale_a": 1e-6}, stimulus=3)
     assert info["layers"][0]["devices"] == 84
     subprocess.run(["ngspice", "-b", "kn.cir"], cwd=tmp_path, capture_output=True, timeout=120, check=True)
-    end = np.loadtxt(tmp_path / "kn_layer0_voltages.txt", skiprows=1)[-1, 1:].reshape(3, 7)
+    end = np.loadtxt(tmp_path / "kn_voltages.txt", skiprows=1)[-1, 1:].reshape(3, 7)
     from anasim.data import load_dataset
 
     z = load_dataset("friedman").x_test[:3].double()

@@ -52,7 +52,7 @@ class SimSettings:
 class Deck:
     """One file ``compile`` writes: a circuit, and the run that makes it standalone (or None)."""
 
-    suffix: str  # "" for the main file, e.g. "_layer1" for further layers
+    suffix: str  # "" for the main file (every family writes one deck today)
     circuit: object
     run: object | None
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ...errors import AnasimError
 from ..base import Deck, Family
-from .lower import RELTOL, layer_run, lower_layer, replicate
+from .deck import lower_network, network_run
+from .lower import RELTOL, lower_layer, replicate
 from .model import KirchhoffNet, build
 from .run import reference, simulate, trajectories
 
@@ -41,25 +41,28 @@ def lower(model: KirchhoffNet, opts: KirchhoffOptions):
 
 
 def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
-    """One standalone transient deck per layer: layer 0 from the samples z as initial voltages
-    (or 0 V), later layers, whose initial state is the previous layer's result, from 0 V."""
+    """One standalone deck of the whole network (``deck.py``): the samples z (or 0 V) as the first
+    layer's initial voltages, one transient through all layers, the outputs printed at the end."""
     z = torch.zeros(1, model.in_dim, dtype=torch.float64) if z is None else z.double()
     v0 = model.initial_state(z).numpy()
-    decks, info = [], layer_info(model) | {"header": []}
-    stop = model.period * opts.scale_a
+    a = opts.check().scale_a
+    circuit = replicate(lower_network(model, a), len(v0))
+    out = f"{data_file}_voltages.txt"
+    run = network_run(circuit, model, v0, a, out, opts.reltol)
+    stop = model.period * a
+    info = layer_info(model) | {"header": []}
     for n, layer in enumerate(model.layers):
-        circuit = replicate(lower_layer(layer, opts.scale_a), len(v0))
-        state = v0 if n == 0 else np.zeros((len(v0), layer.num_nodes + 1))
-        run = layer_run(circuit, state, stop, f"{data_file}_layer{n}_voltages.txt", opts.reltol, a=opts.scale_a)
-        decks.append(Deck("" if n == 0 else f"_layer{n}", circuit, run))
+        names = "e<e>" if n == 0 else f"l{n}_e<e>"
         info["header"].append(
-            f"layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, {len(layer.src)} branches ({layer.branch}), "
-            f"C = {layer.capacitance * opts.scale_a:g} F, {stop:g} s"
+            f"layer {n} of {len(model.layers)}: {layer.num_nodes} nodes, {len(layer.src)} branches {names} "
+            f"({layer.branch}), C = {layer.capacitance * a:g} F, t = {n * stop:g} to {(n + 1) * stop:g} s"
         )
-    info["header"].append(
-        f"{len(v0)} sample(s) as copies s<b>_n<j>; outputs are nodes {model.outputs} of the last layer"
-    )
-    return decks, info
+    info["header"] += [
+        f"{len(v0)} sample(s) as copies s<b>_ of the network; outputs are nodes {model.outputs} of the last layer "
+        f"at t = {len(model.layers) * stop:g} s",
+        f"'ngspice -b' prints them as s<b>_y<k> (sample b, output k) and writes the last layer's nodes to {out}",
+    ]
+    return [Deck("", circuit, run)], info
 
 
 def prepare(config: dict, data) -> dict:

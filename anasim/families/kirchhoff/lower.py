@@ -51,12 +51,14 @@ def lower_layer(layer: KirchhoffLayer, a: float) -> Circuit:
     return Circuit("anasim KirchhoffNet layer", tuple(caps + branches), outputs=outputs).validate()
 
 
+def copy_node(b: int, n: str) -> str:
+    """Name or node ``n`` in copy b of a replicated circuit (ground stays 0)."""
+    return "0" if n == "0" else f"s{b}_{n}"
+
+
 def replicate(circuit: Circuit, copies: int) -> Circuit:
     """``copies`` independent copies of ``circuit``: every name and node n gets the prefix s<b>_."""
-
-    def rename(b: int, n: str) -> str:
-        return "0" if n == "0" else f"s{b}_{n}"
-
+    rename = copy_node
     elements = tuple(
         replace(e, name=rename(b, e.name), p=rename(b, e.p), n=rename(b, e.n))
         for b in range(copies)
