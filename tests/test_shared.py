@@ -172,3 +172,14 @@ def test_bad_arguments_are_refused_with_the_name():
         run_lockstep(LOOP, plant, [X0], ["Vobs"], ["u"], 0, 1.0)
     with pytest.raises(SimError):  # an output node the circuit lacks: ngspice saves nothing
         run_lockstep(LOOP, plant, [X0], ["Vobs"], ["nope"], 1e-2, 1.0)
+
+
+def test_no_outputs_and_no_nesting():
+    r = run_lockstep("t\nVa a 0 external\nRa a 0 1\n.end\n", None, [], ["Va"], [], 1e-3, 1e-2, lambda t, x: [t])
+    assert r.y.shape == (len(r.t), 0) and r.v[-1, 0] == r.t[-1]
+
+    def nested(x, u):
+        return run_lockstep(LOOP, plant, [X0], ["Vobs"], ["u"], 1e-2, 1.0).x[-1]
+
+    with pytest.raises(AnasimError, match="from a plant_step or observe"):
+        run_lockstep(LOOP, nested, [X0], ["Vobs"], ["u"], 1e-2, 1.0)

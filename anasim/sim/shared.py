@@ -22,7 +22,7 @@ order in the step (measured: error / 4.0 when dt / 2, tests/test_shared.py); a p
 over the step would be first order.
 
 Facts measured on Debian ngspice 39.3 (libngspice0-dev), PySpice 1.5 (in .venv), this 2-core
-machine (scripts and figures: the commit adding this module):
+machine (the cost and memory figures by ``benchmarks/lockstep.py``, the others by probe scripts):
 
 * PySpice 1.5 loads the Debian ``libngspice.so`` by itself (``LIBRARY_PATH = 'libngspice{}.so'``;
   ``NGSPICE_LIBRARY_PATH`` overrides it); it warns "Unsupported Ngspice version 39" and uses its
@@ -43,22 +43,25 @@ machine (scripts and figures: the commit adding this module):
   run goes on (a 1e6-point run went on to a 60 s timeout), so during a run a SIGINT handler only
   sets a flag (main thread), the next value is NaN, and KeyboardInterrupt comes 0.02 s later.
   Outside a run, Ctrl-C is Python's as before (ngSpice_Init leaves it).
-* Cost, CPU time per accepted point (best of 5, 10k points, linear one-source loop): ngspice in
-  this process with a constant source 4.9 us; plant-free lock-step 23 us (two source callbacks
-  and one accepted point in Python); scalar plant 48 us (five numpy plant evaluations for RK4).
-  ``ngspice -b`` analysis alone on the same deck: about 9 us (wall) per point.
+* Cost, CPU time per accepted point (``benchmarks/lockstep.py``: best of 5, 10k points, a linear
+  one-source loop): ngspice in this process with a constant source 4.9 us; plant-free lock-step
+  24 us (two source callbacks and one accepted point in Python); scalar plant 42 us (five numpy
+  plant evaluations for RK4). ``ngspice -b`` analysis time on the same deck: about 9 us a point.
 * Many runs in one process work and give bit-identical results; a second PySpice instance does
   not: ``NgSpiceShared.new_instance(ngspice_id=1)`` fails in cffi (the API declared twice), and
   libngspice is one simulator per process anyway. Parallel runs need processes.
-* Memory: PySpice 1.5 keeps every run's plot and circuit unless removed: RSS grew by 2.7, 5.4
-  and 9.5 MiB after 10, 25 and 50 runs of 10k points (about 0.19 MiB a run, the run's vectors);
-  with ``destroy all`` and ``remcirc`` after each run (:func:`_clean`) it stayed at +1.5 MiB
-  from run 10 to run 50 (the first runs' allocator growth), and one plot ('const') remains.
+* Memory (``benchmarks/lockstep.py``, RSS growth after 10, 25, 50 runs of 10k points): PySpice
+  1.5 keeps every run's plot and circuit unless removed: +3.7, +6.3, +10.7 MiB (0.2 MiB a run,
+  the run's vectors). With ``destroy all`` and ``remcirc`` after each run, +1.5 MiB flat, but
+  1.3 kB a run remained (+1.3 MiB over 1,000 runs of 100 points, a probe script): ngspice's
+  command history, which PySpice clears every 10,000 commands only. Clearing it after each run
+  too (:func:`_clean`): +2.0, +2.1, +2.1 MiB, and +0.04 MiB over the 1,000 short runs. One plot
+  ('const') remains.
 
 Limits: one run at a time per process (a lock); outputs are node voltages (lower-cased names);
 the plant sees the circuit only at accepted points, at most ``dt`` apart, so ``dt`` must resolve
 the plant; ``observe`` runs once per distinct trial time and should be cheap; a ``.spiceinit`` in
-the working folder is read by ngspice when the library starts (as ``ngspice -b`` reads it).
+the working folder (or the home folder) is sourced by ngSpice_Init, as ``ngspice -b`` reads it.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class LockstepResult:
 # --- the library instance ---------------------------------------------------------------------
 
 _ENGINE = None
-_LOCK = threading.Lock()  # libngspice is one simulator per process: one run at a time
+_LOCK = threading.RLock()  # libngspice is one simulator per process: one run at a time (re-entry refused)
 
 
 def _engine():
@@ -339,14 +342,17 @@ def run_lockstep(
     start = time.perf_counter()
     with _LOCK:
         engine = _engine()
-        engine.transcript = []
-        engine.loop = loop
-        main = threading.current_thread() is threading.main_thread()
-        handler = signal.signal(signal.SIGINT, loop.interrupt) if main else None
+        if engine.loop is not None:
+            raise AnasimError("run_lockstep called from a plant_step or observe of a running lock-step")
+        main, handler = threading.current_thread() is threading.main_thread(), None
         try:
+            engine.transcript = []
+            engine.loop = loop
+            if main:  # Ctrl-C sets a flag only: an exception raised in a cffi callback is lost
+                handler = signal.signal(signal.SIGINT, loop.interrupt)
             rejected = _transient(engine, deck, outputs, dt, t_stop, opts)
         finally:
-            if main:
+            if handler is not None:
                 signal.signal(signal.SIGINT, handler)
             engine.loop = None
             _clean(engine)
@@ -375,24 +381,31 @@ def _transient(engine, deck: str, outputs: list[str], dt: float, t_stop: float, 
 
     try:
         engine.load_circuit(deck)
-        engine.exec_command("save " + " ".join(outputs) if outputs else "save time")
+        if outputs:  # ('save time' alone saves nothing: ngspice then refuses to run)
+            engine.exec_command("save " + " ".join(outputs))
         for key, value in opts.items():
             engine.exec_command(f"option {key}={num(value)}")
         engine.exec_command(f"tran {num(dt)} {num(t_stop)} 0 {num(dt)}")
         usage = engine.exec_command("rusage rejected")
-    except (NgSpiceCircuitError, NgSpiceCommandError):
+    except (NgSpiceCircuitError, NgSpiceCommandError):  # ngspice printed an error
         return 0
+    except NameError as exc:  # PySpice's word for a nonzero return: ngspice's controlled exit
+        if "returned" not in str(exc):
+            raise
+        raise SimError(f"ngspice stopped: {exc}", output="\n".join(engine.transcript)) from None
     m = re.search(r"Rejected timepoints\s*=\s*(\d+)", usage)
     return int(m.group(1)) if m else 0
 
 
 def _clean(engine) -> None:
-    """Drop the run's plot and circuit: without this every run keeps both (the leak PySpice 1.5
-    has per run)."""
-    from PySpice.Spice.NgSpice.Shared import NgSpiceCommandError
+    """Drop the run's plot and circuit (without this every run keeps both: the leak PySpice 1.5
+    has per run) and ngspice's history of the commands sent (1.3 kB a run; PySpice clears it only
+    every 10,000 commands)."""
+    from PySpice.Spice.NgSpice.Shared import FFI, NgSpiceCommandError
 
     for command in ("destroy all", "remcirc"):
         try:
             engine.exec_command(command)
         except NgSpiceCommandError:
             pass
+    engine._ngspice_shared.ngSpice_Command(FFI.NULL)  # NULL: clear the history (sharedspice.h)
