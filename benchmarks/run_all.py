@@ -1,5 +1,5 @@
 """`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
-physical crossbars)."""
+physical crossbars, lock-step co-simulation)."""
 
 import accuracy
 import fidelity
@@ -7,6 +7,7 @@ import kirchhoff
 import kirchhoff_digits
 import kirchhoff_scale
 import kirchhoff_table1
+import lockstep
 import montecarlo
 import physical
 import speed
@@ -24,3 +25,4 @@ if __name__ == "__main__":
     physical.main(["digits"])
     physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
     physical.main(["fashion"])
+    lockstep.main()

@@ -81,10 +81,14 @@ class Capacitor:
 
 @dataclass(frozen=True, slots=True)
 class VSource:
+    """DC voltage ``dc`` from ``n`` to ``p``; ``external``: its value comes, point by point, from
+    the program that runs ngspice as a library (:mod:`anasim.sim.shared`), and ``dc`` is unused."""
+
     name: str
     p: str
     n: str
     dc: float = 0.0
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,9 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
     if isinstance(e, Capacitor):
         v0 = ic.get(e.p) if e.n == "0" else None
         return f"C{e.name} {e.p} {e.n} {num(e.value)}" + (f" ic={num(v0)}" if v0 is not None else "")
+    if isinstance(e, VSource) and e.external:
+        # ngspice 39 (Debian 39.3) segfaults on any value before 'external' ('dc 0 external')
+        return f"V{e.name} {e.p} {e.n} external"
     if isinstance(e, VSource | ISource):
         return f"{PREFIX[type(e)]}{e.name} {e.p} {e.n} dc {num(e.dc)}"
     if isinstance(e, VCVS | VCCS):
