@@ -42,3 +42,28 @@ def plot_device(model: DeviceModel, out: str | Path, sweep: IVSweep | None = Non
     finally:
         plt.close(fig)
     return out
+
+
+def plot_trajectories(
+    t: np.ndarray, torch_states, circuit_states, names, out: str | Path, title: str = "", episodes: int = 4
+) -> Path:
+    """States over time of a few episodes [E, T, S]: torch loop (lines), circuit loop (dashed)."""
+    n_s = len(names)
+    fig, axes = plt.subplots(n_s, 1, figsize=(6, 1.9 * n_s + 0.6), dpi=150, sharex=True, squeeze=False)
+    for e in range(min(episodes, len(torch_states))):
+        for k, ax in enumerate(axes[:, 0]):
+            (line,) = ax.plot(t, torch_states[e, :, k], lw=1.4, label="torch" if e == 0 else None)
+            ax.plot(t, circuit_states[e, :, k], "--", lw=1.0, color="k", label="circuit" if e == 0 else None)
+            ax.set_ylabel(names[k], fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].set_title(title, fontsize=9)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    out = Path(out)
+    try:
+        fig.savefig(out)
+    except OSError as exc:
+        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out

@@ -8,7 +8,7 @@ import click
 
 from anasim import __version__
 
-from . import compile, devices, info, report, simulate, train
+from . import compile, control, devices, info, report, simulate, train
 
 _default_show = warnings.showwarning
 
@@ -37,3 +37,4 @@ cli.add_command(info.info)
 cli.add_command(compile.compile_)
 cli.add_command(simulate.simulate)
 cli.add_command(report.report)
+cli.add_command(control.control)

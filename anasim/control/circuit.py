@@ -1,0 +1,122 @@
+"""The circuit loop: plant and compiled controller in one ngspice transient, one deck per episode.
+
+Each plant state is the voltage of a 1 F capacitor to ground, charged by a behavioural current
+source equal to its derivative (C dV/dt = f: the ODE-to-RC step KirchhoffNet's lowering uses),
+so ngspice time is plant time. Behavioural voltage sources turn the state voltages into the
+controller's row drive (the plant's observation through the model's input affine) and the
+controller's output node into the torque or force (``limit * clip``). The controller is the
+family's own lowering of the checkpoint, unchanged: the same crossbar ``compile`` writes.
+
+One deck per episode, not many episodes per deck: each transient keeps its own step sizes
+(a shared deck steps at the pace of its fastest episode), and decks run in parallel.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..circuit.ir import BSource, Capacitor, Circuit, num
+from ..circuit.netlist import netlist
+from ..circuit.stimulus import InitialState, Run, Tran, WrData
+from ..errors import SimError
+from ..families import FAMILIES, family_of, make_options
+from ..sim.ngspice import read_wrdata, run_deck
+from .plants import Plant, Spice, ops
+
+# ngspice tolerances of the loop: its defaults (reltol 1e-3) already keep a pendulum episode within
+# 1.5e-5 of the state range of the torchdiffeq loop (measured: 1.6 s per 10 s episode); reltol
+# 1e-4 gave the same deviation at 2.6x the time, 1e-5 at 55x (rejected steps at the pwl kinks).
+LOOP_OPTIONS: dict[str, float] = {}
+
+
+def state_node(name: str) -> str:
+    return f"x_{name}"
+
+
+def drive_affine(model) -> tuple[float, float]:
+    """(offset, gain) from a model input to its input node's volts: the TD-KAN's row drive, or
+    the identity (the device MLP's inputs are its row voltages)."""
+    if hasattr(model, "row_drive"):
+        return float(model.in_offset), float(model.in_gain)
+    return 0.0, 1.0
+
+
+def controller_circuit(model, **options) -> Circuit:
+    family = family_of(model)
+    return family.lower(model, make_options(family, options, FAMILIES))[0]
+
+
+def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:
+    """``controller`` (ports in_<i> -> y_0) closed around ``plant``; saved nodes: states, then u."""
+    s = ops("spice")
+    x = [Spice(f"V({state_node(n)})") for n in plant.states]
+    u = Spice("V(u)")
+    offset, gain = drive_affine(model)
+    plant_parts = []
+    for name, f in zip(plant.states, plant.deriv(x, u, s)):
+        plant_parts += [
+            Capacitor(f"p_{name}", state_node(name), "0", 1.0),
+            BSource(f"p_{name}", "0", state_node(name), "I", Spice.of(f)),  # 1 F: dV/dt = f
+        ]
+    for node, z in zip(controller.inputs, plant.observe(x, s)):
+        plant_parts.append(BSource(f"obs_{node}", node, "0", "V", Spice.of(offset + gain * z)))
+    act = plant.action_limit * s.clip(Spice(f"V({controller.outputs[0]})"), -1.0, 1.0)
+    plant_parts.append(BSource("act", "u", "0", "V", Spice.of(act)))
+    header = (*controller.header, f"plant {plant.name}: states {', '.join(plant.states)} as 1 F capacitor voltages")
+    return replace(
+        controller,
+        title=f"anasim closed loop: {plant.name}",
+        elements=(*controller.elements, *plant_parts),
+        inputs=(),
+        outputs=(*(state_node(n) for n in plant.states), "u"),
+        header=header,
+    ).validate()
+
+
+def loop_run(plant: Plant, x0: np.ndarray, max_step: float, data_file: str = "loop.txt") -> Run:
+    ic = {state_node(n): float(v) for n, v in zip(plant.states, x0)}
+    nodes = (*(state_node(n) for n in plant.states), "u")
+    return Run(
+        InitialState(ic), Tran(max_step, plant.horizon, max_step, uic=True), WrData(data_file, nodes), LOOP_OPTIONS
+    )
+
+
+@dataclass
+class LoopResult:
+    states: np.ndarray  # [E, T, S] on the time grid, NaN for failed episodes
+    actions: np.ndarray  # [E, T]
+    failed: dict[int, str]  # episode -> why (its initial condition and ngspice's message)
+    run_dir: Path
+
+
+def simulate_loop(
+    circuit: Circuit, plant: Plant, x0: np.ndarray, t: np.ndarray, work: Path, jobs: int = 2, max_step: float = 0.01
+) -> LoopResult:
+    """Episodes from x0 [E, S] through the circuit loop, resampled onto the time grid t [T]."""
+    n_s = len(plant.states)
+    states = np.full((len(x0), len(t), n_s), np.nan)
+    actions = np.full((len(x0), len(t)), np.nan)
+    failed: dict[int, str] = {}
+
+    def episode(e: int) -> None:
+        where = work / f"episode{e:04d}"
+        try:
+            run_deck(netlist(circuit, run=loop_run(plant, x0[e], max_step)), where, "loop.txt")
+            table = read_wrdata(where / "loop.txt", n_s + 1)  # [points, 1 + S + 1]
+            tt = table[:, 0]
+            if tt[-1] < t[-1] * (1 - 1e-9) or not np.isfinite(table).all():
+                raise SimError(f"transient stopped at t = {tt[-1]:.4g} s of {t[-1]:g} s", where)
+            for k in range(n_s):
+                states[e, :, k] = np.interp(t, tt, table[:, 1 + k])
+            actions[e] = np.interp(t, tt, table[:, 1 + n_s])
+        except SimError as exc:
+            x = ", ".join(f"{n}={num(v)}" for n, v in zip(plant.states, x0[e]))
+            failed[e] = f"episode {e} from {x}: {exc}"
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(episode, range(len(x0))))
+    return LoopResult(states, actions, failed, work)

@@ -1,0 +1,88 @@
+"""Controllers of the closed-loop flow: a TD-KAN or device MLP from observation to action.
+
+``policy`` is the torch side of the loop: the plant's observation is the model input as it is
+(each about -1..1 over the training box; the TD-KAN's row drive turns it into volts), and the
+action is ``limit * clip(y, -1, 1)`` of the model's one output, the same clip the circuit's
+torque source applies. ``train_controller`` imitates the plant's expert on states drawn from
+its training box (anasim's own training loop, regression), and stores the plant in the
+checkpoint's config so that ``control simulate`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import Dataset
+from ..errors import AnasimError
+from ..train import TrainOptions, train_model
+from .plants import Plant, ops, plant_named
+
+ARCHS = ("tdkan", "mlp")
+
+
+def policy(model: torch.nn.Module, plant: Plant, x: torch.Tensor) -> torch.Tensor:
+    """Actions [B] for states x [B, S]."""
+    t = ops("torch")
+    z = torch.stack(plant.observe(list(x.T), t), dim=1)  # [B, n_obs]
+    return plant.action_limit * torch.clamp(model(z)[:, 0], -1.0, 1.0)
+
+
+def imitation_data(plant: Plant, n: int, seed: int) -> Dataset:
+    """States from the plant's training box, their observations and the expert's actions / limit."""
+    rng = np.random.default_rng(seed)
+    t = ops("torch")
+
+    def split(m: int):
+        x = plant.sample(plant.train_box, m, rng)  # [m, S]
+        z = torch.stack(plant.observe(list(torch.as_tensor(x).T), t), dim=1).float()  # [m, n_obs]
+        y = torch.as_tensor(plant.expert(x) / plant.action_limit, dtype=torch.float32)[:, None]  # [m, 1]
+        return z, y
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split(n), split(n // 4), split(n // 4)
+    info = {"plant": plant.name, "samples": n, "seed": seed, "target": "expert action / limit"}
+    return Dataset(f"control-{plant.name}", x_tr, y_tr, x_va, y_va, x_te, y_te, info, task="regression")
+
+
+def controller_config(plant: Plant, arch: str, hidden: list[int], bases: list[str], activation: str) -> dict:
+    if arch not in ARCHS:
+        raise AnasimError(f"controller architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    if not hidden or any(h < 1 for h in hidden):
+        raise AnasimError(f"hidden sizes {hidden}: give one or more positive widths, e.g. --hidden 8")
+    dims = [plant.n_obs, *hidden, 1]
+    control = {"plant": plant.name, "action_limit": plant.action_limit}
+    if arch == "tdkan":
+        return {"arch": "tdkan", "dims": dims, "bases": list(bases), "norm": "batch", "control": control}
+    return {"arch": "mlp", "dims": dims, "activation": activation, "control": control}
+
+
+def train_controller(
+    plant_name: str,
+    out: Path | None,
+    arch: str = "tdkan",
+    hidden=(8,),
+    bases=("a21", "z21"),
+    activation: str = "a21",
+    samples: int = 20000,
+    opts: TrainOptions | None = None,
+    action_limit: float | None = None,
+):
+    """Train a controller of ``plant_name`` by imitating its expert; returns (model, metrics)."""
+    kw = {} if action_limit is None else {"action_limit": action_limit}
+    plant = plant_named(plant_name, **kw)
+    opts = opts or TrainOptions(epochs=60, lr=3e-3, batch_size=256, patience=15)
+    config = controller_config(plant, arch, list(hidden), list(bases), activation)
+    data = imitation_data(plant, samples, opts.seed)
+    return train_model(config, data, opts, out)
+
+
+def plant_of(config: dict, path="the checkpoint", horizon: float | None = None) -> Plant:
+    """The plant a controller checkpoint was trained for, with its torque/force limit (and an
+    episode length other than the plant's own, if given)."""
+    control = config.get("control")
+    if not isinstance(control, dict) or "plant" not in control:
+        raise AnasimError(f"{path} is not a controller (no 'control' entry); train one with anasim control train")
+    kw = {} if horizon is None else {"horizon": float(horizon)}
+    return plant_named(control["plant"], action_limit=float(control["action_limit"]), **kw)
