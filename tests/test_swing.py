@@ -61,8 +61,9 @@ def test_the_fit_adds_currents_as_the_model_does(opts):
         TdkanOptions(tile=(4, 4)),
         TdkanOptions(tile=(4, 4), wire_r=1.0),
         TdkanOptions(mapping="shared"),
+        TdkanOptions(mapping="shared", r_sense=1e6),  # sense TIAs at 2.8 V: scaled too
     ],
-    ids=["edge", "tiles", "tiles+wires", "shared"],
+    ids=["edge", "tiles", "tiles+wires", "shared", "shared+sense"],
 )
 def test_swing_fitted_circuit_equals_the_unscaled_one(opts, tmp_path):
     # ideal op-amps (gain 1e9): the swing-fitted circuit's outputs, divided by its output scale,
@@ -73,6 +74,7 @@ def test_swing_fitted_circuit_equals_the_unscaled_one(opts, tmp_path):
     opts = swung(model, z, opts, 0.5)
     nominal = replace(opts, swing=None, swing_peaks=None)
     assert all(a < 1 and out < 1 for a, out, _ in swing_scales(opts, 2))  # every layer scaled down
+    assert all(sense < 1 for *_, sense in swing_scales(opts, 2)) == (opts.r_sense > 1e5)
     free = SIMULATE(model, z, nominal, SimSettings(jobs=1), tmp_path / "free")
     res = SIMULATE(model, z, opts, SimSettings(jobs=1), tmp_path / "swing")
     assert not free.failed and not res.failed
