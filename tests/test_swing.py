@@ -179,3 +179,22 @@ def test_a_compiled_swing_netlist_is_compared_at_the_models_scale(tmp_path):
     m = result.metrics()
     assert m["argmax_agreement"] == 1.0 and m["max_error_rel_range"] <= 1e-4
     assert 0 < result.info["swing"]["output_scale"] < 1
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--swing", "5", "--rails", "4", "--opamp-gain", "1e6"], "--rails 4 is below --swing 5"),
+        (["--swing", "-2"], "--swing -2.0: give the op-amps' output swing in volts"),
+        (["--swing", "inf"], "--swing inf"),
+    ],
+)
+def test_cli_refuses_a_bad_swing(args, needle):
+    # before any work: one line on stderr, exit status 1, no traceback
+    from click.testing import CliRunner
+
+    from anasim_cli.main import cli
+
+    for command in ("simulate", "compile"):
+        res = CliRunner().invoke(cli, [command, str(EXAMPLE), *args])
+        assert res.exit_code == 1 and needle in res.output and "Traceback" not in res.output
