@@ -154,6 +154,8 @@ class Comparison:
                 rows.append(("power split (mW)", split))
             if info.get("energy_j") is not None:
                 rows.append(("energy per inference", f"{info['energy_j'] * 1e9:.3g} nJ (power x median latency)"))
+        if "swing" in info:
+            rows.append(("swing", swing_row(info["swing"])))
         flags = self.plausibility()["flags"]
         rows.append(("plausibility", "IMPLAUSIBLE: " + "; ".join(flags) if flags else "ok (within the bounds)"))
         if info.get("partial"):
@@ -163,3 +165,12 @@ class Comparison:
         if self.failed:
             rows.append(("failed samples", f"{len(self.failed)} (see failed_samples in the JSON)"))
         return rows
+
+
+def swing_row(sw: dict) -> str:
+    """``--swing``: the output scale divided out, and the held-out samples beyond the swing."""
+    text = f"outputs x {sw['output_scale']:.4g}" + (f" (fitted to {sw['volts']:g} V)" if "volts" in sw else "")
+    if "samples_outside" in sw:
+        text += f"; {sw['samples_outside']} of {sw['samples_checked']} samples beyond it (largest op-amp output"
+        text += f" {sw['max_abs_v']:.4g} V)" if sw["max_abs_v"] is not None else " -)"
+    return text + (f"; {sw['held_out']}" if "held_out" in sw else "")

@@ -68,7 +68,8 @@ def lower(target, **options) -> Circuit:
     """The whole network as a circuit (KirchhoffNet: its first layer), with ``options`` of its family."""
     model = _model(target)
     family = family_of(model)
-    return family.lower(model, make_options(family, options, FAMILIES))[0]
+    opts = make_options(family, options, FAMILIES)
+    return family.lower(model, fit_options(target, opts) if isinstance(target, Network) else opts)[0]
 
 
 def simulate(target, x, *, jobs: int | None = None, run_dir=None, **options) -> SimResult:
@@ -83,9 +84,25 @@ def simulate(target, x, *, jobs: int | None = None, run_dir=None, **options) -> 
             model = _model(target)
             family = family_of(model)
             opts = make_options(family, options, FAMILIES)
+            opts = fit_options(target, opts) if isinstance(target, Network) else opts
             z = torch.as_tensor(np.asarray(x), dtype=torch.float64)
             res = family.simulate(model, z, opts, SimSettings(jobs=jobs), rd.path)
         return finish(res, rd)
+
+
+def fit_options(net: Network, opts, data_dir=None, data=None):
+    """``opts`` fitted to the checkpoint's training data where its family fits any (TD-KAN
+    ``--swing``); the data is loaded only then (``data``: already loaded, when it is that set)."""
+    if net.family.fit is None:
+        return opts
+
+    def train_inputs():
+        name = net.ckpt.get("dataset", {}).get("name")
+        if name is None:
+            raise AnasimError(f"{net.path.name} records no dataset, and --swing is fitted on its training data")
+        return (data if data is not None and data.name == name else load_dataset(name, data_dir)).x_train
+
+    return net.family.fit(net.model, opts, train_inputs)
 
 
 def provenance(net: Network, opts) -> list[str]:
@@ -100,7 +117,7 @@ def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=
     """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
     with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``)."""
     out = Path(out)
-    opts = make_options(net.family, options or {}, FAMILIES)
+    opts = fit_options(net, make_options(net.family, options or {}, FAMILIES), data_dir)
     z = None
     if stimulus:
         z = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
@@ -138,7 +155,8 @@ def prepare(net: Network, dataset, samples: int, options: dict | None, settings:
     given = dict(options or {})
     settings, defaults = settings_for(net.family, settings or SimSettings(), given)
     opts = make_options(net.family, given, FAMILIES, defaults)
-    return settings, opts, check_data(net, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir))
+    data = check_data(net, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir))
+    return settings, fit_options(net, opts, data_dir, data), data
 
 
 def check_data(net: Network, data):

@@ -45,6 +45,13 @@ HW_OPTIONS = [
         help="TD-KAN: op-amp outputs saturate smoothly (tanh) at +-RAILS volts; needs --opamp-gain 1e7 or less "
         "[none: no limit].",
     ),
+    click.option(
+        "--swing",
+        type=float,
+        help="TD-KAN: choose feedback resistors and difference gains so that every op-amp output stays within "
+        "+-SWING volts on the training data (never scaled up); the next stage undoes the scale and the "
+        "comparison divides the outputs' scale out [none: nominal design].",
+    ),
     click.option("--scale-a", type=float, help="KirchhoffNet: hardware scale a, farads and seconds per unit [1e-9]."),
 ]
 

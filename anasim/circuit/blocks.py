@@ -59,28 +59,30 @@ def tias(name: str, cp: str, cn: str, ap: str, an: str, gain: float, gbw: float 
 
 
 def summing(name: str, aps: list[str], ans: list[str], out: str, r: float, gain: float, gbw: float | None,
-            rails=None) -> list:  # fmt: skip
-    """out = sum V(ans) - sum V(aps): a difference amplifier with T inputs on each side, all
-    resistors ``r``. The + input sits at sum(ans) / (T + 1) (T inputs and one resistor to
-    ground), which the - side's noise gain T + 1 turns into sum(ans); each ap enters with gain
-    -1. T = 1 is the unity difference amplifier of a single crossbar (resistors a, b, c, d); T
-    tiles add their partial sums here (a<t>, c<t>)."""
+            rails=None, k: float = 1.0) -> list:  # fmt: skip
+    """out = k (sum V(ans) - sum V(aps)): a difference amplifier with T inputs on each side,
+    input resistors ``r``, feedback b and ground resistor d ``k r``. Each ap enters with gain
+    -k; the + input sits at k sum(ans) / (1 + T k) (T inputs of r and d to ground), which the -
+    side's noise gain 1 + T k turns into k sum(ans). T = 1, k = 1 is the unity difference
+    amplifier of a single crossbar (resistors a, b, c, d, all r); T tiles add their partial
+    sums here (a<t>, c<t>); k != 1 is the gain ``--swing`` chooses."""
     m, q = f"{name}_m", f"{name}_q"
     tag = (lambda t: "") if len(aps) == 1 else str
     out_ = [Resistor(f"{name}_a{tag(t)}", ap, m, r) for t, ap in enumerate(aps)]
-    out_ += [Resistor(f"{name}_b", m, out, r)]
+    out_ += [Resistor(f"{name}_b", m, out, k * r)]
     out_ += [Resistor(f"{name}_c{tag(t)}", an, q, r) for t, an in enumerate(ans)]
-    out_ += [Resistor(f"{name}_d", q, "0", r), OpAmp(f"{name}_d", q, m, out, gain, rails=rails, gbw=gbw)]
+    out_ += [Resistor(f"{name}_d", q, "0", k * r), OpAmp(f"{name}_d", q, m, out, gain, rails=rails, gbw=gbw)]
     return out_
 
 
-def clipper(name: str, src: str, dst: str, v_range, mapping: str) -> Clipper:
+def clipper(name: str, src: str, dst: str, v_range, mapping: str, gain: float = 1.0) -> Clipper:
     """Ideal limiter driving ``dst`` from ``src``: a hard clip into v_range, or the unit-slope
-    sigmoid of the models' ``map_input``."""
+    sigmoid of the models' ``map_input``, of ``gain`` * V(src) (1: the text has no gain)."""
     lo, hi = v_range
+    v = f"V({src})" if gain == 1.0 else f"({num(gain)}*V({src}))"
     if mapping == "clip":
-        expr = f"max({num(lo)},min({num(hi)},V({src})))"
+        expr = f"max({num(lo)},min({num(hi)},{v}))"
     else:
         mid, span = (lo + hi) / 2, hi - lo
-        expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*(V({src})-{num(mid)})))"
-    return Clipper(name, dst, "0", "V", expr, src, (float(lo), float(hi)), mapping)
+        expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*({v}-{num(mid)})))"
+    return Clipper(name, dst, "0", "V", expr, src, (float(lo), float(hi)), mapping, float(gain))

@@ -57,7 +57,8 @@ def file_name(text: str) -> str:
 
 def comment_text(text: str) -> str:
     """Text for a '*' comment line: printable ASCII only, one line."""
-    return re.sub(r"[^ -~]", "?", str(text)).strip()[:200]
+    # long enough for the options line with --swing's fitted peaks (full precision, a few per layer)
+    return re.sub(r"[^ -~]", "?", str(text)).strip()[:4000]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +138,19 @@ class BSource:
 
 @dataclass(frozen=True, slots=True)
 class Clipper(BSource):
-    """An ideal limiter: V(p) = ``v_range`` clip (or the unit-slope sigmoid) of V(``src``), its
-    ``expr`` written by :func:`anasim.circuit.blocks.clipper`. Typed so that a runner may apply
-    it to the stimulus instead when ``src`` is an input (exactly the same voltages)."""
+    """An ideal limiter: V(p) = ``v_range`` clip (or the unit-slope sigmoid) of ``gain`` *
+    V(``src``), its ``expr`` written by :func:`anasim.circuit.blocks.clipper`. Typed so that a
+    runner may apply it to the stimulus instead when ``src`` is an input (exactly the same
+    voltages). ``gain`` undoes the scale of a swing-fitted previous layer (``--swing``)."""
 
     src: str = "0"
     v_range: tuple[float, float] = (0.0, 1.0)
     mapping: str = "clip"  # or "sigmoid"
+    gain: float = 1.0
 
     def apply(self, v: np.ndarray) -> np.ndarray:
         lo, hi = self.v_range
+        v = v if self.gain == 1.0 else self.gain * v
         if self.mapping == "clip":
             return np.clip(v, lo, hi)
         mid, span = (lo + hi) / 2, hi - lo

@@ -76,6 +76,8 @@ class Family:
     trajectories: Callable | None = None
     # Monte Carlo: (model, sigma, seed, dist) -> the model with eq. 6 coefficient noise (TD-KAN only)
     eq6: Callable | None = None
+    # (model, options, training inputs loader) -> the options fitted to the training data (TD-KAN --swing)
+    fit: Callable | None = None
 
 
 def option_names(family: Family) -> set[str]:

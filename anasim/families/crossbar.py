@@ -52,8 +52,11 @@ def simulate(
     n_out: int,
     s: SimSettings,
     run_dir: Path,
+    peaks: bool = False,
 ) -> batch.SimResult:
-    """Circuit outputs [N, n_out] for input voltages ``x`` [N, in]; ``x0`` is the tran rest input."""
+    """Circuit outputs [N, n_out] for input voltages ``x`` [N, in]; ``x0`` is the tran rest input.
+    ``peaks``: stage-by-stage runs also return every stage's largest |output| per sample
+    (:func:`anasim.sim.batch.chained`)."""
     if s.analysis == "tran":
         if s.netlist is not None:
             raise AnasimError(
@@ -94,7 +97,7 @@ def simulate(
         res.mode = "batched DC sweeps, whole network" + (" in one deck" if s.plain else "")
     else:
         circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
-        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s))
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), peaks)
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources" + (", plain decks" if s.plain else "")
     if s.power_samples and s.netlist is None:
         n = min(s.power_samples, len(x))

@@ -130,16 +130,19 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
 
 
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
-            progress=False, part_elements: int | None = PART_ELEMENTS) -> SimResult:  # fmt: skip
+            progress=False, part_elements: int | None = PART_ELEMENTS, peaks: bool = False) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
     runs each circuit as exact rewrites of it: devices in parallel merged, parts of about
     ``part_elements`` nonlinear elements, input clippers applied to the stimulus, device tables
-    inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. See :func:`sweep`."""
+    inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
+    ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
+    circuit (NaN where it failed): the op-amp outputs of stages cut at them. See :func:`sweep`."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
     chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
     out = np.full((len(x), len(circuits[-1].outputs)), np.nan)
+    stage_peak = np.full((len(x), len(circuits)), np.nan)
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
     fast = part_elements is not None
@@ -161,13 +164,15 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
             failed.update({int(start + alive[k]): stage + why for k, why in bad.items()})
             current = np.full((len(current), n_out), np.nan)
             current[alive] = res
+            stage_peak[start + alive, li] = np.abs(res).max(axis=1)  # NaN for a failed sample
             alive = alive[np.isfinite(res).all(axis=1)]
         out[start : start + chunk] = current
         folders[-1].mkdir(parents=True, exist_ok=True)
         np.save(folders[-1] / f"{name}.npy", current)  # partial results stay on disk
 
     def result() -> SimResult:
-        return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage)
+        extra = {"stage_peak_v": stage_peak} if peaks else {}
+        return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
 
     run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result)
     return result()
@@ -183,8 +188,9 @@ def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
 
 
 def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-           part_elements: int | None = PART_ELEMENTS):  # fmt: skip
+           part_elements: int | None = PART_ELEMENTS, peaks: bool = False):  # fmt: skip
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
-    outputs. A sample that fails in one stage is dropped from the next, and named with its stage."""
+    outputs. A sample that fails in one stage is dropped from the next, and named with its stage.
+    ``peaks``: see :func:`chained`."""
     folders = [run_dir / f"layer{li}" for li in range(len(circuits))]
-    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements)
+    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements, peaks)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from .. import crossbar
 from ..base import Family, SimSettings
-from .lower import lower, lower_stages
+from .lower import lower, lower_stages, swing_scales
 from .model import TDKAN, build, eq6_twin
 from .options import TdkanOptions
+from .swing import FIT_SAMPLES, fit
+
+# --swing's held-out check: an op-amp output beyond the swing by more than this fraction (ten
+# times the DC sweeps' reltol, so that solver noise at a peak fitted exactly is not counted)
+SWING_TOL = 1e-5
+_SCALE_LINE = re.compile(r"^\* output scale (\S+):", re.MULTILINE)
 
 
 def simulate(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings, run_dir):
@@ -16,7 +26,47 @@ def simulate(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings, 
     x0 = model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64)).numpy()[0]
     stages = None if s.whole else (lambda: lower_stages(model, opts))
     n_out = model.layers[-1].bias.numel()
-    return crossbar.simulate(lambda: lower(model, opts)[0], stages, x, x0, n_out, s, run_dir)
+    res = crossbar.simulate(lambda: lower(model, opts)[0], stages, x, x0, n_out, s, run_dir, opts.swing is not None)
+    return undo_swing(res, opts, len(model.layers), s)
+
+
+def undo_swing(res, opts: TdkanOptions, n_layers: int, s: SimSettings):
+    """With ``--swing`` (or a compiled netlist that used it): outputs divided by the last layer's
+    output scale, and ``extra["swing"]``: the scales and how many samples took an op-amp output
+    beyond the swing (stage by stage, where every op-amp output is a stage output)."""
+    stage_peak = res.extra.pop("stage_peak_v", None)
+    if s.netlist is not None:  # the deck that ran decides: its header records its output scale
+        found = _SCALE_LINE.search(Path(s.netlist).read_text()[:20000])
+        if found is None:
+            return res
+        beta, info = float(found.group(1)), {"output_scale": float(found.group(1)), "from": str(s.netlist)}
+    elif opts.swing is None:
+        return res
+    else:
+        scales = swing_scales(opts, n_layers)
+        beta = scales[-1][1]
+        info = {
+            "volts": opts.swing,
+            "output_scale": beta,
+            "fit": f"peaks of the nominal circuit on the first {FIT_SAMPLES} training samples (at most)",
+            "layers": [{"peaks_v": list(p), "scales": list(sc)} for p, sc in zip(opts.swing_peaks, scales)],
+        }
+    res.outputs = res.outputs / beta
+    if stage_peak is None:
+        info["held_out"] = "not checked: only stage-by-stage DC runs read every op-amp output"
+    else:
+        done = np.isfinite(stage_peak).all(axis=1)
+        worst = np.where(done, stage_peak.max(axis=1, initial=0.0, where=done[:, None]), 0.0)
+        outside = np.flatnonzero(done & (worst > opts.swing * (1 + SWING_TOL)))
+        info |= {
+            "samples_checked": int(done.sum()),
+            "samples_outside": len(outside),
+            "outside": outside[:20].tolist(),
+            "max_abs_v": float(worst.max()) if done.any() else None,
+            "tolerance": SWING_TOL,
+        }
+    res.extra["swing"] = info
+    return res
 
 
 def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
@@ -34,9 +84,26 @@ def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
             + (f", {L['tiles'][0]} x {L['tiles'][1]} tiles" if L["tiles"] != [1, 1] else "")
             for i, L in enumerate(info["layers"])
         ),
+        *swing_header(opts, info),
         "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (volts)",
     ]
     return crossbar.compile_decks(circuit, x, f"{data_file}_outputs.txt"), info
+
+
+def swing_header(opts: TdkanOptions, info: dict) -> list[str]:
+    """Header lines of a swing-fitted deck; ``output scale`` is read back when it is simulated."""
+    if opts.swing is None:
+        return []
+    beta = info["layers"][-1]["swing"]["output_scale"]
+    return [
+        *(
+            f"layer {i} swing {opts.swing:g} V: peaks {L['swing']['peaks_v'][0]:.4g} V (TIAs), "
+            f"{L['swing']['peaks_v'][1]:.4g} V (outputs); Rf x {L['swing']['tia_scale']:.6g}, difference gain "
+            f"{L['swing']['diff_gain']:.6g}, outputs x {L['swing']['output_scale']:.6g}"
+            for i, L in enumerate(info["layers"])
+        ),
+        f"output scale {beta!r}: y_<j> are the model's outputs times this (--swing); anasim simulate divides it out",
+    ]
 
 
 def describe(s: dict) -> list[tuple[str, object]]:
@@ -59,4 +126,5 @@ FAMILY = Family(
     compile=compile_,
     describe=describe,
     eq6=eq6_twin,
+    fit=fit,
 )

@@ -11,6 +11,11 @@ the next layer's rows.
 Shared mapping: each (input, basis) device is evaluated once into a virtual-ground TIA whose
 output voltage drives a linear crossbar of in*K rows by 2*out columns. Both agree exactly only
 with ideal virtual grounds. Each stage below is one function returning elements.
+
+``--swing``: each layer's feedback resistors (and the shared mapping's sense resistors) and its
+difference gain are scaled down so that every op-amp output stays within the swing on the
+training data (:func:`swing_scales`); the next layer's clippers divide by the layer's output
+scale, so every row sees the voltage it sees without the swing.
 """
 
 from __future__ import annotations
@@ -37,10 +42,16 @@ class KanLayer:
     area: np.ndarray  # [in, out, K] device areas in unit devices (0: no device)
     scale: float  # ohms: |Theta| = area * A_k * scale
     rf: np.ndarray  # [out] TIA feedback resistors (ohms)
-    c: np.ndarray  # [out] fused constant of each output (volts)
+    c: np.ndarray  # [out] fused constant of each output (volts at the TIA outputs: its bias current is c / rf)
     bases: list
     v_range: tuple[float, float]
     mapping: str  # "clip" or "sigmoid": the clipper in front of the rows
+    # --swing (see swing_scales): the difference amplifier's gain, the clippers' input gain (1 /
+    # the previous layer's output scale), the shared mapping's sense resistors (ohms)
+    k_diff: float = 1.0
+    gain_in: float = 1.0
+    r_sense: float = 10e3
+    scales: tuple[float, float, float] = (1.0, 1.0, 1.0)  # (TIA, output, sense) scale of swing_scales
 
     @property
     def rows(self) -> str:  # prefix of the clipped row nodes
@@ -62,8 +73,33 @@ def curves(bases) -> tuple[Curve, ...]:
     return tuple(Curve(d.name, d.spice_current("x"), d.amps_per_unit, d.pwl_table()) for d in bases)
 
 
+def swing_scales(opts: TdkanOptions, n_layers: int) -> list[tuple[float, float, float]]:
+    """Per layer, the (TIA, output, sense) scale that brings the nominal circuit's largest
+    |TIA output|, |difference-amplifier output| and |sense-TIA output| on the training data
+    (``opts.swing_peaks``) within ``opts.swing``: swing / peak, or 1 where the peak is within
+    the swing. Never above 1: a swing the nominal circuit already fits leaves it as it is (same
+    netlist), and no signal is amplified beyond what the design gives. The TIA scale multiplies
+    the feedback resistors, the output scale / TIA scale is the difference amplifier's gain, and
+    the next layer's clippers divide by the output scale; the last layer's outputs are the
+    model's times its output scale, which the comparison divides out."""
+    if opts.swing is None:
+        return [(1.0, 1.0, 1.0)] * n_layers
+    if opts.swing_peaks is None:
+        raise AnasimError(
+            "--swing is fitted on the model's training data: lower a network loaded with anasim.load "
+            "(anasim.lower(net, swing=V)), or give swing_peaks from anasim.families.tdkan.swing.peaks"
+        )
+    if len(opts.swing_peaks) != n_layers:
+        raise AnasimError(
+            f"swing_peaks hold {len(opts.swing_peaks)} layers but the model has {n_layers}; fit them on this model"
+        )
+    fit = lambda peak: 1.0 if peak <= opts.swing else opts.swing / peak  # noqa: E731
+    return [(fit(t), fit(d), fit(sn)) for t, d, sn in opts.swing_peaks]
+
+
 def kan_layers(model: TDKAN, opts: TdkanOptions) -> list[KanLayer]:
     layers = []
+    scales = swing_scales(opts, len(model.layers))
     for idx, layer in enumerate(model.layers):
         theta = layer.coeffs.detach().double().numpy()
         bias = layer.bias.detach().double().numpy()
@@ -95,7 +131,12 @@ def kan_layers(model: TDKAN, opts: TdkanOptions) -> list[KanLayer]:
         rf = np.abs(s) * scale  # ohms: out = Rf (I+ - I-) reproduces s * sum(theta * phi)
         rf = np.where(rf > 0, rf, scale)
         c = s * bias + t
-        layers.append(KanLayer(idx, theta, s, area, scale, rf, c, layer.bases, model.v_range, layer.mapping))
+        # --swing: TIA outputs (and with them the bias's share, c) scale with Rf, the bias current
+        # c / rf stays; the difference gain turns the TIA scale into the output scale
+        a, beta, sigma = scales[idx]
+        rf, c, gain_in = rf * a, c * a, 1.0 / scales[idx - 1][1] if idx else 1.0
+        L = KanLayer(idx, theta, s, area, scale, rf, c, layer.bases, model.v_range, layer.mapping, beta / a, gain_in)
+        layers.append(replace(L, r_sense=opts.r_sense * sigma, scales=scales[idx]))
     return layers
 
 
@@ -106,7 +147,10 @@ def min_slope(dev, v_range) -> float:
 
 
 def clippers(L: KanLayer, inputs: list[str]) -> list:
-    return [clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping) for i, src in enumerate(inputs)]
+    return [
+        clipper(f"lim{L.index}_{i}", src, f"{L.rows}{i}", L.v_range, L.mapping, L.gain_in)
+        for i, src in enumerate(inputs)
+    ]
 
 
 def edge_devices(L: KanLayer, opts: TdkanOptions) -> list:
@@ -183,7 +227,7 @@ def sense(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
             node, p = f"l{li}_s{i}_{k}", phi[i * len(L.bases) + k]
             out.append(Device(f"d{li}_{i}_{k}", f"{L.rows}{i}", node, dev.name))
             out.append(OpAmp(f"s{li}_{i}_{k}", "0", node, p, opts.opamp_gain, rails=opts.rails, gbw=opts.gbw))
-            out.append(Resistor(f"s{li}_{i}_{k}", node, p, opts.r_sense))
+            out.append(Resistor(f"s{li}_{i}_{k}", node, p, L.r_sense))
             if opts.gbw is not None and g_neg[k] > 0:
                 out.append(Resistor(f"shunt_{node}", node, "0", 1.0 / (1.5 * g_neg[k])))
     return out
@@ -193,7 +237,7 @@ def crossbar(L: KanLayer, opts: TdkanOptions, phi: list[str]) -> list:
     """Linear crossbar from the phi voltages into the differential columns."""
     # The sense TIA turns A_k * I_k into Rs * A_k * I_k volts; a conductance area / Rs then carries
     # area * A_k * I_k, the same current as the per-edge device of that area.
-    g = L.area / opts.r_sense  # [in, out, K]
+    g = L.area / L.r_sense  # [in, out, K]
     k_n, out = g.shape[2], []
     for i, j, k in zip(*np.nonzero(g)):
         col = L.column(i, j, k, inverted=True)  # phi sits at -Rs*I: the sense TIA inverts
@@ -256,7 +300,7 @@ def columns(L: KanLayer, opts: TdkanOptions, outs: list[str], cut: bool = False)
         if cut:
             amps.append(amp)
         else:  # one tile: after its TIAs, as a neuron's elements come (the netlists stay as they were)
-            tiles.insert(1 if n_b == 1 else len(tiles), difference_amps([amp], opts))
+            tiles.insert(1 if n_b == 1 else len(tiles), difference_amps([amp], opts, L.k_diff))
         out += [e for group in tiles for e in group]
     return out, amps
 
@@ -283,16 +327,16 @@ def stabilizers(L: KanLayer, opts: TdkanOptions, g_neg, nodes: tuple[str, str, s
     return out
 
 
-def difference_amps(amps: list, opts: TdkanOptions, inputs: list[str] | None = None) -> list:
-    """The difference (summing) amplifier of every output; ``inputs`` renames the partial
-    outputs, in the order [ap, an] per tile per output, to a stage's input nodes."""
+def difference_amps(amps: list, opts: TdkanOptions, k: float, inputs: list[str] | None = None) -> list:
+    """The difference (summing) amplifier of gain ``k`` of every output; ``inputs`` renames the
+    partial outputs, in the order [ap, an] per tile per output, to a stage's input nodes."""
     out, m = [], 0
     for name, aps, ans, y in amps:
         if inputs is not None:
             n = len(aps)
             aps, ans = [inputs[m + 2 * t] for t in range(n)], [inputs[m + 2 * t + 1] for t in range(n)]
             m += 2 * n
-        out += summing(name, aps, ans, y, opts.r_diff, opts.opamp_gain, opts.gbw, opts.rails)
+        out += summing(name, aps, ans, y, opts.r_diff, opts.opamp_gain, opts.gbw, opts.rails, k)
     return out
 
 
@@ -311,7 +355,14 @@ def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
         "scale_ohm": float(L.scale),
         "rf_ohm": [float(L.rf.min()), float(L.rf.max())],
         "tiles": [n_b, -(-area.shape[1] // outs)],
+        **({"swing": swing_info(L, opts)} if opts.swing is not None else {}),
     }
+
+
+def swing_info(L: KanLayer, opts: TdkanOptions) -> dict:
+    tia, out, sense = L.scales
+    info = {"peaks_v": list(opts.swing_peaks[L.index]), "tia_scale": tia, "diff_gain": L.k_diff, "output_scale": out}
+    return info | ({"sense_scale": sense} if opts.mapping == "shared" else {})
 
 
 def names(prefix: str, n: int) -> list[str]:
@@ -375,23 +426,28 @@ def lower_stages(model: TDKAN, opts: TdkanOptions) -> list[Circuit]:
     for L in kan_layers(model, opts.check()):
         d_in, d_out, k_n = L.area.shape
         if opts.mapping == "edge":
-            tiled = tiling(L, opts)[2] > 1
+            # the row tiles' partial sums meet in the difference amplifiers: a linear stage; with
+            # --swing always, so that every TIA output is a stage output the runner reads
+            cut = tiling(L, opts)[2] > 1 or opts.swing is not None
             cells = edge_devices(L, opts)
             lines = wires(L, opts) if opts.wire_r > 0 else []
-            tiles, amps = columns(L, opts, names("y_", d_out), cut=tiled)
+            tiles, amps = columns(L, opts, names("y_", d_out), cut=cut)
             parts = [("all", d_in, clippers(L, names("in_", d_in)) + cells + lines + line_caps(L, opts, True) + tiles)]
-            if tiled:  # the row tiles' partial sums meet in the difference amplifiers: a linear stage
-                nodes = partials(amps)
-                parts = [("tiles", d_in, parts[0][2], nodes)]
-                parts.append(("sum", len(nodes), difference_amps(amps, opts, names("in_", len(nodes)))))
+            if cut:
+                parts = [("tiles", d_in, parts[0][2], partials(amps))]
         else:
+            cut = opts.swing is not None  # the column TIAs' outputs a stage's outputs, as above
             cells, lines = crossbar(L, opts, names("in_", d_in * k_n)), []
             sensed = clippers(L, names("in_", d_in)) + sense(L, opts, names("y_", d_in * k_n))
             summed = cells + line_caps(L, opts, False)
+            tiles, amps = columns(L, opts, names("y_", d_out), cut=cut)
             parts = [
                 ("sense", d_in, sensed),
-                ("crossbar", d_in * k_n, summed + columns(L, opts, names("y_", d_out))[0]),
+                ("crossbar", d_in * k_n, summed + tiles, *([partials(amps)] if cut else [])),
             ]
+        if cut:
+            nodes = partials(amps)
+            parts.append(("sum", len(nodes), difference_amps(amps, opts, L.k_diff, names("in_", len(nodes)))))
         for part, width, elements, *outputs in parts:
             n_out = d_in * k_n if part == "sense" else d_out
             circuit = Circuit(f"anasim TD-KAN crossbar, layer {L.index} ({part})", tuple(elements), cv)

@@ -29,6 +29,14 @@ class TdkanOptions:
     # takes two column lines (its + and - columns), so a tile holds cols // 2 outputs.
     tile: tuple[int, int] | None = None
     rails: float | None = None  # op-amp outputs saturate smoothly (tanh) at +-rails volts; None: no rails
+    # --swing: every op-amp output stays within +-swing volts on the training data: the compiler
+    # scales each layer's feedback resistors and difference gain (never up) and the next layer's
+    # clippers undo the scale (see lower.swing_scales); None: the nominal design
+    swing: float | None = None
+    # what --swing is fitted to: per layer, the largest |TIA output|, |difference-amplifier output|
+    # and |sense-TIA output| (shared mapping; 0 for edge) in volts of the nominal circuit on the
+    # training data (filled in by the pipeline, see swing.peaks; recorded in the netlist header)
+    swing_peaks: tuple[tuple[float, float, float], ...] | None = None
 
     def check(self) -> TdkanOptions:
         if self.crossbar not in ("vccs", "resistor"):
@@ -71,6 +79,27 @@ class TdkanOptions:
                 f"{self.opamp_gain:g}). The saturating output's linear region is rails / gain wide, nanovolts at 1e9, "
                 "and ngspice's Newton iterations fail there"
             )
+        if self.swing is not None:
+            if not (isinstance(self.swing, int | float) and math.isfinite(self.swing) and self.swing > 0):
+                raise AnasimError(
+                    f"--swing {self.swing!r}: give the op-amps' output swing in volts, a finite number > 0"
+                )
+            if self.rails is not None and self.rails < self.swing:
+                raise AnasimError(
+                    f"--rails {self.rails:g} is below --swing {self.swing:g}: outputs fitted to the swing would "
+                    "saturate; give rails at or above the swing (or a smaller --swing)"
+                )
+        if self.swing_peaks is not None:
+            if self.swing is None:
+                raise AnasimError("swing_peaks are what --swing is fitted to: give --swing too")
+            peaks = [p for layer in self.swing_peaks for p in layer]
+            if any(len(layer) != 3 for layer in self.swing_peaks) or not all(
+                math.isfinite(p) and p >= 0 for p in peaks
+            ):
+                raise AnasimError(
+                    f"swing_peaks {self.swing_peaks!r}: give three finite peak voltages >= 0 per layer (TIA, "
+                    "difference amplifier, sense TIA)"
+                )
         if self.levels is not None and self.levels < 2:
             raise AnasimError(f"levels {self.levels}: need at least 2 area levels")
         return self
