@@ -20,6 +20,12 @@ def _widths(text: str) -> list[int]:
     return widths
 
 
+def latency(r: dict) -> str:
+    if r.get("control_step_latency_s") is None:
+        return f"not measured: {r.get('control_step_latency_note')}"
+    return f"{1e9 * r['control_step_latency_s']:.3g} ns, {1e9 * r['energy_per_step_j']:.3g} nJ per step"
+
+
 @click.group()
 def control():
     """Closed-loop control: a controller circuit in the loop with its plant."""
@@ -86,10 +92,7 @@ def simulate(checkpoint, episodes, seed, engine, horizon, jobs, json_out, plot, 
             ("RMS deviation", f"{r['rms_state_deviation']:.3g} of the state range (circuit vs torch)"),
             ("return", f"torch {r['torch_return']:.4g}, circuit {r['circuit_return']:.4g}"),
             ("controller power", f"{1e3 * r['controller_power_w']:.3g} mW"),
-            (
-                "latency / energy",
-                f"{1e9 * r['control_step_latency_s']:.3g} ns, {1e9 * r['energy_per_step_j']:.3g} nJ per step",
-            ),
+            ("latency / energy", latency(r)),
             ("time", f"circuit {r['circuit_loop_s']:.1f} s, torch {r['torch_loop_s']:.1f} s"),
         ]
     )

@@ -27,7 +27,9 @@ class TwoLinkArm:
     def forward(self, q: np.ndarray) -> np.ndarray:
         """Hand positions [N, 2] of joint angles q [N, 2]."""
         a, b = q[:, 0], q[:, 0] + q[:, 1]
-        return np.stack([self.upper * np.cos(a) + self.fore * np.cos(b), self.upper * np.sin(a) + self.fore * np.sin(b)], 1)
+        return np.stack(
+            [self.upper * np.cos(a) + self.fore * np.cos(b), self.upper * np.sin(a) + self.fore * np.sin(b)], 1
+        )
 
     def inverse(self, p: np.ndarray) -> np.ndarray:
         """The joint angles [N, 2] reaching hand positions p [N, 2] (this elbow branch)."""

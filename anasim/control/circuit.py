@@ -45,9 +45,11 @@ def drive_affine(model) -> tuple[float, float]:
     return 0.0, 1.0
 
 
-def controller_circuit(model, **options) -> Circuit:
+def controller_circuit(model, defaults: dict | None = None, **options) -> Circuit:
+    """The family's lowering of ``model`` with ``options`` (refused if the family has no such
+    option) and ``defaults`` (used where the family has them)."""
     family = family_of(model)
-    return family.lower(model, make_options(family, options, FAMILIES))[0]
+    return family.lower(model, make_options(family, options, FAMILIES, defaults))[0]
 
 
 def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..circuit.stimulus import TimeSequence
-from ..errors import AnasimError
+from ..errors import AnasimError, SimError
 from ..pipeline import TRAN_DEFAULTS, load
 from ..results import check_writable
 from ..sim import tran
@@ -151,7 +151,7 @@ def controller_power(net, plant: Plant, states: np.ndarray, work: Path, **option
     x = drive_voltages(net.model, plant, pts[pick])  # [P, n_obs]
     offset, gain = drive_affine(net.model)
     split = tran.static_power(controller_circuit(net.model, **options), x, work / "power")
-    timed = controller_circuit(net.model, **(TRAN_DEFAULTS | options))
+    timed = controller_circuit(net.model, TRAN_DEFAULTS, **options)
     # Full-swing steps: the operating points of the lowest and highest output, alternating, each
     # settled to 1% of that swing (points near the goal differ by less than any tolerance).
     with torch.no_grad():
@@ -161,8 +161,15 @@ def controller_power(net, plant: Plant, states: np.ndarray, work: Path, **option
     order = np.stack([hi, lo], axis=1).reshape(-1)  # hi, lo, hi, lo, ...
     tol = max(0.01 * float(y.max() - y.min()), 1e-3)
     seq = TimeSequence(x[order], x[order[-1]], LATENCY_PERIOD)
-    settle = tran.sequence(timed, seq, work / "latency", tol).extra["settle_s"]
-    latency = float(np.median(settle[np.isfinite(settle)])) if np.isfinite(settle).any() else None
+    note = None
+    try:
+        res = tran.sequence(timed, seq, work / "latency", tol)
+        settle = res.extra["settle_s"]
+        if not np.isfinite(settle).all():  # a window without output: the transient stopped early
+            note = f"the controller's transient stopped before step {int(np.argmin(np.isfinite(settle)))}"
+    except SimError as exc:
+        note = f"the controller's transient failed: {exc}"
+    latency = None if note else float(np.median(settle))
     mean = {k: float(v.mean()) for k, v in split.items()}
     return {
         "controller_power_w": mean["total"],
@@ -171,5 +178,6 @@ def controller_power(net, plant: Plant, states: np.ndarray, work: Path, **option
         "control_step_latency_s": latency,
         "control_step_latency_resolution_s": LATENCY_PERIOD / 200,
         "control_step_swing_v": float(y.max() - y.min()),
+        "control_step_latency_note": note,
         "energy_per_step_j": None if latency is None else mean["total"] * latency,
     }
