@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
-physical crossbars, lock-step co-simulation)."""
+physical crossbars, lock-step co-simulation, closed-loop control)."""
 
 import accuracy
+import control
 import fidelity
 import kirchhoff
 import kirchhoff_digits
@@ -26,3 +27,4 @@ if __name__ == "__main__":
     physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
     physical.main(["fashion"])
     lockstep.main()
+    control.main([])
