@@ -101,3 +101,13 @@ def test_old_checkpoint_loads_with_its_fixed_drive():
 def test_cli_trains_a_row_drive_by_default():
     defaults = {p.name: p.default for p in train_command.params}
     assert defaults["drive"] == "row" and defaults["in_gain"] == 0.1
+
+
+def test_training_projects_the_drive_after_every_step(tmp_path):
+    """In a bias range only 20 mV wide, Adam's first steps (about lr = 10 mV each) push offsets and
+    gains past the limits: training must leave them at the limits, not beyond."""
+    cfg = {"arch": "tdkan", "dims": [64, 4, 10], "bases": ["a21", "z21"], "drive": "row", "v_range": [0.6, 0.62]}
+    model, _ = train(cfg, "digits", TrainOptions(epochs=1, lr=1e-2, patience=1, progress=False), None)
+    off, gain = model.in_offset.detach(), model.in_gain.detach()
+    assert off.min() >= 0.6 and off.max() <= 0.62 and gain.abs().max() <= 0.02 + 1e-7  # float32 limits
+    assert ((off == 0.6) | (off == 0.62)).any() or (gain.abs() >= 0.02 - 1e-7).any()  # a limit was reached
