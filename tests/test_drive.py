@@ -111,3 +111,14 @@ def test_training_projects_the_drive_after_every_step(tmp_path):
     off, gain = model.in_offset.detach(), model.in_gain.detach()
     assert off.min() >= 0.6 and off.max() <= 0.62 and gain.abs().max() <= 0.02 + 1e-7  # float32 limits
     assert ((off == 0.6) | (off == 0.62)).any() or (gain.abs() >= 0.02 - 1e-7).any()  # a limit was reached
+
+
+@pytest.mark.parametrize("key, index, value", [("in_offset", 5, 1.5), ("in_gain", 0, -1.45)])
+def test_checkpoint_with_drive_beyond_the_limits_is_refused(row_model, tmp_path, key, index, value):
+    """Limits of z15+zaz21: offset 0..1.4 V, |gain| <= 1.4 V/std."""
+    path, _ = row_model
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["state_dict"][key][index] = value
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(anasim.errors.CheckpointError, match=rf"{key}\[{index}\] = {value:g} is beyond the DAC limits"):
+        anasim.load(tmp_path / "bad.pt")

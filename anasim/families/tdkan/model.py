@@ -134,6 +134,24 @@ class TDKAN(nn.Module):
             self.in_offset.clamp_(lo, hi)
             self.in_gain.clamp_(-g, g)
 
+    def limit_errors(self, tol: float = 1e-6) -> list[str]:
+        """What in a loaded row drive lies beyond its DAC limits (by more than ``tol`` volts, float32
+        rounding of a value projected onto a limit); training never leaves them."""
+        if self.drive != "row":
+            return []
+        (lo, hi), g = self.drive_limits()
+        errs = []
+        for name, t, bad in (
+            ("in_offset", self.in_offset.detach(), lambda x: (x < lo - tol) | (x > hi + tol)),
+            ("in_gain", self.in_gain.detach(), lambda x: x.abs() > g + tol),
+        ):
+            for i in torch.nonzero(bad(t)).flatten().tolist()[:1]:
+                errs.append(
+                    f"row drive {name}[{i}] = {float(t[i]):.6g} is beyond the DAC limits (offset {lo:g}..{hi:g} V, "
+                    f"|gain| <= {g:g} V/std); retrain it with anasim train (which keeps it within them)"
+                )
+        return errs
+
     def row_drive(self, z: torch.Tensor) -> torch.Tensor:
         """First-layer row voltages (before the clipper) for standardized inputs z: what the DAC
         applies to the row inputs ``in_<i>`` of the circuit."""
