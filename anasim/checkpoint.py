@@ -4,8 +4,9 @@ A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)
 version, the model config, the device models used (their fit hashes, and the models themselves,
 table or expression, so that a checkpoint compiles on a machine without the device files), the
 state dict, the dataset with its preprocessing, and the metrics. Loading checks all of it and
-refuses a file of another format or version, unknown or changed devices, and NaN/inf weights; it
-warns when the local registry holds another fit under a device's name, and uses its own.
+refuses a file of another format or version, unknown or changed devices, NaN/inf weights and a row
+drive beyond its DAC limits; it warns when the local registry holds another fit under a device's
+name, and uses its own.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the architecture: {str(exc)[:300]}") from None
+    if hasattr(model, "limit_errors"):  # parameters with hardware limits (the TD-KAN row drive)
+        for err in model.limit_errors()[:1]:
+            raise CheckpointError(f"{path}: {err}")
     model.eval()
     return ckpt, model
 

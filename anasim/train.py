@@ -139,6 +139,8 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
                 optim.zero_grad()
                 loss.backward()
                 optim.step()
+                if hasattr(model, "project_"):  # parameters with hardware limits (TD-KAN row drive)
+                    model.project_()
                 sched.step()
                 total += loss.item() * len(idx)
             val = score(model, data, "val")

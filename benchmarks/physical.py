@@ -96,7 +96,7 @@ def cost(tiles=(8, 16, 32, 64), n: int = 10) -> list[dict]:
 
     net = load(SETS["fashion"][0])
     torch.manual_seed(0)
-    x = net.model.row_drive(torch.rand(n, 784, dtype=torch.float64)).numpy()
+    x = net.model.row_drive(torch.rand(n, 784, dtype=torch.float64)).detach().numpy()
     rows = []
     for t in tiles:
         stage = lower_stages(net.model, TdkanOptions(tile=(t, t), wire_r=1.0))[0]

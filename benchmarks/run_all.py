@@ -1,8 +1,9 @@
-"""`make bench`: every benchmark in one run (accuracy, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
+"""`make bench`: every benchmark in one run (accuracy, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
 physical crossbars, lock-step co-simulation, closed-loop control)."""
 
 import accuracy
 import control
+import drive
 import fidelity
 import kirchhoff
 import kirchhoff_digits
@@ -15,6 +16,8 @@ import speed
 
 if __name__ == "__main__":
     accuracy.main(list(accuracy.RUNS))
+    drive.main([])
+    drive.main(["--user"])
     fidelity.main(["digits", "fashion-gain", "fashion-full"])
     speed.main()
     kirchhoff.main()

@@ -100,7 +100,7 @@ def split_of(r: dict) -> dict:
 def bench(dims, bases, mapping, n_batched, n_plain, n_single, jobs=2):
     m = network(dims, bases)
     z = torch.randn(n_batched, dims[0], dtype=torch.float64)
-    x = m.row_drive(z).numpy()
+    x = m.row_drive(z).detach().numpy()
     hw = TdkanOptions(mapping=mapping)
     stages = lower_stages(m, hw)
     res, fast = batched(stages, x, PART_ELEMENTS, jobs)

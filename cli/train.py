@@ -94,7 +94,19 @@ def _nodes(text: str) -> list[int]:
 @click.option("--norm", default="batch", show_default=True, help="TD-KAN: batch (fused into the TIAs), layer or none.")
 @click.option("--mapping", default="clip", show_default=True, help="TD-KAN input clipper: clip or sigmoid.")
 @click.option(
-    "--in-gain", type=float, default=0.25, show_default=True, help="Row drive: volts per std, over half the range."
+    "--in-gain",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Row drive (its start with --drive row): volts per std, over half the range.",
+)
+@click.option(
+    "--drive",
+    type=click.Choice(["row", "fixed"]),
+    default="row",
+    show_default=True,
+    help="TD-KAN row drive: row = trainable per-row offset and gain within the DAC limits (from --in-gain); "
+    "fixed = one offset and gain for all rows.",
 )
 @click.option(
     "--train-noise",
@@ -143,6 +155,7 @@ def train(
     norm,
     mapping,
     in_gain,
+    drive,
     train_noise,
     output,
     **opts,
@@ -154,7 +167,7 @@ def train(
 
     config = {"arch": arch, "dims": _dims(dims) if dims else None}
     if arch == "tdkan":
-        config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain}
+        config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain, "drive": drive}
         config["train_noise"] = train_noise
     elif arch == "kirchhoffnet":
         config |= {"nodes": _nodes(nodes), "repeat": repeat, "branch": branch, "period": period, "topology": topology}

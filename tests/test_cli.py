@@ -44,7 +44,7 @@ def test_train_and_info(run, tmp_path):
     info = json.loads(run("info", out, "--json").output)
     assert {"arch", "dims", "bases", "params", "test_accuracy", "dataset"} <= set(info)
     assert info["dims"] == [64, 8, 10] and info["bases"] == ["a21", "z21"] and info["dataset"] == "digits"
-    assert info["params"] == 64 * 8 * 2 + 8 * 10 * 2 + 8 + 10 + 16
+    assert info["params"] == 64 * 8 * 2 + 8 * 10 * 2 + 8 + 10 + 16 + 2 * 64  # + the row drive: offset, gain per input
     assert "test accuracy" in run("info", out).output
 
 

@@ -37,12 +37,13 @@ def state_node(name: str) -> str:
     return f"x_{name}"
 
 
-def drive_affine(model) -> tuple[float, float]:
-    """(offset, gain) from a model input to its input node's volts: the TD-KAN's row drive, or
-    the identity (the device MLP's inputs are its row voltages)."""
+def drive_affine(model) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, gain) from a model input to its input node's volts, scalars or one per input (a
+    TD-KAN's ``row`` drive): the TD-KAN's row drive, or the identity (the device MLP's inputs
+    are its row voltages)."""
     if hasattr(model, "row_drive"):
-        return float(model.in_offset), float(model.in_gain)
-    return 0.0, 1.0
+        return model.in_offset.detach().double().numpy(), model.in_gain.detach().double().numpy()
+    return np.float64(0.0), np.float64(1.0)
 
 
 def controller_circuit(model, defaults: dict | None = None, **options) -> Circuit:
@@ -64,8 +65,10 @@ def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:
             Capacitor(f"p_{name}", state_node(name), "0", 1.0),
             BSource(f"p_{name}", "0", state_node(name), "I", Spice.of(f)),  # 1 F: dV/dt = f
         ]
-    for node, z in zip(controller.inputs, plant.observe(x, s)):
-        plant_parts.append(BSource(f"obs_{node}", node, "0", "V", Spice.of(offset + gain * z)))
+    n = len(controller.inputs)
+    offsets, gains = np.broadcast_to(offset, (n,)), np.broadcast_to(gain, (n,))
+    for node, z, o, g in zip(controller.inputs, plant.observe(x, s), offsets, gains):
+        plant_parts.append(BSource(f"obs_{node}", node, "0", "V", Spice.of(float(o) + float(g) * z)))
     act = plant.action_limit * s.clip(Spice(f"V({controller.outputs[0]})"), -1.0, 1.0)
     plant_parts.append(BSource("act", "u", "0", "V", Spice.of(act)))
     header = (*controller.header, f"plant {plant.name}: states {', '.join(plant.states)} as 1 F capacitor voltages")

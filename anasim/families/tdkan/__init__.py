@@ -22,8 +22,8 @@ _SCALE_LINE = re.compile(r"^\* output scale (\S+):", re.MULTILINE)
 
 
 def simulate(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings, run_dir):
-    x = model.row_drive(z.double()).numpy()  # [N, in] row voltages before the clippers
-    x0 = model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64)).numpy()[0]
+    x = model.row_drive(z.double()).detach().numpy()  # [N, in] row voltages before the clippers
+    x0 = model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64)).detach().numpy()[0]
     stages = None if s.whole else (lambda: lower_stages(model, opts))
     n_out = model.layers[-1].bias.numel()
     res = crossbar.simulate(lambda: lower(model, opts)[0], stages, x, x0, n_out, s, run_dir, opts.swing is not None)
@@ -71,7 +71,7 @@ def undo_swing(res, opts: TdkanOptions, n_layers: int, s: SimSettings):
 
 def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
     circuit, info = lower(model, opts)
-    x = None if z is None else model.row_drive(z.double()).numpy()
+    x = None if z is None else model.row_drive(z.double()).detach().numpy()
     info["header"] = [
         *(
             f"device {d.name}: fit {d.fit_hash}, {d.provenance.get('fit_method')}, {d.amps_per_unit:g} A per "
@@ -85,9 +85,23 @@ def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
             for i, L in enumerate(info["layers"])
         ),
         *swing_header(opts, info),
+        drive_header(model),
         "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (volts)",
     ]
     return crossbar.compile_decks(circuit, x, f"{data_file}_outputs.txt"), info
+
+
+def drive_header(model: TDKAN) -> str:
+    """What the DAC in front of the rows does: in_<i> = offset_i + gain_i * z_i for standardized
+    inputs z (the stimulus holds these volts)."""
+    off, gain = model.in_offset.detach().double(), model.in_gain.detach().double()
+    if model.drive == "fixed":
+        return f"row drive (DAC): in_<i> = {float(off):.6g} + {float(gain):.6g} * z_i V, z the standardized input"
+    return (
+        f"row drive (DAC, trained per row): in_<i> = offset_i + gain_i * z_i V, z the standardized input; "
+        f"offsets {float(off.min()):.4g}..{float(off.max()):.4g} V, gains {float(gain.min()):.4g}.."
+        f"{float(gain.max()):.4g} V/std (limits: offset in the bias range, |gain| <= its width)"
+    )
 
 
 def swing_header(opts: TdkanOptions, info: dict) -> list[str]:

@@ -6,8 +6,11 @@
   coefficient noise in training (eq. 3) and multiplicative noise at evaluation (eq. 6).
 
 Signals between layers are voltages: the first layer receives standardized pixels turned into
-row-line voltages by a fixed affine (``in_offset + in_gain * z``, a DAC with a DC offset), hidden
-layers receive the norm's output. Built from a plain config dict (stored in checkpoints) by
+row-line voltages by the row drive (``in_offset + in_gain * z``, a DAC with a DC offset), hidden
+layers receive the norm's output. The drive is ``fixed`` (one offset and gain for all rows, set by
+``in_gain``: checkpoints from before ``drive`` existed) or ``row`` (trainable per-row offset and
+gain, kept within the DAC limits of :data:`DRIVES`), so that it suits any set of bases without
+hand tuning. Built from a plain config dict (stored in checkpoints) by
 :func:`build`.
 """
 
@@ -22,6 +25,11 @@ from torch import nn
 from ...devices import DeviceModel, get_device
 from ...errors import CheckpointError
 from .options import MAPPINGS, NORMS
+
+# Row drive kinds. ``row``: per-row offset within the bias range [lo, hi] and gain with |gain| <=
+# hi - lo volts per standard deviation (a DAC whose full scale is the device range), trained with
+# the coefficients and projected back into these limits after every step.
+DRIVES = ("fixed", "row")
 
 
 def common_range(devices: list[DeviceModel]) -> tuple[float, float]:
@@ -71,20 +79,34 @@ class TDKANLayer(nn.Module):
 
 class TDKAN(nn.Module):
     def __init__(
-        self, dims, bases, norm="batch", mapping="clip", v_range=None, train_noise=0.0, in_gain=0.5, hidden_gain=None
+        self,
+        dims,
+        bases,
+        norm="batch",
+        mapping="clip",
+        v_range=None,
+        train_noise=0.0,
+        in_gain=0.5,
+        hidden_gain=None,
+        drive="fixed",
     ):
         super().__init__()
         if len(dims) < 2:
             raise CheckpointError(f"dims {dims} need at least an input and an output size")
-        if norm not in NORMS or mapping not in MAPPINGS:
-            raise CheckpointError(f"norm must be one of {NORMS} and mapping one of {MAPPINGS}")
+        if norm not in NORMS or mapping not in MAPPINGS or drive not in DRIVES:
+            raise CheckpointError(f"norm must be one of {NORMS}, mapping one of {MAPPINGS} and drive one of {DRIVES}")
         devices = [get_device(b) for b in bases]
         lo, hi = v_range if v_range is not None else common_range(devices)
         self.v_range = (float(lo), float(hi))
         mid, half = (lo + hi) / 2, (hi - lo) / 2
         # Row-line drive of the first layer: volts = in_offset + in_gain * standardized pixel.
-        self.register_buffer("in_offset", torch.tensor(mid))
-        self.register_buffer("in_gain", torch.tensor(in_gain * half))
+        self.drive = drive
+        if drive == "fixed":
+            self.register_buffer("in_offset", torch.tensor(mid))
+            self.register_buffer("in_gain", torch.tensor(in_gain * half))
+        else:
+            self.in_offset = nn.Parameter(torch.full((dims[0],), mid))
+            self.in_gain = nn.Parameter(torch.full((dims[0],), in_gain * half))
         self.layers = nn.ModuleList(
             TDKANLayer(a, b, devices, self.v_range, mapping, train_noise) for a, b in zip(dims, dims[1:])
         )
@@ -99,8 +121,40 @@ class TDKAN(nn.Module):
             nn.init.constant_(n.bias, mid)
             self.norms.append(n)
 
+    def drive_limits(self) -> tuple[tuple[float, float], float]:
+        """The DAC limits of the ``row`` drive: the offset's range and the largest |gain| (V/std)."""
+        lo, hi = self.v_range
+        return (lo, hi), hi - lo
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Bring a trainable drive back within its DAC limits (called after every optimizer step)."""
+        if self.drive == "row":
+            (lo, hi), g = self.drive_limits()
+            self.in_offset.clamp_(lo, hi)
+            self.in_gain.clamp_(-g, g)
+
+    def limit_errors(self, tol: float = 1e-6) -> list[str]:
+        """What in a loaded row drive lies beyond its DAC limits (by more than ``tol`` volts, float32
+        rounding of a value projected onto a limit); training never leaves them."""
+        if self.drive != "row":
+            return []
+        (lo, hi), g = self.drive_limits()
+        errs = []
+        for name, t, bad in (
+            ("in_offset", self.in_offset.detach(), lambda x: (x < lo - tol) | (x > hi + tol)),
+            ("in_gain", self.in_gain.detach(), lambda x: x.abs() > g + tol),
+        ):
+            for i in torch.nonzero(bad(t)).flatten().tolist()[:1]:
+                errs.append(
+                    f"row drive {name}[{i}] = {float(t[i]):.6g} is beyond the DAC limits (offset {lo:g}..{hi:g} V, "
+                    f"|gain| <= {g:g} V/std); retrain it with anasim train (which keeps it within them)"
+                )
+        return errs
+
     def row_drive(self, z: torch.Tensor) -> torch.Tensor:
-        """First-layer row voltages (before the clipper) for standardized inputs z."""
+        """First-layer row voltages (before the clipper) for standardized inputs z: what the DAC
+        applies to the row inputs ``in_<i>`` of the circuit."""
         return self.in_offset + self.in_gain * z
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -126,6 +180,7 @@ def build(config: dict) -> TDKAN:
         train_noise=config.get("train_noise", 0.0),
         in_gain=config.get("in_gain", 0.5),
         hidden_gain=config.get("hidden_gain"),
+        drive=config.get("drive", "fixed"),  # checkpoints from before the trainable drive: fixed
     )
 
 

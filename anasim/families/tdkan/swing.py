@@ -29,7 +29,7 @@ def node_voltages(model: TDKAN, opts: TdkanOptions, z: torch.Tensor) -> list[dic
     difference amplifiers' outputs and ``sense`` [N, in, K] the sense-TIA outputs (shared
     mapping; empty for edge). Volts, ideal op-amps and wires."""
     nominal = replace(opts, swing=None, swing_peaks=None)
-    x = model.row_drive(z.double())
+    x = model.row_drive(z.double()).detach()
     layers = []
     for L in kan_layers(model, nominal):
         u = map_input(x, L.v_range, L.mapping).numpy()  # [N, in] row voltages
