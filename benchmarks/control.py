@@ -5,6 +5,7 @@
                                 # each trained by `anasim control train` and run by
                                 # `anasim control simulate --episodes 100`: success of the torch
                                 # and circuit loops, RMS deviation, power, energy per step, times
+    python control.py pendulum-swingup   # one plant's loops (swing-up: 3 DAgger rounds)
     python control.py engines   # the pendulum's TD-KAN through both circuit loops (the plant in the
                                 # transient; the plant in lock-step through PySpice), 20 episodes:
                                 # their largest difference, relative to the state range
@@ -32,6 +33,8 @@ ANASIM = str(Path(sys.executable).with_name("anasim"))
 PLANTS = ("pendulum", "pendulum-swingup", "cartpole")
 # MLP widths giving about the TD-KAN [obs, 8, 1] (2 bases, batch norm) parameter count
 MLP_HIDDEN = {"pendulum": 17, "pendulum-swingup": 17, "cartpole": 17}
+# DAgger rounds: swing-up's expert hands over to LQR in a region uniform states rarely sample
+DAGGER = {"pendulum-swingup": 3}
 
 
 def record(key: str, value) -> None:
@@ -48,11 +51,13 @@ def run(args: list[str]) -> float:
 
 
 def loops(plants=PLANTS) -> None:
+    """Each plant: TD-KAN and MLP trained, then 100 episodes through the netlist loop."""
     RUNS.mkdir(parents=True, exist_ok=True)
     for plant in plants:
         for arch, hidden in (("tdkan", "8"), ("mlp", str(MLP_HIDDEN[plant]))):
             ckpt = RUNS / f"{plant}_{arch}.pt"
-            train_s = run(["control", "train", "--plant", plant, "--arch", arch, "--hidden", hidden, "-o", str(ckpt)])
+            train = ["control", "train", "--plant", plant, "--arch", arch, "--hidden", hidden, "-o", str(ckpt)]
+            train_s = run([*train, "--dagger", str(DAGGER.get(plant, 0))])
             js = RUNS / f"{plant}_{arch}.json"
             sim = ["control", "simulate", str(ckpt), "--episodes", "100", "--json", str(js)]
             run([*sim, "--plot", str(RUNS / f"{plant}_{arch}.png")])
@@ -114,6 +119,9 @@ def arm(widths=(2, 4, 8, 16), seeds=(0, 1)) -> None:
 
 def main(argv: list[str]) -> None:
     for what in argv or ["loops", "engines", "arm"]:
+        if what in PLANTS:  # one plant's loops only
+            loops([what])
+            continue
         {"loops": loops, "engines": engines, "arm": arm}[what]()
 
 

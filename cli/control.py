@@ -42,16 +42,23 @@ def control():
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--dagger",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="DAgger rounds: add the states the controller's own loop visits, labelled by the expert, and retrain.",
+)
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="Controller checkpoint to write.")
 @friendly
-def train(plant, arch, hidden, bases, activation, torque_limit, samples, epochs, lr, seed, out):
+def train(plant, arch, hidden, bases, activation, torque_limit, samples, epochs, lr, seed, dagger, out):
     """Train a controller by imitating the plant's expert (LQR; energy pumping for swing-up)."""
     from anasim.control.controller import train_controller
     from anasim.train import TrainOptions
 
     opts = TrainOptions(epochs=epochs, lr=lr, batch_size=256, patience=15, seed=seed)
     _, metrics = train_controller(
-        plant, out, arch, _widths(hidden), bases.split(","), activation, samples, opts, torque_limit
+        plant, out, arch, _widths(hidden), bases.split(","), activation, samples, opts, torque_limit, dagger
     )
     click.echo(
         f"wrote {out}: {metrics['params']} parameters, imitation MSE {metrics['test_loss']:.4g} "

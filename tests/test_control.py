@@ -173,3 +173,17 @@ def test_a_controller_of_another_size_is_refused(controller, tmp_path):
 def test_a_classifier_is_not_a_controller():
     r = CliRunner().invoke(cli, ["control", "simulate", "netlists/examples/digits_tdkan.pt", "--episodes", "1"])
     assert r.exit_code != 0 and "is not a controller" in r.output
+
+
+def test_dagger_adds_the_states_the_controller_visits(tmp_path, monkeypatch):
+    """One DAgger round adds every state of the controller's own episodes (every 0.05 s of 10 s:
+    201 per episode), labelled by the expert, and the checkpoint records it."""
+    import anasim.control.controller as ctl
+    import anasim.control.rollout as ro
+
+    monkeypatch.setattr(ctl, "DAGGER_EPISODES", 2)
+    monkeypatch.setattr(ro, "RTOL", 1e-4)  # which states are visited matters here, not their last digits
+    opts = TrainOptions(epochs=2, lr=3e-3, batch_size=256, patience=15, progress=False)
+    _, metrics = train_controller("pendulum", tmp_path / "d.pt", hidden=[2], samples=500, opts=opts, dagger=1)
+    assert metrics["imitation_states"] == 500 + 2 * 201 and metrics["dagger_rounds"] == 1
+    assert torch.load(tmp_path / "d.pt", weights_only=True)["metrics"]["dagger_rounds"] == 1
