@@ -15,6 +15,19 @@ from .errors import AnasimError  # noqa: E402
 from .ivdata import IVSweep  # noqa: E402
 
 
+def save(fig, out: str | Path) -> Path:
+    """Write ``fig`` to ``out`` and close it; a path that cannot be written is a clear error."""
+    fig.tight_layout()
+    out = Path(out)
+    try:
+        fig.savefig(out)
+    except OSError as exc:
+        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
 def plot_device(model: DeviceModel, out: str | Path, sweep: IVSweep | None = None) -> Path:
     """I-V of ``model`` over its range (plus a margin showing the clamp), with the data if given."""
     lo, hi = model.v_range
@@ -33,15 +46,7 @@ def plot_device(model: DeviceModel, out: str | Path, sweep: IVSweep | None = Non
     ax.set_xlabel("bias (V)")
     ax.set_ylabel(f"current ({model.unit} per unit area)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    try:
-        fig.savefig(out)
-    except OSError as exc:
-        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def plot_trajectories(
@@ -52,18 +57,10 @@ def plot_trajectories(
     fig, axes = plt.subplots(n_s, 1, figsize=(6, 1.9 * n_s + 0.6), dpi=150, sharex=True, squeeze=False)
     for e in range(min(episodes, len(torch_states))):
         for k, ax in enumerate(axes[:, 0]):
-            (line,) = ax.plot(t, torch_states[e, :, k], lw=1.4, label="torch" if e == 0 else None)
+            ax.plot(t, torch_states[e, :, k], lw=1.4, label="torch" if e == 0 else None)
             ax.plot(t, circuit_states[e, :, k], "--", lw=1.0, color="k", label="circuit" if e == 0 else None)
             ax.set_ylabel(names[k], fontsize=8)
     axes[0, 0].legend(fontsize=7)
     axes[0, 0].set_title(title, fontsize=9)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    out = Path(out)
-    try:
-        fig.savefig(out)
-    except OSError as exc:
-        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return save(fig, out)
