@@ -46,6 +46,16 @@ def drive_affine(model) -> tuple[np.ndarray, np.ndarray]:
     return np.float64(0.0), np.float64(1.0)
 
 
+def observations(plant: Plant, states: np.ndarray) -> np.ndarray:
+    """The controller's inputs [N, n_obs] (model inputs, before the drive) in states [N, S]."""
+    return np.stack(plant.observe(list(states.T), ops("numpy")), axis=1)
+
+
+def episode_label(plant: Plant, e: int, x0: np.ndarray) -> str:
+    """How a failed episode is named: its index and initial condition."""
+    return f"episode {e} from " + ", ".join(f"{n}={num(v)}" for n, v in zip(plant.states, x0))
+
+
 def controller_circuit(model, defaults: dict | None = None, **options) -> Circuit:
     """The family's lowering of ``model`` with ``options`` (refused if the family has no such
     option) and ``defaults`` (used where the family has them)."""
@@ -69,7 +79,7 @@ def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:
     offsets, gains = np.broadcast_to(offset, (n,)), np.broadcast_to(gain, (n,))
     for node, z, o, g in zip(controller.inputs, plant.observe(x, s), offsets, gains):
         plant_parts.append(BSource(f"obs_{node}", node, "0", "V", Spice.of(float(o) + float(g) * z)))
-    act = plant.action_limit * s.clip(Spice(f"V({controller.outputs[0]})"), -1.0, 1.0)
+    act = plant.act(Spice(f"V({controller.outputs[0]})"), s)
     plant_parts.append(BSource("act", "u", "0", "V", Spice.of(act)))
     header = (*controller.header, f"plant {plant.name}: states {', '.join(plant.states)} as 1 F capacitor voltages")
     return replace(
@@ -119,8 +129,7 @@ def simulate_loop(
                 states[e, :, k] = np.interp(t, tt, table[:, 1 + k])
             actions[e] = np.interp(t, tt, table[:, 1 + n_s])
         except SimError as exc:
-            x = ", ".join(f"{n}={num(v)}" for n, v in zip(plant.states, x0[e]))
-            failed[e] = f"episode {e} from {x}: {exc}"
+            failed[e] = f"{episode_label(plant, e, x0[e])}: {exc}"
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(episode, range(len(x0))))

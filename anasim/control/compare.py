@@ -23,10 +23,10 @@ from ..pipeline import TRAN_DEFAULTS, load
 from ..results import check_writable
 from ..sim import tran
 from ..sim.ngspice import run_directory
-from .circuit import controller_circuit, drive_affine, loop_circuit, simulate_loop
+from .circuit import controller_circuit, drive_affine, loop_circuit, observations, simulate_loop
 from .controller import plant_of
 from .lockstep import simulate_lockstep
-from .plants import Plant, ops
+from .plants import Plant
 from .rollout import rollout, time_grid
 
 ENGINES = ("netlist", "pyspice")
@@ -42,13 +42,6 @@ def episode_return(plant: Plant, states: np.ndarray, actions: np.ndarray, t: np.
     range) and 0.01 x the squared action (relative to the limit): 0 is perfect."""
     cost = ((states / plant.span()) ** 2).sum(-1) + 0.01 * (actions / plant.action_limit) ** 2  # [E, T]
     return -np.trapezoid(cost, t, axis=1)
-
-
-def drive_voltages(model, plant: Plant, states: np.ndarray) -> np.ndarray:
-    """The controller's input node voltages [N, n_obs] in states [N, S]."""
-    offset, gain = drive_affine(model)
-    obs = plant.observe(list(states.T), ops("numpy"))
-    return offset + gain * np.stack(obs, axis=1)
 
 
 def control_simulate(
@@ -148,15 +141,15 @@ def controller_power(net, plant: Plant, states: np.ndarray, work: Path, **option
         return {}
     pts = states.reshape(-1, states.shape[-1])  # [E*T, S]
     pick = np.linspace(0, len(pts) - 1, min(POWER_POINTS, len(pts))).astype(int)
-    x = drive_voltages(net.model, plant, pts[pick])  # [P, n_obs]
+    z = observations(plant, pts[pick])  # [P, n_obs] model inputs
     offset, gain = drive_affine(net.model)
+    x = offset + gain * z  # [P, n_obs] input node voltages
     split = tran.static_power(controller_circuit(net.model, **options), x, work / "power")
     timed = controller_circuit(net.model, TRAN_DEFAULTS, **options)
     # Full-swing steps: the operating points of the lowest and highest output, alternating, each
     # settled to 1% of that swing (points near the goal differ by less than any tolerance).
     with torch.no_grad():
-        z = torch.as_tensor((x - offset) / gain)
-        y = net.model(z)[:, 0].numpy()  # [P]
+        y = net.model(torch.as_tensor(z))[:, 0].numpy()  # [P]
     lo, hi = np.argsort(y)[: LATENCY_STEPS // 2], np.argsort(y)[::-1][: LATENCY_STEPS // 2]
     order = np.stack([hi, lo], axis=1).reshape(-1)  # hi, lo, hi, lo, ...
     tol = max(0.01 * float(y.max() - y.min()), 1e-3)

@@ -28,7 +28,7 @@ def policy(model: torch.nn.Module, plant: Plant, x: torch.Tensor) -> torch.Tenso
     """Actions [B] for states x [B, S]."""
     t = ops("torch")
     z = torch.stack(plant.observe(list(x.T), t), dim=1)  # [B, n_obs]
-    return plant.action_limit * torch.clamp(model(z)[:, 0], -1.0, 1.0)
+    return plant.act(model(z)[:, 0], t)
 
 
 def imitation_data(plant: Plant, n: int, seed: int) -> Dataset:

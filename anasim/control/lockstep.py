@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..circuit.ir import Circuit, VSource, num
+from ..circuit.ir import Circuit, VSource
 from ..errors import AnasimError
-from .circuit import LoopResult
+from .circuit import LoopResult, episode_label, observations
 from .plants import NUMPY, Plant
 
 
@@ -34,21 +34,18 @@ def episode(circuit: Circuit, plant: Plant, affine, x0: np.ndarray, t: np.ndarra
 
     offset, gain = affine
 
-    def action(y):
-        return plant.action_limit * np.clip(y[0], -1.0, 1.0)
-
     def plant_step(x, y):
-        return np.array(plant.deriv(list(x), action(y), NUMPY), dtype=float)
+        return np.array(plant.deriv(list(x), plant.act(y[0], NUMPY), NUMPY), dtype=float)
 
     def observe(_, x):
-        return offset + gain * np.array(plant.observe(list(x), NUMPY), dtype=float)
+        return offset + gain * observations(plant, x[None, :])[0]
 
     n_in = sum(1 for e in circuit.elements if isinstance(e, VSource) and e.external)
     res = run_lockstep(
         circuit, plant_step, x0, [f"obs{i}" for i in range(n_in)], [circuit.outputs[0]], dt, t[-1], observe
     )
     xs, ys = res.resample(t)
-    return xs, plant.action_limit * np.clip(ys[:, 0], -1.0, 1.0)
+    return xs, plant.act(ys[:, 0], NUMPY)
 
 
 def _task(args):
@@ -77,8 +74,7 @@ def simulate_lockstep(
         tasks = [(circuit, plant, affine, x, t, dt) for x in x0]
         for e, (out, err) in enumerate(pool.map(_task, tasks)):
             if err is not None:
-                where = ", ".join(f"{n}={num(v)}" for n, v in zip(plant.states, x0[e]))
-                failed[e] = f"episode {e} from {where}: {err}"
+                failed[e] = f"{episode_label(plant, e, x0[e])}: {err}"
                 continue
             states[e], actions[e] = out
     return LoopResult(states, actions, failed, work)

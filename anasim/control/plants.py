@@ -112,6 +112,11 @@ class Plant:
         """Controller inputs, each about -1..1 over the training box."""
         raise NotImplementedError
 
+    def act(self, y, m):
+        """The action of the controller's output y (volts): ``limit * clip(y, -1, 1)``, the same
+        law in torch (the reference loop), numpy (lock-step) and the circuit's torque source."""
+        return self.action_limit * m.clip(y, -1.0, 1.0)
+
     def expert(self, x: np.ndarray) -> np.ndarray:
         """The action [B] an expert takes in states x [B, S] (numpy), within the limit."""
         raise NotImplementedError
