@@ -26,21 +26,28 @@ def test_compile_writes_readable_netlist(digits_model, tmp_path):
     assert ".control" not in text  # only with --stimulus
 
 
-def test_stimulus_netlist_runs_alone(digits_model, tmp_path):
-    """The standalone deck's outputs equal the torch model on the same 4 test images to 1e-3 of
-    the output range (the comparator's acceptance level; ideal op-amps give about 1e-6)."""
+def standalone_deck(model, tmp_path, n: int):
+    """Compile ``model`` with the stimulus of n digits test images and run the deck with bare
+    ngspice: (deck text, its outputs [n, out], the torch model's outputs [n, out])."""
     import torch
 
     import anasim
     from anasim.data import load_dataset
 
     out = tmp_path / "stim.cir"
-    assert run("compile", digits_model, "-o", out, "--stimulus", 4).exit_code == 0
+    assert run("compile", model, "-o", out, "--stimulus", n).exit_code == 0
     subprocess.run(["ngspice", "-b", out.name], cwd=tmp_path, capture_output=True, timeout=300, check=True)
     table = np.loadtxt(tmp_path / "stim_outputs.txt", skiprows=1)
     with torch.no_grad():
-        ref = anasim.load(digits_model).model(load_dataset("digits").x_test[:4].double()).numpy()
-    np.testing.assert_allclose(table[:, 1:], ref, atol=1e-3 * np.ptp(ref))
+        ref = anasim.load(model).model(load_dataset("digits").x_test[:n].double()).numpy()
+    return out.read_text(), table[:, 1:], ref
+
+
+def test_stimulus_netlist_runs_alone(digits_model, tmp_path):
+    """The standalone deck's outputs equal the torch model on the same 4 test images to 1e-3 of
+    the output range (the comparator's acceptance level; ideal op-amps give about 1e-6)."""
+    _, got, ref = standalone_deck(digits_model, tmp_path, 4)
+    np.testing.assert_allclose(got, ref, atol=1e-3 * np.ptp(ref))
 
 
 def test_simulate_agrees_with_reference(digits_model, tmp_path):

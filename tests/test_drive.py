@@ -2,25 +2,17 @@
 the circuit's stimulus exactly as the torch reference applies it, and old checkpoints (one fixed
 offset and gain) still load. These run ngspice; they fail, never skip, when it is missing."""
 
-import subprocess
-
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from test_compile import run, standalone_deck
 
 import anasim
-from anasim.data import load_dataset
 from anasim.families.tdkan.model import TDKAN
 from anasim.train import TrainOptions, train
-from anasim_cli.main import cli
 from anasim_cli.train import train as train_command
 
 REPO_EXAMPLE = "netlists/examples/digits_tdkan.pt"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +59,9 @@ def test_stimulus_deck_applies_the_row_drive(row_model, tmp_path):
     images to 1e-3 of the output range (the comparator's acceptance level; ideal op-amps give
     about 1e-6), and its header says what drives the rows."""
     path, _ = row_model
-    out = tmp_path / "stim.cir"
-    assert run("compile", path, "-o", out, "--stimulus", 6).exit_code == 0
-    assert "* row drive (DAC, trained per row): in_<i> = offset_i + gain_i * z_i V" in out.read_text()
-    subprocess.run(["ngspice", "-b", out.name], cwd=tmp_path, capture_output=True, timeout=300, check=True)
-    table = np.loadtxt(tmp_path / "stim_outputs.txt", skiprows=1)
-    with torch.no_grad():
-        ref = anasim.load(path).model(load_dataset("digits").x_test[:6].double()).numpy()
-    np.testing.assert_allclose(table[:, 1:], ref, atol=1e-3 * np.ptp(ref))
+    text, got, ref = standalone_deck(path, tmp_path, 6)
+    assert "* row drive (DAC, trained per row): in_<i> = offset_i + gain_i * z_i V" in text
+    np.testing.assert_allclose(got, ref, atol=1e-3 * np.ptp(ref))
 
 
 def test_simulate_with_row_drive_agrees_with_reference(row_model, tmp_path):
