@@ -1,5 +1,5 @@
-"""The runner's exact rewrites (anasim.circuit.partition): parts, merged parallel devices, folded
-clippers; and the fast path against the plain one in ngspice."""
+"""The runner's rewrites (anasim.circuit.partition): parts, merged parallel devices, folded
+clippers, folded column pairs; and the fast path against the plain one in ngspice."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from anasim.circuit.blocks import clipper
-from anasim.circuit.ir import VCVS, Circuit, Curve, Device, Resistor, Table
-from anasim.circuit.partition import fold_clippers, merge_parallel, split, whole
+from anasim.circuit.blocks import clipper, summing, tias
+from anasim.circuit.ir import VCVS, Circuit, Curve, Device, ISource, Resistor, Table
+from anasim.circuit.partition import fold_clippers, fold_pairs, merge_parallel, split, whole
 from anasim.devices import get_device
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
-from anasim.sim.batch import layers
+from anasim.sim.batch import layers, sweep
 
 CURVE = Curve("lin", "pwl(x,-1.0,0.0,0.0,0.0,1.0,2.0,2.0,2.0)", 1e-3, (-1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0))
 
@@ -104,3 +104,52 @@ def test_fast_path_equals_plain_path(mapping, tmp_path):
         assert len(list((tmp_path / "fast" / "layer0").glob("part*"))) > 1  # the first layer was split
     assert np.isfinite(plain).all() and not fast.failed
     np.testing.assert_allclose(fast.outputs, plain, rtol=0, atol=1e-6 * np.ptp(plain))
+
+
+def pair(rf_n: float = 1.2e3, **opamp) -> Circuit:
+    """Two input rows, each with a device into the plus and the minus column of one output; TIAs
+    with feedback Rf_p = 1 kohm and ``rf_n``, a bias current into the minus column, and the
+    unity difference amplifier: y = V(an) - V(ap) = Rf_p I_p - Rf_n I_n."""
+    els = [Device(f"p{i}", f"in_{i}", "cp", "lin", 1.0 + i) for i in range(2)]
+    els += [Device(f"n{i}", f"in_{i}", "cn", "lin", 0.5 + i) for i in range(2)]
+    els += [ISource("bias", "0", "cn", 2e-4)]
+    els += [replace(a, **opamp) for a in tias("t", "cp", "cn", "ap", "an", 1e9, None)]
+    els += [Resistor("fp", "cp", "ap", 1e3), Resistor("fn", "cn", "an", rf_n)]
+    els += summing("d", ["ap"], ["an"], "y_0", 1e4, 1e9, None)
+    return Circuit("pair", tuple(els), (CURVE,), inputs=("in_0", "in_1"), outputs=("y_0",)).validate()
+
+
+def test_a_column_pair_folds_into_its_plus_column_with_the_same_output(tmp_path):
+    """Linear devices (2 mA/V per unit area between 0 and 1 V): y by hand, from the folded and the
+    unfolded circuit in ngspice, to 1 uV: the TIA outputs reach 4 V and 1e9-gain op-amps solve to
+    about 1e-7 of that; the fold itself moves the minus devices by under 1e-8 V."""
+    c = pair()
+    folded = fold_pairs(c)
+    moved = {e.name: e for e in folded.elements if isinstance(e, Device | ISource) and e.name[0] in "nb"}
+    assert all(e.n == "cp" for e in moved.values())
+    assert moved["n1"].scale == -1.2 and moved["bias"].dc == -2e-4 * 1.2  # -Rf_n / Rf_p
+    x = np.array([[0.2, 0.7], [0.9, 0.1], [0.5, 0.5]])
+    i_p = 2e-3 * (1.0 * x[:, 0] + 2.0 * x[:, 1])
+    i_n = 2e-3 * (0.5 * x[:, 0] + 1.5 * x[:, 1]) + 2e-4
+    want = 1e3 * i_p - 1.2e3 * i_n
+    for name, circuit in (("plain", c), ("folded", folded)):
+        got = sweep(circuit, x, tmp_path / name, jobs=1, part_elements=None).outputs[:, 0]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "why, circuit",
+    [
+        ("gain below FOLD_MIN_GAIN", lambda: pair(gain=1e8)),
+        ("input offset", lambda: pair(offset=1e-3)),
+        ("rails", lambda: pair(gain=1e7, rails=5.0)),
+        ("a pole", lambda: pair(gbw=1e8)),
+        ("a TIA output read as an output", lambda: replace(pair(), outputs=("y_0", "an"))),
+        ("another element on the minus column", lambda: replace(pair(), elements=pair().elements + (Resistor("s", "cn", "0", 1e3),))),
+        ("unequal sides of the difference amplifier", lambda: replace(pair(), elements=tuple(
+            replace(e, value=2e4) if e.name == "d_d" and isinstance(e, Resistor) else e for e in pair().elements))),
+    ],
+)  # fmt: skip
+def test_a_column_pair_is_left_alone_unless_its_tias_are_ideal_and_only_their_difference_is_read(why, circuit):
+    c = circuit()
+    assert fold_pairs(c) is c, why

@@ -99,6 +99,12 @@ class Run:
 # 100 decades instead of ngspice's dynamic stepping, which fails on saturated op-amps (--rails)
 # with linear devices; a point that converges directly does not use it, so outputs are unchanged.
 SWEEP_OPTIONS = {"reltol": 1e-6, "vntol": 1e-9, "abstol": 1e-15, "gminsteps": 100}
+# The runner's rewritten decks (anasim.circuit.partition): a folded column pair's tables carry
+# plus minus scaled minus currents, which pass through 0 A where a device's convergence test
+# falls back on abstol alone. At 1e-15 A that cost a fourth Newton iteration on most samples of
+# the digits edge mapping (27 against 21 per sample over its 7 decks), at 1e-13 A it does not;
+# the outputs were the same to 1e-9 of their range (benchmarks/speed.py, tests/test_partition.py).
+FAST_SWEEP_OPTIONS = {**SWEEP_OPTIONS, "abstol": 1e-13}
 
 
 def sweep_run(x: np.ndarray, outputs, data_file: str, options=None, inline_curves: bool = False) -> Run:

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..circuit.ir import Circuit
 from ..circuit.netlist import netlist
-from ..circuit.partition import PART_ELEMENTS, fold_clippers, merge_parallel, split, whole
-from ..circuit.stimulus import sweep_run
+from ..circuit.partition import PART_ELEMENTS, fold_clippers, fold_pairs, merge_parallel, split, whole
+from ..circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
 from ..errors import SimError
 from ..progress import Progress
 from .ngspice import SimResult, add_rusage, ngspice_version, read_wrdata, resume_runs, run_deck, stop_all
@@ -57,7 +57,8 @@ def deck_digest(circuit: Circuit, text: str) -> str:
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True) -> np.ndarray:
     """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
     deck in ``work``); raises SimError with ngspice's output."""
-    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", inline_curves=fast))
+    options = FAST_SWEEP_OPTIONS if fast else None
+    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast))
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
@@ -133,7 +134,8 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
             progress=False, part_elements: int | None = PART_ELEMENTS, peaks: bool = False) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
-    runs each circuit as exact rewrites of it: devices in parallel merged, parts of about
+    runs each circuit as rewrites of it (:mod:`anasim.circuit.partition`): differential column
+    pairs folded into one column (exact up to the op-amps' 1/gain), devices in parallel merged, parts of about
     ``part_elements`` nonlinear elements, input clippers applied to the stimulus, device tables
     inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
@@ -148,7 +150,8 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
     parts = [
-        [fold_clippers(p) for p in split(merge_parallel(c), part_elements)] if fast else [whole(c)] for c in circuits
+        [fold_clippers(p) for p in split(merge_parallel(fold_pairs(c)), part_elements)] if fast else [whole(c)]
+        for c in circuits
     ]
 
     def job(start: int) -> None:
