@@ -201,7 +201,7 @@ def test_bad_area_min_is_refused(area_min):
 def test_each_row_tile_gets_the_shunts_of_its_own_rows():
     # with op-amp poles, a column's stabilizing shunt is 1.5x the worst negative conductance of the
     # NDR devices on it: in a tile of rows 6..9 of 10, those four rows' devices only (1e-12 relative)
-    from anasim.families.tdkan.lower import negative_conductance
+    from anasim.families.tdkan.physical import negative_conductance
 
     torch.manual_seed(5)
     model = TDKAN([10, 3], ["a21", "z21"], norm="none").double().eval()

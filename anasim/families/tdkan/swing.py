@@ -16,9 +16,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .lower import kan_layers, tiling
+from .lower import kan_layers
 from .model import TDKAN, map_input
 from .options import TdkanOptions
+from .physical import tiling
 
 FIT_SAMPLES = 2000  # training samples the fit sees at most (the first ones of the split)
 
