@@ -14,6 +14,12 @@ results/speed.json.
     python speed.py            # all four networks (about 20 minutes on 2 cores)
     python speed.py --quick    # fewer samples
     python speed.py --fashion-10k   # the 10,000-image Fashion-MNIST test set, edge mapping, via the CLI
+    python speed.py --paired   # edge against shared in turns, with and without fold_pairs (15 min)
+
+The machine is shared and its speed drifts by 2x between runs, so ``--paired`` times the edge
+mapping, the shared mapping and the edge mapping without the column-pair fold in turns on the
+same samples, and divides each edge run by the shared run beside it: the median of those
+ratios is the edge/shared figure (results/speed_paired.json).
 """
 
 from __future__ import annotations
@@ -187,10 +193,58 @@ def summarize(js: Path, wall: float, command: str) -> dict:
     return row
 
 
+def paired(dims, bases, n, reps=3, jobs=2) -> dict:
+    """Seconds per sample of the fast path for the edge mapping, the shared mapping and the edge
+    mapping without :func:`~anasim.circuit.partition.fold_pairs`, run in turns ``reps`` times on
+    the same ``n`` samples; medians and the median of the per-turn ratios."""
+    m = network(dims, bases)
+    z = torch.randn(n, dims[0], dtype=torch.float64)
+    x = m.row_drive(z).detach().numpy()
+    stages = {mp: lower_stages(m, TdkanOptions(mapping=mp)) for mp in ("edge", "shared")}
+    times = {"edge": [], "shared": [], "edge_unfolded": []}
+    outs = {}
+    fold = batch.fold_pairs
+    for _ in range(reps):
+        for key in times:
+            batch.fold_pairs = (lambda c: c) if key == "edge_unfolded" else fold
+            try:
+                res, t = batched(stages[key.split("_")[0]], x, PART_ELEMENTS, jobs)
+            finally:
+                batch.fold_pairs = fold
+            times[key].append(t)
+            outs[key] = res.outputs
+    with torch.no_grad():
+        ref = m(z).numpy()
+    ratio = lambda a, b: float(np.median(np.array(times[a]) / np.array(times[b])))  # noqa: E731
+    row = {
+        "dims": dims,
+        "bases": bases,
+        "samples": n,
+        "turns": reps,
+        "jobs": jobs,
+        **{f"{k}_ms_per_sample": [round(t * 1e3, 2) for t in v] for k, v in times.items()},
+        "edge_vs_shared": round(ratio("edge", "shared"), 2),
+        "unfolded_vs_shared": round(ratio("edge_unfolded", "shared"), 2),
+        "fold_speedup": round(ratio("edge_unfolded", "edge"), 2),
+        "fold_max_diff_rel_range": float(np.abs(outs["edge"] - outs["edge_unfolded"]).max() / np.ptp(ref)),
+        "edge_max_error_rel_range": float(np.abs(outs["edge"] - ref).max() / np.ptp(ref)),
+    }
+    print(f"{dims} {len(bases)} bases, {n} samples, {reps} turns: edge / shared {row['edge_vs_shared']}x "
+          f"(without fold_pairs {row['unfolded_vs_shared']}x; the fold {row['fold_speedup']}x); ms/sample "
+          f"edge {row['edge_ms_per_sample']}, shared {row['shared_ms_per_sample']}, unfolded "
+          f"{row['edge_unfolded_ms_per_sample']}; edge vs torch {row['edge_max_error_rel_range']:.1e} of the range, "
+          f"fold vs no fold {row['fold_max_diff_rel_range']:.1e}", flush=True)  # fmt: skip
+    return row
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     if "--fashion-10k" in sys.argv:
         fashion_10k()
+        return
+    if "--paired" in sys.argv:
+        rows = [paired([196, 64, 10], ["a21", "z21", "zaz21"], 1000), paired([784, 256, 10], ["a21", "z21"], 200)]
+        (OUT / "speed_paired.json").write_text(json.dumps(rows, indent=1) + "\n")
         return
     q = "--quick" in sys.argv
     bases = ["a21", "z21", "zaz21"]
