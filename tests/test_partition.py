@@ -11,7 +11,8 @@ import torch
 
 from anasim.circuit.blocks import clipper, summing, tias
 from anasim.circuit.ir import VCVS, Circuit, Curve, Device, ISource, Resistor, Table
-from anasim.circuit.partition import fold_clippers, fold_pairs, merge_parallel, split, whole
+from anasim.circuit.netlist import netlist
+from anasim.circuit.partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
 from anasim.devices import get_device
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.model import TDKAN
@@ -132,7 +133,7 @@ def test_a_column_pair_folds_into_its_plus_column_with_the_same_output(tmp_path)
     i_p = 2e-3 * (1.0 * x[:, 0] + 2.0 * x[:, 1])
     i_n = 2e-3 * (0.5 * x[:, 0] + 1.5 * x[:, 1]) + 2e-4
     want = 1e3 * i_p - 1.2e3 * i_n
-    for name, circuit in (("plain", c), ("folded", folded)):
+    for name, circuit in (("plain", c), ("folded", folded), ("grounded", ground_devices(folded))):
         got = sweep(circuit, x, tmp_path / name, jobs=1, part_elements=None).outputs[:, 0]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
@@ -140,7 +141,7 @@ def test_a_column_pair_folds_into_its_plus_column_with_the_same_output(tmp_path)
 @pytest.mark.parametrize(
     "why, circuit",
     [
-        ("gain below FOLD_MIN_GAIN", lambda: pair(gain=1e8)),
+        ("gain below IDEAL_GAIN", lambda: pair(gain=1e8)),
         ("input offset", lambda: pair(offset=1e-3)),
         ("rails", lambda: pair(gain=1e7, rails=5.0)),
         ("a pole", lambda: pair(gbw=1e8)),
@@ -153,3 +154,26 @@ def test_a_column_pair_folds_into_its_plus_column_with_the_same_output(tmp_path)
 def test_a_column_pair_is_left_alone_unless_its_tias_are_ideal_and_only_their_difference_is_read(why, circuit):
     c = circuit()
     assert fold_pairs(c) is c, why
+
+
+def test_devices_into_ideal_tia_inputs_are_controlled_by_their_row_alone():
+    c = ground_devices(pair())
+    assert c.virtual_grounds == ("cp", "cn")
+    text = netlist(c)
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("B")}
+    assert lines["Bp0"].startswith("Bp0 in_0 cp I=") and lines["Bp0"].endswith("(V(in_0))")
+    assert lines["Bn1"].endswith("(V(in_1))") and "V(in_0,cp)" not in text
+    # a deck as lowered keeps both nodes
+    assert "V(in_0,cp)" in netlist(pair())
+
+
+@pytest.mark.parametrize(
+    "why, circuit",
+    [
+        ("gain below IDEAL_GAIN", lambda: pair(gain=1e8)),
+        ("input offset", lambda: pair(offset=1e-3)),
+        ("no feedback resistor", lambda: replace(pair(), elements=tuple(e for e in pair().elements if e.name not in ("fp", "fn")))),
+    ],
+)  # fmt: skip
+def test_no_virtual_ground_without_an_ideal_fed_back_tia(why, circuit):
+    assert ground_devices(circuit()).virtual_grounds == (), why

@@ -254,6 +254,10 @@ class Circuit:
     # which elements realize one trained coefficient each. Physics lives in the lowering, so the
     # variations need not guess roles from element names.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Inputs of ideal TIAs, within |V(out)| / gain of 0 V, that a runner's rewrite
+    # (:func:`anasim.circuit.partition.ground_devices`) takes as 0 V where they control a device
+    # or table into them: the netlister writes I(V(p)) for those. Never set by a lowering.
+    virtual_grounds: tuple[str, ...] = ()
 
     def group(self, name: str) -> tuple[str, ...]:
         return next((members for g, members in self.groups if g == name), ())
@@ -270,7 +274,7 @@ class Circuit:
             known.add(c.name)
         for e in self.elements:
             _check_element(e, known)
-        for node in (*self.inputs, *self.outputs):
+        for node in (*self.inputs, *self.outputs, *self.virtual_grounds):
             ident(node)
         names = {e.name for e in self.elements}
         for g, members in self.groups:

@@ -68,11 +68,12 @@ def _v(node: str) -> str:
     return "0" if node == "0" else f"V({node})"
 
 
-def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
+def _element(e, curves: dict, ic: dict, inline: bool = False, grounds: frozenset = frozenset()) -> str:
     if isinstance(e, Device):
         curve = curves[e.curve]
         gain = e.area * curve.amps_per_unit * e.scale
-        bias = f"V({e.p},{e.n})" if e.shift == 0 else f"V({e.p},{e.n})-{num(e.shift)}"
+        v = f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"  # into a virtual ground: see Circuit
+        bias = v if e.shift == 0 else f"{v}-{num(e.shift)}"
         if inline and curve.table:  # the device's own table: x, gain * I(x)
             xs, ys = _knots(curve.table)
             pts = list(xs) * 2  # x0,i0,x1,i1,...: the knots' text, then each current's repr
@@ -82,7 +83,8 @@ def _element(e, curves: dict, ic: dict, inline: bool = False) -> str:
         return f"B{e.name} {e.p} {e.n} I={num(gain)}*{curve_func(e.curve)}({bias})"
     if isinstance(e, Table):
         # a Table holds Python floats (validated finite): their repr is num()'s text, at less cost
-        return f"B{e.name} {e.p} {e.n} I=pwl(V({e.p},{e.n}),{','.join(map(repr, e.table))})"
+        v = f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"
+        return f"B{e.name} {e.p} {e.n} I=pwl({v},{','.join(map(repr, e.table))})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
         law = e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)
@@ -202,7 +204,8 @@ def _body(circuit: Circuit, ic: dict, inline: bool) -> str:
     lines = [f"* {comment_text(circuit.title)}", *(f"* {comment_text(h)}" for h in circuit.header)]
     lines += [f".include {path}" for path in circuit.includes]
     lines += [f".func {curve_func(c.name)}(x) {{{c.body}}}" for c in circuit.curves]
-    lines += [_element(e, curves, ic, inline) for e in primitives(circuit)]
+    grounds = frozenset(circuit.virtual_grounds)
+    lines += [_element(e, curves, ic, inline, grounds) for e in primitives(circuit)]
     return "\n".join(lines)
 
 
