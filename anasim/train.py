@@ -96,8 +96,9 @@ def layer_widths(dims: list[int] | None, data: Dataset) -> list[int]:
     return list(dims)
 
 
-def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None):
-    """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it improves."""
+def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None, extra: dict | None = None):
+    """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it
+    improves; ``extra`` joins the final metrics (and the checkpoint's), e.g. how the data was made."""
     if not (opts.lr > 0 and opts.weight_decay >= 0):
         raise AnasimError(f"--lr {opts.lr:g}, --weight-decay {opts.weight_decay:g}: use lr > 0 and weight decay >= 0")
     if out is not None:
@@ -167,6 +168,7 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
         "train_time_s": round(time.perf_counter() - t0, 2),
         "params": count_params(model),
         "options": {k: v for k, v in vars(opts).items() if k != "progress"},
+        **(extra or {}),
     }
     if out is not None:
         save_checkpoint(out, model.cpu(), config, dataset_info, metrics)

@@ -77,8 +77,8 @@ def train_controller(
     from ..results import check_writable
     from .rollout import rollout, time_grid
 
-    if out is not None:
-        check_writable(out, "-o", "checkpoint")  # before training, not after it
+    if out is not None:  # train_model checks it too, but only after the DAgger rounds have trained
+        check_writable(out, "-o", "checkpoint")
     kw = {} if action_limit is None else {"action_limit": action_limit}
     plant = plant_named(plant_name, **kw)
     opts = opts or TrainOptions(epochs=60, lr=3e-3, batch_size=256, patience=15)
@@ -91,14 +91,7 @@ def train_controller(
         x = visited.reshape(-1, len(plant.states))  # [episodes * T, S]
         z, y = _labelled(plant, x)
         data.x_train, data.y_train = torch.cat([data.x_train, z]), torch.cat([data.y_train, y])
-    model, metrics = train_model(config, data, opts, None)
-    metrics |= {"dagger_rounds": dagger, "imitation_states": len(data.x_train)}
-    if out is not None:
-        from ..checkpoint import save_checkpoint
-
-        dataset = {"name": data.name, "task": data.task, "preprocessing": data.preprocessing}
-        save_checkpoint(out, model.cpu(), config, dataset, metrics)
-    return model, metrics
+    return train_model(config, data, opts, out, {"dagger_rounds": dagger, "imitation_states": len(data.x_train)})
 
 
 def _labelled(plant: Plant, x: np.ndarray):
