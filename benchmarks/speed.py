@@ -17,16 +17,22 @@ results/speed.json.
     python speed.py --paired   # edge against shared in turns, with and without fold_pairs (40 min)
     python speed.py --paired --digits   # the same for [196,64,10] only (8 min)
     python speed.py --paired --fashion  # [784,256,10] edge against shared only, no unfolded runs
+    python speed.py --against c1c8bec   # Fashion-MNIST edge run, 1,000 images: this code against another commit's
 
 The machine is shared and its speed drifts by 2x between runs, so ``--paired`` times the edge
 mapping, the shared mapping and the edge mapping without the column-pair fold in turns on the
 same samples, and divides each edge run by the shared run beside it: the median of those
-ratios is the edge/shared figure (results/speed_paired.json).
+ratios is the edge/shared figure (results/speed_paired.json). For the same reason ``--against REV``
+times the user's command (``anasim simulate fashion.pt --samples 1000 --mapping edge --jobs 2``,
+the decks of the 10,000-image run: chunks of 500 on two cores) with this code and with commit REV
+(a git worktree) in turns, and scales REV's own recorded 10,000-image time by the ratio: how long
+this code would take on the machine that recorded REV's figure (results/speed_against.json).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -184,6 +190,60 @@ def fashion_10k(jobs=2) -> dict:
     return summarize(js, time.perf_counter() - t0, "anasim simulate fashion.pt " + " ".join(cmd[3:-2]))
 
 
+def against(rev: str, n: int = 1000, reps: int = 1, jobs: int = 2) -> dict:
+    """Seconds of the Fashion-MNIST edge run on ``n`` images with this code and with commit
+    ``rev`` (checked out in a temporary git worktree, imported first through PYTHONPATH), in
+    turns; the outputs of both must agree. ``rev``'s results/speed_fashion_10k.json is the
+    10,000-image time it recorded; scaled by the measured ratio it projects this code's time on
+    that machine at that speed."""
+    repo = Path(__file__).resolve().parent.parent
+    ckpt = repo / "benchmarks" / "results" / "montecarlo" / "runs" / "fashion.pt"
+    if not ckpt.is_file():
+        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
+    show = ["git", "-C", str(repo), "show", f"{rev}:benchmarks/results/speed_fashion_10k.json"]
+    base = json.loads(subprocess.run(show, check=True, capture_output=True, text=True).stdout)
+    anasim = str(Path(sys.executable).with_name("anasim"))
+    times, reports = {"this": [], rev: []}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+        (tree / "anasim_cli").symlink_to("cli")  # the console script imports anasim_cli (packaging)
+        try:
+            for r in range(reps):
+                for key in times:
+                    env = dict(os.environ, PYTHONPATH=str(tree)) if key == rev else dict(os.environ)
+                    js = Path(tmp) / f"{r}_{key}.json"
+                    cmd = [anasim, "simulate", str(ckpt), "--samples", str(n), "--mapping", "edge", "--jobs", str(jobs),
+                           "--json", str(js)]  # fmt: skip
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
+                    times[key].append(time.perf_counter() - t0)
+                    reports[key] = json.loads(js.read_text())
+                    print(f"turn {r}, {key}: {times[key][-1]:.0f} s", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=True)
+    ratio = float(np.median(np.array(times[rev]) / np.array(times["this"])))
+    keys = ("circuit_accuracy", "reference_accuracy", "argmax_agreement", "max_abs_error", "output_scale")
+    row = {
+        "command": f"anasim simulate fashion.pt --samples {n} --mapping edge --jobs {jobs}",
+        "against": rev,
+        "turns": reps,
+        "this_s": [round(t, 1) for t in times["this"]],
+        "against_s": [round(t, 1) for t in times[rev]],
+        "speedup": round(ratio, 2),
+        "against_10k_s": base["wall_s"],
+        "projected_10k_s": round(base["wall_s"] / ratio, 1),
+        **{f"this_{k}": reports["this"][k] for k in keys},
+        **{f"against_{k}": reports[rev][k] for k in keys},
+    }
+    (OUT / "speed_against.json").write_text(json.dumps(row, indent=1) + "\n")
+    print(f"Fashion-MNIST edge, {n} images: this code {ratio:.2f}x faster than {rev}; {rev} recorded "
+          f"{base['wall_s'] / 60:.1f} min for 10,000 images, so this code projects to "
+          f"{row['projected_10k_s'] / 60:.1f} min there; circuit accuracy {row['this_circuit_accuracy']:.2%} / "
+          f"{row['against_circuit_accuracy']:.2%}", flush=True)  # fmt: skip
+    return row
+
+
 def summarize(js: Path, wall: float, command: str) -> dict:
     rep = json.loads(js.read_text())
     keys = ("samples", "reference_accuracy", "circuit_accuracy", "argmax_agreement", "max_abs_error", "output_scale")
@@ -248,6 +308,9 @@ def main():
     OUT.mkdir(exist_ok=True)
     if "--fashion-10k" in sys.argv:
         fashion_10k()
+        return
+    if "--against" in sys.argv:
+        against(sys.argv[sys.argv.index("--against") + 1])
         return
     if "--paired" in sys.argv:
         rows = [] if "--fashion" in sys.argv else [paired([196, 64, 10], ["a21", "z21", "zaz21"], 1000)]
