@@ -84,7 +84,10 @@ def _element(e, curves: dict, ic: dict, inline: bool = False, grounds: frozenset
     if isinstance(e, Table):
         # a Table holds Python floats (validated finite): their repr is num()'s text, at less cost
         v = f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"
-        return f"B{e.name} {e.p} {e.n} I=pwl({v},{','.join(map(repr, e.table))})"
+        xs = _knot_text(e.table[0::2])  # the tables of one layer share their knots
+        pts = list(xs) * 2
+        pts[0::2], pts[1::2] = xs, map(repr, e.table[1::2])
+        return f"B{e.name} {e.p} {e.n} I=pwl({v},{','.join(pts)})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
         law = e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)
@@ -114,6 +117,11 @@ def _knots(table: tuple[float, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     knots and its gain times the currents (float64 products, as Python's), per device."""
     t = np.asarray(table, dtype=float)
     return tuple(num(x) for x in t[0::2]), t[1::2]
+
+
+@lru_cache(maxsize=64)
+def _knot_text(xs: tuple[float, ...]) -> tuple[str, ...]:
+    return tuple(map(repr, xs))
 
 
 @lru_cache(maxsize=4096)
@@ -203,7 +211,9 @@ def _body(circuit: Circuit, ic: dict, inline: bool) -> str:
     curves = {c.name: c for c in circuit.curves}
     lines = [f"* {comment_text(circuit.title)}", *(f"* {comment_text(h)}" for h in circuit.header)]
     lines += [f".include {path}" for path in circuit.includes]
-    lines += [f".func {curve_func(c.name)}(x) {{{c.body}}}" for c in circuit.curves]
+    # an inlined deck writes every tabled device as its own pwl: its .func would go unused, and
+    # ngspice expands .func calls line by line (a third of a digits Monte Carlo deck's parse)
+    lines += [f".func {curve_func(c.name)}(x) {{{c.body}}}" for c in circuit.curves if not (inline and c.table)]
     grounds = frozenset(circuit.virtual_grounds)
     lines += [_element(e, curves, ic, inline, grounds) for e in primitives(circuit)]
     return "\n".join(lines)
