@@ -10,13 +10,14 @@ result: each sweep point starts from the previous one's solution).
     python equivalence.py            # after it: max |after - before| / output range, must be <= 1e-12
 
 The recording is ``results/equivalence/before.npz``; ``tests/test_equivalence.py`` runs the check.
-Re-recorded twice on purpose, each time inside the 1e-6 of the range the sweeps solve to:
+Re-recorded three times on purpose, each time inside the 1e-6 of the range the sweeps solve to:
 when the batched runner's exact rewrites (anasim.circuit.partition: decks split into parts,
 parallel devices merged, clippers folded) changed Newton's path, by at most 3.8e-7 of the range
 (edge 3.8e-7, shared 3.2e-8, MLP 2.4e-8, KirchhoffNet 0); and when differential column pairs
 were folded into one column, the rewritten decks' abstol went to 1e-13 A and devices into ideal
 TIA inputs were controlled by their row voltage alone (stop 22), by 6.0e-7 (edge), 4.3e-7
-(shared), 4.8e-8 (MLP), 0 (KirchhoffNet).
+(shared), 4.8e-8 (MLP), 0 (KirchhoffNet); and when device MLPs went stage by stage (cut at
+their activation TIAs' outputs, ideal sources), by 4.8e-8 (MLP) and 0 for the others.
 """
 
 from __future__ import annotations

@@ -177,3 +177,28 @@ def test_devices_into_ideal_tia_inputs_are_controlled_by_their_row_alone():
 )  # fmt: skip
 def test_no_virtual_ground_without_an_ideal_fed_back_tia(why, circuit):
     assert ground_devices(circuit()).virtual_grounds == (), why
+
+
+def test_linear_crossbars_are_cut_by_their_resistor_count(monkeypatch, tmp_path):
+    """A device MLP layer holds few nonlinear elements and many resistors: parts are bounded by
+    PART_LINEAR linear elements too (columns kept whole), and the parts give the whole deck's
+    outputs (1e-6 of range, the sweeps' reltol)."""
+    from anasim.circuit import partition
+    from anasim.families.mlp.lower import lower_stages as mlp_stages
+    from anasim.families.mlp.model import DeviceMLP
+    from anasim.families.mlp.options import MlpOptions
+
+    torch.manual_seed(0)
+    model = DeviceMLP([40, 12, 5], "a21").double().eval()
+    stage = mlp_stages(model, MlpOptions())[0]  # 480 weight resistors, 12 activations
+    assert len(split(stage)) == 1  # under both bounds
+    monkeypatch.setattr(partition, "PART_LINEAR", 150)
+    parts = split(stage)
+    linear_per_part = [sum(not partition.weight(e) for e in p.circuit.elements) for p in parts]
+    assert len(parts) >= 4 and sorted(o for p in parts for o in p.outputs) == list(range(12))
+    assert max(linear_per_part) <= 150 + 60  # one column pair's piece (about 50 linear elements) may overshoot
+    x = torch.randn(20, 40, dtype=torch.float64).numpy()
+    cut = layers([stage], x, tmp_path / "cut", jobs=1).outputs
+    monkeypatch.setattr(partition, "PART_LINEAR", 10**9)
+    one = layers([stage], x, tmp_path / "one", jobs=1).outputs
+    np.testing.assert_allclose(cut, one, atol=1e-6 * np.ptp(one))

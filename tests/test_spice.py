@@ -13,6 +13,10 @@ from anasim.circuit.ir import BSource, Circuit, Curve, Resistor
 from anasim.circuit.netlist import netlist
 from anasim.circuit.stimulus import sweep_run
 from anasim.devices import registry
+from anasim.families.mlp.lower import lower as lower_mlp
+from anasim.families.mlp.lower import lower_stages as lower_mlp_stages
+from anasim.families.mlp.model import DeviceMLP
+from anasim.families.mlp.options import MlpOptions
 from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
@@ -137,6 +141,23 @@ def test_layer_by_layer_equals_whole_network(mapping, tmp_path):
     whole = sweep(lower(model, hw)[0], x, tmp_path / "whole", jobs=1).outputs
     layered = layers(stages, x, tmp_path / "layers", jobs=2, chunk=10).outputs
     np.testing.assert_allclose(layered, whole, atol=1e-6 * np.ptp(whole))  # both at 1e-6 reltol
+
+
+@pytest.mark.parametrize("activation", ["a21", "relu"])
+def test_mlp_layer_by_layer_equals_whole_network(activation, tmp_path):
+    """A device MLP cut at its activation TIAs' outputs (ideal sources) gives the whole deck's
+    outputs, and both give the torch model's; three layers, so that a middle stage is cut twice."""
+    torch.manual_seed(3)
+    model = DeviceMLP([9, 7, 6, 4], activation).double().eval()
+    z = torch.randn(30, 9, dtype=torch.float64)
+    stages = lower_mlp_stages(model, MlpOptions())
+    assert len(stages) == 3 and all(s.inputs[0] == "in_0" and s.outputs[0] == "y_0" for s in stages)
+    whole = sweep(lower_mlp(model, MlpOptions())[0], z.numpy(), tmp_path / "whole", jobs=1).outputs
+    layered = layers(stages, z.numpy(), tmp_path / "layers", jobs=2, chunk=10).outputs
+    with torch.no_grad():
+        ref = model(z).numpy()
+    np.testing.assert_allclose(layered, whole, atol=1e-6 * np.ptp(whole))  # both at 1e-6 reltol
+    np.testing.assert_allclose(layered, ref, atol=1e-6 * np.ptp(ref))
 
 
 def test_failing_sample_is_named_and_others_kept(tmp_path):

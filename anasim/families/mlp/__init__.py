@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import crossbar
 from ..base import Family
-from .lower import lower
+from .lower import lower, lower_stages
 from .model import IDEAL, DeviceMLP, build
 from .options import MlpOptions
 
@@ -14,7 +14,8 @@ from .options import MlpOptions
 def simulate(model: DeviceMLP, z, opts: MlpOptions, s, run_dir):
     x = z.double().numpy()  # standardized inputs are the row voltages
     n_out = model.linears[-1].out_features
-    return crossbar.simulate(lambda: lower(model, opts)[0], None, x, np.zeros(x.shape[1]), n_out, s, run_dir)
+    stages = None if s.whole else (lambda: lower_stages(model, opts))
+    return crossbar.simulate(lambda: lower(model, opts)[0], stages, x, np.zeros(x.shape[1]), n_out, s, run_dir)
 
 
 def compile_(model: DeviceMLP, opts: MlpOptions, z, data_file: str):
