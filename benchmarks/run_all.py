@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in one run (accuracy, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
+"""`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
+through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
 physical crossbars, lock-step co-simulation, closed-loop control)."""
 
 import accuracy
@@ -10,12 +11,18 @@ import kirchhoff_digits
 import kirchhoff_scale
 import kirchhoff_table1
 import lockstep
+import mlp_search
 import montecarlo
+import paper_circuits
 import physical
 import speed
 
 if __name__ == "__main__":
     accuracy.main(list(accuracy.RUNS))
+    mlp_search.main([])
+    mlp_search.main(["--low"])
+    mlp_search.main(["--long", "rtd"])
+    paper_circuits.main([])  # after accuracy.py and mlp_search.py, which train its models
     drive.main([])
     drive.main(["--user"])
     fidelity.main(["digits", "fashion-gain", "fashion-full"])
