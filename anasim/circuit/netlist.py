@@ -212,7 +212,8 @@ def _body(circuit: Circuit, ic: dict, inline: bool) -> str:
     lines = [f"* {comment_text(circuit.title)}", *(f"* {comment_text(h)}" for h in circuit.header)]
     lines += [f".include {path}" for path in circuit.includes]
     # an inlined deck writes every tabled device as its own pwl: its .func would go unused, and
-    # ngspice expands .func calls line by line (a third of a digits Monte Carlo deck's parse)
+    # ngspice looks for .func calls line by line (a digits Monte Carlo layer-0 deck of 1,088
+    # tables: 'Subckt and Param expansion' 0.17 -> 0.11 s, medians of 6 runs in turns)
     lines += [f".func {curve_func(c.name)}(x) {{{c.body}}}" for c in circuit.curves if not (inline and c.table)]
     grounds = frozenset(circuit.virtual_grounds)
     lines += [_element(e, curves, ic, inline, grounds) for e in primitives(circuit)]
