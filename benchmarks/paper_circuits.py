@@ -4,11 +4,12 @@ Each trained model (benchmarks/accuracy.py trains the TD-KANs, benchmarks/mlp_se
 the MLPs) runs through ``anasim simulate`` as a user would: the whole 10,000-image test set
 through the shared mapping (the MLPs have one mapping), and the first 1,000 test images through
 the TD-KANs' physical edge mapping. Every run's own JSON stays in results/paper_circuits/ and a
-run whose JSON is there is not repeated, so the script can be stopped and started again; the
-figures go to results/paper_circuits.json.
+run whose JSON is there is not repeated; a run stopped midway continues from the chunks kept in
+results/paper_circuits/runs/ (not committed). The figures go to results/paper_circuits.json.
 
     python paper_circuits.py                 # every run (hours on 2 cores)
     python paper_circuits.py z21-z15-zaz21   # the runs of one model
+    python paper_circuits.py --summary       # only results/paper_circuits.json from the runs recorded
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ def runs(name: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run(name: str) -> list[dict]:
+def run(name: str, execute: bool = True) -> list[dict]:
+    """The rows of one model's runs; runs without a JSON are made first (or left out)."""
     ckpt, target = MODELS[name]
     rows = []
     for run_id, args in runs(name):
         js = RUNS_DIR / f"{run_id}.json"
         if not js.is_file():
+            if not execute:
+                continue
+            # --run-dir keeps finished chunks: a run stopped midway continues where it was
             cmd = [str(Path(sys.executable).with_name("anasim")), "simulate", str(OUT / ckpt), *args, "--jobs", "2",
-                   "--json", str(js)]  # fmt: skip
+                   "--json", str(js), "--run-dir", str(RUNS_DIR / "runs" / run_id)]  # fmt: skip
             print(" ".join(["anasim", "simulate", ckpt, *args, "--jobs", "2"]), flush=True)
             subprocess.run(cmd, check=True)
         rep = json.loads(js.read_text())
@@ -56,6 +61,7 @@ def run(name: str) -> list[dict]:
         row["params"] = rep["model"]["params"]
         row["command"] = rep["environment"]["command"]
         row["failed"] = len(rep["failed_samples"])
+        row["flags"] = rep["plausibility"]["flags"]
         rows.append(row)
         print(f"{run_id}: circuit {row['circuit_accuracy']:.2%} / reference {row['reference_accuracy']:.2%}, "
               f"agreement {row['argmax_agreement']:.2%}, {row['max_error_rel_range']:.1e} of range, "
@@ -63,13 +69,15 @@ def run(name: str) -> list[dict]:
     return rows
 
 
-def main(names):
+def main(args):
+    """Runs the named models' missing runs (all models without names; none with --summary),
+    then writes results/paper_circuits.json from every run recorded."""
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT / "paper_circuits.json"
-    old = json.loads(path.read_text()) if path.exists() else []
-    new = [r for n in names or MODELS for r in run(n)]
-    done = {r["run"] for r in new}
-    path.write_text(json.dumps(new + [r for r in old if r["run"] not in done], indent=1) + "\n")
+    names = [a for a in args if not a.startswith("--")] or ([] if "--summary" in args else list(MODELS))
+    for n in names:
+        run(n)
+    rows = [r for n in MODELS for r in run(n, execute=False)]
+    (OUT / "paper_circuits.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
