@@ -72,22 +72,17 @@ def _element(e, curves: dict, ic: dict, inline: bool = False, grounds: frozenset
     if isinstance(e, Device):
         curve = curves[e.curve]
         gain = e.area * curve.amps_per_unit * e.scale
-        v = f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"  # into a virtual ground: see Circuit
+        v = _driven_by(e, grounds)
         bias = v if e.shift == 0 else f"{v}-{num(e.shift)}"
         if inline and curve.table:  # the device's own table: x, gain * I(x)
             xs, ys = _knots(curve.table)
-            pts = list(xs) * 2  # x0,i0,x1,i1,...: the knots' text, then each current's repr
-            pts[0::2], pts[1::2] = xs, map(repr, (ys * gain).tolist())
-            pts = ",".join(pts)
-            return f"B{e.name} {e.p} {e.n} I=pwl({bias},{pts})"
+            return f"B{e.name} {e.p} {e.n} I=pwl({bias},{_pairs(xs, (ys * gain).tolist())})"
         return f"B{e.name} {e.p} {e.n} I={num(gain)}*{curve_func(e.curve)}({bias})"
     if isinstance(e, Table):
-        # a Table holds Python floats (validated finite): their repr is num()'s text, at less cost
-        v = f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"
-        xs = _knot_text(e.table[0::2])  # the tables of one layer share their knots
-        pts = list(xs) * 2
-        pts[0::2], pts[1::2] = xs, map(repr, e.table[1::2])
-        return f"B{e.name} {e.p} {e.n} I=pwl({v},{','.join(pts)})"
+        # a Table holds Python floats (validated finite): their repr is num()'s text, at less cost;
+        # the tables of one layer share their knots
+        pts = _pairs(_knot_text(e.table[0::2]), e.table[1::2])
+        return f"B{e.name} {e.p} {e.n} I=pwl({_driven_by(e, grounds)},{pts})"
     if isinstance(e, Branch):
         thetas = dict(zip("abc", (num(t) for t in e.theta)))
         law = e.law.format(vs=_v(e.p), vd=_v(e.n), **thetas)
@@ -117,6 +112,18 @@ def _knots(table: tuple[float, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     knots and its gain times the currents (float64 products, as Python's), per device."""
     t = np.asarray(table, dtype=float)
     return tuple(num(x) for x in t[0::2]), t[1::2]
+
+
+def _driven_by(e, grounds: frozenset) -> str:
+    """The voltage a device or table is driven by: V(p) into a virtual ground (see Circuit), else V(p, n)."""
+    return f"V({e.p})" if e.n in grounds else f"V({e.p},{e.n})"
+
+
+def _pairs(xs: tuple[str, ...], ys) -> str:
+    """``x0,i0,x1,i1,...`` from the knots' text and the currents (Python floats, written by repr)."""
+    pts = list(xs) * 2
+    pts[0::2], pts[1::2] = xs, map(repr, ys)
+    return ",".join(pts)
 
 
 @lru_cache(maxsize=64)
