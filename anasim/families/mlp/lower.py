@@ -24,7 +24,7 @@ from .options import MlpOptions
 def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
     """The MLP as one circuit from nodes ``in_<i>`` (standardized inputs, volts) to ``y_<j>``."""
     opts = opts.check()
-    rows = [f"in_{i}" for i in range(model.linears[0].in_features)]
+    rows = inputs = [f"in_{i}" for i in range(model.linears[0].in_features)]
     elements, info, weights, devices = [], {"layers": []}, [], []
     for li in range(len(model.linears)):
         last = li == len(model.linears) - 1
@@ -33,7 +33,7 @@ def lower(model: DeviceMLP, opts: MlpOptions) -> tuple[Circuit, dict]:
         elements, weights, devices = elements + els, weights + w, devices + d
         info["layers"].append(layer)
         rows = outs
-    return _circuit(model, "anasim device-MLP crossbar", elements, rows, weights, devices).validate(), info
+    return _circuit(model, "anasim device-MLP crossbar", elements, inputs, rows, weights, devices).validate(), info
 
 
 def lower_stages(model: DeviceMLP, opts: MlpOptions) -> list[Circuit]:
@@ -47,17 +47,17 @@ def lower_stages(model: DeviceMLP, opts: MlpOptions) -> list[Circuit]:
     for li, lin in enumerate(model.linears):
         rows, outs = [f"in_{i}" for i in range(lin.in_features)], [f"y_{j}" for j in range(lin.out_features)]
         els, w, d, _ = _layer(model, li, rows, outs, opts)
-        stages.append(_circuit(model, f"anasim device-MLP crossbar, layer {li}", els, outs, w, d, rows).validate())
+        stages.append(_circuit(model, f"anasim device-MLP crossbar, layer {li}", els, rows, outs, w, d).validate())
     return stages
 
 
-def _circuit(model: DeviceMLP, title: str, elements, outs, weights, devices, rows=None) -> Circuit:
+def _circuit(model: DeviceMLP, title: str, elements, rows, outs, weights, devices) -> Circuit:
     dev = model.act.device_model
     return Circuit(
         title,
         tuple(elements),
         (Curve(dev.name, dev.spice_current("x"), dev.amps_per_unit, dev.pwl_table()),) if dev is not None else (),
-        inputs=tuple(rows or (f"in_{i}" for i in range(model.linears[0].in_features))),
+        inputs=tuple(rows),
         outputs=tuple(outs),
         # Monte Carlo: each weight is one resistor; the devices are the activations
         groups=(("coefficients", tuple(weights)), ("areas", tuple(devices))),
