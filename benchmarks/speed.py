@@ -178,11 +178,8 @@ def fashion_10k(jobs=2) -> dict:
     """The Fashion-MNIST test set (10,000 images) through the edge mapping of the [784,256,10]
     TD-KAN that benchmarks/montecarlo.py trains, with the CLI a user runs. The report and its
     .npz (64 MB) stay in the runs folder; the figures go to results/speed_fashion_10k.json."""
-    runs = Path(__file__).parent / "results" / "montecarlo" / "runs"
-    ckpt = runs / "fashion.pt"
-    if not ckpt.is_file():
-        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
-    js = runs / "speed_fashion_10k.json"
+    ckpt = fashion_checkpoint()
+    js = ckpt.with_name("speed_fashion_10k.json")
     cmd = [str(Path(sys.executable).with_name("anasim")), "simulate", str(ckpt), "--samples", "10000",
            "--mapping", "edge", "--jobs", str(jobs), "--json", str(js)]  # fmt: skip
     t0 = time.perf_counter()
@@ -190,16 +187,22 @@ def fashion_10k(jobs=2) -> dict:
     return summarize(js, time.perf_counter() - t0, "anasim simulate fashion.pt " + " ".join(cmd[3:-2]))
 
 
+def fashion_checkpoint() -> Path:
+    """The [784,256,10] TD-KAN that benchmarks/montecarlo.py trains."""
+    ckpt = Path(__file__).resolve().parent / "results" / "montecarlo" / "runs" / "fashion.pt"
+    if not ckpt.is_file():
+        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
+    return ckpt
+
+
 def against(rev: str, n: int = 1000, reps: int = 1, jobs: int = 2) -> dict:
     """Seconds of the Fashion-MNIST edge run on ``n`` images with this code and with commit
     ``rev`` (checked out in a temporary git worktree, imported first through PYTHONPATH), in
-    turns; the outputs of both must agree. ``rev``'s results/speed_fashion_10k.json is the
+    turns; both must reach the same accuracy, equal to the reference's. ``rev``'s results/speed_fashion_10k.json is the
     10,000-image time it recorded; scaled by the measured ratio it projects this code's time on
     that machine at that speed."""
     repo = Path(__file__).resolve().parent.parent
-    ckpt = repo / "benchmarks" / "results" / "montecarlo" / "runs" / "fashion.pt"
-    if not ckpt.is_file():
-        raise SystemExit(f"{ckpt} is missing: run 'python benchmarks/montecarlo.py figures' first (it trains it)")
+    ckpt = fashion_checkpoint()
     show = ["git", "-C", str(repo), "show", f"{rev}:benchmarks/results/speed_fashion_10k.json"]
     base = json.loads(subprocess.run(show, check=True, capture_output=True, text=True).stdout)
     anasim = str(Path(sys.executable).with_name("anasim"))
@@ -222,6 +225,9 @@ def against(rev: str, n: int = 1000, reps: int = 1, jobs: int = 2) -> dict:
                     print(f"turn {r}, {key}: {times[key][-1]:.0f} s", flush=True)
         finally:
             subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=True)
+    accuracies = {reports[k]["circuit_accuracy"] for k in times} | {reports["this"]["reference_accuracy"]}
+    if len(accuracies) != 1:
+        raise SystemExit(f"the two codes' circuits disagree: {reports}")
     ratio = float(np.median(np.array(times[rev]) / np.array(times["this"])))
     keys = ("circuit_accuracy", "reference_accuracy", "argmax_agreement", "max_abs_error", "output_scale")
     row = {
