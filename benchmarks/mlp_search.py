@@ -31,7 +31,7 @@ ACTIVATIONS = {"rtd": 0.8826, "a21": 0.8668}  # the issue's targets (the paper's
 GRID = [(lr, bs) for lr in (1e-3, 3e-3, 1e-2) for bs in (64, 256)]
 LOW_GRID = [(lr, bs) for lr in (1e-4, 3e-4) for bs in (64, 256)]  # the paper's range, slower: more epochs
 LONG_GRID = [(1e-3, 64), (3e-3, 256)]
-EPOCHS, LOW_EPOCHS, PATIENCE = 20, 40, 5
+EPOCHS, MORE_EPOCHS, PATIENCE = 20, 40, 5  # MORE_EPOCHS: --low and --long
 
 
 def ckpt_name(activation: str, lr: float, bs: int, epochs: int) -> str:
@@ -66,7 +66,7 @@ def main(args):
     low, long = "--low" in args, "--long" in args
     names = [a for a in args if not a.startswith("--")] or list(ACTIVATIONS)
     path = OUT / "mlp_search.json"
-    grid, epochs = (LOW_GRID, LOW_EPOCHS) if low else (LONG_GRID, LOW_EPOCHS) if long else (GRID, EPOCHS)
+    grid, epochs = (LOW_GRID, MORE_EPOCHS) if low else (LONG_GRID, MORE_EPOCHS) if long else (GRID, EPOCHS)
     for a in names:
         earlier = recorded(path).get(a, {}).get("grid", []) if low or long else []
         result = search(a, grid, epochs, earlier)

@@ -74,9 +74,7 @@ def main(args):
     then writes results/paper_circuits.json from every run recorded."""
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     names = [a for a in args if not a.startswith("--")] or ([] if "--summary" in args else list(MODELS))
-    for n in names:
-        run(n)
-    rows = [r for n in MODELS for r in run(n, execute=False)]
+    rows = [r for n in MODELS for r in run(n, execute=n in names)]
     (OUT / "paper_circuits.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
