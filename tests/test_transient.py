@@ -1,16 +1,19 @@
 """Transient (latency) and static power; need ngspice, run in CI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from anasim.circuit.ir import VCVS, Circuit, Curve, Device, OpAmp, Resistor
-from anasim.families.tdkan.lower import lower
+from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.options import TdkanOptions
-from anasim.sim.tran import static_power
+from anasim.sim.tran import chained, sequence, static_power, thin
 from anasim_cli.main import cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "netlists" / "examples"
 
 
 @pytest.mark.parametrize(
@@ -97,6 +100,36 @@ def test_tran_settles_and_agrees(digits_model, tmp_path):
     assert abs(split["devices"] + split["resistors"] - r["power_w"]) <= 1e-6 * r["power_w"]
     assert split["resistors"] > split["devices"] > 0 and split["opamps"] > 0
     assert "settling time" in res.output
+
+
+def test_stage_by_stage_transient_equals_the_whole(tmp_path):
+    """The transient run stage by stage in parts (the default) against one transient of the whole
+    circuit: end-of-window outputs within 1e-6 of the range (each run's own time steps), each
+    sample's settling time within 5%."""
+    from anasim.checkpoint import load_checkpoint
+    from anasim.circuit.stimulus import TimeSequence
+
+    _, model = load_checkpoint(EXAMPLES / "digits_tdkan.pt")
+    model = model.double()
+    x = np.random.default_rng(0).uniform(0.0, 1.25, (5, 64))
+    opts, seq = TdkanOptions(line_cap=1e-12, gbw=1e8), TimeSequence(x, x[-1], 2e-6)
+    whole = sequence(lower(model, opts)[0], seq, tmp_path / "whole", 0.1)
+    parts = chained(lower_stages(model, opts), seq, tmp_path / "parts", 0.1, jobs=2, part_elements=100)
+    assert len(list((tmp_path / "parts" / "stage0").iterdir())) > 1  # layer 0 did run in parts
+    span = np.ptp(whole.outputs)
+    assert np.abs(parts.outputs - whole.outputs).max() <= 1e-6 * span
+    settle_w, settle_p = whole.extra["settle_s"], parts.extra["settle_s"]
+    assert np.isfinite(settle_w).all() and np.all(np.abs(settle_p - settle_w) <= 0.05 * settle_w)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_thin_keeps_a_waveform_within_tolerance(tol):
+    t = np.linspace(0.0, 1e-6, 2001)
+    v = np.where(t < 2e-7, 0.0, 1.0 - np.exp(-(t - 2e-7) / 5e-8))  # a step's settling
+    keep = thin(t, v, tol)
+    assert keep[0] == 0 and keep[-1] == len(t) - 1 and len(keep) < len(t) // 3  # 528 points at 1e-6, 35 at 1e-3
+    assert np.abs(np.interp(t, t[keep], v[keep]) - v).max() <= tol  # exact to rounding
+    assert list(thin(t, 3.0 * t, 1e-12)) == [0, len(t) - 1]  # a line: its two ends
 
 
 def test_ndr_columns_are_stabilized(digits_model):

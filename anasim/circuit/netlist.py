@@ -41,7 +41,7 @@ from .ir import (
     ident,
     num,
 )
-from .stimulus import Dc, InitialState, RawFile, Run, SampleSweep, TimeSequence, Tran, WrData
+from .stimulus import Dc, InitialState, RawFile, Run, SampleSweep, TimeSequence, Tran, Waveforms, WrData
 
 PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", VCCS: "G", BSource: "B", Clipper: "B"}
 
@@ -168,6 +168,12 @@ def _stimulus(circuit: Circuit, stim) -> list[str]:
                 pts += [f"{num(t)} {num(prev)}", f"{num(t + stim.rise)} {num(value)}"]
                 prev = value
             lines.append(f"Vin{i} {node} 0 pwl({' '.join(pts)})")
+        return lines
+    if isinstance(stim, Waveforms):
+        lines = ["* inputs: waveforms computed by the stage before"]
+        for i, (node, t, v) in enumerate(zip(circuit.inputs, stim.t, stim.v, strict=True)):
+            pts = " ".join(f"{a!r} {b!r}" for a, b in zip(np.asarray(t, float).tolist(), np.asarray(v, float).tolist()))
+            lines.append(f"Vin{i} {node} 0 pwl({pts})")
         return lines
     return []
 

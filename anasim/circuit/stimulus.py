@@ -56,6 +56,15 @@ class TimeSequence:
         return len(self.x) * self.period + 2 * self.rise
 
 
+@dataclass(frozen=True, eq=False)
+class Waveforms:
+    """Input i follows the piecewise-linear waveform ``t[i]``, ``v[i]`` (seconds, volts): a stage
+    of a transient run stage by stage, driven by the outputs the stage before computed."""
+
+    t: tuple[np.ndarray, ...]
+    v: tuple[np.ndarray, ...]
+
+
 @dataclass(frozen=True)
 class InitialState:
     """Initial node voltages of a transient (node -> volts), set on each node's capacitor to ground."""
@@ -80,7 +89,7 @@ class RawFile:
 
 @dataclass(frozen=True)
 class Run:
-    stimulus: SampleSweep | TimeSequence | InitialState | None
+    stimulus: SampleSweep | TimeSequence | Waveforms | InitialState | None
     analysis: Dc | Tran
     save: WrData | RawFile
     options: dict[str, float] = field(default_factory=dict)  # ngspice options, e.g. reltol
@@ -119,7 +128,8 @@ def sweep_run(x: np.ndarray, outputs, data_file: str, options=None, inline_curve
     )
 
 
-def sequence_run(seq: TimeSequence, outputs, data_file: str) -> Run:
-    """One transient over the time sequence, 200 points per sample window."""
+def sequence_run(seq: TimeSequence, outputs, data_file: str, stimulus: Waveforms | None = None) -> Run:
+    """One transient over the time sequence, 200 points per sample window; ``stimulus``: the
+    inputs as waveforms over the sequence's time instead of its steps."""
     step = seq.period / 200
-    return Run(seq, Tran(step, seq.stop, step), WrData(data_file, tuple(outputs)), {})
+    return Run(seq if stimulus is None else stimulus, Tran(step, seq.stop, step), WrData(data_file, tuple(outputs)), {})

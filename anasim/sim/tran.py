@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import numpy as np
 from ..circuit.blocks import opamp_primitives
 from ..circuit.ir import VCCS, VCVS, BSource, Capacitor, Circuit, Device, ISource, OpAmp, Resistor, Table, VSource
 from ..circuit.netlist import card_name, netlist
-from ..circuit.stimulus import RawFile, TimeSequence, sequence_run, sweep_run
+from ..circuit.partition import PART_ELEMENTS, merge_parallel, split
+from ..circuit.stimulus import RawFile, TimeSequence, Waveforms, sequence_run, sweep_run
 from ..errors import AnasimError
 from .ngspice import SimResult, add_rusage, read_ascii_raw, read_wrdata, run_deck
 
@@ -30,7 +32,14 @@ def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> Sim
     rusage: dict[str, float] = {}
     add_rusage(rusage, run_deck(netlist(circuit, run=sequence_run(seq, circuit.outputs, "tran.txt")), work, "tran.txt"))
     table = read_wrdata(work / "tran.txt", len(circuit.outputs))
-    t, y = table[:, 0], table[:, 1:]
+    outs, settle = windows(table[:, 0], table[:, 1:], seq, tol)
+    failed = {int(k): "transient: no output in the sample's window" for k in np.nonzero(~np.isfinite(outs).all(1))[0]}
+    return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
+
+
+def windows(t: np.ndarray, y: np.ndarray, seq: TimeSequence, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's outputs at the end of its window [N, out] and its settling time [N]: from its
+    switch until every output stays within ``tol`` of its end value (inf: never in the window)."""
     n = len(seq.x)
     outs, settle = np.full((n, y.shape[1]), np.nan), np.full(n, np.nan)
     for k in range(n):
@@ -48,8 +57,69 @@ def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> Sim
             settle[k] = tw[off[-1] + 1] - start
         else:
             settle[k] = np.inf  # never settled within the window
+    return outs, settle
+
+
+def thin(t: np.ndarray, v: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of the points of the waveform (t, v) that its line through them keeps within
+    ``tol`` of every point left out (Douglas-Peucker): a settled output needs two points."""
+    keep, todo = {0, len(t) - 1}, [(0, len(t) - 1)]
+    while todo:
+        a, b = todo.pop()
+        if b - a < 2:
+            continue
+        mid = np.arange(a + 1, b)
+        line = v[a] + (v[b] - v[a]) * (t[mid] - t[a]) / (t[b] - t[a]) if t[b] > t[a] else np.full(len(mid), v[a])
+        worst = int(np.argmax(np.abs(v[mid] - line)))
+        if abs(v[mid[worst]] - line[worst]) > tol:
+            keep.add(int(mid[worst]))
+            todo += [(a, int(mid[worst])), (int(mid[worst]), b)]
+    return np.array(sorted(keep))
+
+
+def chained(
+    stages: list[Circuit], seq: TimeSequence, work: Path, tol: float, jobs: int = 1, part_elements: int = PART_ELEMENTS
+) -> SimResult:
+    """:func:`sequence` run stage by stage, each stage in its independent parts, ``jobs`` at a
+    time: the transient of a circuit too large for one deck. Stages and parts are cut at ideal
+    sources (op-amp outputs, clippers, the inputs; :func:`anasim.circuit.partition.split`),
+    which no load changes, so each part is the same equations as in the whole circuit, driven
+    by the waveforms of the stage before (its outputs at every time point ngspice took, thinned
+    to 1e-6 of ``tol``). What differs from one transient of the whole circuit is each part's own
+    time steps: within ngspice's truncation error (``tests/test_transient.py`` compares them)."""
+    rusage: dict[str, float] = {}
+    waves: list | None = None  # per input of the stage: (t, v), the outputs of the stage before
+    for s, stage in enumerate(stages):
+        parts = split(merge_parallel(stage), part_elements)
+        runs = []
+        for p, part in enumerate(parts):
+            cols = list(part.inputs)
+            stim = None if waves is None else Waveforms(*zip(*(waves[i] for i in cols), strict=True))
+            sub = TimeSequence(seq.x[:, cols] if waves is None else seq.x[:, :0], seq.x0[cols], seq.period, seq.rise)
+            runs.append((part.circuit, sub, stim, work / f"stage{s}" / f"part{p:03d}"))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = list(pool.map(lambda r: _part_run(*r), runs))
+        for _, log in done:
+            add_rusage(rusage, log)
+        tables = [table for table, _ in done]
+        waves = [None] * len(stage.outputs)
+        for part, table in zip(parts, tables, strict=True):
+            for j, out in enumerate(part.outputs):
+                keep = thin(table[:, 0], table[:, 1 + j], 1e-6 * tol)
+                waves[out] = (table[keep, 0], table[keep, 1 + j])
+    outs, settle = np.full((len(seq.x), len(stages[-1].outputs)), np.nan), np.full(len(seq.x), -np.inf)
+    for part, table in zip(parts, tables, strict=True):  # the last stage: each part on its own time points
+        o, st = windows(table[:, 0], table[:, 1:], seq, tol)
+        outs[:, list(part.outputs)] = o
+        settle = np.maximum(settle, st)
     failed = {int(k): "transient: no output in the sample's window" for k in np.nonzero(~np.isfinite(outs).all(1))[0]}
     return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
+
+
+def _part_run(circuit: Circuit, sub: TimeSequence, stim: Waveforms | None, where: Path) -> tuple[np.ndarray, str]:
+    """One part's transient: its outputs' table [time points, 1 + outputs], and ngspice's log."""
+    log = run_deck(netlist(circuit, run=sequence_run(sub, circuit.outputs, "tran.txt", stim)), where, "tran.txt")
+    return read_wrdata(where / "tran.txt", len(circuit.outputs)), log
 
 
 CATEGORIES = ("devices", "resistors", "opamps", "drivers", "bias", "cells")
