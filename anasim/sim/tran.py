@@ -4,6 +4,9 @@
   (:class:`~anasim.circuit.stimulus.TimeSequence`) and reads each at the end of its window. The
   settling time of a sample is the time from its switch until every output stays within ``tol``
   of its end-of-window value. Line capacitances and op-amp poles are lowering options.
+* ``chained`` runs the same transient stage by stage, each stage in the DC runner's independent
+  parts, each later stage driven by the waveforms of the stage before: a network too large for
+  one transient deck gets its latency.
 * ``static_power`` runs the DC operating point of each sample, writes every node voltage and
   source current, and sums V * I per element: dissipated in devices and resistors, delivered by
   op-amps (their macro-model's primitives), row drivers and bias sources. Op-amp quiescent
@@ -95,7 +98,8 @@ def chained(
         for p, part in enumerate(parts):
             cols = list(part.inputs)
             stim = None if waves is None else Waveforms(*zip(*(waves[i] for i in cols), strict=True))
-            sub = TimeSequence(seq.x[:, cols] if waves is None else seq.x[:, :0], seq.x0[cols], seq.period, seq.rise)
+            # the first stage's part: its columns of the samples; a later one: only the timing
+            sub = replace(seq, x=seq.x[:, cols], x0=seq.x0[cols]) if waves is None else replace(seq, x=seq.x[:, :0])
             runs.append((part.circuit, sub, stim, work / f"stage{s}" / f"part{p:03d}"))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             done = list(pool.map(lambda r: _part_run(*r), runs))
