@@ -12,6 +12,8 @@ against tile size and network size; ratios from one run, nothing else on the 2 c
     python physical.py fashion --samples 200 --tiles 64 --ohms 1   # one cell of that table
     python physical.py cost       # what a wired tile costs ngspice 39: the first deck of the Fashion
                                   # [784,256,10] layer 0 with 1 ohm wires, tiles of 8 to 64, 10 images
+    python physical.py fill       # the LU fill of one wired tile's mesh (scipy, natural order against
+                                  # minimum degree): what any order leaves ngspice's Sparse 1.3 to factor
 
 Each cell is written to results/physical.json as it finishes; a cell measured again replaces
 the one with the same command.
@@ -130,10 +132,49 @@ def cost(tiles=(8, 16, 32, 64), n: int = 10) -> list[dict]:
     return rows
 
 
+def fill(n: int = 64) -> dict:
+    """The fill a good order leaves in the LU of one wired n x n tile: every crossing's row node
+    and column node (ladders of 1 ohm), a device of 1e-5 S at one column of each pair, rows
+    driven at the left, columns into virtual grounds. scipy's SuperLU in natural order against
+    minimum degree and COLAMD: what ngspice 39's Sparse 1.3 is up against, whatever its order."""
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    rng = np.random.default_rng(0)
+    w, k = np.arange(n * n).reshape(n, n), n * n + np.arange(n * n).reshape(n, n)  # node of crossing (i, c)
+    a, b, g = [], [], []  # conductances between node pairs (b = -1: to a fixed voltage)
+    a += [*w[:, :-1].ravel(), *k[:-1, :].ravel(), *w[:, 0], *k[-1, :]]
+    b += [*w[:, 1:].ravel(), *k[1:, :].ravel(), *[-1] * n, *[-1] * n]
+    g += [1.0] * (len(a) - len(g))
+    cols = 2 * np.arange(n // 2)[None, :] + rng.integers(0, 2, (n, n // 2))  # each output's + or - column
+    rows = np.repeat(np.arange(n)[:, None], n // 2, axis=1)
+    a += w[rows, cols].ravel().tolist()
+    b += k[rows, cols].ravel().tolist()
+    g += [1e-5] * cols.size
+    a, b, g = np.array(a), np.array(b), np.array(g)
+    both = b >= 0
+    i = np.concatenate([a, b[both], a[both], b[both]])
+    j = np.concatenate([a, b[both], b[both], a[both]])
+    v = np.concatenate([g, g[both], -g[both], -g[both]])
+    mat = sp.csc_matrix((v, (i, j)), shape=(2 * n * n,) * 2)
+    row = {"tile": n, "nodes": 2 * n * n, "nonzeros": int(mat.nnz)}
+    for order in ("NATURAL", "MMD_AT_PLUS_A", "COLAMD"):
+        lu = splu(mat, permc_spec=order, diag_pivot_thresh=0.0)
+        row[f"lu_nonzeros_{order.lower()}"] = int(lu.L.nnz + lu.U.nnz)
+    print(row, flush=True)
+    return row
+
+
 def main(args: list[str] | None = None):
     args = sys.argv[1:] if args is None else args
     if args and args[0] == "cost":
         cost()
+        return
+    if args and args[0] == "fill":
+        done = json.loads(OUT.read_text()) if OUT.is_file() else {}
+        done["wired_tile_fill"] = [fill(n) for n in (8, 16, 32, 64)]
+        OUT.write_text(json.dumps(done, indent=1) + "\n")
         return
     if not args or args[0] not in SETS:
         raise SystemExit(__doc__)
