@@ -64,15 +64,17 @@ def simulate(
             )
         circuit = s.vary(s.lowered("whole", whole), "whole")
         seq = TimeSequence(x, x0, s.period)
-        bar = Progress(2, "ngspice", "runs (transient, operating points)") if s.progress else None
         if s.whole or stages is None:
+            bar = Progress(2, "ngspice", "runs (transient, operating points)") if s.progress else None
             res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
             res.mode = f"one transient, samples time-multiplexed every {s.period:g} s"
         else:
             circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
-            res = tran.chained(circuits, seq, run_dir / "tran", s.settle_v, s.jobs or batch.default_jobs())
+            jobs = s.jobs or batch.default_jobs()
+            res = tran.chained(circuits, seq, run_dir / "tran", s.settle_v, jobs, progress=s.progress)
             res.mode = f"transients stage by stage in parts cut at ideal sources, samples time-multiplexed every {s.period:g} s"
-        if bar is not None:
+            bar = Progress(1, "ngspice", "runs (operating points)") if s.progress else None
+        if bar is not None and bar.total == 2:
             bar.update(1)
         power = tran.static_power(circuit, x, run_dir / "power")
         if bar is not None:

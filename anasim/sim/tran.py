@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from ..circuit.netlist import card_name, netlist
 from ..circuit.partition import PART_ELEMENTS, merge_parallel, split
 from ..circuit.stimulus import RawFile, TimeSequence, Waveforms, sequence_run, sweep_run
 from ..errors import AnasimError
+from ..progress import Progress
 from .ngspice import SimResult, add_rusage, read_ascii_raw, read_wrdata, run_deck
 
 
@@ -81,7 +82,13 @@ def thin(t: np.ndarray, v: np.ndarray, tol: float) -> np.ndarray:
 
 
 def chained(
-    stages: list[Circuit], seq: TimeSequence, work: Path, tol: float, jobs: int = 1, part_elements: int = PART_ELEMENTS
+    stages: list[Circuit],
+    seq: TimeSequence,
+    work: Path,
+    tol: float,
+    jobs: int = 1,
+    part_elements: int = PART_ELEMENTS,
+    progress: bool = False,
 ) -> SimResult:
     """:func:`sequence` run stage by stage, each stage in its independent parts, ``jobs`` at a
     time: the transient of a circuit too large for one deck. Stages and parts are cut at ideal
@@ -92,8 +99,9 @@ def chained(
     time steps: within ngspice's truncation error (``tests/test_transient.py`` compares them)."""
     rusage: dict[str, float] = {}
     waves: list | None = None  # per input of the stage: (t, v), the outputs of the stage before
-    for s, stage in enumerate(stages):
-        parts = split(merge_parallel(stage), part_elements)
+    split_stages = [split(merge_parallel(stage), part_elements) for stage in stages]
+    bar = Progress(sum(map(len, split_stages)), "ngspice", "transient parts") if progress else None
+    for s, (stage, parts) in enumerate(zip(stages, split_stages, strict=True)):
         runs = []
         for p, part in enumerate(parts):
             cols = list(part.inputs)
@@ -102,7 +110,12 @@ def chained(
             sub = replace(seq, x=seq.x[:, cols], x0=seq.x0[cols]) if waves is None else replace(seq, x=seq.x[:, :0])
             runs.append((part.circuit, sub, stim, work / f"stage{s}" / f"part{p:03d}"))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = list(pool.map(lambda r: _part_run(*r), runs))
+            futures = [pool.submit(_part_run, *r) for r in runs]
+            for fut in as_completed(futures):
+                fut.result()  # a failed part stops the run here
+                if bar is not None:
+                    bar.update(1)
+            done = [fut.result() for fut in futures]
         for _, log in done:
             add_rusage(rusage, log)
         tables = [table for table, _ in done]
@@ -116,6 +129,8 @@ def chained(
         o, st = windows(table[:, 0], table[:, 1:], seq, tol)
         outs[:, list(part.outputs)] = o
         settle = np.maximum(settle, st)
+    if bar is not None:
+        bar.close()
     failed = {int(k): "transient: no output in the sample's window" for k in np.nonzero(~np.isfinite(outs).all(1))[0]}
     return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
 
