@@ -120,6 +120,9 @@ def test_stage_by_stage_transient_equals_the_whole(tmp_path):
     assert np.abs(parts.outputs - whole.outputs).max() <= 1e-6 * span
     settle_w, settle_p = whole.extra["settle_s"], parts.extra["settle_s"]
     assert np.isfinite(settle_w).all() and np.all(np.abs(settle_p - settle_w) <= 0.05 * settle_w)
+    # the same run again in the same folder reads every finished part back: nothing runs
+    again = chained(lower_stages(model, opts), seq, tmp_path / "parts", 0.1, jobs=2, part_elements=100)
+    assert again.rusage == {} and np.array_equal(again.outputs, parts.outputs)
 
 
 @pytest.mark.parametrize("tol", [1e-3, 1e-6])

@@ -170,10 +170,13 @@ def _stimulus(circuit: Circuit, stim) -> list[str]:
             lines.append(f"Vin{i} {node} 0 pwl({' '.join(pts)})")
         return lines
     if isinstance(stim, Waveforms):
+        # B-sources, not pwl voltage sources: every corner of a source's pwl is a breakpoint ngspice
+        # must land on, and 256 waveforms of 800 points each took a Fashion-MNIST layer-1 part
+        # from minutes to beyond the hour; pwl(time) interpolates the same lines without them
         lines = ["* inputs: waveforms computed by the stage before"]
         for i, (node, t, v) in enumerate(zip(circuit.inputs, stim.t, stim.v, strict=True)):
-            pts = " ".join(f"{a!r} {b!r}" for a, b in zip(np.asarray(t, float).tolist(), np.asarray(v, float).tolist()))
-            lines.append(f"Vin{i} {node} 0 pwl({pts})")
+            pts = ",".join(f"{a!r},{b!r}" for a, b in zip(np.asarray(t, float).tolist(), np.asarray(v, float).tolist()))
+            lines.append(f"Bin{i} {node} 0 V=pwl(time,{pts})")
         return lines
     return []
 

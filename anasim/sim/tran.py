@@ -136,10 +136,20 @@ def chained(
 
 
 def _part_run(circuit: Circuit, sub: TimeSequence, stim: Waveforms | None, where: Path) -> tuple[np.ndarray, str]:
-    """One part's transient: its outputs' table [time points, 1 + outputs], and ngspice's log."""
+    """One part's transient: its outputs' table [time points, 1 + outputs], and ngspice's log
+    (empty when ``where`` holds a finished run of the same deck: a stopped run continues)."""
     run = replace(sequence_run(sub, circuit.outputs, "tran.txt", stim), inline_curves=True)  # parsed 3x faster
-    log = run_deck(netlist(circuit, run=run), where, "tran.txt")
-    return read_wrdata(where / "tran.txt", len(circuit.outputs)), log
+    text = netlist(circuit, run=run)
+    deck, data = where / "deck.cir", where / "tran.txt"
+    if data.is_file() and deck.is_file() and deck.read_text() == text:
+        try:
+            table = read_wrdata(data, len(circuit.outputs))
+        except ValueError:  # cut off in the middle of a line
+            table = np.empty((0, 0))
+        if len(table) and table[-1, 0] >= run.analysis.stop * (1 - 1e-9):  # written to the end
+            return table, ""
+    log = run_deck(text, where, "tran.txt")
+    return read_wrdata(data, len(circuit.outputs)), log
 
 
 CATEGORIES = ("devices", "resistors", "opamps", "drivers", "bias", "cells")
