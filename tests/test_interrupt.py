@@ -46,9 +46,12 @@ def test_ctrl_c_stops_at_once_writes_partial_results_and_a_rerun_continues(digit
     args = ["simulate", str(digits_model), "--split", "all", "--samples", "1797", "--jobs", "1"]
     args += ["--json", "s.json", "--run-dir", "run"]
     exe = Path(sys.executable).with_name("anasim")
+    # SIGINT as a terminal delivers it: a suite started in the background (nohup ... &) runs with
+    # SIGINT ignored, which its children inherit, and the run would finish instead of stopping
     proc = subprocess.Popen(
-        [str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        [str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     first = tmp_path / "run" / "layer1" / "chunk_000000.npy"  # the first chunk is through both stages
     t0 = time.monotonic()
     while not first.exists() and proc.poll() is None and time.monotonic() - t0 < 120:

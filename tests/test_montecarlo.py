@@ -258,8 +258,9 @@ def test_dask_local_cluster_gives_the_same_rows(one_worker_rows, tmp_path):
 def _cli(*args, cwd):
     exe = Path(sys.executable).with_name("anasim")
     return subprocess.Popen(
-        [str(exe), "simulate", str(TDKAN), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        [str(exe), "simulate", str(TDKAN), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even when the suite runs with it ignored
+    )  # fmt: skip
 
 
 def _wait_rows(folder: Path, n: int, proc, timeout=120):
