@@ -68,14 +68,14 @@ def simulate(
             bar = Progress(2, "ngspice", "runs (transient, operating points)") if s.progress else None
             res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
             res.mode = f"one transient, samples time-multiplexed every {s.period:g} s"
+            if bar is not None:
+                bar.update(1)
         else:
             circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
             jobs = s.jobs or batch.default_jobs()
             res = tran.chained(circuits, seq, run_dir / "tran", s.settle_v, jobs, progress=s.progress)
             res.mode = f"transients stage by stage in parts cut at ideal sources, samples time-multiplexed every {s.period:g} s"
             bar = Progress(1, "ngspice", "runs (operating points)") if s.progress else None
-        if bar is not None and bar.total == 2:
-            bar.update(1)
         power = tran.static_power(circuit, x, run_dir / "power")
         if bar is not None:
             bar.update(1)

@@ -28,6 +28,7 @@ from ..circuit.partition import PART_ELEMENTS, merge_parallel, split
 from ..circuit.stimulus import RawFile, TimeSequence, Waveforms, sequence_run, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
+from .batch import deck_digest
 from .ngspice import SimResult, add_rusage, read_ascii_raw, read_wrdata, run_deck
 
 
@@ -36,7 +37,11 @@ def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> Sim
     rusage: dict[str, float] = {}
     add_rusage(rusage, run_deck(netlist(circuit, run=sequence_run(seq, circuit.outputs, "tran.txt")), work, "tran.txt"))
     table = read_wrdata(work / "tran.txt", len(circuit.outputs))
-    outs, settle = windows(table[:, 0], table[:, 1:], seq, tol)
+    return _result(*windows(table[:, 0], table[:, 1:], seq, tol), work, rusage)
+
+
+def _result(outs: np.ndarray, settle: np.ndarray, work: Path, rusage: dict) -> SimResult:
+    """A transient's SimResult: samples without an output in their window failed."""
     failed = {int(k): "transient: no output in the sample's window" for k in np.nonzero(~np.isfinite(outs).all(1))[0]}
     return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
 
@@ -131,24 +136,20 @@ def chained(
         settle = np.maximum(settle, st)
     if bar is not None:
         bar.close()
-    failed = {int(k): "transient: no output in the sample's window" for k in np.nonzero(~np.isfinite(outs).all(1))[0]}
-    return SimResult(outs, failed, work, rusage=rusage, extra={"settle_s": settle})
+    return _result(outs, settle, work, rusage)
 
 
 def _part_run(circuit: Circuit, sub: TimeSequence, stim: Waveforms | None, where: Path) -> tuple[np.ndarray, str]:
     """One part's transient: its outputs' table [time points, 1 + outputs], and ngspice's log
-    (empty when ``where`` holds a finished run of the same deck: a stopped run continues)."""
+    (empty when ``where`` holds a finished run of the same deck: a stopped run continues; the
+    DC chunks' stamp, :func:`anasim.sim.batch.deck_digest`)."""
     run = replace(sequence_run(sub, circuit.outputs, "tran.txt", stim), inline_curves=True)  # parsed 3x faster
     text = netlist(circuit, run=run)
-    deck, data = where / "deck.cir", where / "tran.txt"
-    if data.is_file() and deck.is_file() and deck.read_text() == text:
-        try:
-            table = read_wrdata(data, len(circuit.outputs))
-        except ValueError:  # cut off in the middle of a line
-            table = np.empty((0, 0))
-        if len(table) and table[-1, 0] >= run.analysis.stop * (1 - 1e-9):  # written to the end
-            return table, ""
+    digest, data, stamp = deck_digest(circuit, text), where / "tran.txt", where / "deck.sha256"
+    if stamp.is_file() and data.is_file() and stamp.read_text() == digest:
+        return read_wrdata(data, len(circuit.outputs)), ""
     log = run_deck(text, where, "tran.txt")
+    stamp.write_text(digest)  # last: a run cut short leaves no stamp and is run again
     return read_wrdata(data, len(circuit.outputs)), log
 
 
