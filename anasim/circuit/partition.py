@@ -52,18 +52,15 @@ from .ir import VCVS, Branch, BSource, Circuit, Clipper, Device, ISource, OpAmp,
 # L2 cache). Fashion-MNIST edge [784,256,10] layer 0, 1/2/3/4 outputs per part (1,176 tables
 # each): 479/355/304/436 ms per sample on one core; 2,000 + 1,568 gives 3.
 PART_ELEMENTS = 2000
-# Resistors per part: a device MLP's crossbar is resistors, 200,704 in Fashion-MNIST
+# Linear elements per part: a device MLP's crossbar is resistors, 200,704 in Fashion-MNIST
 # [784,256,10]'s first layer and only 256 nonlinear activations. In one deck ngspice 39 spent
 # half its time reordering that matrix (100 samples, one core: 61 s); in parts of about 25,000
 # resistors 17.5 s, of 10,000 18.3 s, of 4,000 22.1 s (each part parses the stimulus again).
-# A resistor ties its two nodes both ways, so eliminating a row couples all its columns: fill.
-# A controlled source only stamps its output's row (a shared-mapping TD-KAN crossbar of VCCS
-# cells): no fill to bound, and every part would parse all the rows' stimulus again. Its
-# [196,64,10] layer 0 crossbar of 37,632 cells at 1,000 samples: one deck 4.1-4.6 s, two of
-# 24,000 and 14,000 elements 5.9-6.3 s (ngspice 3.0-3.2 against 3.4-3.6 s of analysis, the rest
-# parsing 588 inputs' stimulus twice). Fashion-MNIST [784,256,10]'s 602,112 cells, 200 samples:
-# 31.9 s in one deck against 34.3 s in 18 parts (more analysis, less parsing). A TD-KAN column
-# holds about ten resistors.
+# A TD-KAN column holds about ten linear elements, so this bound never cuts its parts. A
+# shared-mapping crossbar of VCCS cells has no fill, and its parts all parse its rows' stimulus:
+# [196,64,10] layer 0 (37,632 cells, 1,000 samples) in one deck took 4.1-4.6 s against 5.9-6.3 s
+# in two, run alone, but a realization of its Monte Carlo was no faster with two workers running
+# at once (1.03x the time, median of 4 pairs: the big deck's data contend for the cache).
 PART_LINEAR = 25000
 # The smallest op-amp gain at which fold_pairs takes two TIA inputs for one node and
 # ground_devices takes a TIA input for 0 V: at 1e9 they are within 1e-8 V of it for 10 V
@@ -131,13 +128,12 @@ def whole(circuit: Circuit) -> Part:
 
 def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS, per_input: int = 2) -> list[Part]:
     """``circuit`` as parts of at most about ``max_elements`` nonlinear elements plus ``per_input``
-    and :data:`PART_LINEAR` resistors (a piece larger than that is one part), outputs in order;
+    and :data:`PART_LINEAR` linear ones (a piece larger than that is one part), outputs in order;
     one part when it cannot be cut or ``max_elements`` is None."""
     weights = np.array([weight(e) for e in circuit.elements], dtype=int)
-    resistors = np.array([isinstance(e, Resistor) for e in circuit.elements], dtype=int)
     if max_elements:
         max_elements += per_input * len(circuit.inputs)
-    linear = int(resistors.sum())
+    linear = int(len(weights) - weights.sum())
     if not max_elements or circuit.includes or (weights.sum() <= max_elements and linear <= PART_LINEAR):
         return [whole(circuit)]
     held = held_nodes(circuit)
@@ -155,7 +151,7 @@ def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS, per_input:
         return [whole(circuit)]
     pieces = list(dict.fromkeys(int(piece[n_el + index[o]]) for o in circuit.outputs))
     size = np.bincount(of_element, weights=weights, minlength=len(piece))
-    size_linear = np.bincount(of_element, weights=resistors, minlength=len(piece))
+    size_linear = np.bincount(of_element, weights=1 - weights, minlength=len(piece))
     groups, current, total, total_linear = [], [], 0, 0
     for c in pieces:
         if current and (total + size[c] > max_elements or total_linear + size_linear[c] > PART_LINEAR):
