@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
-through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo,
-physical crossbars, lock-step co-simulation, closed-loop control)."""
+through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control)."""
 
 import accuracy
 import control
@@ -11,6 +11,7 @@ import kirchhoff_digits
 import kirchhoff_scale
 import kirchhoff_table1
 import lockstep
+import mc_reuse
 import mlp_search
 import montecarlo
 import paper_circuits
@@ -33,6 +34,7 @@ if __name__ == "__main__":
     kirchhoff_digits.main([])
     kirchhoff_scale.main([])
     montecarlo.main(["speed", "--full", "figures"])
+    mc_reuse.main([])
     physical.main(["digits"])
     physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
     physical.main(["fashion"])
