@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from anasim.circuit.blocks import clipper, summing, tias
-from anasim.circuit.ir import VCVS, Circuit, Curve, Device, ISource, Resistor, Table
+from anasim.circuit.ir import VCCS, VCVS, BSource, Circuit, Curve, Device, ISource, Resistor, Table
 from anasim.circuit.netlist import netlist
-from anasim.circuit.partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
+from anasim.circuit.partition import (
+    factor_devices,
+    fold_clippers,
+    fold_pairs,
+    ground_devices,
+    merge_parallel,
+    split,
+    whole,
+)
 from anasim.devices import get_device
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.model import TDKAN
@@ -89,9 +97,12 @@ def test_clippers_on_inputs_fold_into_the_stimulus():
 
 
 @pytest.mark.parametrize("mapping", ["edge", "shared"])
-def test_fast_path_equals_plain_path(mapping, tmp_path):
-    """Parts, merged devices, folded clippers, inlined tables against the circuits as lowered, one
-    deck each: equal to 1e-6 of the output range (both solve to reltol 1e-6)."""
+def test_fast_path_equals_plain_path(mapping, tmp_path, monkeypatch):
+    """Parts, factored and merged devices, folded clippers, inlined tables against the circuits as
+    lowered, one deck each: equal to 1e-6 of the output range (both solve to reltol 1e-6)."""
+    from anasim.circuit import partition
+
+    monkeypatch.setattr(partition, "PART_LINEAR", 200)  # factored edge columns are linear: cut them too
     torch.manual_seed(3)
     model = TDKAN([24, 12, 10], ["a21", "z21", "zaz21"]).double()
     model.train()
@@ -133,7 +144,13 @@ def test_a_column_pair_folds_into_its_plus_column_with_the_same_output(tmp_path)
     i_p = 2e-3 * (1.0 * x[:, 0] + 2.0 * x[:, 1])
     i_n = 2e-3 * (0.5 * x[:, 0] + 1.5 * x[:, 1]) + 2e-4
     want = 1e3 * i_p - 1.2e3 * i_n
-    for name, circuit in (("plain", c), ("folded", folded), ("grounded", ground_devices(folded))):
+    grounded = ground_devices(folded)
+    for name, circuit in (
+        ("plain", c),
+        ("folded", folded),
+        ("grounded", grounded),
+        ("factored", factor_devices(grounded)),
+    ):
         got = sweep(circuit, x, tmp_path / name, jobs=1, part_elements=None).outputs[:, 0]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
@@ -165,6 +182,24 @@ def test_devices_into_ideal_tia_inputs_are_controlled_by_their_row_alone():
     assert lines["Bn1"].endswith("(V(in_1))") and "V(in_0,cp)" not in text
     # a deck as lowered keeps both nodes
     assert "V(in_0,cp)" in netlist(pair())
+
+
+def test_devices_into_virtual_grounds_factor_into_one_curve_per_row():
+    """After the fold, each row drives two devices of curve 'lin' into cp: one voltage source
+    per row holds I(V(row)) and each device becomes a VCCS of its gain from it. A row with one
+    device of a curve keeps it, and a circuit without virtual grounds is left alone."""
+    c = factor_devices(ground_devices(fold_pairs(pair())))
+    sources = {e.name: e for e in c.elements if isinstance(e, BSource)}
+    assert sorted(sources) == ["phi_lin_in_0", "phi_lin_in_1"]
+    assert sources["phi_lin_in_1"].expr == "pwl(V(in_1),-1.0,0.0,0.0,0.0,1.0,2.0,2.0,2.0)"
+    cells = {e.name: e for e in c.elements if isinstance(e, VCCS)}
+    assert sorted(cells) == ["n0", "n1", "p0", "p1"] and not any(isinstance(e, Device) for e in c.elements)
+    n1 = cells["n1"]  # area 1.5, scale -Rf_n / Rf_p: its current gain * I(V(in_1)) from in_1 into cp
+    assert (n1.p, n1.n, n1.cp, n1.cn) == ("in_1", "cp", "phi_lin_in_1", "0") and n1.gain == 1.5 * 1e-3 * -1.2
+    alone = replace(pair(), elements=tuple(e for e in pair().elements if e.name not in ("n0", "n1")))
+    assert factor_devices(ground_devices(alone)).elements == ground_devices(alone).elements
+    plain = pair()
+    assert factor_devices(plain) is plain  # no virtual grounds: nothing to factor
 
 
 @pytest.mark.parametrize(

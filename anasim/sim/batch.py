@@ -26,7 +26,16 @@ import numpy as np
 
 from ..circuit.ir import Circuit
 from ..circuit.netlist import netlist
-from ..circuit.partition import PART_ELEMENTS, fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
+from ..circuit.partition import (
+    PART_ELEMENTS,
+    factor_devices,
+    fold_clippers,
+    fold_pairs,
+    ground_devices,
+    merge_parallel,
+    split,
+    whole,
+)
 from ..circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
 from ..errors import SimError
 from ..progress import Progress
@@ -136,7 +145,8 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
     runs each circuit as rewrites of it (:mod:`anasim.circuit.partition`): differential column
     pairs folded into one column and ideal TIA inputs taken as 0 V by the devices into them (both
-    exact up to the op-amps' 1/gain), devices in parallel merged, parts of about
+    exact up to the op-amps' 1/gain), each (row, curve) of devices into those evaluated once and
+    the devices made linear VCCS from it, devices in parallel merged, parts of about
     ``part_elements`` nonlinear elements, input clippers applied to the stimulus, device tables
     inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
@@ -151,7 +161,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
     parts = [
-        [fold_clippers(p) for p in split(ground_devices(merge_parallel(fold_pairs(c))), part_elements)]
+        [fold_clippers(p) for p in split(merge_parallel(factor_devices(ground_devices(fold_pairs(c)))), part_elements)]
         if fast
         else [whole(c)]
         for c in circuits
