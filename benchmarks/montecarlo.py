@@ -6,7 +6,7 @@ figures; the realizations' rows and outputs go to results/montecarlo/runs/ (not 
 Speed, ratios from one run of this script:
 * digits TD-KAN [64,16,10] (edge mapping, 360 test samples, area 0.05) on 1 and 2 worker
   processes: realizations per minute from the difference of a short and a long run (start-up
-  cancels), the 2-worker speed-up, and the overhead of a realization: its wall time minus
+  cancels; medians of three turns), the 2-worker speed-up, and the overhead of a realization: its wall time minus
   ngspice's analysis time (deck build, parse, start-up), over the analysis time;
 * the Fashion-MNIST 14x14 TD-KAN [196,64,10], 3 bases, shared mapping, 1,000 samples, area 0.05 +
   op-amp gain 0.3 (log) + offset 1 mV, on 2 workers: the projected time of 500 realizations, and
@@ -98,29 +98,32 @@ def mc(name: str, tag: str, args: list[str], reuse: bool = False) -> tuple[dict,
 
 def speed(quick: bool, full: bool = False) -> dict:
     res = {}
-    short, long = (3, 9) if quick else (10, 50)
-    rate = {}
-    for w in (1, 2):
-        walls = {}
-        for n in (short, long):
-            args = ["--mc", n, "--vary", "area=0.05", "--samples", 360, "--workers", w]
-            s, rows, walls[n] = mc("digits", f"speed_digits_w{w}_{n}", args)
-        rate[w] = 60 * (long - short) / (walls[long] - walls[short])
-        if w == 1:
-            med = {k: float(np.median([r[k] for r in rows])) for k in ("wall_s", "ngspice_elapsed_s", "ngspice_s")}
-            res |= {f"digits_realization_{k}_median": v for k, v in med.items()}
-            # overhead over ngspice's analysis: all of it, anasim's part (deck build, process start,
-            # reading outputs) and ngspice's own parse and set-up
-            res["digits_overhead_median"] = float(
-                np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows])
-            )
-            res["digits_overhead_anasim_median"] = float(
-                np.median([(r["wall_s"] - r["ngspice_elapsed_s"]) / r["ngspice_s"] for r in rows])
-            )
-            res["digits_overhead_ngspice_setup_median"] = (
-                res["digits_overhead_median"] - res["digits_overhead_anasim_median"]
-            )
+    # a digits realization takes about 0.3 s: 100 more realizations, and 1 and 2 workers in turns
+    # three times (medians), keep the shared machine's drift out of the ratio
+    short, long = (3, 9) if quick else (20, 120)
+    rates = {1: [], 2: []}
+    one: list[dict] = []
+    for _turn in range(1 if quick else 3):
+        for w in (1, 2):
+            walls = {}
+            for n in (short, long):
+                args = ["--mc", n, "--vary", "area=0.05", "--samples", 360, "--workers", w]
+                s, rows, walls[n] = mc("digits", f"speed_digits_w{w}_{n}", args)
+            rates[w].append(60 * (long - short) / (walls[long] - walls[short]))
+            if w == 1:
+                one = rows  # the 1-worker long run's rows: the overhead below
+    rate = {w: float(np.median(r)) for w, r in rates.items()}
+    med = {k: float(np.median([r[k] for r in one])) for k in ("wall_s", "ngspice_elapsed_s", "ngspice_s")}
+    res |= {f"digits_realization_{k}_median": v for k, v in med.items()}
+    # overhead over ngspice's analysis: all of it, anasim's part (deck build, process start,
+    # reading outputs) and ngspice's own parse and set-up
+    res["digits_overhead_median"] = float(np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in one]))
+    res["digits_overhead_anasim_median"] = float(
+        np.median([(r["wall_s"] - r["ngspice_elapsed_s"]) / r["ngspice_s"] for r in one])
+    )
+    res["digits_overhead_ngspice_setup_median"] = res["digits_overhead_median"] - res["digits_overhead_anasim_median"]
     res |= {
+        "digits_per_min_turns": rates,
         "digits_per_min_1_worker": rate[1],
         "digits_per_min_2_workers": rate[2],
         "speedup_2_workers": rate[2] / rate[1],
