@@ -26,7 +26,7 @@ ratios is the edge/shared figure (results/speed_paired.json). For the same reaso
 times the user's command (``anasim simulate fashion.pt --samples 1000 --mapping edge --jobs 2``,
 the decks of the 10,000-image run: chunks of 500 on two cores) with this code and with commit REV
 (a git worktree) in turns, and scales REV's own recorded 10,000-image time by the ratio: how long
-this code would take on the machine that recorded REV's figure (results/speed_against.json).
+this code would take on the machine that recorded REV's figure (results/speed_against_REV.json).
 """
 
 from __future__ import annotations
@@ -198,13 +198,16 @@ def fashion_checkpoint() -> Path:
 def against(rev: str, n: int = 1000, reps: int = 1, jobs: int = 2) -> dict:
     """Seconds of the Fashion-MNIST edge run on ``n`` images with this code and with commit
     ``rev`` (checked out in a temporary git worktree, imported first through PYTHONPATH), in
-    turns; both must reach the same accuracy, equal to the reference's. ``rev``'s results/speed_fashion_10k.json is the
-    10,000-image time it recorded; scaled by the measured ratio it projects this code's time on
-    that machine at that speed."""
+    turns; both must reach the same accuracy, equal to the reference's. ``rev``'s results/speed_fashion_10k.json is a
+    10,000-image time; when ``rev`` itself recorded it, scaled by the measured ratio it projects
+    this code's time on that machine at that speed (results/speed_against_<rev>.json)."""
     repo = Path(__file__).resolve().parent.parent
     ckpt = fashion_checkpoint()
     show = ["git", "-C", str(repo), "show", f"{rev}:benchmarks/results/speed_fashion_10k.json"]
     base = json.loads(subprocess.run(show, check=True, capture_output=True, text=True).stdout)
+    # the commit that recorded that 10,000-image time: the projection holds for its code's speed
+    log = ["git", "-C", str(repo), "log", "-1", "--format=%h", rev, "--", "benchmarks/results/speed_fashion_10k.json"]
+    recorded = subprocess.run(log, check=True, capture_output=True, text=True).stdout.strip()
     anasim = str(Path(sys.executable).with_name("anasim"))
     times, reports = {"this": [], rev: []}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,15 +241,18 @@ def against(rev: str, n: int = 1000, reps: int = 1, jobs: int = 2) -> dict:
         "against_s": [round(t, 1) for t in times[rev]],
         "speedup": round(ratio, 2),
         "against_10k_s": base["wall_s"],
+        "against_10k_recorded_by": recorded,
         "projected_10k_s": round(base["wall_s"] / ratio, 1),
         **{f"this_{k}": reports["this"][k] for k in keys},
         **{f"against_{k}": reports[rev][k] for k in keys},
     }
-    (OUT / "speed_against.json").write_text(json.dumps(row, indent=1) + "\n")
-    print(f"Fashion-MNIST edge, {n} images: this code {ratio:.2f}x faster than {rev}; {rev} recorded "
-          f"{base['wall_s'] / 60:.1f} min for 10,000 images, so this code projects to "
-          f"{row['projected_10k_s'] / 60:.1f} min there; circuit accuracy {row['this_circuit_accuracy']:.2%} / "
-          f"{row['against_circuit_accuracy']:.2%}", flush=True)  # fmt: skip
+    (OUT / f"speed_against_{rev}.json").write_text(json.dumps(row, indent=1) + "\n")
+    print(f"Fashion-MNIST edge, {n} images: this code {ratio:.2f}x faster than {rev}; the 10,000-image time "
+          f"in {rev}'s results, {base['wall_s'] / 60:.1f} min, was recorded by {recorded}"
+          + (f", so this code projects to {row['projected_10k_s'] / 60:.1f} min there" if recorded == rev[: len(recorded)]
+             else f" (another code than {rev}: no projection)")
+          + f"; circuit accuracy {row['this_circuit_accuracy']:.2%} / {row['against_circuit_accuracy']:.2%}",
+          flush=True)  # fmt: skip
     return row
 
 

@@ -32,9 +32,9 @@ Such devices on one row all evaluate their curves at V(row): :func:`factor_devic
 each (row, curve) once, into a voltage node, and makes every device a linear VCCS of its gain
 from it (the edge mapping becomes the shared mapping's structure, exactly: currents equal up to
 rounding). ngspice then evaluates K tables per row instead of one per edge, and a Monte Carlo
-realization's per-device draws change only linear gains (digits [64,16,10] layer 0: analysis
-0.078 against 0.20 s, a deck of 0.72 against 1.38 MB; Fashion-MNIST [784,256,10] edge, 200
-images on 2 cores: 45.7 against 105.8 s, outputs within 6e-14 of their range).
+realization's per-device draws change only linear gains (Fashion-MNIST [784,256,10] edge, 1,000
+images on 2 cores: 180 against 518 s, benchmarks/speed.py --against; a digits Monte Carlo
+realization 0.275 against 0.490 s; outputs moved by 6.6e-14 of their range).
 
 Why parts: ngspice 39 loads a B-source in about 0.15 us when a deck holds 2,500 of them and in
 about 1 us when it holds 40,000 (measured on the digits edge mapping), and one unconverged
