@@ -200,6 +200,12 @@ def test_devices_into_virtual_grounds_factor_into_one_curve_per_row():
     assert factor_devices(ground_devices(alone)).elements == ground_devices(alone).elements
     plain = pair()
     assert factor_devices(plain) is plain  # no virtual grounds: nothing to factor
+    # a user's curve name of 60 letters: its nodes still make safe netlist names
+    long = "c" * 60
+    renamed = replace(pair(), curves=(replace(CURVE, name=long),),
+                      elements=tuple(replace(e, curve=long) if isinstance(e, Device) else e for e in pair().elements))  # fmt: skip
+    c = factor_devices(ground_devices(fold_pairs(renamed))).validate()
+    assert sorted(e.name for e in c.elements if isinstance(e, BSource)) == ["phi0", "phi1"]
 
 
 @pytest.mark.parametrize(

@@ -307,8 +307,9 @@ def factor_devices(circuit: Circuit) -> Circuit:
     """Devices into virtual grounds as one curve per (row, curve) and a VCCS per device. A device
     into a virtual ground carries gain * I(V(row)) (:func:`ground_devices`), and every device of
     the same curve on the same row evaluates the same I(V(row)): one voltage source per (row,
-    curve) holds it, ``phi_<curve>_<row>`` = I(V(row)) in the curve's units, and each device
-    becomes a linear VCCS of its gain (area * amps_per_unit * scale) from that node. The same
+    curve) holds it, ``phi_<curve>_<row>`` (``phi<k>`` past 64 characters) = I(V(row)) in the
+    curve's units, and each device becomes a linear VCCS of its gain (area * amps_per_unit *
+    scale) from that node. The same
     currents up to rounding (gain * pwl(y) for pwl(gain * y)); ngspice evaluates K tables per row
     instead of one per edge, and a Monte Carlo realization's draws only change linear gains."""
     grounds = set(circuit.virtual_grounds)
@@ -321,15 +322,21 @@ def factor_devices(circuit: Circuit) -> Circuit:
 
     # a (row, curve) of one device (an MLP's activations, a shared mapping's sense devices) stays a device
     shared = {key for key, n in Counter((e.p, e.curve) for e in circuit.elements if factored(e)).items() if n > 1}
-    sense: dict[str, BSource] = {}
+    taken = {n for e in circuit.elements for n in (e.name, *nodes_of(e))}
+    sense: dict[tuple[str, str], BSource] = {}
     elements = []
     for e in circuit.elements:
         if not (factored(e) and (e.p, e.curve) in shared):
             elements.append(e)
             continue
-        node = f"phi_{e.curve}_{e.p}"
-        if node not in sense:
-            sense[node] = BSource(node, node, "0", "V", f"pwl(V({e.p}),{','.join(map(repr, curves[e.curve].table))})")
+        if (e.p, e.curve) not in sense:
+            node = f"phi_{e.curve}_{e.p}"
+            if len(node) > 64 or node in taken:  # long user curve names: a plain numbered node
+                node = next(f"phi{k}" for k in range(len(sense), 10**9) if f"phi{k}" not in taken)
+            taken.add(node)
+            table = ",".join(map(repr, curves[e.curve].table))
+            sense[(e.p, e.curve)] = BSource(node, node, "0", "V", f"pwl(V({e.p}),{table})")
+        node = sense[(e.p, e.curve)].name
         elements.append(VCCS(e.name, e.p, e.n, node, "0", e.area * curves[e.curve].amps_per_unit * e.scale))
     if not sense:
         return circuit
