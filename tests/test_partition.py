@@ -96,10 +96,12 @@ def test_clippers_on_inputs_fold_into_the_stimulus():
     assert kept.inputs == ("in_0", "r1") and kx[0, 0] == -0.5
 
 
-@pytest.mark.parametrize("mapping", ["edge", "shared"])
-def test_fast_path_equals_plain_path(mapping, tmp_path, monkeypatch):
+@pytest.mark.parametrize("mapping, gain", [("edge", 1e9), ("shared", 1e9), ("edge", 1e8)])
+def test_fast_path_equals_plain_path(mapping, gain, tmp_path, monkeypatch):
     """Parts, factored and merged devices, folded clippers, inlined tables against the circuits as
-    lowered, one deck each: equal to 1e-6 of the output range (both solve to reltol 1e-6)."""
+    lowered, one deck each: equal to 1e-6 of the output range (both solve to reltol 1e-6). At gain
+    1e8 no op-amp is ideal: nothing is folded, grounded or factored, and an edge's parallel devices
+    merge into tables."""
     from anasim.circuit import partition
 
     monkeypatch.setattr(partition, "PART_LINEAR", 200)  # factored edge columns are linear: cut them too
@@ -109,11 +111,13 @@ def test_fast_path_equals_plain_path(mapping, tmp_path, monkeypatch):
     model(torch.randn(128, 24, dtype=torch.float64))
     model.eval()
     x = model.row_drive(torch.randn(40, 24, dtype=torch.float64)).numpy()
-    stages = lower_stages(model, TdkanOptions(mapping=mapping))
+    stages = lower_stages(model, TdkanOptions(mapping=mapping, opamp_gain=gain))
     plain = layers(stages, x, tmp_path / "plain", jobs=2, part_elements=None).outputs
     fast = layers(stages, x, tmp_path / "fast", jobs=2, part_elements=150)
     if mapping == "edge":
         assert len(list((tmp_path / "fast" / "layer0").glob("part*"))) > 1  # the first layer was split
+        decks = "".join(d.read_text() for d in (tmp_path / "fast" / "layer0").glob("part*/*/deck.cir"))
+        assert ("\nBphi_a21_" in decks) == (gain >= 1e9)  # factored, or merged tables of the devices
     assert np.isfinite(plain).all() and not fast.failed
     np.testing.assert_allclose(fast.outputs, plain, rtol=0, atol=1e-6 * np.ptp(plain))
 
@@ -206,6 +210,11 @@ def test_devices_into_virtual_grounds_factor_into_one_curve_per_row():
                       elements=tuple(replace(e, curve=long) if isinstance(e, Device) else e for e in pair().elements))  # fmt: skip
     c = factor_devices(ground_devices(fold_pairs(renamed))).validate()
     assert sorted(e.name for e in c.elements if isinstance(e, BSource)) == ["phi0", "phi1"]
+    # a VCCS already named like a device (a hand-built circuit): that device stays a device, and so
+    # does n0, now alone on its row
+    clash = replace(pair(), elements=pair().elements + (VCCS("P0", "0", "cp", "in_1", "0", 1e-4),))
+    c = factor_devices(ground_devices(fold_pairs(clash)))
+    assert sorted(e.name for e in c.elements if isinstance(e, Device)) == ["n0", "p0"]
 
 
 @pytest.mark.parametrize(

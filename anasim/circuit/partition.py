@@ -317,8 +317,19 @@ def factor_devices(circuit: Circuit) -> Circuit:
     if not grounds or not curves:
         return circuit
 
+    # a device's VCCS is written G<name>: not where a VCCS of that name (or an op-amp's) is already
+    # written (ngspice reads names without case)
+    g_cards = {e.name.lower() for e in circuit.elements if isinstance(e, VCCS)}
+    g_cards |= {f"{e.name}_gm".lower() for e in circuit.elements if isinstance(e, OpAmp)}
+
     def factored(e) -> bool:
-        return isinstance(e, Device) and e.n in grounds and e.shift == 0 and e.curve in curves
+        return (
+            isinstance(e, Device)
+            and e.n in grounds
+            and e.shift == 0
+            and e.curve in curves
+            and e.name.lower() not in g_cards
+        )
 
     # a (row, curve) of one device (an MLP's activations, a shared mapping's sense devices) stays a device
     shared = {key for key, n in Counter((e.p, e.curve) for e in circuit.elements if factored(e)).items() if n > 1}

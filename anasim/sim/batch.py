@@ -147,7 +147,9 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     pairs folded into one column and ideal TIA inputs taken as 0 V by the devices into them (both
     exact up to the op-amps' 1/gain), each (row, curve) of devices into those evaluated once and
     the devices made linear VCCS from it, devices in parallel merged, parts of about
-    ``part_elements`` nonlinear elements, input clippers applied to the stimulus, device tables
+    ``part_elements`` nonlinear elements (a factored edge layer's parts are bounded by
+    :data:`~anasim.circuit.partition.PART_LINEAR` instead: its row curves sit on held nodes and
+    come with every part), input clippers applied to the stimulus, device tables
     inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
     circuit (NaN where it failed): the op-amp outputs of stages cut at them. See :func:`sweep`."""
