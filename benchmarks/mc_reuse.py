@@ -32,12 +32,10 @@ import numpy as np
 from montecarlo import RUNS, model
 
 from anasim.circuit.ir import VCCS, BSource
-from anasim.circuit.netlist import netlist
-from anasim.circuit.partition import factor_devices, fold_clippers, fold_pairs, ground_devices, merge_parallel, split
-from anasim.circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.pipeline import load
+from anasim.sim.batch import deck_text, fast_parts
 from anasim.sim.ngspice import ngspice_path, read_wrdata
 from anasim.variations import Perturbation
 
@@ -58,13 +56,8 @@ def run(text: str, folder: Path) -> tuple[float, float]:
 
 
 def decks(circuit, x):
-    """The runner's decks of ``circuit`` (as :func:`anasim.sim.batch.chained` rewrites it)."""
-    c = merge_parallel(factor_devices(ground_devices(fold_pairs(circuit))))
-    parts = [fold_clippers(p) for p in split(c)]
-    opts = FAST_SWEEP_OPTIONS
-    return [
-        (p, netlist(p.circuit, run=sweep_run(p.stimulus(x), p.circuit.outputs, "out.txt", opts, True))) for p in parts
-    ]
+    """The runner's decks of ``circuit``: (part, deck text) as :func:`anasim.sim.batch.chained` runs them."""
+    return [(p, deck_text(p.circuit, p.stimulus(x))) for p in fast_parts(circuit)]
 
 
 def reused(text: str, runs: list[dict[str, float]]) -> str:
@@ -103,7 +96,7 @@ def grouped(parts: list, x: np.ndarray) -> str:
         outputs += [node(o) for o in part.circuit.outputs]
     c = replace(first, elements=tuple(elements), outputs=tuple(outputs), groups=(),
                 virtual_grounds=tuple(f"{v}_r{k}" for k in range(len(parts)) for v in first.virtual_grounds))  # fmt: skip
-    return netlist(c, run=sweep_run(parts[0].stimulus(x), c.outputs, "out.txt", FAST_SWEEP_OPTIONS, True))
+    return deck_text(c, parts[0].stimulus(x))
 
 
 def main(argv: list[str]) -> dict:

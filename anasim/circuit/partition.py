@@ -309,9 +309,9 @@ def factor_devices(circuit: Circuit) -> Circuit:
     the same curve on the same row evaluates the same I(V(row)): one voltage source per (row,
     curve) holds it, ``phi_<curve>_<row>`` (``phi<k>`` past 64 characters) = I(V(row)) in the
     curve's units, and each device becomes a linear VCCS of its gain (area * amps_per_unit *
-    scale) from that node. The same
-    currents up to rounding (gain * pwl(y) for pwl(gain * y)); ngspice evaluates K tables per row
-    instead of one per edge, and a Monte Carlo realization's draws only change linear gains."""
+    scale) from that node. The same currents up to rounding (gain * pwl(y) for pwl(gain * y));
+    ngspice evaluates K tables per row instead of one per edge, and a Monte Carlo realization's
+    draws only change linear gains."""
     grounds = set(circuit.virtual_grounds)
     curves = {c.name: c for c in circuit.curves if c.table and _flat_ends(c.table)}
     if not grounds or not curves:

@@ -63,11 +63,22 @@ def deck_digest(circuit: Circuit, text: str) -> str:
     return h.hexdigest()
 
 
+def fast_parts(circuit: Circuit, part_elements: int | None = PART_ELEMENTS) -> list:
+    """The fast path's rewrites of ``circuit`` (see :func:`chained`): its parts, each one deck."""
+    c = merge_parallel(factor_devices(ground_devices(fold_pairs(circuit))))
+    return [fold_clippers(p) for p in split(c, part_elements)]
+
+
+def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True) -> str:
+    """The deck of one sweep over ``x`` [N, inputs], its outputs written to out.txt."""
+    options = FAST_SWEEP_OPTIONS if fast else None
+    return netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast))
+
+
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True) -> np.ndarray:
     """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
     deck in ``work``); raises SimError with ngspice's output."""
-    options = FAST_SWEEP_OPTIONS if fast else None
-    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast))
+    text = deck_text(circuit, x, fast)
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
@@ -162,12 +173,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     rusage: dict[str, float] = {}
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
-    parts = [
-        [fold_clippers(p) for p in split(merge_parallel(factor_devices(ground_devices(fold_pairs(c)))), part_elements)]
-        if fast
-        else [whole(c)]
-        for c in circuits
-    ]
+    parts = [fast_parts(c, part_elements) if fast else [whole(c)] for c in circuits]
 
     def job(start: int) -> None:
         name = f"chunk_{start:06d}"
