@@ -12,6 +12,11 @@ measures, on ``G`` realizations of layer 0:
   every device, a DC sweep and its outputs, all in the same ngspice run;
 * grouped: every realization's deck side by side in one deck, the rows, their curve sources and
   the stimulus shared, one sweep for all;
+* in-process: the reused deck in libngspice, in this process (PySpice's shared library, as the
+  lock-step runner uses it): parsed once, then per realization every gain ``alter``-ed by
+  ``ngSpice_Command``, the sweep, and its output vectors read from memory. No process start, no
+  files: what is left is the floor of any per-realization path in ngspice 39, which cannot take
+  a new value but by a command or a parse (libngspice exports its 32 API functions only);
 
 whether the reused outputs equal the fresh ones, and whether a realization's altered outputs
 depend on what ran before it (each ``dc`` sets the circuit up afresh in ngspice 39: a
@@ -74,6 +79,74 @@ def reused(text: str, runs: list[dict[str, float]]) -> str:
     return head + ".control\n" + "\n".join([*keep, *body, "rusage everything", "quit", ".endc", ".end"]) + "\n"
 
 
+def in_process(text: str, runs: list[dict[str, float]], nominal: dict[str, float], outputs: list[str]):
+    """The nominal deck loaded once into libngspice, then per realization: alter every gain, sweep,
+    read the outputs [samples, outputs]. Seconds per realization of each step (medians) and the
+    checks below, and the outputs."""
+    from anasim.sim.shared import _clean, _engine
+
+    eng = _engine()
+    send = eng._ngspice_shared.ngSpice_Command
+    head, control = text.split(".control\n")
+    lines = control.splitlines()
+    t0 = time.perf_counter()
+    eng.load_circuit(head + ".end\n")
+    steps = {"load_s": [time.perf_counter() - t0]}
+    for line in lines:
+        if line.startswith(("set ", "option ")):
+            send(line.encode())
+    dc = next(line for line in lines if line.startswith("dc ")).lower().encode()  # names as ngspice keeps them
+    outs = []
+    for m in runs:
+        t0 = time.perf_counter()
+        for name, g in m.items():
+            send(f"alter g{name.lower()} gain={g!r}".encode())
+        t1 = time.perf_counter()
+        send(dc)
+        t2 = time.perf_counter()
+        outs.append(np.stack([vector(eng, o) for o in outputs], axis=1))
+        send(b"destroy all")
+        t3 = time.perf_counter()
+        for key, dt in (("alter_s", t1 - t0), ("sweep_s", t2 - t1), ("read_s", t3 - t2)):
+            steps.setdefault(key, []).append(dt)
+    # the first realization again, after the others: the same bits? And the nominal deck loaded
+    # afresh against the same deck altered to its own gains: does an altered value differ?
+    for name, g in runs[0].items():
+        send(f"alter g{name.lower()} gain={g!r}".encode())
+    send(dc)
+    again = np.stack([vector(eng, o) for o in outputs], axis=1)
+    send(b"destroy all")
+    send(b"remcirc")
+    eng.load_circuit(head + ".end\n")
+    for line in lines:
+        if line.startswith(("set ", "option ")):
+            send(line.encode())
+    send(dc)
+    loaded = np.stack([vector(eng, o) for o in outputs], axis=1)
+    send(b"destroy all")
+    for name, g in nominal.items():
+        send(f"alter g{name.lower()} gain={g!r}".encode())
+    send(dc)
+    realtered = np.stack([vector(eng, o) for o in outputs], axis=1)
+    _clean(eng)
+    checks = {
+        "first_again_equal": bool(np.array_equal(again, outs[0])),
+        "nominal_realtered_equal": bool(np.array_equal(loaded, realtered)),
+        "nominal_realtered_max_rel_range": float(np.abs(loaded - realtered).max() / np.ptp(loaded)),
+    }
+    return {k: float(np.median(v)) for k, v in steps.items()} | checks, outs
+
+
+def vector(eng, name: str) -> np.ndarray:
+    """A real vector of the current plot, copied out of libngspice."""
+    from PySpice.Spice.NgSpice.Shared import ffi
+
+    info = eng._ngspice_shared.ngGet_Vec_Info(name.lower().encode())
+    if info == ffi.NULL or info.v_realdata == ffi.NULL:
+        raise SystemExit(f"libngspice has no real vector {name!r}: {eng.transcript[-5:]}")
+    return np.frombuffer(ffi.buffer(info.v_realdata, info.v_length * 8), dtype=float).copy()
+
+
 def gains(parts) -> list[dict[str, float]]:
     """Each part's VCCS gains by name: what a realization's decks change."""
     return [{e.name: float(e.gain) for e in p.circuit.elements if isinstance(e, VCCS)} for p, _ in parts]
@@ -107,6 +180,7 @@ def main(argv: list[str]) -> dict:
     varied = [Perturbation((("area", 0.05),), 0, r)(stage, "stage0") for r in range(g)]
     nominal = decks(stage, x)
     res = {"realizations": g, "samples": 360, "parts": len(nominal)}
+    inproc: list[np.ndarray] = []
     for trial in range(2):  # in turns, twice: the machine is shared
         t0, an, per = time.perf_counter(), 0.0, []
         for r, c in enumerate(varied):
@@ -123,6 +197,16 @@ def main(argv: list[str]) -> dict:
             an += run(reused(text, [p[k] for p in per]), WORK / f"reused{trial}" / f"p{k}")[1]
         res.setdefault("reused_s", []).append((time.perf_counter() - t0) / g)
         res.setdefault("reused_analysis_s", []).append(an / g)
+        if len(nominal) == 1:  # in this process: the realizations' Python (draws, rewrites, gains) timed apart
+            t0 = time.perf_counter()
+            mine = [gains(decks(c, x))[0] for c in varied]
+            python_s = (time.perf_counter() - t0) / g
+            steps, inproc = in_process(nominal[0][1], mine, gains(nominal)[0], list(nominal[0][0].circuit.outputs))
+            for key, v in (steps | {"python_s": python_s}).items():
+                if isinstance(v, float) and key.endswith("_s"):
+                    res.setdefault(f"in_process_{key}", []).append(v)
+                else:
+                    res[f"in_process_{key}"] = v
     # several realizations in one deck: the parse and the row curves shared (one part: digits layer 0)
     if len(nominal) == 1:
         for trial in range(2):
@@ -148,6 +232,11 @@ def main(argv: list[str]) -> dict:
     res["alone_equals_after_another"] = bool(
         np.array_equal(out(WORK / "alone", "out0.txt"), out(WORK / "reused0" / "p0", "out1.txt"))
     )
+    if inproc:
+        fresh = [out(WORK / "fresh0" / f"r{r}p0")[:, 1:] for r in range(g)]
+        res["in_process_vs_fresh_max_rel_range"] = max(
+            float(np.abs(a - b).max() / np.ptp(b)) for a, b in zip(inproc, fresh)
+        )
     med = {k: float(np.median(v)) for k, v in res.items() if isinstance(v, list)}
     res |= {f"{k}_median": v for k, v in med.items()} | {
         "reused_over_fresh": med["reused_s"] / med["fresh_s"],
@@ -155,6 +244,20 @@ def main(argv: list[str]) -> dict:
         "reused_overhead": med["reused_s"] / med["reused_analysis_s"] - 1,
         "fresh_overhead": med["fresh_s"] / med["fresh_analysis_s"] - 1,
     }
+    if inproc:
+        # per realization: its gains in (alter), and the outputs out; the sweep is the simulation.
+        # With the Python that computes the gains (draws, rewrites) the whole overhead
+        alter, sweep, read = (med[f"in_process_{k}_s"] for k in ("alter", "sweep", "read"))
+        res["in_process_overhead_ngspice"] = (alter + read) / sweep
+        res["in_process_overhead"] = (alter + read + med["in_process_python_s"]) / sweep
+        print(f"in-process libngspice: alter {alter * 1e3:.1f} ms ({alter / len(per[0][0]) * 1e6:.1f} us a gain, "
+              f"{len(per[0][0])} gains), sweep {sweep * 1e3:.1f} ms, read {read * 1e3:.1f} ms, the realization's "
+              f"Python {med['in_process_python_s'] * 1e3:.1f} ms: overhead {100 * res['in_process_overhead_ngspice']:.0f}% "
+              f"in ngspice, {100 * res['in_process_overhead']:.0f}% in all; against fresh "
+              f"{res['in_process_vs_fresh_max_rel_range']:.1e} of the range; the first realization again after "
+              f"the others equal: {res['in_process_first_again_equal']}; the nominal deck altered to its own gains "
+              f"equal to it loaded: {res['in_process_nominal_realtered_equal']} "
+              f"({res['in_process_nominal_realtered_max_rel_range']:.1e} of the range)")  # fmt: skip
     print(f"digits layer 0, {g} realizations: fresh {med['fresh_s']:.3f} s per realization (analysis "
           f"{med['fresh_analysis_s']:.3f} s, overhead {100 * res['fresh_overhead']:.0f}%), reused deck "
           f"{med['reused_s']:.3f} s (analysis {med['reused_analysis_s']:.3f} s, overhead "
