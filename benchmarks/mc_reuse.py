@@ -16,7 +16,7 @@ measures, on ``G`` realizations of layer 0:
   lock-step runner uses it): parsed once, then per realization every gain ``alter``-ed by
   ``ngSpice_Command``, the sweep, and its output vectors read from memory. No process start, no
   files: what is left is the floor of any per-realization path in ngspice 39, which cannot take
-  a new value but by a command or a parse (libngspice exports its 32 API functions only);
+  a new value but by a command or a parse (libngspice 39 exports its 14 API functions and HICUM internals, none that sets a parameter);
 
 whether the reused outputs equal the fresh ones, and whether a realization's altered outputs
 depend on what ran before it (each ``dc`` sets the circuit up afresh in ngspice 39: a
