@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .devices import BUNDLED_DIR, DeviceModel
+from .devices import BUNDLED_DIR, DeviceModel, load_device_file
+from .errors import DeviceError
 from .fitting import fit_device
 from .ivdata import read_iv_csv
 
@@ -90,10 +91,22 @@ def build(src_dir: Path, out_dir: Path = BUNDLED_DIR) -> list[Path]:
             model, _ = fit_device(
                 sweep, name + suffix, method=method, amps_per_unit=CMTD_AMPS_PER_UNIT, description=desc
             )
-            written.append(model.save(out_dir / f"{model.name}.json"))
+            written.append(keep_or_save(model, out_dir))
     for model in (rtd(), rtd(10.0), emosfet()):
-        written.append(model.save(out_dir / f"{model.name}.json"))
+        written.append(keep_or_save(model, out_dir))
     return written
+
+
+def keep_or_save(model: DeviceModel, out_dir: Path) -> Path:
+    """Write ``model`` unless the file there holds the same fit: a fit that differs only in the
+    sign of a zero current (machines differ there) keeps the shipped file and its fit hash."""
+    path = out_dir / f"{model.name}.json"
+    try:
+        if path.is_file() and load_device_file(path).same_fit(model):
+            return path
+    except DeviceError:
+        pass
+    return model.save(path)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def embedded_devices(path: Path, ckpt: dict) -> dict[str, DeviceModel]:
                 f"{path}: device {name!r} has changed since training (fit hash {recorded}, embedded model "
                 f"{dev.fit_hash}); the checkpoint is damaged: retrain"
             )
-        if name in local and local[name].fit_hash != dev.fit_hash:
+        if name in local and not local[name].same_fit(dev):
             warnings.warn(
                 f"{path}: your device {name!r} (fit {local[name].fit_hash}) is not the one this model was trained "
                 f"with (fit {dev.fit_hash}); using the checkpoint's own",
@@ -92,8 +92,12 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types on foreign files; all mean the same here
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not an anasim checkpoint (torch.load refused it: {first})") from None
+        # torch's own text is not passed on: for a pickle it advises weights_only=False, which
+        # would let the file run code
+        raise CheckpointError(
+            f"{path}: not an anasim checkpoint (no weights-only PyTorch file: {type(exc).__name__}); "
+            "give a model.pt written by 'anasim train'"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an anasim checkpoint (no 'format': '{FORMAT}' entry)")
     if ckpt.get("version") != VERSION:

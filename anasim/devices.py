@@ -78,9 +78,7 @@ class DeviceModel:
             object.__setattr__(self, "_expr", Expr(self.expr, self.constants))
         else:
             raise DeviceError(f"device {self.name}: kind {self.kind!r} is not 'pwl' or 'expr'")
-        keys = ("kind", "v_range", "unit", "amps_per_unit", "knots_v", "knots_i", "expr", "constants")
-        d = self.to_dict()
-        text = json.dumps({k: d[k] for k in keys}, sort_keys=True)
+        text = json.dumps(self._defining(), sort_keys=True)
         object.__setattr__(self, "_hash", hashlib.sha256(text.encode()).hexdigest()[:16])
 
     # -- evaluation ------------------------------------------------------------------------
@@ -121,6 +119,17 @@ class DeviceModel:
         d["v_range"] = list(self.v_range)
         d["knots_v"], d["knots_i"] = list(self.knots_v), list(self.knots_i)
         return {"format": FORMAT, **d}
+
+    def _defining(self) -> dict:
+        d = self.to_dict()
+        return {
+            k: d[k] for k in ("kind", "v_range", "unit", "amps_per_unit", "knots_v", "knots_i", "expr", "constants")
+        }
+
+    def same_fit(self, other: DeviceModel) -> bool:
+        """The same I(V), number for number: a fit hash also tells -0.0 from 0.0, which a fit
+        gives on one machine and not another (the hash stays: checkpoints record it)."""
+        return self._defining() == other._defining()
 
     @property
     def fit_hash(self) -> str:

@@ -100,13 +100,28 @@ def _local(fn, context, tasks: list, workers: int):
         pool.shutdown(wait=True)
 
 
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")  # the addresses a Dask scheduler listens on
+
+
+def check_scheduler(address: str | None) -> None:
+    """Refuse a --scheduler that is no Dask scheduler address before any work starts."""
+    from .errors import AnasimError
+
+    scheme, sep, rest = (address or "").partition("://")
+    if address is not None and (not sep or scheme not in SCHEMES or not rest):
+        raise AnasimError(
+            f"--scheduler {address}: give a Dask scheduler address such as tcp://host:8786 "
+            f"(scheme one of {', '.join(SCHEMES)})"
+        )
+
+
 def _dask(fn, context, tasks: list, scheduler: str):
     from distributed import Client, as_completed
     from distributed.client import FutureCancelledError
 
     try:
         client = Client(scheduler, timeout="30s")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         from .errors import AnasimError
 
         raise AnasimError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({exc})") from None

@@ -27,7 +27,7 @@ import torch
 from . import __version__
 from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
-from .fanout import WorkerLost, run_tasks
+from .fanout import WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
 from .progress import Progress
 from .sim.ngspice import ngspice_version
@@ -59,6 +59,15 @@ class MonteCarlo:
             raise AnasimError(f"--mc {self.realizations}: give at least 1 realization")
         if self.dist not in NOISE_DISTS:
             raise AnasimError(f"--noise-dist {self.dist!r}: use one of {', '.join(NOISE_DISTS)}")
+        names = [n for n, _ in self.vary]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise AnasimError(f"--vary {twice[0]} is given more than once: give each variation one sigma")
+        if self.sweep is not None and self.sweep[0] in names:
+            raise AnasimError(
+                f"--vary {self.sweep[0]} and --sweep {self.sweep[0]}: a swept variation takes its sigmas from "
+                "--sweep only; drop one"
+            )
         return self
 
     def points(self) -> list[tuple[tuple[str, float], ...]]:
@@ -154,7 +163,7 @@ def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, setting
 def _resume_check(folder: Path, record: dict, resume: bool) -> None:
     saved = folder / "settings.json"
     if not resume:
-        if (folder / "rows.jsonl").exists():
+        if read_rows(folder):
             raise AnasimError(
                 f"{folder} holds the rows of an earlier Monte Carlo: add --resume to continue it, "
                 "or give another --json (or remove the folder)"
@@ -245,8 +254,11 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")
     _resume_check(folder, record, resume)
+    check_scheduler(scheduler)
     try:
         (folder / "outputs").mkdir(parents=True, exist_ok=True)
+        if not resume:  # a folder without rows (stopped before its first realization) starts afresh
+            (folder / "nominal.npy").unlink(missing_ok=True)
         _write_json(folder / "settings.json", record)
     except OSError as exc:
         raise AnasimError(

@@ -155,7 +155,13 @@ def prepare(net: Network, dataset, samples: int, options: dict | None, settings:
     given = dict(options or {})
     settings, defaults = settings_for(net.family, settings or SimSettings(), given)
     opts = make_options(net.family, given, FAMILIES, defaults)
-    data = check_data(net, load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir))
+    trained = net.ckpt["dataset"]["name"]
+    if dataset is None and trained.startswith("control-"):  # a controller's data is its plant's closed loop
+        raise AnasimError(
+            f"{net.path.name} is a controller for the {trained[len('control-') :]} plant: simulate its closed "
+            f"loop with 'anasim control simulate {net.path.name}'"
+        )
+    data = check_data(net, load_dataset(dataset or trained, data_dir))
     return settings, fit_options(net, opts, data_dir, data), data
 
 

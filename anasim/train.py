@@ -99,8 +99,10 @@ def layer_widths(dims: list[int] | None, data: Dataset) -> list[int]:
 def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None, extra: dict | None = None):
     """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it
     improves; ``extra`` joins the final metrics (and the checkpoint's), e.g. how the data was made."""
-    if not (opts.lr > 0 and opts.weight_decay >= 0):
-        raise AnasimError(f"--lr {opts.lr:g}, --weight-decay {opts.weight_decay:g}: use lr > 0 and weight decay >= 0")
+    if not opts.lr > 0:
+        raise AnasimError(f"--lr {opts.lr:g}: give a learning rate > 0")
+    if not opts.weight_decay >= 0:
+        raise AnasimError(f"--weight-decay {opts.weight_decay:g}: give a weight decay >= 0")
     if out is not None:
         check_writable(out, "-o", "checkpoint")  # before training, not after its first epoch
     torch.manual_seed(opts.seed)

@@ -46,7 +46,13 @@ def _list_variations(ctx, param, value):
     default=None,
     help="Crossbars: dc (default) or tran, samples in sequence in one transient with line capacitance and op-amp bandwidth.",
 )
-@click.option("--period", type=float, default=2e-6, show_default=True, help="tran: time per sample (s).")
+@click.option(
+    "--period",
+    type=click.FloatRange(0, min_open=True),
+    default=2e-6,
+    show_default=True,
+    help="tran: time per sample (s).",
+)
 @click.option("--line-cap", type=float, help="tran, TD-KAN: capacitance per row/column line (F) [1e-12].")
 @click.option("--gbw", type=float, help="tran: op-amp gain-bandwidth (Hz) [1e8].")
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
@@ -94,7 +100,7 @@ def _list_variations(ctx, param, value):
 )
 @click.option("--mc", type=click.IntRange(1), help="Monte Carlo: this many realizations of the varied circuit.")
 @click.option("--vary", multiple=True, metavar="NAME=SIGMA", help="Monte Carlo: a variation and its sigma (repeat).")
-@click.option("--sweep", metavar="NAME=S1,S2,..", help="Monte Carlo at each sigma of one variation.")
+@click.option("--sweep", multiple=True, metavar="NAME=S1,S2,..", help="Monte Carlo at each sigma of one variation.")
 @click.option(
     "--noise-dist",
     type=click.Choice(["gauss", "binary", "uniform"]),
@@ -174,7 +180,11 @@ def simulate(
     from anasim.montecarlo import MonteCarlo, summary_rows
     from anasim.variations import parse_sigma, parse_sweep
 
-    spec = MonteCarlo(mc, tuple(parse_sigma(v) for v in vary), parse_sweep(sweep) if sweep else None, seed, noise_dist)
+    if len(sweep) > 1:
+        raise click.UsageError(f"--sweep is given {len(sweep)} times: a Monte Carlo sweeps one variation")
+    spec = MonteCarlo(
+        mc, tuple(parse_sigma(v) for v in vary), parse_sweep(sweep[0]) if sweep else None, seed, noise_dist
+    )
     json_out = json_out or f"{Path(checkpoint).stem}-mc.json"
     net = load(checkpoint)
     summary = monte_carlo(

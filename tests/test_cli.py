@@ -73,7 +73,13 @@ def test_not_a_checkpoint(run, tmp_path):
     p = tmp_path / "junk.pt"
     p.write_text("hello")
     res = run("info", p)
-    assert res.exit_code == 1 and "not an anasim checkpoint" in res.output
+    assert res.exit_code == 1 and "not an anasim checkpoint" in res.output and "written by 'anasim train'" in res.output
+    assert "weights_only" not in res.output  # torch's advice to load it unsafely is not passed on
+
+
+def test_bad_period_is_refused(run, digits_model):
+    res = run("simulate", digits_model, "--analysis", "tran", "--period", "0", "--samples", "2")
+    assert res.exit_code != 0 and "'--period'" in res.output and "x>0" in res.output
 
 
 def _tampered(src, tmp_path, **change):

@@ -1,6 +1,7 @@
 """compile + simulate end to end on a trained digits model, through the CLI."""
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -139,8 +140,11 @@ def test_ngspice_missing_is_explained(digits_model, monkeypatch):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--area-max", "-1"], "area_max"),
-        (["--opamp-gain", "0"], "opamp_gain"),
+        (["--area-max", "-1"], "--area-max -1.0: give a finite number > 0"),
+        (["--opamp-gain", "0"], "--opamp-gain 0.0: give a finite number > 0"),
+        (["--opamp-gain", "inf"], "--opamp-gain inf: give a finite number > 0"),
+        (["--tile", "16,3"], "an even number of them"),
+        (["--crossbar", "resistor"], "--crossbar resistor applies to the shared mapping only"),
         (["--levels", "1"], "--levels"),
         (["--tile", "64"], "give ROWS,COLS as two integers"),
         (["--tile", "8,x"], "give ROWS,COLS as two integers"),
@@ -216,6 +220,20 @@ def test_temporary_run_directory_is_removed_unless_kept(digits_model, tmp_path, 
     assert list((tmp_path / "tmp").iterdir()) == [] and json.loads(js.read_text())["run_dir"] is None
     assert run("simulate", digits_model, "--samples", 5, "--run-dir", tmp_path / "keep").exit_code == 0
     assert (tmp_path / "keep" / "layer0" / "chunk_000000" / "deck.cir").is_file()
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_an_error_keeps_a_temporary_run_directory_only_with_something_in_it(written):
+    from anasim.errors import AnasimError
+    from anasim.sim.ngspice import run_directory
+
+    with pytest.raises(AnasimError), run_directory() as rd:
+        if written:
+            (rd.path / "deck.cir").write_text("* a deck\n")
+        raise AnasimError("bad input")
+    assert rd.path.exists() == written
+    if written:
+        shutil.rmtree(rd.path)
 
 
 def test_readme_python_example_runs(digits_model, tmp_path, monkeypatch):

@@ -46,6 +46,25 @@ def test_bundled_models_are_reproducible_from_raw_data(name, cmtd_dir, tmp_path)
         assert rebuilt == shipped
 
 
+def test_make_device_models_keeps_the_shipped_files(cmtd_dir, tmp_path):
+    """A rebuild into the shipped folder rewrites nothing that is the same fit: this machine's fit
+    of zaz21 has 0.0 where the shipped file has -0.0 (another fit hash, the same currents)."""
+    out = tmp_path / "models"
+    out.mkdir()
+    for p in BUNDLED_DIR.glob("*.json"):
+        (out / p.name).write_bytes(p.read_bytes())
+    bundled.build(cmtd_dir, out)
+    for p in BUNDLED_DIR.glob("*.json"):
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_signed_zero_is_the_same_fit():
+    a = DeviceModel("t0", "pwl", (-1.0, 1.0), "mA", 1e-3, knots_v=(-1.0, 0.0, 1.0), knots_i=(-1.0, -0.0, 1.0))
+    b = DeviceModel("t0", "pwl", (-1.0, 1.0), "mA", 1e-3, knots_v=(-1.0, 0.0, 1.0), knots_i=(-1.0, 0.0, 1.0))
+    c = DeviceModel("t0", "pwl", (-1.0, 1.0), "mA", 1e-3, knots_v=(-1.0, 0.0, 1.0), knots_i=(-1.0, 1e-12, 1.0))
+    assert a.fit_hash != b.fit_hash and a.same_fit(b) and not a.same_fit(c)
+
+
 @pytest.mark.parametrize("name", CMTD)
 def test_smooth_fit_error_is_small_and_recorded(name):
     dev = get_device(name + "_smooth")

@@ -86,6 +86,22 @@ def test_cli_refuses_unknown_variation_before_any_work(tmp_path):
     assert out.exit_code != 0 and "unknown variation 'areas'" in out.output and "iv-shift (V)" in out.output
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--vary", "area=0.1", "--vary", "area=0.2"], "--vary area is given more than once"),
+        (["--vary", "area=0.1", "--sweep", "area=0,0.1"], "a swept variation takes its sigmas from --sweep only"),
+        (["--sweep", "area=0,0.1", "--sweep", "rf=0.1"], "--sweep is given 2 times"),
+        (["--vary", "area=0.1", "--scheduler", "http://foo"], "--scheduler http://foo: give a Dask scheduler address"),
+        (["--vary", "area=0.1", "--scheduler", "foo:8786"], "such as tcp://host:8786"),
+    ],
+)
+def test_cli_refuses_ambiguous_settings_before_any_work(args, message, tmp_path):
+    out = CliRunner().invoke(cli, ["simulate", str(TDKAN), "--mc", "2", *args, "--json", str(tmp_path / "x.json")])
+    assert out.exit_code != 0 and message in out.output, out.output
+    assert "Traceback" not in out.output and not (tmp_path / "x.mc").exists()
+
+
 def test_perturbation_is_seeded_per_realization_and_stage(tdkan):
     circuit = lower(tdkan.model, TdkanOptions())[0]
     p = Perturbation((("area", 0.1),), seed=7, realization=3)
@@ -337,6 +353,19 @@ def test_resume_with_other_settings_is_refused(tmp_path, one_worker_rows):
         ],
     )
     assert other.exit_code != 0 and "vary: recorded {'area': 0.1}, now {'area': 0.2}" in other.output
+
+
+def test_a_run_stopped_before_its_first_row_starts_again(tmp_path, one_worker_rows):
+    """A results folder without rows (say, the scheduler could not be reached) is no earlier run:
+    the same command starts afresh, and a nominal kept there from other settings is not reused."""
+    folder = tmp_path / "m.mc"
+    folder.mkdir()
+    (folder / "rows.jsonl").write_text("")
+    np.save(folder / "nominal.npy", np.zeros((3, 3)))  # stale: another run's shape
+    out = CliRunner().invoke(cli, ["simulate", str(TDKAN), *ARGS, "--json", str(tmp_path / "m.json")])
+    assert out.exit_code == 0, out.output
+    assert rows_of(folder) == one_worker_rows
+    assert np.load(folder / "nominal.npy").shape != (3, 3)
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost(one_worker_rows, tmp_path):

@@ -96,6 +96,12 @@ def test_tran_settles_and_agrees(digits_model, tmp_path):
     assert r["argmax_agreement"] == 1.0 and r["max_abs_error"] <= 1e-3 * r["output_scale"]
     assert 1e-4 < r["static_power_w"]["mean"] < 1.0  # watts; dominated by the 10 kohm difference stages
     assert r["power_w"] == r["static_power_w"]["mean"] and r["energy_j"] == r["power_w"] * r["latency_s"]
+    # the report shows the same energy as simulate prints (power x latency), to its 3 digits
+    rep = CliRunner().invoke(cli, ["report", str(js), "-o", str(tmp_path / "rep"), "--quiet"])
+    assert rep.exit_code == 0, rep.output
+    md = (tmp_path / "rep" / "report.md").read_text().splitlines()
+    row = next(line for line in md if line.startswith("| tran.json") and " / " in line)  # the physical table
+    assert row.split("|")[5].strip() == f"{r['energy_j'] * 1e9:.3g}", row
     split = r["power_split_w"]  # where the power goes = where it comes from, to 1e-6
     assert abs(split["devices"] + split["resistors"] - r["power_w"]) <= 1e-6 * r["power_w"]
     assert split["resistors"] > split["devices"] > 0 and split["opamps"] > 0

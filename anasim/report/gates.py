@@ -61,9 +61,14 @@ def parse_gate(text: str) -> tuple[str, float]:
     if name not in GATES or not sep:
         raise AnasimError(f"--gate {text!r}: use NAME=VALUE with NAME one of {', '.join(GATES)}")
     try:
-        return name, float(value)
+        threshold = float(value)
     except ValueError:
         raise AnasimError(f"--gate {text!r}: {value!r} is not a number") from None
+    if name == "agreement" and not 0 <= threshold <= 1:
+        raise AnasimError(f"--gate {text!r}: agreement is a fraction between 0 and 1 (99.5% is 0.995)")
+    if threshold != threshold:  # NaN: every comparison is false
+        raise AnasimError(f"--gate {text!r}: give a number")
+    return name, threshold
 
 
 def evaluate(gates, sims) -> list[GateResult]:

@@ -255,7 +255,7 @@ def physical_section(doc: Doc, res: Results) -> None:
         for r in tran:
             d, st, pw = r.data, r.data["settling_time_s"], r.data["static_power_w"]
             period = d.get("period_s")
-            energy = f"{pw['mean'] * period * 1e9:.3g}" if period else "-"
+            energy = f"{d['energy_j'] * 1e9:.3g}" if d.get("energy_j") is not None else "-"
             rows.append(
                 [
                     r.path.name,
@@ -276,8 +276,8 @@ def physical_section(doc: Doc, res: Results) -> None:
             rows,
         )
         doc.p(
-            "Energy per inference = mean static power x the period each sample holds the circuit; op-amp "
-            "quiescent power is not modelled."
+            "Energy per inference = mean static power x latency (the median settling time), as 'anasim "
+            "simulate' prints it; op-amp quiescent power is not modelled."
         )
     else:
         doc.p("No transient results given: 'anasim simulate --analysis tran --json' gives power, latency and energy.")

@@ -223,7 +223,9 @@ def run_directory(path: str | Path | None = None):
     try:
         yield rd
     except BaseException:
-        rd.keep = True
+        # a temporary folder stays with what was written before the error (decks, logs, partial
+        # outputs); one the error left empty (bad input found before any run) goes
+        rd.keep = rd.keep or any(rd.path.iterdir())
         raise
     finally:
         rd.release()

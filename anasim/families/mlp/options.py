@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ...errors import AnasimError
@@ -14,8 +15,9 @@ class MlpOptions:
     gbw: float | None = None  # op-amp gain-bandwidth (Hz): one pole at gbw / gain; None: no pole
 
     def check(self) -> MlpOptions:
-        if not (self.opamp_gain > 0 and self.r_diff > 0):
-            raise AnasimError("opamp_gain and r_diff must be positive")
+        for flag, value in (("--opamp-gain", self.opamp_gain), ("r_diff", self.r_diff)):
+            if not (math.isfinite(value) and value > 0):
+                raise AnasimError(f"{flag} {value!r}: give a finite number > 0")
         if self.gbw is not None and self.gbw <= 0:
             raise AnasimError("the op-amp gain-bandwidth must be > 0")
         return self

@@ -43,8 +43,12 @@ class TdkanOptions:
             raise AnasimError(f"crossbar {self.crossbar!r}: use vccs or resistor")
         if self.mapping not in ("edge", "shared"):
             raise AnasimError(f"mapping {self.mapping!r}: use edge or shared")
-        if not (self.area_max > 0 and self.opamp_gain > 0 and self.r_diff > 0 and self.r_sense > 0):
-            raise AnasimError("area_max, opamp_gain, r_diff and r_sense must be positive")
+        if self.crossbar == "resistor" and self.mapping != "shared":
+            raise AnasimError("--crossbar resistor applies to the shared mapping only: add --mapping shared or drop it")
+        for flag, value in (("--area-max", self.area_max), ("--opamp-gain", self.opamp_gain),
+                            ("r_diff", self.r_diff), ("r_sense", self.r_sense)):  # fmt: skip
+            if not (math.isfinite(value) and value > 0):
+                raise AnasimError(f"{flag} {value!r}: give a finite number > 0")
         if self.line_cap < 0 or (self.gbw is not None and self.gbw <= 0):
             raise AnasimError("line capacitance must be >= 0 and the op-amp gain-bandwidth > 0")
         if not (math.isfinite(self.wire_r) and self.wire_r >= 0):
@@ -60,10 +64,10 @@ class TdkanOptions:
         if self.tile is not None:
             if len(self.tile) != 2 or not all(isinstance(t, int) for t in self.tile):
                 raise AnasimError(f"--tile {self.tile!r}: give ROWS,COLS as two integers, e.g. --tile 64,64")
-            if self.tile[0] < 1 or self.tile[1] < 2:
+            if self.tile[0] < 1 or self.tile[1] < 2 or self.tile[1] % 2:
                 raise AnasimError(
-                    f"--tile {self.tile[0]},{self.tile[1]}: a tile needs at least 1 row and 2 column lines "
-                    "(each output takes a + and a - column)"
+                    f"--tile {self.tile[0]},{self.tile[1]}: a tile needs at least 1 row and 2 column lines, an even "
+                    "number of them (each output takes a + and a - column)"
                 )
             if self.mapping == "shared":
                 raise AnasimError(
