@@ -170,6 +170,12 @@ def test_a_controller_of_another_size_is_refused(controller, tmp_path):
         control_simulate(tmp_path / "c.pt", episodes=1)
 
 
+def test_a_controller_given_to_simulate_points_to_control_simulate(controller):
+    r = CliRunner().invoke(cli, ["simulate", str(controller), "--samples", "5"])
+    assert r.exit_code != 0 and "a controller for the pendulum plant" in r.output, r.output
+    assert f"'anasim control simulate {controller.name}'" in r.output
+
+
 def test_a_classifier_is_not_a_controller():
     r = CliRunner().invoke(cli, ["control", "simulate", "netlists/examples/digits_tdkan.pt", "--episodes", "1"])
     assert r.exit_code != 0 and "is not a controller" in r.output
