@@ -98,11 +98,12 @@ def build(src_dir: Path, out_dir: Path = BUNDLED_DIR) -> list[Path]:
 
 
 def keep_or_save(model: DeviceModel, out_dir: Path) -> Path:
-    """Write ``model`` unless the file there holds the same fit: a fit that differs only in the
+    """Write ``model`` unless the file there holds the same model: one that differs only in the
     sign of a zero current (machines differ there) keeps the shipped file and its fit hash."""
     path = out_dir / f"{model.name}.json"
     try:
-        if path.is_file() and load_device_file(path).same_fit(model):
+        # == on the dicts: -0.0 equals 0.0, every other field (description, provenance) must match
+        if path.is_file() and load_device_file(path).to_dict() == model.to_dict():
             return path
     except DeviceError:
         pass

@@ -100,18 +100,24 @@ def _local(fn, context, tasks: list, workers: int):
         pool.shutdown(wait=True)
 
 
-SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")  # the addresses a Dask scheduler listens on
-
-
 def check_scheduler(address: str | None) -> None:
-    """Refuse a --scheduler that is no Dask scheduler address before any work starts."""
+    """Refuse a --scheduler that is no Dask scheduler address before any work starts (Dask's own
+    reading: ``host:port`` is tcp, a scheme must be one of its registered transports)."""
+    if address is None:
+        return
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import backends
+
     from .errors import AnasimError
 
-    scheme, sep, rest = (address or "").partition("://")
-    if address is not None and (not sep or scheme not in SCHEMES or not rest):
+    try:
+        scheme, location = parse_address(address)
+    except ValueError:
+        scheme, location = "", ""
+    if scheme not in backends or not location.strip(":"):
         raise AnasimError(
-            f"--scheduler {address}: give a Dask scheduler address such as tcp://host:8786 "
-            f"(scheme one of {', '.join(SCHEMES)})"
+            f"--scheduler {address}: give a Dask scheduler address such as tcp://host:8786 or host:8786 "
+            f"(transports: {', '.join(sorted(backends))})"
         )
 
 

@@ -157,10 +157,12 @@ def prepare(net: Network, dataset, samples: int, options: dict | None, settings:
     opts = make_options(net.family, given, FAMILIES, defaults)
     trained = net.ckpt["dataset"]["name"]
     if dataset is None and trained.startswith("control-"):  # a controller's data is its plant's closed loop
-        raise AnasimError(
-            f"{net.path.name} is a controller for the {trained[len('control-') :]} plant: simulate its closed "
-            f"loop with 'anasim control simulate {net.path.name}'"
-        )
+        from .control.plants import PLANTS
+
+        plant = trained[len("control-") :]
+        loop = f"simulate its closed loop with 'anasim control simulate {net.path.name}'" if plant in PLANTS else (
+            "its closed loop runs in benchmarks/control.py")  # fmt: skip
+        raise AnasimError(f"{net.path.name} is a controller for the {plant} plant: {loop}")
     data = check_data(net, load_dataset(dataset or trained, data_dir))
     return settings, fit_options(net, opts, data_dir, data), data
 

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from anasim.checkpoint import load_checkpoint
 from anasim.train import TrainOptions, train
 
@@ -68,7 +66,7 @@ def main(names):
     results = json.loads((OUT / "accuracy.json").read_text()) if (OUT / "accuracy.json").exists() else {}
     for name in names:
         cfg, dataset, opts, command = RUNS[name]
-        opts.threads = int(os.environ.get("BENCH_THREADS", torch.get_num_threads()))
+        opts.threads = int(os.environ.get("BENCH_THREADS", 1))  # anasim train's default: its command's result
         opts.progress = sys.stderr.isatty()
         t0 = time.perf_counter()
         _, metrics = train(cfg, dataset, opts, OUT / f"{name}.pt")

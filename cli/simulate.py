@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from ._util import friendly, table
 
 # --strict's exit status for a flagged result: not 1 (an error) or 2 (a usage error), so a script can tell them apart
 STRICT_EXIT = 3
+
+
+def _positive(value: float, flag: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value!r}: give a finite time > 0 seconds", param_hint=f"'{flag}'")
+    return value
 
 
 def _list_variations(ctx, param, value):
@@ -48,9 +55,10 @@ def _list_variations(ctx, param, value):
 )
 @click.option(
     "--period",
-    type=click.FloatRange(0, min_open=True),
+    type=float,
     default=2e-6,
     show_default=True,
+    callback=lambda ctx, param, v: _positive(v, "--period"),
     help="tran: time per sample (s).",
 )
 @click.option("--line-cap", type=float, help="tran, TD-KAN: capacitance per row/column line (F) [1e-12].")

@@ -77,9 +77,10 @@ def test_not_a_checkpoint(run, tmp_path):
     assert "weights_only" not in res.output  # torch's advice to load it unsafely is not passed on
 
 
-def test_bad_period_is_refused(run, digits_model):
-    res = run("simulate", digits_model, "--analysis", "tran", "--period", "0", "--samples", "2")
-    assert res.exit_code != 0 and "'--period'" in res.output and "x>0" in res.output
+@pytest.mark.parametrize("period", ["0", "-1", "nan", "inf"])
+def test_bad_period_is_refused(run, digits_model, period):
+    res = run("simulate", digits_model, "--analysis", "tran", "--period", period, "--samples", "2")
+    assert res.exit_code != 0 and "'--period'" in res.output and "give a finite time > 0" in res.output
 
 
 def _tampered(src, tmp_path, **change):

@@ -236,6 +236,15 @@ def test_an_error_keeps_a_temporary_run_directory_only_with_something_in_it(writ
         shutil.rmtree(rd.path)
 
 
+def test_an_error_in_a_run_whose_folder_is_gone_is_the_one_raised():
+    from anasim.errors import AnasimError
+    from anasim.sim.ngspice import run_directory
+
+    with pytest.raises(AnasimError, match="the real error"), run_directory() as rd:
+        shutil.rmtree(rd.path)
+        raise AnasimError("the real error")
+
+
 def test_readme_python_example_runs(digits_model, tmp_path, monkeypatch):
     """The library example in the README, executed as written (with the test's model)."""
     import re

@@ -53,6 +53,8 @@ def test_make_device_models_keeps_the_shipped_files(cmtd_dir, tmp_path):
     out.mkdir()
     for p in BUNDLED_DIR.glob("*.json"):
         (out / p.name).write_bytes(p.read_bytes())
+    stale = json.loads((out / "a21.json").read_text()) | {"description": "OLD TEXT"}
+    (out / "a21.json").write_text(json.dumps(stale))  # the same fit, another description: rewritten
     bundled.build(cmtd_dir, out)
     for p in BUNDLED_DIR.glob("*.json"):
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name

@@ -27,6 +27,7 @@ from anasim.families.mlp.options import MlpOptions
 from anasim.families.tdkan.lower import coefficient_index, lower, lower_stages
 from anasim.families.tdkan.model import scale_coefficients
 from anasim.families.tdkan.options import TdkanOptions
+from anasim.fanout import check_scheduler
 from anasim.montecarlo import MonteCarlo
 from anasim.pipeline import compare, load, monte_carlo
 from anasim.sim.batch import sweep
@@ -93,13 +94,18 @@ def test_cli_refuses_unknown_variation_before_any_work(tmp_path):
         (["--vary", "area=0.1", "--sweep", "area=0,0.1"], "a swept variation takes its sigmas from --sweep only"),
         (["--sweep", "area=0,0.1", "--sweep", "rf=0.1"], "--sweep is given 2 times"),
         (["--vary", "area=0.1", "--scheduler", "http://foo"], "--scheduler http://foo: give a Dask scheduler address"),
-        (["--vary", "area=0.1", "--scheduler", "foo:8786"], "such as tcp://host:8786"),
+        (["--vary", "area=0.1", "--scheduler", "tcp://"], "such as tcp://host:8786"),
     ],
 )
 def test_cli_refuses_ambiguous_settings_before_any_work(args, message, tmp_path):
     out = CliRunner().invoke(cli, ["simulate", str(TDKAN), "--mc", "2", *args, "--json", str(tmp_path / "x.json")])
     assert out.exit_code != 0 and message in out.output, out.output
     assert "Traceback" not in out.output and not (tmp_path / "x.mc").exists()
+
+
+@pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "10.0.0.5:8786", "tls://host:8786", "inproc://x/1/2"])
+def test_dask_addresses_are_taken(address):
+    check_scheduler(address)  # no error: Dask reads each of them
 
 
 def test_perturbation_is_seeded_per_realization_and_stage(tdkan):

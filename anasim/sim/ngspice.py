@@ -225,7 +225,10 @@ def run_directory(path: str | Path | None = None):
     except BaseException:
         # a temporary folder stays with what was written before the error (decks, logs, partial
         # outputs); one the error left empty (bad input found before any run) goes
-        rd.keep = rd.keep or any(rd.path.iterdir())
+        try:
+            rd.keep = rd.keep or any(rd.path.iterdir())
+        except OSError:  # the folder is gone or unreadable: nothing to keep, and the error is the user's
+            pass
         raise
     finally:
         rd.release()
