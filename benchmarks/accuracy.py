@@ -17,29 +17,16 @@ from anasim.train import TrainOptions, train
 
 OUT = Path(__file__).parent / "results"
 # Each run is what its command trains: anasim train's defaults (row drive from --in-gain 0.1)
+_TDKAN = {"arch": "tdkan", "bases": ["a21", "z21"], "norm": "batch", "in_gain": 0.1, "drive": "row"}
 RUNS = {
     "digits": (
-        {
-            "arch": "tdkan",
-            "dims": [64, 16, 10],
-            "bases": ["a21", "z21"],
-            "norm": "batch",
-            "in_gain": 0.1,
-            "drive": "row",
-        },
+        _TDKAN | {"dims": [64, 16, 10]},
         "digits",
         TrainOptions(epochs=60, lr=1e-2, batch_size=64, patience=15, seed=0),
         "anasim train --dataset digits --dims 64,16,10 --bases a21,z21 --epochs 60 --seed 0",
     ),
     "fashion": (
-        {
-            "arch": "tdkan",
-            "dims": [784, 256, 10],
-            "bases": ["a21", "z21"],
-            "norm": "batch",
-            "in_gain": 0.1,
-            "drive": "row",
-        },
+        _TDKAN | {"dims": [784, 256, 10]},
         "fashion-mnist",
         TrainOptions(epochs=8, lr=3e-3, batch_size=256, patience=8, seed=0),
         "anasim train --dataset fashion-mnist --dims 784,256,10 --bases a21,z21 --lr 3e-3 --batch-size 256 --epochs 8 --seed 0",
@@ -55,7 +42,7 @@ for _name, _extra, _flags in (
     ("fashion-mlp-rtd", {"arch": "mlp", "activation": "rtd"}, "--arch mlp --activation rtd"),
     ("fashion-mlp-cmtd", {"arch": "mlp", "activation": "a21"}, "--arch mlp --activation a21"),
 ):
-    _cfg = {"arch": "tdkan", "dims": [784, 256, 10], "norm": "batch", "in_gain": 0.1, "drive": "row"} | _extra
+    _cfg = _TDKAN | {"dims": [784, 256, 10]} | _extra
     if _cfg["arch"] == "mlp":
         _cfg = {"arch": "mlp", "dims": [784, 256, 10], "activation": _extra["activation"]}
     RUNS[_name] = (_cfg, "fashion-mnist", _FASHION, f"{_CMD} {_flags}")
