@@ -81,60 +81,64 @@ def reused(text: str, runs: list[dict[str, float]]) -> str:
 
 def in_process(text: str, runs: list[dict[str, float]], nominal: dict[str, float], outputs: list[str]):
     """The nominal deck loaded once into libngspice, then per realization: alter every gain, sweep,
-    read the outputs [samples, outputs]. Seconds per realization of each step (medians) and the
-    checks below, and the outputs."""
+    read the outputs [samples, outputs]. Returns seconds per realization of each step (medians),
+    the order and exactness checks below, and each realization's outputs."""
     from anasim.sim.shared import _clean, _engine
 
     eng = _engine()
     send = eng._ngspice_shared.ngSpice_Command
     head, control = text.split(".control\n")
     lines = control.splitlines()
-    t0 = time.perf_counter()
-    eng.load_circuit(head + ".end\n")
-    steps = {"load_s": [time.perf_counter() - t0]}
-    for line in lines:
-        if line.startswith(("set ", "option ")):
-            send(line.encode())
     dc = next(line for line in lines if line.startswith("dc ")).lower().encode()  # names as ngspice keeps them
+
+    def load() -> None:
+        eng.load_circuit(head + ".end\n")
+        for line in lines:
+            if line.startswith(("set ", "option ")):
+                send(line.encode())
+
+    def alter(gains: dict[str, float]) -> None:
+        for name, g in gains.items():
+            send(f"alter g{name.lower()} gain={g!r}".encode())
+
+    def read() -> np.ndarray:
+        out = np.stack([vector(eng, o) for o in outputs], axis=1)
+        send(b"destroy all")
+        return out
+
+    t0 = time.perf_counter()
+    load()
+    steps = {"load_s": [time.perf_counter() - t0]}
     outs = []
     for m in runs:
         t0 = time.perf_counter()
-        for name, g in m.items():
-            send(f"alter g{name.lower()} gain={g!r}".encode())
+        alter(m)
         t1 = time.perf_counter()
         send(dc)
         t2 = time.perf_counter()
-        outs.append(np.stack([vector(eng, o) for o in outputs], axis=1))
-        send(b"destroy all")
+        outs.append(read())
         t3 = time.perf_counter()
         for key, dt in (("alter_s", t1 - t0), ("sweep_s", t2 - t1), ("read_s", t3 - t2)):
             steps.setdefault(key, []).append(dt)
     # the first realization again, after the others: the same bits? And the nominal deck loaded
     # afresh against the same deck altered to its own gains: does an altered value differ?
-    for name, g in runs[0].items():
-        send(f"alter g{name.lower()} gain={g!r}".encode())
+    alter(runs[0])
     send(dc)
-    again = np.stack([vector(eng, o) for o in outputs], axis=1)
-    send(b"destroy all")
+    again = read()
     send(b"remcirc")
-    eng.load_circuit(head + ".end\n")
-    for line in lines:
-        if line.startswith(("set ", "option ")):
-            send(line.encode())
+    load()
     send(dc)
-    loaded = np.stack([vector(eng, o) for o in outputs], axis=1)
-    send(b"destroy all")
-    for name, g in nominal.items():
-        send(f"alter g{name.lower()} gain={g!r}".encode())
+    loaded = read()
+    alter(nominal)
     send(dc)
-    realtered = np.stack([vector(eng, o) for o in outputs], axis=1)
+    realtered = read()
     _clean(eng)
     checks = {
         "first_again_equal": bool(np.array_equal(again, outs[0])),
         "nominal_realtered_equal": bool(np.array_equal(loaded, realtered)),
         "nominal_realtered_max_rel_range": float(np.abs(loaded - realtered).max() / np.ptp(loaded)),
     }
-    return {k: float(np.median(v)) for k, v in steps.items()} | checks, outs
+    return {k: float(np.median(v)) for k, v in steps.items()}, checks, outs
 
 
 def vector(eng, name: str) -> np.ndarray:
@@ -202,12 +206,12 @@ def main(argv: list[str]) -> dict:
             drawn = (Perturbation((("area", 0.05),), 0, r)(stage, "stage0") for r in range(g))
             mine = [gains([(p, None) for p in fast_parts(c)])[0] for c in drawn]
             python_s = (time.perf_counter() - t0) / g
-            steps, inproc = in_process(nominal[0][1], mine, gains(nominal)[0], list(nominal[0][0].circuit.outputs))
+            steps, checks, inproc = in_process(
+                nominal[0][1], mine, gains(nominal)[0], list(nominal[0][0].circuit.outputs)
+            )
             for key, v in (steps | {"python_s": python_s}).items():
-                if isinstance(v, float) and key.endswith("_s"):
-                    res.setdefault(f"in_process_{key}", []).append(v)
-                else:
-                    res[f"in_process_{key}"] = v
+                res.setdefault(f"in_process_{key}", []).append(v)
+            res |= {f"in_process_{key}": v for key, v in checks.items()}
     # several realizations in one deck: the parse and the row curves shared (one part: digits layer 0)
     if len(nominal) == 1:
         for trial in range(2):

@@ -47,8 +47,9 @@ def test_bundled_models_are_reproducible_from_raw_data(name, cmtd_dir, tmp_path)
 
 
 def test_make_device_models_keeps_the_shipped_files(cmtd_dir, tmp_path):
-    """A rebuild into the shipped folder rewrites nothing that is the same fit: this machine's fit
-    of zaz21 has 0.0 where the shipped file has -0.0 (another fit hash, the same currents)."""
+    """A rebuild into the shipped folder rewrites no file that holds the same model: this
+    machine's fit of zaz21 has 0.0 where the shipped file has -0.0 (another fit hash, the same
+    currents); a file with another description is rewritten."""
     out = tmp_path / "models"
     out.mkdir()
     for p in BUNDLED_DIR.glob("*.json"):
