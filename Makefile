@@ -48,9 +48,9 @@ demo: install
 bench: install
 	cd benchmarks && ../$(BIN)/python run_all.py
 
-# Refit the bundled device models from the raw sweeps in ../shared (not needed to use anasim).
+# Refit the bundled device models from the raw sweeps shipped in device_models/sweeps/ (not needed to use anasim).
 device-models: install
-	$(BIN)/python -m anasim.bundled ../shared/device_data/cmtd_dft_negf
+	$(BIN)/python -m anasim.bundled device_models/sweeps/cmtd_dft_negf
 
 # The ngspice device library (what 'anasim devices export -o netlists/devices' writes) and the golden example circuits in netlists/ (committed: a change
 # to them is deliberate and shows in review). Checkpoints of the examples are trained only if missing.

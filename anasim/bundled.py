@@ -1,9 +1,10 @@
 """How the bundled device models in ``device_models/`` are made (run once; tests re-check it).
 
-``python -m anasim.bundled ../shared/device_data/cmtd_dft_negf`` refits the four cold-metal
-tunnel diodes from their DFT-NEGF sweeps (a plain ``pwl`` on the sweep's own 0.05 V grid and a
-``*_smooth`` smoothing-spline variant) and writes the analytic RTD (paper eq. 4, and with b
-scaled by 10) and E-MOSFET (eq. 5) models. The raw sweeps are read, never copied.
+``python -m anasim.bundled [SWEEPS]`` refits the four cold-metal tunnel diodes from their
+DFT-NEGF sweeps (default: the copy shipped in ``device_models/sweeps/cmtd_dft_negf``, with its
+provenance in ``sweeps/README.md``): a plain ``pwl`` on the sweep's own 0.05 V grid and a
+``*_smooth`` smoothing-spline variant. It also writes the analytic RTD (paper eq. 4, and with b
+scaled by 10) and E-MOSFET (eq. 5) models.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .devices import BUNDLED_DIR, DeviceModel, load_device_file
+from .devices import DeviceModel, bundled_dir, load_device_file, sweeps_dir
 from .errors import DeviceError
 from .fitting import fit_device
 from .ivdata import read_iv_csv
@@ -83,7 +84,8 @@ def emosfet() -> DeviceModel:
     )
 
 
-def build(src_dir: Path, out_dir: Path = BUNDLED_DIR) -> list[Path]:
+def build(src_dir: Path | None = None, out_dir: Path | None = None) -> list[Path]:
+    src_dir, out_dir = Path(src_dir or sweeps_dir()), Path(out_dir or bundled_dir())
     written = []
     for name, desc in CMTD.items():
         sweep = read_iv_csv(src_dir / f"{name}.csv")
@@ -111,5 +113,5 @@ def keep_or_save(model: DeviceModel, out_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
-    for path in build(Path(sys.argv[1])):
+    for path in build(Path(sys.argv[1]) if len(sys.argv) > 1 else None):
         print(path)

@@ -3,7 +3,9 @@
 A :class:`DeviceModel` is either a piecewise-linear table (fitted from a sweep, clamped flat
 beyond its end points) or an analytic expression (:mod:`anasim.expr`). The same object gives
 ``torch_current`` for training and ``spice_current`` for the netlist writer, so the two cannot
-drift. Models are JSON files: bundled ones in ``device_models/``, a user's own in
+drift. Models are JSON files: bundled ones in the data package ``anasim.device_models`` (the
+top-level ``device_models/`` of a checkout, read with :mod:`importlib.resources` so that an
+installed wheel finds them too), a user's own in
 ``$ANASIM_DEVICE_DIR`` (default ``~/.local/share/anasim/devices``). Registry = a plain dict. Checkpoints carry the device models they use; while one loads, its
 models take precedence over the local registry (``embedded``), so a checkpoint compiles anywhere.
 """
@@ -11,6 +13,7 @@ models take precedence over the local registry (``embedded``), so a checkpoint c
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import math
 import os
@@ -29,7 +32,17 @@ from .expr import Expr
 
 FORMAT = "anasim-device/1"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "device_models"
+
+
+def bundled_dir() -> Path:
+    """The folder of the bundled device models, in a checkout or an installed wheel (a real
+    folder in both: setuptools installs package data as files, never inside a zip)."""
+    return Path(str(importlib.resources.files("anasim.device_models")))
+
+
+def sweeps_dir() -> Path:
+    """The raw DFT-NEGF sweeps the bundled models are fitted from (see its README.md)."""
+    return bundled_dir() / "sweeps" / "cmtd_dft_negf"
 
 
 def user_device_dir() -> Path:
@@ -184,7 +197,7 @@ def load_device_file(path: Path) -> DeviceModel:
 
 @cache
 def _bundled() -> dict[str, DeviceModel]:
-    return {p.stem: load_device_file(p) for p in sorted(BUNDLED_DIR.glob("*.json"))}
+    return {p.stem: load_device_file(p) for p in sorted(bundled_dir().glob("*.json"))}
 
 
 def registry() -> dict[str, DeviceModel]:

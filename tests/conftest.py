@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the shared device data and a small trained digits model."""
+"""Fixtures: the raw device sweeps shipped with anasim and a small trained digits model."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-import os  # noqa: E402
-
-# CI clones the repo with shared/ beside it; ANASIM_SHARED_DATA points elsewhere if needed.
-SHARED = Path(os.environ.get("ANASIM_SHARED_DATA", REPO.parent / "shared" / "device_data"))
 # One thread: two OpenMP threads on a 2-core CI machine that is busy elsewhere can run 100x slower.
 torch.set_num_threads(1)
 
@@ -24,8 +20,11 @@ def _isolate_user_devices(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def cmtd_dir() -> Path:
-    path = SHARED / "cmtd_dft_negf"
-    assert path.is_dir(), f"shared device data missing at {path}; set ANASIM_SHARED_DATA to the device_data folder"
+    """The DFT-NEGF sweeps as installed with the package (device_models/sweeps/ in a checkout)."""
+    from anasim.devices import sweeps_dir
+
+    path = sweeps_dir()
+    assert sorted(p.name for p in path.glob("*.csv")) == ["a21.csv", "z15.csv", "z21.csv", "zaz21.csv"], path
     return path
 
 

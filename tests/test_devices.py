@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anasim import bundled
-from anasim.devices import BUNDLED_DIR, DeviceModel, get_device, registry
+from anasim.devices import DeviceModel, bundled_dir, get_device, registry
 from anasim.errors import DeviceError
 from anasim.expr import Expr
 from anasim.fitting import fit_device
@@ -41,7 +41,7 @@ def test_bundled_pwl_reproduces_data_exactly(name, cmtd_dir):
 def test_bundled_models_are_reproducible_from_raw_data(name, cmtd_dir, tmp_path):
     bundled.build(cmtd_dir, tmp_path)
     for suffix in ("", "_smooth"):
-        shipped = json.loads((BUNDLED_DIR / f"{name}{suffix}.json").read_text())
+        shipped = json.loads((bundled_dir() / f"{name}{suffix}.json").read_text())
         rebuilt = json.loads((tmp_path / f"{name}{suffix}.json").read_text())
         assert rebuilt == shipped
 
@@ -52,12 +52,12 @@ def test_make_device_models_keeps_the_shipped_files(cmtd_dir, tmp_path):
     currents); a file with another description is rewritten."""
     out = tmp_path / "models"
     out.mkdir()
-    for p in BUNDLED_DIR.glob("*.json"):
+    for p in bundled_dir().glob("*.json"):
         (out / p.name).write_bytes(p.read_bytes())
     stale = json.loads((out / "a21.json").read_text()) | {"description": "OLD TEXT"}
     (out / "a21.json").write_text(json.dumps(stale))  # the same fit, another description: rewritten
     bundled.build(cmtd_dir, out)
-    for p in BUNDLED_DIR.glob("*.json"):
+    for p in bundled_dir().glob("*.json"):
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
 
 
