@@ -132,6 +132,7 @@ def test_cli_simulate_writes_the_summary(controller, tmp_path):
         cli, ["control", "simulate", str(controller), "--episodes", "2", "--horizon", "1", "--json", str(out)]
     )
     assert r.exit_code == 0, r.output
+    assert "ngspice (netlist): 2/2 episodes" in r.output  # progress, one line per finished episode
     import json
 
     s = json.loads(out.read_text())

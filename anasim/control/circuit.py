@@ -13,6 +13,7 @@ One deck per episode, not many episodes per deck: each transient keeps its own s
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..circuit.netlist import netlist
 from ..circuit.stimulus import InitialState, Run, Tran, WrData
 from ..errors import SimError
 from ..families import FAMILIES, family_of, make_options
+from ..progress import Progress
 from ..sim.ngspice import read_wrdata, run_deck
 from .plants import Plant, Spice, ops
 
@@ -109,13 +111,22 @@ class LoopResult:
 
 
 def simulate_loop(
-    circuit: Circuit, plant: Plant, x0: np.ndarray, t: np.ndarray, work: Path, jobs: int = 2, max_step: float = 0.01
+    circuit: Circuit,
+    plant: Plant,
+    x0: np.ndarray,
+    t: np.ndarray,
+    work: Path,
+    jobs: int = 2,
+    max_step: float = 0.01,
+    progress: Progress | None = None,
 ) -> LoopResult:
-    """Episodes from x0 [E, S] through the circuit loop, resampled onto the time grid t [T]."""
+    """Episodes from x0 [E, S] through the circuit loop, resampled onto the time grid t [T];
+    ``progress`` advances by one per finished episode."""
     n_s = len(plant.states)
     states = np.full((len(x0), len(t), n_s), np.nan)
     actions = np.full((len(x0), len(t)), np.nan)
     failed: dict[int, str] = {}
+    lock = threading.Lock()  # the episodes finish in pool threads; one progress line at a time
 
     def episode(e: int) -> None:
         where = work / f"episode{e:04d}"
@@ -130,6 +141,9 @@ def simulate_loop(
             actions[e] = np.interp(t, tt, table[:, 1 + n_s])
         except SimError as exc:
             failed[e] = f"{episode_label(plant, e, x0[e])}: {exc}"
+        if progress is not None:
+            with lock:
+                progress.update(1, f"{len(failed)} failed" if failed else "")
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(episode, range(len(x0))))

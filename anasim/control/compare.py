@@ -20,6 +20,7 @@ import torch
 from ..circuit.stimulus import TimeSequence
 from ..errors import AnasimError, SimError
 from ..pipeline import TRAN_DEFAULTS, load
+from ..progress import Progress
 from ..results import check_writable
 from ..sim import tran
 from ..sim.ngspice import run_directory
@@ -55,6 +56,7 @@ def control_simulate(
     dt: float = 0.01,
     plot=None,
     horizon: float | None = None,
+    progress: bool = True,
     **options,
 ) -> dict:
     if engine not in ENGINES:
@@ -78,12 +80,18 @@ def control_simulate(
     t0 = time.perf_counter()
     ref_states, ref_actions = rollout(net.model, plant, x0, t)
     torch_s = time.perf_counter() - t0
+    bar = Progress(episodes, f"ngspice ({engine})", "episodes") if progress else None
     with run_directory(run_dir) as rd:
         t0 = time.perf_counter()
-        if engine == "netlist":
-            res = simulate_loop(loop_circuit(net.model, plant, ctrl), plant, x0, t, rd.path / "loop", jobs, dt)
-        else:
-            res = simulate_lockstep(ctrl, plant, drive_affine(net.model), x0, t, rd.path / "loop", jobs, dt)
+        try:
+            if engine == "netlist":
+                loop = loop_circuit(net.model, plant, ctrl)
+                res = simulate_loop(loop, plant, x0, t, rd.path / "loop", jobs, dt, bar)
+            else:
+                res = simulate_lockstep(ctrl, plant, drive_affine(net.model), x0, t, rd.path / "loop", jobs, dt, bar)
+        finally:
+            if bar is not None:
+                bar.close()
         circuit_s = time.perf_counter() - t0
         ok = np.array([e not in res.failed for e in range(episodes)])
         power = controller_power(net, plant, res.states[ok], rd.path, **options)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..circuit.ir import Circuit, VSource
 from ..errors import AnasimError
+from ..progress import Progress
 from .circuit import LoopResult, episode_label, observations
 from .plants import NUMPY, Plant
 
@@ -64,8 +65,10 @@ def simulate_lockstep(
     work: Path,
     jobs: int = 2,
     dt: float = 0.01,
+    progress: Progress | None = None,
 ) -> LoopResult:
-    """Episodes from x0 [E, S] in lock-step, ``jobs`` worker processes (one ngspice library each)."""
+    """Episodes from x0 [E, S] in lock-step, ``jobs`` worker processes (one ngspice library each);
+    ``progress`` advances by one per finished episode."""
     circuit = lockstep_circuit(controller)
     states = np.full((len(x0), len(t), len(plant.states)), np.nan)
     actions = np.full((len(x0), len(t)), np.nan)
@@ -75,6 +78,8 @@ def simulate_lockstep(
         for e, (out, err) in enumerate(pool.map(_task, tasks)):
             if err is not None:
                 failed[e] = f"{episode_label(plant, e, x0[e])}: {err}"
-                continue
-            states[e], actions[e] = out
+            else:
+                states[e], actions[e] = out
+            if progress is not None:
+                progress.update(1, f"{len(failed)} failed" if failed else "")
     return LoopResult(states, actions, failed, work)
