@@ -252,10 +252,10 @@ def monte_carlo(
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
     check_sim_outputs(net, settings, json_out, run_dir, mc=True)
     check_writable(json_out, "--json")
-    settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
-    for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
-        variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
     with output_lock(json_out, "--json"):  # two runs on one folder would write every row twice
+        settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+        for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
+            variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
         return montecarlo.run(
             net, mc, data, split, samples, opts, settings, json_out, workers, scheduler, run_dir, resume
         )
