@@ -31,7 +31,7 @@ from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
 from .fanout import WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
-from .outputs import WriteError, save_npy, save_npz, why_not_written, write_json, write_text
+from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
 from .sim.ngspice import ngspice_version
 from .summary import environment
@@ -200,26 +200,6 @@ def read_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def read_nominal(path: Path, shape) -> np.ndarray | None:
-    """The nominal circuit's outputs an earlier run kept, or None when there are none to trust
-    (missing, cut short by a full disk, or of another shape): the nominal circuit runs again."""
-    try:
-        out = np.load(path)
-    except (OSError, ValueError, EOFError):
-        return None
-    return out if out.shape == tuple(shape) else None
-
-
-def append_row(fh, path: Path, row: dict, hint: str) -> None:
-    """One row at the end of rows.jsonl, flushed: a full disk is a WriteError naming the file (the
-    line it cut is dropped by the next read_rows)."""
-    try:
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
-    except OSError as exc:
-        raise WriteError(f"{why_not_written(path, exc)}; {hint}", path, exc.errno) from None
-
-
 def row_metrics(task_kind: str, ref, out, target, failed: dict) -> dict:
     m = Comparison(task_kind, ref, out, target, failed).metrics()
     row = {k: m.get(k) for k in ("max_abs_error", "mean_abs_error", "max_error_rel_range")}
@@ -263,7 +243,7 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
 
 
 def _write_json(path: Path, data: dict, hint: str = "") -> None:
-    write_json(path, data, hint)
+    write_json(path, data, hint)  # whole or not at all (anasim.outputs)
 
 
 def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
@@ -303,7 +283,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         write_text(rows_file, text, again)  # drops a last line a crash cut short, whole or not at all
     done = {(r["point"], r["index"]) for r in rows}
     nominal_file = folder / "nominal.npy"
-    tasks = [] if read_nominal(nominal_file, ref.shape) is not None else [Task(-1, -1, (), mc.seed, mc.dist)]
+    tasks = [] if read_npy(nominal_file, ref.shape) is not None else [Task(-1, -1, (), mc.seed, mc.dist)]
     tasks += [
         Task(p, r, sig, mc.seed, mc.dist)
         for r in range(mc.realizations)  # realization-major: every point advances together
@@ -343,7 +323,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"
                 if isinstance(res, dict):  # timings: vary from run to run, unlike the rest of the row
                     row |= {"wall_s": round(res["wall_s"], 3)} | {k: res.get(k) for k in TIMES}
-                append_row(fh, rows_file, row, again)
+                append_line(fh, rows_file, json.dumps(row), again)
                 rows.append(row)
                 vals = [r[key] for r in rows if r.get(key) is not None]
                 shown = (
@@ -375,7 +355,7 @@ def reference_head(task_kind: str, ref, target, folder: Path, nominal_file: Path
     """Reference and nominal-circuit figures for the summary (the nominal one once it has run)."""
     kind = "loss" if task_kind == "regression" else "accuracy"
     out = {}
-    nominal = read_nominal(nominal_file, ref.shape)
+    nominal = read_npy(nominal_file, ref.shape)
     m = Comparison(task_kind, ref, ref if nominal is None else nominal, target).metrics()
     out[f"reference_{kind}"] = m.get(f"reference_{kind}")
     if nominal is not None:

@@ -117,6 +117,27 @@ def text_writer(text: str):
     return lambda fh: fh.write(text.encode())
 
 
+def append_line(fh, path, line: str, hint: str = "") -> None:
+    """``line`` at the end of the open file ``fh`` (of ``path``), flushed; a full disk is a
+    WriteError naming the file. Not atomic: readers drop a last line cut short."""
+    try:
+        fh.write(line + "\n")
+        fh.flush()
+    except OSError as exc:
+        why = why_not_written(path, exc)
+        raise WriteError(why + (f"; {hint}" if hint else ""), Path(path), exc.errno, why) from None
+
+
+def read_npy(path, shape) -> np.ndarray | None:
+    """An array an earlier run saved, or None when there is none to trust (missing, cut short
+    by a crash or a full disk before writes were atomic, or of another shape)."""
+    try:
+        out = np.load(path)
+    except (OSError, ValueError, EOFError):
+        return None
+    return out if out.shape == tuple(shape) else None
+
+
 def same_path(a, b) -> bool:
     """Whether ``a`` and ``b`` name one file or folder: the same resolved path, or (when both
     exist) the same file by another route (a hard link, a bind mount)."""

@@ -251,7 +251,7 @@ def monte_carlo(
     if settings is not None and settings.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
     check_sim_outputs(net, settings, json_out, run_dir, mc=True)
-    check_writable(json_out, "--json")
+    check_writable(json_out, "--json", "the Monte Carlo results")
     with output_lock(json_out, "--json"):  # two runs on one folder would write every row twice
         settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
         for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):

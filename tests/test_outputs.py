@@ -246,3 +246,19 @@ def test_resume_runs_again_what_it_cannot_trust(finished, tmp_path, damage):
     np.testing.assert_array_equal(
         np.load(tmp_path / "mc.mc" / "nominal.npy"), np.load(finished / "mc.mc" / "nominal.npy")
     )
+
+
+def test_a_full_disk_under_the_run_folder_is_one_line(tmp_path, monkeypatch):
+    real = Path.write_text
+
+    def write_text(self, *a, **k):  # decks and logs are work files, not results: plain writes
+        if self.name == "deck.cir":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    res = invoke("simulate", TDKAN, "--samples", "5", "--run-dir", tmp_path / "run")
+    deck = tmp_path / "run" / "layer0" / "chunk_000000" / "deck.cir"
+    assert res.exit_code == 1 and res.output.splitlines()[-1] == (
+        f"Error: no space left on device writing {deck}; free space and run the command again"
+    ), res.output
