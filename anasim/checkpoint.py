@@ -11,7 +11,6 @@ name, and uses its own.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from . import __version__
 from .devices import DeviceModel, embedded, get_device, registry
 from .errors import AnasimError, AnasimWarning, CheckpointError, DeviceError
 from .families import count_params, family_named
+from .outputs import atomic_write
 
 FORMAT = "anasim-checkpoint"
 VERSION = 1
@@ -45,15 +45,13 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict, dataset: d
         "dataset": dataset,
         "metrics": metrics,
     }
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:  # a Python file: torch.save(path) raises RuntimeError, not OSError
-            torch.save(ckpt, fh)
-        os.replace(tmp, path)  # a Ctrl-C mid-write leaves the previous checkpoint whole
     except OSError as exc:
         raise AnasimError(f"{path}: cannot write checkpoint: {exc.strerror or exc}; choose a writable -o") from None
-    return path
+    # a Python file: torch.save(path) raises RuntimeError, not OSError; a Ctrl-C or a full disk
+    # mid-write leaves the previous checkpoint whole
+    return atomic_write(path, lambda fh: torch.save(ckpt, fh), "free space or choose another -o", "checkpoint")
 
 
 def embedded_devices(path: Path, ckpt: dict) -> dict[str, DeviceModel]:

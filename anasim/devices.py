@@ -29,6 +29,7 @@ import torch
 
 from .errors import DeviceError
 from .expr import Expr
+from .outputs import WriteError, write_text
 
 FORMAT = "anasim-device/1"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -165,11 +166,11 @@ class DeviceModel:
     def save(self, path: Path) -> Path:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        except OSError as exc:
+            write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        except (OSError, WriteError) as exc:
+            why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
             raise DeviceError(
-                f"{path}: cannot write the device model ({exc.strerror or exc}); "
-                "set ANASIM_DEVICE_DIR to a writable folder"
+                f"{path}: cannot write the device model ({why}); set ANASIM_DEVICE_DIR to a writable folder"
             ) from None
         return path
 

@@ -20,6 +20,7 @@ from .circuit.ir import Curve
 from .circuit.netlist import subckt
 from .devices import DeviceModel, _bundled
 from .errors import AnasimError
+from .outputs import WriteError, write_text
 from .sim.ngspice import ngspice_path
 
 
@@ -50,10 +51,11 @@ def export_devices(folder) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         for d in _bundled().values():
             path = folder / f"{subckt_name(d)}.lib"
-            path.write_text(device_library(d))
+            write_text(path, device_library(d))
             paths.append(path)
-    except OSError as exc:
-        raise AnasimError(f"{folder}: cannot write the device library: {exc.strerror or exc}") from None
+    except (OSError, WriteError) as exc:
+        why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
+        raise AnasimError(f"{folder}: cannot write the device library: {why}") from None
     return paths
 
 

@@ -10,13 +10,15 @@ the rows back and runs only the realizations that are missing.
 
 On disk, for ``--json mc.json``: the summary ``mc.json`` and a folder ``mc.mc/`` holding
 ``settings.json``, ``rows.jsonl``, ``reference.npz`` (x, target, reference, nominal circuit) and
-``outputs/p<point>_r<index>.npy`` [samples, outputs] per realization.
+``outputs/p<point>_r<index>.npy`` [samples, outputs] per realization. Every file but the rows is
+written whole or not at all (:mod:`anasim.outputs`); a resume checks what it reads back (a cut
+last row, a nominal.npy that is not whole) and runs again what it cannot trust. A full disk stops
+the run with the file named and the rows kept.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
 from .fanout import WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
+from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
 from .sim.ngspice import ngspice_version
 from .summary import environment
@@ -179,16 +182,21 @@ def _resume_check(folder: Path, record: dict, resume: bool) -> None:
 
 
 def read_rows(folder: Path) -> list[dict]:
-    """Rows written so far; a last line cut short by a crash is dropped (and rewritten on resume)."""
+    """Rows written so far; a last line cut short by a crash or a full disk is dropped (and
+    rewritten on resume), and a realization written twice counts once."""
     path = folder / "rows.jsonl"
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    rows, seen = [], set()
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+            key = (row["point"], row["index"])
+        except (json.JSONDecodeError, TypeError, KeyError):
             break
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
     return rows
 
 
@@ -234,10 +242,8 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
     return out
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: Path, data: dict, hint: str = "") -> None:
+    write_json(path, data, hint)  # whole or not at all (anasim.outputs)
 
 
 def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
@@ -255,11 +261,12 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     folder = json_out.with_suffix(".mc")
     _resume_check(folder, record, resume)
     check_scheduler(scheduler)
+    again = f"free space and run the same command with --resume (the rows done so far are kept in {folder})"
     try:
         (folder / "outputs").mkdir(parents=True, exist_ok=True)
         if not resume:  # a folder without rows (stopped before its first realization) starts afresh
             (folder / "nominal.npy").unlink(missing_ok=True)
-        _write_json(folder / "settings.json", record)
+        _write_json(folder / "settings.json", record, again if resume else "free space and run the command again")
     except OSError as exc:
         raise AnasimError(
             f"{folder}: cannot write the Monte Carlo results there ({exc.strerror}); choose another --json"
@@ -270,18 +277,20 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         raise AnasimError(f"the torch reference failed on {len(ref_failed)} samples; use other samples")
     points = mc.points()
     rows = read_rows(folder)
-    with (folder / "rows.jsonl").open("w") as fh:  # drops a last line a crash cut short
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    rows_file = folder / "rows.jsonl"
+    if not rows_file.exists() or rows_file.read_text(errors="replace") != text:
+        write_text(rows_file, text, again)  # drops a last line a crash cut short, whole or not at all
     done = {(r["point"], r["index"]) for r in rows}
     nominal_file = folder / "nominal.npy"
-    tasks = [] if nominal_file.exists() else [Task(-1, -1, (), mc.seed, mc.dist)]
+    tasks = [] if read_npy(nominal_file, ref.shape) is not None else [Task(-1, -1, (), mc.seed, mc.dist)]
     tasks += [
         Task(p, r, sig, mc.seed, mc.dist)
         for r in range(mc.realizations)  # realization-major: every point advances together
         for p, sig in enumerate(points)
         if (p, r) not in done
     ]
-    np.savez(folder / "reference.npz", x=z.numpy(), target=target, reference=ref)
+    save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
     ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
     total = mc.realizations * len(points)
     bar = Progress(total, "monte carlo", "realizations", initial=total - sum(t.point >= 0 for t in tasks))
@@ -293,7 +302,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                 if task.point < 0:
                     if isinstance(res, WorkerLost) or "error" in res:
                         raise AnasimError(f"the nominal circuit could not be simulated: {res}")
-                    np.save(nominal_file, res["outputs"])
+                    save_npy(nominal_file, res["outputs"], again)
                     continue
                 row = {
                     "point": task.point,
@@ -304,7 +313,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                 if isinstance(res, WorkerLost) or "error" in res:
                     row |= {"error": str(res) if isinstance(res, WorkerLost) else res["error"]}
                 else:
-                    np.save(folder / "outputs" / f"p{task.point}_r{task.index:05d}.npy", res["outputs"])
+                    save_npy(folder / "outputs" / f"p{task.point}_r{task.index:05d}.npy", res["outputs"], again)
                     row |= row_metrics(data.task, ref, res["outputs"], target, res["failed"])
                     if "torch_outputs" in res:  # the torch eq. 6 model of the same realization
                         m = Comparison(data.task, ref, res["torch_outputs"], target).metrics()
@@ -314,8 +323,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"
                 if isinstance(res, dict):  # timings: vary from run to run, unlike the rest of the row
                     row |= {"wall_s": round(res["wall_s"], 3)} | {k: res.get(k) for k in TIMES}
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
+                append_line(fh, rows_file, json.dumps(row), again)
                 rows.append(row)
                 vals = [r[key] for r in rows if r.get(key) is not None]
                 shown = (
@@ -334,7 +342,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     head |= {"results": str(folder), "environment": environment(ngspice_version(), {"monte_carlo": mc.seed})}
     head |= reference_head(data.task, ref, target, folder, nominal_file)
     summary = summarize(rows, record, head | {"partial": interrupted or len(rows) < total}, data.task, points)
-    _write_json(json_out, summary)
+    _write_json(json_out, summary, again)
     if interrupted:
         raise Interrupted(
             f"interrupted after {len(rows)} of {total} realizations; rows kept in {folder}, summary in {json_out}; "
@@ -347,12 +355,12 @@ def reference_head(task_kind: str, ref, target, folder: Path, nominal_file: Path
     """Reference and nominal-circuit figures for the summary (the nominal one once it has run)."""
     kind = "loss" if task_kind == "regression" else "accuracy"
     out = {}
-    nominal = np.load(nominal_file) if nominal_file.exists() else None
+    nominal = read_npy(nominal_file, ref.shape)
     m = Comparison(task_kind, ref, ref if nominal is None else nominal, target).metrics()
     out[f"reference_{kind}"] = m.get(f"reference_{kind}")
     if nominal is not None:
         out[f"nominal_{kind}"] = m.get(f"circuit_{kind}")
-        np.savez(folder / "reference.npz", **dict(np.load(folder / "reference.npz")), nominal=nominal)
+        save_npz(folder / "reference.npz", **dict(np.load(folder / "reference.npz")), nominal=nominal)
     return out
 
 

@@ -5,7 +5,8 @@ model or on circuits; ``compile_network`` writes netlists with their provenance;
 runs the same samples through ngspice and the torch reference and returns a
 :class:`~anasim.metrics.Comparison`, written to disk (JSON + .npz) before any failure is raised,
 and on Ctrl-C the samples that finished, marked partial (a rerun in the same run folder reuses
-the ngspice runs that finished). Inputs (dataset, netlist) and outputs are checked before work.
+the ngspice runs that finished). Inputs (dataset, netlist) and outputs are checked before work:
+no output may overwrite an input or another output, and ``--json`` is locked while a run writes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .data import load_dataset
 from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
+from .outputs import check_outputs, output_lock
 from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
@@ -117,18 +119,36 @@ def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=
     """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
     with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``)."""
     out = Path(out)
+    check_outputs([(f"the checkpoint {net.path}", net.path)], [(f"-o {out}", out, "-o")])
     opts = fit_options(net, make_options(net.family, options or {}, FAMILIES), data_dir)
     z = None
     if stimulus:
         z = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
     decks, info = net.family.compile(net.model, opts, z, file_name(out.stem))
-    paths = []
-    for deck in decks:
-        path = out.with_name(f"{out.stem}{deck.suffix}{out.suffix}")
+    paths = [out.with_name(f"{out.stem}{deck.suffix}{out.suffix}") for deck in decks]
+    check_outputs([(f"the checkpoint {net.path}", net.path)], [(f"the netlist {p}", p, "-o") for p in paths])
+    for deck, path in zip(decks, paths):
         header = (*provenance(net, opts), *info.get("header", ()))
         netlist(replace(deck.circuit, header=header), path, deck.run)
-        paths.append(path)
     return paths, info
+
+
+def check_sim_outputs(net: Network, settings: SimSettings | None, json_out, run_dir, mc: bool = False) -> None:
+    """Refuse, before any work, outputs of a simulation that would overwrite its checkpoint or
+    netlist or each other: --json, what goes beside it (.npz arrays, a Monte Carlo's .mc folder), --run-dir."""
+    inputs = [(f"the checkpoint {net.path}", net.path)]
+    if settings is not None and settings.netlist is not None:
+        inputs.append((f"the netlist {settings.netlist}", settings.netlist))
+    outputs = [] if run_dir is None else [(f"--run-dir {run_dir}", run_dir, "--run-dir")]
+    if json_out is not None:
+        json_out = Path(json_out)
+        beside = json_out.with_suffix(".mc" if mc else ".npz")
+        what = "Monte Carlo folder" if mc else "arrays"
+        outputs += [
+            (f"--json {json_out}", json_out, "--json"),
+            (f"the {what} of --json {json_out} ({beside})", beside, "--json (a name ending in .json)"),
+        ]
+    check_outputs(inputs, outputs)
 
 
 def settings_for(family: Family, settings: SimSettings, given: dict) -> tuple[SimSettings, dict | None]:
@@ -230,10 +250,15 @@ def monte_carlo(
 
     if settings is not None and settings.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
-    settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
-    for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
-        variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
-    return montecarlo.run(net, mc, data, split, samples, opts, settings, json_out, workers, scheduler, run_dir, resume)
+    check_sim_outputs(net, settings, json_out, run_dir, mc=True)
+    check_writable(json_out, "--json", "the Monte Carlo results")
+    with output_lock(json_out, "--json"):  # two runs on one folder would write every row twice
+        settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+        for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
+            variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
+        return montecarlo.run(
+            net, mc, data, split, samples, opts, settings, json_out, workers, scheduler, run_dir, resume
+        )
 
 
 def compare(
@@ -251,13 +276,19 @@ def compare(
     """Circuit against reference on ``samples`` samples of ``split``; a SimError after writing
     ``json_out`` when some samples could not be simulated, Interrupted after writing the finished
     ones (``"partial": true``) on Ctrl-C. Results outside ``bounds`` are flagged."""
+    check_sim_outputs(net, settings, json_out, run_dir)
+    if json_out is not None:
+        check_writable(json_out, "--json")
+    with output_lock(json_out, "--json"):  # two runs replacing one file: neither's results would be whole
+        return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
+
+
+def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds) -> Comparison:
     t0 = time.perf_counter()
     family = net.family
     settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
     if settings.netlist is not None:
         check_netlist(net, settings.netlist)
-    if json_out is not None:
-        check_writable(json_out, "--json")
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
     info = {"family": family.name, "dataset": data.name, "split": split, "requested_samples": samples}

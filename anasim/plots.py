@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,16 +14,19 @@ import numpy as np  # noqa: E402
 from .devices import DeviceModel  # noqa: E402
 from .errors import AnasimError  # noqa: E402
 from .ivdata import IVSweep  # noqa: E402
+from .outputs import write_bytes  # noqa: E402
 
 
 def save(fig, out: str | Path) -> Path:
     """Write ``fig`` to ``out`` and close it; a path that cannot be written is a clear error."""
     fig.tight_layout()
     out = Path(out)
+    buf = io.BytesIO()
     try:
-        fig.savefig(out)
-    except OSError as exc:
-        raise AnasimError(f"{out}: cannot write figure: {exc.strerror or exc}") from None
+        fig.savefig(buf, format=out.suffix[1:].lower() or "png")  # the format of the name, as savefig(out)
+        write_bytes(out, buf.getvalue(), what="figure")
+    except ValueError as exc:  # a suffix matplotlib cannot write
+        raise AnasimError(f"{out}: cannot write figure: {exc}; give a .png (or .pdf, .svg) name") from None
     finally:
         plt.close(fig)
     return out

@@ -4,7 +4,9 @@
 the pipeline calls it before raising on failed samples or on Ctrl-C, so partial results are on
 disk whatever happens next. The JSON is strict (no NaN or Infinity, which other tools refuse):
 a value that is not a finite number is written as null. ``check_writable`` runs before any
-work, so a run never ends in an output path it cannot write.
+work, so a run never ends in an output path it cannot write. Both files are written whole or not
+at all (:mod:`anasim.outputs`); when they cannot be written (a full disk), the computed results are
+kept in the system's temporary folder and the error says where.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AnasimError
+from .outputs import WriteError, atomic_write_all, npz_writer, text_writer, why_not_written
 
 # Version of the simulate results file; the report refuses files of other versions by name.
 # 1: the first with "format", "kind", "model", "devices" and "environment" (anasim 0.2.0).
@@ -54,10 +57,31 @@ def check_writable(path, option: str, what: str = "results") -> Path:
 
 
 def write_report(json_out, report: dict, **arrays: np.ndarray) -> None:
-    """``report`` to ``json_out`` and ``arrays`` to the same name with suffix .npz."""
-    json_out = Path(json_out)
+    """``report`` to ``json_out`` and ``arrays`` to the same name with suffix .npz, both new or
+    both as they were. A WriteError says where the results were kept instead."""
+    write_pair(Path(json_out), json.dumps(jsonable(report), indent=1, allow_nan=False) + "\n", arrays)
+
+
+def write_pair(json_out: Path, text: str, arrays: dict, compressed: bool = False) -> None:
+    """``text`` to ``json_out`` and ``arrays`` to its .npz, together (:func:`~anasim.outputs.atomic_write_all`);
+    when they cannot be written, kept in the system's temporary folder, which the WriteError names."""
+    files = [(json_out.with_suffix(".npz"), npz_writer(arrays, compressed)), (json_out, text_writer(text))]
     try:
-        json_out.write_text(json.dumps(jsonable(report), indent=1, allow_nan=False) + "\n")
-        np.savez(json_out.with_suffix(".npz"), **arrays)
-    except OSError as exc:
-        raise AnasimError(f"{json_out}: cannot write results: {exc.strerror or exc}") from None
+        atomic_write_all(files)
+    except WriteError as exc:
+        raise WriteError(f"{exc}; {keep_elsewhere(json_out, files)}", exc.path, exc.errno, exc.reason) from None
+
+
+def keep_elsewhere(json_out: Path, files) -> str:
+    """Write ``files`` (path, writer) that could not go beside ``json_out`` into a new folder of
+    the system's temporary folder (often another disk); what the error message says about them."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="anasim-results-"))
+        atomic_write_all([(folder / Path(path).name, write) for path, write in files])
+    except (OSError, WriteError) as exc:
+        why = why_not_written(tempfile.gettempdir(), exc) if isinstance(exc, OSError) else exc
+        return f"they could not be kept elsewhere either ({why}); free space and run the command again"
+    return (
+        f"the computed results are kept in {folder / json_out.name} and its .npz: free space and move them to "
+        f"{json_out}"
+    )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 
 import click
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def friendly(fn):
@@ -20,6 +23,13 @@ def friendly(fn):
             err = click.ClickException(str(exc))
             err.exit_code = getattr(exc, "exit_code", 1)  # 130 after Ctrl-C, as shells expect
             raise err from None
+        except OSError as exc:  # a full disk where no results file is written (decks, logs): one line
+            if exc.errno not in NO_SPACE:
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            raise click.ClickException(
+                f"no space left on device{where}; free space and run the command again"
+            ) from None
         except KeyboardInterrupt:  # a Ctrl-C the library did not turn into Interrupted (e.g. a second one)
             err = click.ClickException("interrupted")
             err.exit_code = 130

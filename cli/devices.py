@@ -43,11 +43,14 @@ def plot(name, output, data):
     """Plot device NAME (data vs fit when --data is given)."""
     from anasim.devices import get_device
     from anasim.ivdata import read_iv_csv
+    from anasim.outputs import check_outputs
     from anasim.plots import plot_device
 
     model = get_device(name)
+    output = output or f"{model.name}.png"
+    check_outputs([(f"--data {data}", data)], [(f"-o {output}", output, "-o")])
     sweep = read_iv_csv(data) if data else None
-    out = plot_device(model, output or f"{model.name}.png", sweep)
+    out = plot_device(model, output, sweep)
     click.echo(f"wrote {out}")
 
 
@@ -67,10 +70,12 @@ def fit(csv, name, method, grid, unit, amps_per_unit, force):
     from anasim.devices import registry, user_device_dir
     from anasim.fitting import fit_device
     from anasim.ivdata import read_iv_csv
+    from anasim.outputs import check_outputs
 
     name = name.strip().lower()
     known = registry()
     dest = user_device_dir() / f"{name}.json"
+    check_outputs([(f"the sweep {csv}", csv)], [(f"the device model {dest}", dest, "--name")])
     if name in known and (not dest.exists() or not force):
         raise click.ClickException(f"device {name!r} exists already; choose another --name (or --force for your own)")
     model, rep = fit_device(

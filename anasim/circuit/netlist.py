@@ -19,6 +19,7 @@ from typing import TextIO
 import numpy as np
 
 from ..errors import AnasimError
+from ..outputs import write_text
 from .blocks import opamp_primitives
 from .ir import (
     VCCS,
@@ -272,10 +273,7 @@ def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run 
     write_ngspice(circuit, buf, run)
     text = buf.getvalue()
     if isinstance(dest, str | Path):
-        try:
-            Path(dest).write_text(text)
-        except OSError as exc:
-            raise AnasimError(f"{dest}: cannot write netlist: {exc.strerror or exc}") from None
+        write_text(dest, text, what="netlist")  # whole or not at all: a full disk leaves no half deck
     elif dest is not None:
         dest.write(text)
     return text

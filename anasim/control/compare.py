@@ -5,7 +5,9 @@ checkpoint -> plant (from its config) -> episodes' initial conditions (seeded) -
 deviation relative to the state range, return -> controller power along the circuit's
 trajectories (DC operating points, split by element kind) and the latency of one control step
 (a transient with line capacitance and op-amp poles) -> summary JSON + trajectories .npz.
-Failed episodes are named with their initial condition; the others are kept.
+Failed episodes are named with their initial condition; the others are kept. Outputs that would
+overwrite the checkpoint or each other are refused before any work, and --json is locked while
+a run writes it (:mod:`anasim.outputs`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import torch
 
 from ..circuit.stimulus import TimeSequence
 from ..errors import AnasimError, SimError
+from ..outputs import check_outputs, output_lock
 from ..pipeline import TRAN_DEFAULTS, load
 from ..progress import Progress
-from ..results import check_writable
+from ..results import check_writable, write_pair
 from ..sim import tran
 from ..sim.ngspice import run_directory
 from .circuit import controller_circuit, drive_affine, loop_circuit, observations, simulate_loop
@@ -58,6 +61,22 @@ def control_simulate(
     horizon: float | None = None,
     progress: bool = True,
     **options,
+) -> dict:
+    outputs = [(f"{flag} {p}", p, flag) for p, flag in ((json_out, "--json"), (plot, "--plot"), (run_dir, "--run-dir"))]
+    if json_out is not None:
+        npz = Path(json_out).with_suffix(".npz")
+        outputs.insert(1, (f"the trajectories of --json {json_out} ({npz})", npz, "--json (a name ending in .json)"))
+    check_outputs([(f"the checkpoint {path}", path)], outputs)
+    if json_out is not None:
+        check_writable(json_out, "--json")  # its folder too, where the lock goes
+    with output_lock(json_out, "--json"):
+        return _control_simulate(
+            path, episodes, seed, engine, jobs, run_dir, json_out, dt, plot, horizon, progress, **options
+        )
+
+
+def _control_simulate(
+    path, episodes, seed, engine, jobs, run_dir, json_out, dt, plot, horizon, progress, **options
 ) -> dict:
     if engine not in ENGINES:
         raise AnasimError(f"--engine {engine!r}; valid: {', '.join(ENGINES)}")
@@ -123,16 +142,9 @@ def control_simulate(
         **power,
     }
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(out, indent=2) + "\n")
-        np.savez_compressed(
-            Path(json_out).with_suffix(".npz"),
-            t=t,
-            x0=x0,
-            torch_states=ref_states,
-            circuit_states=res.states,
-            torch_actions=ref_actions,
-            circuit_actions=res.actions,
-        )
+        arrays = {"t": t, "x0": x0, "torch_states": ref_states, "circuit_states": res.states}
+        arrays |= {"torch_actions": ref_actions, "circuit_actions": res.actions}
+        write_pair(Path(json_out), json.dumps(out, indent=2) + "\n", arrays, compressed=True)
     if plot is not None:
         from ..plots import plot_trajectories
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..outputs import check_outputs
 from .gates import GateResult, evaluate, parse_gate
 from .load import load_results
 from .render import Doc
@@ -42,6 +43,12 @@ class Report:
 
 def make_report(paths, folder, gates=()) -> Report:
     """Read ``paths``, write the report into ``folder`` and evaluate ``gates`` [(name, threshold)]."""
+    folder = Path(folder)
+    inputs = [(f"the results file {p}", p) for p in paths]
+    inputs += [(f"the arrays of {p} ({Path(p).with_suffix('.npz')})", Path(p).with_suffix(".npz")) for p in paths]
+    outputs = [(f"-o {folder}", folder, "-o")]
+    outputs += [(f"the report {folder / name}", folder / name, "-o") for name in ("report.md", "report.html")]
+    check_outputs(inputs, outputs)  # before reading: a report must not replace what it reads
     res = load_results(paths)
     doc = Doc(f"anasim report: {res.name}")
     results = [r.path.name for r in res.sims] + [m.path.name for m in res.mcs]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnasimError
+from ..outputs import WriteError, write_bytes, write_text
 
 CSS = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -121,12 +122,11 @@ class Doc:
         try:
             (folder / "figures").mkdir(parents=True, exist_ok=True)
             for name, png in self.figures.items():
-                (folder / "figures" / name).write_bytes(png)
+                write_bytes(folder / "figures" / name, png)
             md, page = folder / "report.md", folder / "report.html"
-            md.write_text(self.markdown())
-            page.write_text(self.html())
-        except OSError as exc:
-            raise AnasimError(
-                f"{folder}: cannot write the report there ({exc.strerror or exc}); choose another -o folder"
-            ) from None
+            write_text(md, self.markdown())
+            write_text(page, self.html())
+        except (OSError, WriteError) as exc:
+            why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
+            raise AnasimError(f"{folder}: cannot write the report there ({why}); choose another -o folder") from None
         return md, page

@@ -14,8 +14,6 @@ raises :class:`Stopped`, never a SimError, so nothing takes it for a convergence
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import shutil
 import subprocess
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnasimError, SimError
+from ..outputs import LockHeld, hold
 
 # rusage lines summed over all runs of a simulation, for the result and the report
 RUSAGE = {
@@ -189,26 +188,17 @@ class RunDir:
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self.lock = open(self.path / LOCK_FILE, "a+")  # held until release()
+            self.lock = hold(self.path / LOCK_FILE)  # held until release()
         except OSError as exc:
             raise AnasimError(
                 f"--run-dir {self.path}: cannot create or write the folder ({exc.strerror or exc}); "
                 "choose a writable --run-dir"
             ) from None
-        try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.lock.seek(0)
-            holder = self.lock.read().strip() or "unknown"
-            self.lock.close()
+        except LockHeld as held:
             raise AnasimError(
-                f"--run-dir {self.path} is in use by another anasim run (pid {holder}); wait for it to finish "
+                f"--run-dir {self.path} is in use by another anasim run (pid {held.holder}); wait for it to finish "
                 "or choose another --run-dir"
             ) from None
-        self.lock.seek(0)
-        self.lock.truncate()
-        self.lock.write(f"{os.getpid()}\n")
-        self.lock.flush()
 
     def release(self) -> None:
         if self.lock is not None:
