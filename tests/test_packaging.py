@@ -53,7 +53,7 @@ def test_wheel_holds_every_module_and_the_device_data(wheel):
     assert not any(n.startswith("cli/") for n in names), "a bare top-level 'cli' package would clash"
 
 
-@pytest.mark.parametrize("folder", ["anasim", "cli", "tests", "examples", "Makefile", ".ci"])
+@pytest.mark.parametrize("folder", ["anasim", "cli", "tests", "examples", "Makefile", ".ci/e2e.sh", ".ci/wheel.sh"])
 def test_nothing_reads_the_developers_shared_folder(folder):
     path = REPO / folder
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and p.suffix in {".py", ".sh", ""}]
