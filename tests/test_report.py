@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -155,3 +156,20 @@ def test_report_reads_results_only_without_torch(results, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "no simulate results given" in (tmp_path / "report.md").read_text().lower()
+
+
+def test_report_counts_the_tiles_of_the_lowering(tmp_path):
+    """--tile 16,4 cuts layer 0 (64 inputs, 4 outputs) into 4 row tiles x 2 column tiles of 16 rows
+    and 4 column lines (2 outputs each), and layer 1 (4 inputs, 10 outputs) into 1 x 5 tiles of 4 x 4."""
+    ckpt = Path(__file__).parents[1] / "netlists" / "examples" / "digits_tdkan.pt"
+    out = tmp_path / "tiled.json"
+    res = run("simulate", ckpt, "--samples", 3, "--tile", "16,4", "--json", out)
+    assert res.exit_code == 0, res.output
+    layers = json.loads(out.read_text())["model"]["layers"]
+    assert [(L["crossbar_rows"], L["crossbar_columns"], L["tiles"], L["tile_grid"]) for L in layers] == [
+        (16, 4, 8, [4, 2]),
+        (4, 4, 5, [1, 5]),
+    ]
+    md = make_report([out], tmp_path / "rep").markdown.read_text()
+    assert "16 rows x 4 columns per tile (at most), 8 tiles (4 row x 2 column tiles)" in md
+    assert "4 rows x 4 columns per tile (at most), 5 tiles (1 row x 5 column tiles)" in md
