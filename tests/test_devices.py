@@ -3,9 +3,11 @@
 import json
 import math
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from anasim import bundled
 from anasim.devices import BUNDLED_DIR, DeviceModel, get_device, registry
@@ -13,8 +15,17 @@ from anasim.errors import DeviceError
 from anasim.expr import Expr
 from anasim.fitting import fit_device
 from anasim.ivdata import read_iv_csv
+from anasim_cli.main import cli
 
 CMTD = ["a21", "z21", "z15", "zaz21"]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def plt_image(path):
+    return mpimg.imread(path, format="png")
 
 
 def test_registry_has_the_shipped_devices():
@@ -123,3 +134,15 @@ def test_expression_grammar_rejects_anything_else(source):
 def test_expression_spice_form():
     e = Expr("k*max(V-vth,0)", {"k": 2.0, "vth": 1.0})
     assert e.spice("V(a,b)") == "(2.0*max((V(a,b)-1.0),0.0))"
+
+
+def test_devices_plot_of_a_device_fitted_from_a_file_with_dollars(cmtd_dir, tmp_path):
+    """The description 'fitted from z_$v_1_2$.csv' is drawn as text (matplotlib's math parser fails on it)."""
+    csv = tmp_path / "z_$v_1_2$.csv"
+    csv.write_bytes((cmtd_dir / "z21.csv").read_bytes())
+    assert run_cli("devices", "fit", csv, "--name", "dollar").exit_code == 0
+    assert get_device("dollar").description == "fitted from z_$v_1_2$.csv"
+    out = tmp_path / "dollar.png"
+    res = run_cli("devices", "plot", "dollar", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert plt_image(out).shape[:2] == (540, 750)  # 5 x 3.6 in at 150 dpi

@@ -173,3 +173,18 @@ def test_report_counts_the_tiles_of_the_lowering(tmp_path):
     md = make_report([out], tmp_path / "rep").markdown.read_text()
     assert "16 rows x 4 columns per tile (at most), 8 tiles (4 row x 2 column tiles)" in md
     assert "4 rows x 4 columns per tile (at most), 5 tiles (1 row x 5 column tiles)" in md
+
+
+def test_dollar_signs_in_user_text_are_drawn_as_text(results, tmp_path):
+    """A '$...$' pair in a device description and in a results file name (matplotlib would parse it
+    as math text and fail on 'v_1_2', a double subscript): the report is written with every figure."""
+    data = json.loads((results / "sim.json").read_text())
+    for d in data["devices"].values():
+        d["description"] = "fitted from cmtd_$v_1_2$.csv"
+    sim = tmp_path / "run_$a^b^c$.json"
+    sim.write_text(json.dumps(data))
+    shutil.copy(results / "sim.npz", sim.with_suffix(".npz"))
+    res = run("report", sim, "-o", tmp_path / "rep")
+    assert res.exit_code == 0, res.output
+    figs = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("*.png"))
+    assert figs == ["devices.png", "errors_0.png", "scatter_0.png"]
