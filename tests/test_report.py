@@ -117,6 +117,15 @@ def _missing_npz(results, tmp_path):
     return [tmp_path / "lone.json"]
 
 
+def _checkpoint(results, tmp_path):
+    return [Path(__file__).parents[1] / "netlists" / "examples" / "digits_tdkan.pt"]
+
+
+def _binary(results, tmp_path):
+    (tmp_path / "noise.json").write_bytes(bytes(range(256)))
+    return [tmp_path / "noise.json"]
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -130,12 +139,15 @@ def _missing_npz(results, tmp_path):
         (_empty_mc, r"mc\.json: the file is empty"),
         (_mc_without_realizations, r"mc0\.json: the Monte Carlo holds no finished realization"),
         (_missing_npz, r"lone\.json: its per-sample arrays lone\.npz are missing"),
+        (_checkpoint, r"digits_tdkan\.pt: not an anasim results JSON \(a PyTorch checkpoint\); give the JSON of"),
+        (_binary, r"noise\.json: not an anasim results JSON \(a binary file\)"),
     ],
 )
 def test_bad_input_refused(results, tmp_path, make, message):
     res = run("report", *make(results, tmp_path), "-o", tmp_path / "rep")
     assert res.exit_code == 1
     assert re.search(message, res.output), res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "rep").exists()  # refused before anything is written
 
 
