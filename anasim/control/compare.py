@@ -57,6 +57,8 @@ def control_simulate(
     horizon: float | None = None,
     **options,
 ) -> dict:
+    if not (isinstance(seed, int) and seed >= 0):  # numpy's generators take no negative seed
+        raise AnasimError(f"--seed {seed!r}: give a whole number >= 0")
     if engine not in ENGINES:
         raise AnasimError(f"--engine {engine!r}; valid: {', '.join(ENGINES)}")
     if episodes < 1:
