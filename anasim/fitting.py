@@ -65,13 +65,13 @@ def _grid(sweep: IVSweep, step: float | None) -> np.ndarray:
         return sweep.v.copy()
     if not (math.isfinite(step) and step > 0):
         raise DataError(f"fit grid step {step!r} must be a finite number > 0 (volts)")
-    n = max(1, round((hi - lo) / step))
-    if n + 1 > MAX_KNOTS:  # refused before any array of that size exists
+    count = (hi - lo) / step  # inf for a denormal step: refused below, never rounded
+    if count + 1 > MAX_KNOTS:  # refused before any array of that size exists
         raise DataError(
-            f"--grid {step:g}: {n + 1:,} knots over {lo:g}..{hi:g} V, more than the limit of {MAX_KNOTS:,} "
+            f"--grid {step:g}: {count + 1:,.0f} knots over {lo:g}..{hi:g} V, more than the limit of {MAX_KNOTS:,} "
             f"(the table goes into every netlist and checkpoint); give --grid {_step_for(lo, hi):.3g} or coarser"
         )
-    return np.linspace(lo, hi, n + 1)
+    return np.linspace(lo, hi, max(1, round(count)) + 1)
 
 
 def _step_for(lo: float, hi: float) -> float:

@@ -198,6 +198,7 @@ def test_large_sweep_fits_in_little_memory():
     [
         (1e-9, 29, r"--grid 1e-09: 1,400,000,001 knots over 0\.1\.\.1\.5 V, more than the limit of 100,000 .*"
          r"give --grid 1\.4e-05 or coarser"),
+        (1e-320, 29, r"--grid 9\.99989e-321: inf knots over 0\.1\.\.1\.5 V, more than the limit of 100,000"),
         (math.inf, 29, "fit grid step inf must be a finite number > 0"),
         (math.nan, 29, "fit grid step nan must be a finite number > 0"),
         (0.0, 29, "fit grid step 0.0 must be a finite number > 0"),
