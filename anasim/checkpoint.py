@@ -20,7 +20,7 @@ from torch import nn
 from . import __version__
 from .devices import DeviceModel, embedded, get_device, registry
 from .errors import AnasimError, AnasimWarning, CheckpointError, DeviceError
-from .families import count_params, family_named
+from .families import check_config, count_params, family_named
 from .outputs import atomic_write
 
 FORMAT = "anasim-checkpoint"
@@ -106,6 +106,12 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     for key in ("config", "state_dict", "devices"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} field")
+    for key in ("state_dict", "devices", "device_models"):
+        if not isinstance(ckpt.get(key, {}), dict):
+            raise CheckpointError(f"{path}: checkpoint field {key!r} is a {type(ckpt[key]).__name__}, not a mapping")
+    if not all(isinstance(t, torch.Tensor) for t in ckpt["state_dict"].values()):
+        raise CheckpointError(f"{path}: the state_dict holds values that are not tensors; the checkpoint is damaged")
+    check_config(ckpt["config"], f"{path}: ")  # before the model is built: no allocation from crafted sizes
     own = embedded_devices(path, ckpt)
     for name, fit_hash in ckpt["devices"].items():
         if name in own:

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DeviceError
+from .errors import AnasimWarning, DeviceError
 from .expr import Expr
 from .outputs import WriteError, write_text
 
@@ -90,6 +91,16 @@ class DeviceModel:
                 raise DeviceError(f"device {self.name}: pwl knots must have strictly increasing bias")
         elif self.kind == "expr":
             object.__setattr__(self, "_expr", Expr(self.expr, self.constants))
+            # an expression that overflows (exp(1000*V)) or leaves its domain (ln(V) at 0) would
+            # put inf or NaN into training and the netlist: refuse it over the operating range
+            v = torch.linspace(lo, hi, 201, dtype=torch.float64)
+            with torch.no_grad():
+                bad = ~torch.isfinite(self._expr.torch(v) + 0 * v)
+            if bad.any():
+                raise DeviceError(
+                    f"device {self.name}: expression {self.expr!r} is not finite at V = {float(v[bad][0]):.4g} "
+                    f"(within its range {lo:g}..{hi:g} V); keep it finite there"
+                )
         else:
             raise DeviceError(f"device {self.name}: kind {self.kind!r} is not 'pwl' or 'expr'")
         text = json.dumps(self._defining(), sort_keys=True)
@@ -201,14 +212,36 @@ def _bundled() -> dict[str, DeviceModel]:
     return {p.stem: load_device_file(p) for p in sorted(bundled_dir().glob("*.json"))}
 
 
+_WARNED: set[str] = set()
+
+
+def load_user_device(path: Path) -> DeviceModel:
+    """A device of the user's folder, whose file name must be its name (the registry's key is the
+    file name, netlists and checkpoints use the model's name)."""
+    model = load_device_file(path)
+    if model.name != path.stem:
+        raise DeviceError(
+            f"{path}: the device inside is named {model.name!r}, not {path.stem!r} like its file; rename the file "
+            f"to {model.name}.json or set its name to {path.stem!r}"
+        )
+    return model
+
+
 def registry() -> dict[str, DeviceModel]:
-    """All known devices by name: bundled first, then the user's (which may not shadow them)."""
+    """All known devices by name: bundled first, then the user's (which may not shadow them).
+    A user file that cannot be read is skipped with a warning naming it (it breaks only a
+    command that asks for that device, see get_device)."""
     devices = dict(_bundled())
     udir = user_device_dir()
     if udir.is_dir():
         for p in sorted(udir.glob("*.json")):
             if p.stem not in devices:
-                devices[p.stem] = load_device_file(p)
+                try:
+                    devices[p.stem] = load_user_device(p)
+                except DeviceError as exc:
+                    if str(exc) not in _WARNED:  # once per process, however often the registry is read
+                        _WARNED.add(str(exc))
+                        warnings.warn(f"skipped: {exc}", AnasimWarning, stacklevel=2)
     return devices
 
 
@@ -232,6 +265,9 @@ def get_device(name: str) -> DeviceModel:
         return own[key]
     devices = registry()
     if key not in devices:
+        own_file = user_device_dir() / f"{key}.json"
+        if NAME_RE.match(key) and own_file.is_file():
+            load_user_device(own_file)  # the device asked for is the one that cannot be read: its error
         raise DeviceError(f"unknown device {name!r}; valid devices: {', '.join(devices)}")
     return devices[key]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Mapping
 
 import torch
@@ -30,6 +31,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
     "min": (torch.minimum, "min({0},{1})"),
 }
 CONSTANTS = {"pi": math.pi}
+ARITY = {name: len(set(re.findall(r"\{(\d)\}", spice))) for name, (_, spice) in FUNCTIONS.items()}
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -41,13 +43,21 @@ def _check(node: ast.AST, names: set[str], source: str) -> None:
         return _check(node.right, names, source)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return _check(node.operand, names, source)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if not math.isfinite(node.value):  # 1e999 parses as inf
+            raise DeviceError(f"expression {source!r}: the number {ast.get_source_segment(source, node)} is not finite")
         return None
     if isinstance(node, ast.Name):
         if node.id == "V" or node.id in names or node.id in CONSTANTS:
             return None
         raise DeviceError(f"expression {source!r}: unknown name {node.id!r}; use V or a declared constant")
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
+        want = ARITY[node.func.id]
+        if len(node.args) != want or node.keywords:
+            raise DeviceError(
+                f"expression {source!r}: {node.func.id}() takes {want} argument{'s' if want > 1 else ''}, "
+                f"given {len(node.args) + len(node.keywords)}"
+            )
         for arg in node.args:
             _check(arg, names, source)
         return None

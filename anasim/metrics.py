@@ -8,9 +8,12 @@ in volts and as a fraction of the reference's output range. ``rows()`` is the co
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from .errors import AnasimError
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class Bounds:
     max_output_range_v: float = 30.0
     max_power_w: float = 5.0
     max_error_rel_range: float = 1e-3
+
+    def __post_init__(self):
+        # a NaN bound compares False with everything: it would turn its check off without a word
+        for flag, value in (("--max-range", self.max_output_range_v), ("--max-power", self.max_power_w),
+                            ("--max-error", self.max_error_rel_range)):  # fmt: skip
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise AnasimError(f"{flag} {value!r}: give a finite number > 0")
 
     def error_samples(self, circuit: np.ndarray, reference: np.ndarray) -> list[int]:
         """Samples (rows of [N, out]) whose max output error exceeds the tolerance; rows where

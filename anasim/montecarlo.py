@@ -60,6 +60,8 @@ class MonteCarlo:
     def check(self) -> MonteCarlo:
         if self.realizations < 1:
             raise AnasimError(f"--mc {self.realizations}: give at least 1 realization")
+        if not (isinstance(self.seed, int) and self.seed >= 0):  # numpy draws [seed, r]: no negative seeds
+            raise AnasimError(f"--seed {self.seed!r}: give a whole number >= 0")
         if self.dist not in NOISE_DISTS:
             raise AnasimError(f"--noise-dist {self.dist!r}: use one of {', '.join(NOISE_DISTS)}")
         names = [n for n, _ in self.vary]

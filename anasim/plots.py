@@ -15,10 +15,12 @@ from .devices import DeviceModel  # noqa: E402
 from .errors import AnasimError  # noqa: E402
 from .ivdata import IVSweep  # noqa: E402
 from .outputs import write_bytes  # noqa: E402
+from .report.figures import plain_text  # noqa: E402
 
 
 def save(fig, out: str | Path) -> Path:
     """Write ``fig`` to ``out`` and close it; a path that cannot be written is a clear error."""
+    plain_text(fig)
     fig.tight_layout()
     out = Path(out)
     buf = io.BytesIO()

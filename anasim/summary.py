@@ -87,8 +87,10 @@ def model_summary(net, opts) -> dict:
     layers = []
     for n, L in enumerate(lowered.get("layers", [])):
         row = {"layer": n, **{k: v for k, v in L.items() if k in ("inputs", "outputs", "devices", "nodes")}}
-        if "inputs" in L and "outputs" in L:
-            # a differential column pair per output; one tile per layer (anasim does not tile yet)
+        if "crossbar" in L:  # TD-KAN: the lowering's tiles (row tiles x column tiles) and one tile's size
+            row |= {"crossbar_rows": L["crossbar"][0], "crossbar_columns": L["crossbar"][1]}
+            row |= {"tiles": L["tiles"][0] * L["tiles"][1], "tile_grid": list(L["tiles"])}
+        elif "inputs" in L and "outputs" in L:  # MLP: one crossbar per layer, a differential column pair per output
             row |= {"crossbar_rows": L["inputs"], "crossbar_columns": 2 * L["outputs"], "tiles": 1}
         for key in ("area_range", "rf_ohm"):
             if key in L:  # a range [lo, hi], or one value for all (MLP feedback resistors)

@@ -19,7 +19,7 @@ from torch import nn
 from .checkpoint import save_checkpoint
 from .data import Dataset, load_dataset
 from .errors import AnasimError, Interrupted
-from .families import count_params, family_named
+from .families import check_config, count_params, family_named
 from .progress import Progress
 from .results import check_writable
 
@@ -37,6 +37,21 @@ class TrainOptions:
     # (24 s vs 0.8 s) and 6x on Fashion-MNIST under load, and float sums, so results, change with it
     threads: int | None = 1
     progress: bool = True
+
+    def check(self) -> TrainOptions:
+        """Every number usable, or an error naming the option: an inf learning rate trains to NaN
+        weights, which every later command refuses."""
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise AnasimError(f"--lr {self.lr!r}: give a finite learning rate > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise AnasimError(f"--weight-decay {self.weight_decay!r}: give a finite weight decay >= 0")
+        for flag, value, least in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2),
+                                   ("--patience", self.patience, 1), ("--seed", self.seed, 0),
+                                   ("--threads", 1 if self.threads is None else self.threads, 1)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                # seeds: numpy's generators take no negative seed (the control data draws from numpy)
+                raise AnasimError(f"{flag} {value!r}: give a whole number >= {least}")
+        return self
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -99,10 +114,7 @@ def layer_widths(dims: list[int] | None, data: Dataset) -> list[int]:
 def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | None = None, extra: dict | None = None):
     """Train a model of ``config`` on ``data``; returns (model, metrics). Writes ``out`` as it
     improves; ``extra`` joins the final metrics (and the checkpoint's), e.g. how the data was made."""
-    if not opts.lr > 0:
-        raise AnasimError(f"--lr {opts.lr:g}: give a learning rate > 0")
-    if not opts.weight_decay >= 0:
-        raise AnasimError(f"--weight-decay {opts.weight_decay:g}: give a weight decay >= 0")
+    opts.check()
     if out is not None:
         check_writable(out, "-o", "checkpoint")  # before training, not after its first epoch
     torch.manual_seed(opts.seed)
@@ -110,7 +122,8 @@ def train_model(config: dict, data: Dataset, opts: TrainOptions, out: Path | Non
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
     family = family_named(config.get("arch"))
-    config = family.prepare({**config, "dims": layer_widths(config.get("dims"), data)}, data)
+    config = check_config({**config, "dims": layer_widths(config.get("dims"), data)}, "")  # before any allocation
+    config = family.prepare(config, data)
     model = family.build(config).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps = opts.epochs * math.ceil(len(data.x_train) / opts.batch_size)

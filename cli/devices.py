@@ -68,7 +68,7 @@ def plot(name, output, data):
 def fit(csv, name, method, grid, unit, amps_per_unit, force):
     """Fit a measured I-V sweep in CSV and store it where 'devices list' finds it."""
     from anasim.devices import registry, user_device_dir
-    from anasim.fitting import fit_device
+    from anasim.fitting import check_sweep_file, fit_device
     from anasim.ivdata import read_iv_csv
     from anasim.outputs import check_outputs
 
@@ -78,9 +78,12 @@ def fit(csv, name, method, grid, unit, amps_per_unit, force):
     check_outputs([(f"the sweep {csv}", csv)], [(f"the device model {dest}", dest, "--name")])
     if name in known and (not dest.exists() or not force):
         raise click.ClickException(f"device {name!r} exists already; choose another --name (or --force for your own)")
-    model, rep = fit_device(
-        read_iv_csv(csv), name, method, grid, unit, amps_per_unit, description=f"fitted from {Path(csv).name}"
-    )
+    if check_sweep_file(csv) > 1_000_000:  # reading takes about 15 s per 25 MB: say what is going on
+        click.echo(f"reading {csv} ({Path(csv).stat().st_size / 1e6:.0f} MB)...", err=True)
+    sweep = read_iv_csv(csv)
+    if len(sweep.v) > 50_000:
+        click.echo(f"fitting {len(sweep.v):,} points ({method})...", err=True)
+    model, rep = fit_device(sweep, name, method, grid, unit, amps_per_unit, description=f"fitted from {Path(csv).name}")
     model.save(dest)
     click.echo(
         f"{name}: {method} fit, {len(model.knots_v)} knots, RMS {rep.rms:.4g}, max {rep.max_abs:.4g} {unit} -> {dest}"

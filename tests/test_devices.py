@@ -3,18 +3,29 @@
 import json
 import math
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from anasim import bundled
 from anasim.devices import DeviceModel, bundled_dir, get_device, registry
-from anasim.errors import DeviceError
+from anasim.errors import DataError, DeviceError
 from anasim.expr import Expr
 from anasim.fitting import fit_device
 from anasim.ivdata import read_iv_csv
+from anasim_cli.main import cli
 
 CMTD = ["a21", "z21", "z15", "zaz21"]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def plt_image(path):
+    return mpimg.imread(path, format="png")
 
 
 def test_registry_has_the_shipped_devices():
@@ -123,3 +134,107 @@ def test_expression_grammar_rejects_anything_else(source):
 def test_expression_spice_form():
     e = Expr("k*max(V-vth,0)", {"k": 2.0, "vth": 1.0})
     assert e.spice("V(a,b)") == "(2.0*max((V(a,b)-1.0),0.0))"
+
+
+def test_devices_plot_of_a_device_fitted_from_a_file_with_dollars(cmtd_dir, tmp_path):
+    """The description 'fitted from z_$v_1_2$.csv' is drawn as text (matplotlib's math parser fails on it)."""
+    csv = tmp_path / "z_$v_1_2$.csv"
+    csv.write_bytes((cmtd_dir / "z21.csv").read_bytes())
+    assert run_cli("devices", "fit", csv, "--name", "dollar").exit_code == 0
+    assert get_device("dollar").description == "fitted from z_$v_1_2$.csv"
+    out = tmp_path / "dollar.png"
+    res = run_cli("devices", "plot", "dollar", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert plt_image(out).shape[:2] == (540, 750)  # 5 x 3.6 in at 150 dpi
+
+
+# --- fitting at scale: a banded solve, limits said before anything is allocated -------------
+
+
+def dense_pwl(sweep, knots):
+    """The dense least-squares solve the banded one replaced: the same system, for small sweeps."""
+    j = np.clip(np.searchsorted(knots, sweep.v, side="right") - 1, 0, len(knots) - 2)
+    t = (sweep.v - knots[j]) / (knots[j + 1] - knots[j])
+    a = np.zeros((len(sweep.v), len(knots)))
+    a[np.arange(len(t)), j], a[np.arange(len(t)), j + 1] = 1 - t, t
+    d2 = np.diff(np.eye(len(knots)), n=2, axis=0) * 1e-6
+    values, *_ = np.linalg.lstsq(np.vstack([a, d2]), np.concatenate([sweep.i, np.zeros(len(d2))]), rcond=None)
+    return values
+
+
+@pytest.mark.parametrize("name, step", [("z15", None), ("z15", 0.2), ("a21", 0.013), ("zaz21", 0.004)])
+def test_banded_pwl_fit_equals_the_dense_solve(cmtd_dir, name, step):
+    from anasim.fitting import fit_pwl
+
+    sweep = read_iv_csv(cmtd_dir / f"{name}.csv")
+    knots, values = fit_pwl(sweep, step)
+    # equal to 1e-9 of the peak current: the knots are stored rounded to 1e-9 anyway (0.004 V
+    # puts most knots where only the weak penalty sets them, the worst case for the normal equations)
+    np.testing.assert_allclose(values, dense_pwl(sweep, knots), rtol=0, atol=1e-9 * np.abs(sweep.i).max())
+
+
+def test_large_sweep_fits_in_little_memory():
+    """20,000 points on their own 20,000 knots: the dense solve needed a 20,000 x 20,000 matrix
+    (3.2 GB); the banded one stays within 50 MB of numpy memory and interpolates the data."""
+    import tracemalloc
+
+    from anasim.fitting import fit_pwl
+    from anasim.ivdata import IVSweep
+
+    v = np.linspace(-1.0, 1.5, 20_000)
+    sweep = IVSweep(v, np.sin(4 * v) + 0.3 * v**2, "synthetic")
+    tracemalloc.start()
+    try:
+        knots, values = fit_pwl(sweep)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB"
+    np.testing.assert_allclose(values, sweep.i, rtol=0, atol=1e-9)  # the penalty moves them < 1e-9
+
+
+@pytest.mark.parametrize(
+    "step, points, message",
+    [
+        (1e-9, 29, r"--grid 1e-09: 1,400,000,001 knots over 0\.1\.\.1\.5 V, more than the limit of 100,000 .*"
+         r"give --grid 1\.4e-05 or coarser"),
+        (1e-320, 29, r"--grid 9\.99989e-321: inf knots over 0\.1\.\.1\.5 V, more than the limit of 100,000"),
+        (math.inf, 29, "fit grid step inf must be a finite number > 0"),
+        (math.nan, 29, "fit grid step nan must be a finite number > 0"),
+        (0.0, 29, "fit grid step 0.0 must be a finite number > 0"),
+        (None, 100_001, r"100,001 points would make as many knots, more than the limit of 100,000"),
+    ],
+)  # fmt: skip
+def test_grids_and_sweeps_too_fine_are_refused(step, points, message):
+    from anasim.fitting import fit_pwl
+    from anasim.ivdata import IVSweep
+
+    v = np.linspace(0.1, 1.5, points)
+    with pytest.raises(DataError, match=message):
+        fit_pwl(IVSweep(v, v**2, "sweep.csv"), step)
+
+
+def test_sweep_files_too_large_are_refused_before_reading(tmp_path):
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as fh:
+        fh.truncate(60_000_000)  # a sparse file: no disk used
+    res = run_cli("devices", "fit", big, "--name", "big")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "big.csv: 60 MB of CSV, more than the 50 MB a fit reads" in res.output
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        (20_000, "the smoothing spline fails on these 20,000 points"),
+        (100_001, "100,001 points, more than the 100,000 a smoothing spline fits"),
+    ],
+)
+def test_smoothing_spline_limits(points, message):
+    from anasim.fitting import fit_smooth
+    from anasim.ivdata import IVSweep
+
+    v = np.linspace(-1.0, 1.5, points)
+    i = np.sin(4 * v) + 0.01 * np.random.default_rng(0).standard_normal(points)
+    with pytest.raises(DataError, match=message):
+        fit_smooth(IVSweep(v, i, "sweep.csv"))

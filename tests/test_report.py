@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -116,6 +117,15 @@ def _missing_npz(results, tmp_path):
     return [tmp_path / "lone.json"]
 
 
+def _checkpoint(results, tmp_path):
+    return [Path(__file__).parents[1] / "netlists" / "examples" / "digits_tdkan.pt"]
+
+
+def _binary(results, tmp_path):
+    (tmp_path / "noise.json").write_bytes(bytes(range(256)))
+    return [tmp_path / "noise.json"]
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -129,12 +139,15 @@ def _missing_npz(results, tmp_path):
         (_empty_mc, r"mc\.json: the file is empty"),
         (_mc_without_realizations, r"mc0\.json: the Monte Carlo holds no finished realization"),
         (_missing_npz, r"lone\.json: its per-sample arrays lone\.npz are missing"),
+        (_checkpoint, r"digits_tdkan\.pt: not an anasim results JSON \(a PyTorch checkpoint\); give the JSON of"),
+        (_binary, r"noise\.json: not an anasim results JSON \(a binary file\)"),
     ],
 )
 def test_bad_input_refused(results, tmp_path, make, message):
     res = run("report", *make(results, tmp_path), "-o", tmp_path / "rep")
     assert res.exit_code == 1
     assert re.search(message, res.output), res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "rep").exists()  # refused before anything is written
 
 
@@ -155,3 +168,35 @@ def test_report_reads_results_only_without_torch(results, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "no simulate results given" in (tmp_path / "report.md").read_text().lower()
+
+
+def test_report_counts_the_tiles_of_the_lowering(tmp_path):
+    """--tile 16,4 cuts layer 0 (64 inputs, 4 outputs) into 4 row tiles x 2 column tiles of 16 rows
+    and 4 column lines (2 outputs each), and layer 1 (4 inputs, 10 outputs) into 1 x 5 tiles of 4 x 4."""
+    ckpt = Path(__file__).parents[1] / "netlists" / "examples" / "digits_tdkan.pt"
+    out = tmp_path / "tiled.json"
+    res = run("simulate", ckpt, "--samples", 3, "--tile", "16,4", "--json", out)
+    assert res.exit_code == 0, res.output
+    layers = json.loads(out.read_text())["model"]["layers"]
+    assert [(L["crossbar_rows"], L["crossbar_columns"], L["tiles"], L["tile_grid"]) for L in layers] == [
+        (16, 4, 8, [4, 2]),
+        (4, 4, 5, [1, 5]),
+    ]
+    md = make_report([out], tmp_path / "rep").markdown.read_text()
+    assert "16 rows x 4 columns per tile (at most), 8 tiles (4 row x 2 column tiles)" in md
+    assert "4 rows x 4 columns per tile (at most), 5 tiles (1 row x 5 column tiles)" in md
+
+
+def test_dollar_signs_in_user_text_are_drawn_as_text(results, tmp_path):
+    """A '$...$' pair in a device description and in a results file name (matplotlib would parse it
+    as math text and fail on 'v_1_2', a double subscript): the report is written with every figure."""
+    data = json.loads((results / "sim.json").read_text())
+    for d in data["devices"].values():
+        d["description"] = "fitted from cmtd_$v_1_2$.csv"
+    sim = tmp_path / "run_$a^b^c$.json"
+    sim.write_text(json.dumps(data))
+    shutil.copy(results / "sim.npz", sim.with_suffix(".npz"))
+    res = run("report", sim, "-o", tmp_path / "rep")
+    assert res.exit_code == 0, res.output
+    figs = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("*.png"))
+    assert figs == ["devices.png", "errors_0.png", "scatter_0.png"]

@@ -5,6 +5,7 @@ self-contained checkpoints, the default thread count, plausibility flags, strict
 import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -224,3 +225,82 @@ def test_report_json_has_no_nan(tmp_path, bad):
         "settling_time_s": {"max": None},
         "xs": [1.0, None],
     }
+
+
+# --- issue 29, item 8: numbers, sizes and crafted checkpoints ------------------------------
+
+
+def _crafted(tmp_path, change):
+    d = torch.load(TDKAN, weights_only=True)
+    change(d)
+    torch.save(d, tmp_path / "crafted.pt")
+    return tmp_path / "crafted.pt"
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "--lr", "inf"], "--lr inf: give a finite learning rate > 0"),
+        (["train", "--weight-decay", "nan"], "--weight-decay nan: give a finite weight decay >= 0"),
+        (["train", "--in-gain", "nan"], "--in-gain nan: give a finite number > 0"),
+        (["train", "--train-noise", "nan"], "--train-noise nan: give a finite number >= 0"),
+        (["train", "--seed", "-1"], "--seed -1: give a whole number >= 0"),
+        (
+            ["train", "--dims", "64,100000000,10"],  # (64 + 10) x 1e8 x 2 bases
+            "--dims 64,100000000,10: about 14,800,000,000 parameters, more than the limit of 20,000,000",
+        ),
+        (["simulate", TDKAN, "--samples", "2", "--max-range", "nan"], "--max-range nan: give a finite number > 0"),
+        (["simulate", TDKAN, "--samples", "2", "--mc", "2", "--seed", "-1"], "--seed -1: give a whole number >= 0"),
+        (
+            ["info", lambda t: _crafted(t, lambda d: d["config"].update(dims=[64, 100_000_000, 10]))],
+            "crafted.pt: config 'dims' 64,100000000,10: about ",
+        ),
+        (
+            ["compile", lambda t: _crafted(t, lambda d: d.update(config="tdkan"))],
+            "crafted.pt: the model config is a str, not a mapping",
+        ),
+        (
+            ["info", lambda t: _crafted(t, lambda d: d["config"].update(in_gain=math.nan))],
+            "crafted.pt: config 'in_gain' nan: give a finite number > 0",
+        ),
+    ],
+)
+def test_bad_numbers_and_sizes_give_one_line_and_write_nothing(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)  # simulate --mc writes its summary beside the working folder by default
+    args = [a(tmp_path) if callable(a) else a for a in args]
+    if args[0] == "train":
+        args += ["--epochs", "1", "-o", tmp_path / "m.pt"]
+    res = run(*args)
+    assert res.exit_code == 1 and needle in res.output and "Traceback" not in res.output, res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("Error")]) == 1
+    assert {p.name for p in tmp_path.iterdir()} <= {"crafted.pt"}  # no checkpoint, no results
+
+
+def _device(name, **fields):
+    base = {"format": "anasim-device/1", "name": name, "kind": "expr", "v_range": [0.0, 1.0], "unit": "mA"}
+    return json.dumps(base | {"amps_per_unit": 1e-3, "expr": "V"} | fields)
+
+
+@pytest.mark.parametrize(
+    "file, text, needle",
+    [
+        ("notes.json", "not json at all", "notes.json: cannot read device model"),
+        ("foo.json", _device("bar"), "foo.json: the device inside is named 'bar', not 'foo' like its file"),
+        ("arity.json", _device("arity", expr="max(V)"), "expression 'max(V)': max() takes 2 arguments, given 1"),
+        ("huge.json", _device("huge", expr="V*1e999"), "expression 'V*1e999': the number 1e999 is not finite"),
+        ("expo.json", _device("expo", expr="exp(1000*V)"), "expression 'exp(1000*V)' is not finite at V = 0.71"),
+    ],
+)
+def test_a_bad_user_device_breaks_only_what_uses_it(tmp_path, monkeypatch, file, text, needle):
+    devdir = tmp_path / "devs"
+    devdir.mkdir()
+    (devdir / file).write_text(text)
+    monkeypatch.setenv("ANASIM_DEVICE_DIR", str(devdir))
+    with pytest.warns(AnasimWarning, match=re.escape(needle)):  # the other commands: a warning naming the file
+        listing = run("devices", "list")
+    assert listing.exit_code == 0 and "a21" in listing.output
+    assert run("devices", "plot", "a21", "-o", tmp_path / "a21.png").exit_code == 0
+    assert run("compile", TDKAN, "-o", tmp_path / "t.cir").exit_code == 0
+    res = run("devices", "plot", Path(file).stem, "-o", tmp_path / "bad.png")  # the one asked for: its error
+    assert res.exit_code == 1 and needle in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "bad.png").exists()

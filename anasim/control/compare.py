@@ -62,6 +62,8 @@ def control_simulate(
     progress: bool = True,
     **options,
 ) -> dict:
+    if not (isinstance(seed, int) and seed >= 0):  # numpy's generators take no negative seed
+        raise AnasimError(f"--seed {seed!r}: give a whole number >= 0")
     outputs = [(f"{flag} {p}", p, flag) for p, flag in ((json_out, "--json"), (plot, "--plot"), (run_dir, "--run-dir"))]
     if json_out is not None:
         npz = Path(json_out).with_suffix(".npz")

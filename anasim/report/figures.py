@@ -23,7 +23,17 @@ def _plt():
     return plt
 
 
+def plain_text(fig) -> None:
+    """Titles, axis labels and legends carry user text (descriptions, file names, units): a '$'
+    there is a dollar sign, not the start of math text, whose parser fails on e.g. '$v_1_2$'."""
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label, *(legend.get_texts() if legend else ())):
+            text.set_parse_math(False)
+
+
 def _png(fig) -> bytes:
+    plain_text(fig)
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -158,5 +168,5 @@ def trajectories(arrays: dict, scale_a: float, title: str, nodes: int = 4) -> by
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("node voltage (V)")
     axes[0][-1].legend(fontsize=6, ncol=2)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, parse_math=False)
     return _png(fig)

@@ -63,6 +63,12 @@ def _read_json(path: Path) -> dict:
         text = path.read_text()
     except OSError as exc:
         raise AnasimError(f"{path}: cannot read results file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:  # a checkpoint (a zip) or another binary file given for its results
+        what = "a PyTorch checkpoint" if path.read_bytes()[:4] == b"PK\x03\x04" else "a binary file"
+        raise AnasimError(
+            f"{path}: not an anasim results JSON ({what}); give the JSON of 'anasim simulate MODEL --json "
+            "FILE' (or of an --mc run)"
+        ) from None
     if not text.strip():
         raise AnasimError(f"{path}: the file is empty (a run cut short before it wrote its results?)")
     try:

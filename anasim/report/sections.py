@@ -58,8 +58,14 @@ def model_section(doc: Doc, res: Results) -> None:
             rows.append(
                 [
                     f"layer {L['layer']} crossbar",
-                    f"{L['crossbar_rows']} rows x {L['crossbar_columns']} columns, "
-                    f"{L['tiles']} tile, {L['devices']:,} devices",
+                    f"{L['crossbar_rows']} rows x {L['crossbar_columns']} columns"
+                    + (
+                        ", 1 tile, "
+                        if L["tiles"] == 1
+                        else f" per tile (at most), {L['tiles']} tiles ({L['tile_grid'][0]} row x "
+                        f"{L['tile_grid'][1]} column tiles), "
+                    )
+                    + f"{L['devices']:,} devices",
                 ]
             )
         elif "nodes" in L:

@@ -250,7 +250,7 @@ def partials(amps: list) -> list[str]:
 
 
 def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
-    area, (_, outs, n_b) = L.area, tiling(L, opts)
+    area, (rows, outs, n_b) = L.area, tiling(L, opts)
     return {
         "inputs": area.shape[0],
         "outputs": area.shape[1],
@@ -259,6 +259,8 @@ def layer_info(L: KanLayer, opts: TdkanOptions) -> dict:
         "scale_ohm": float(L.scale),
         "rf_ohm": [float(L.rf.min()), float(L.rf.max())],
         "tiles": [n_b, -(-area.shape[1] // outs)],
+        # (rows, column lines) of one tile; the shared mapping's one crossbar has a row per input and basis
+        "crossbar": [rows if opts.mapping == "edge" else area.shape[0] * len(L.bases), 2 * outs],
         **({"swing": swing_info(L, opts)} if opts.swing is not None else {}),
     }
 
