@@ -22,6 +22,7 @@ from ..circuit.stimulus import TimeSequence, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
 from ..sim import batch, tran
+from ..sim.deckcheck import check_deck
 from .base import Deck, SimSettings
 
 
@@ -31,16 +32,9 @@ def reference(model, z: torch.Tensor):
 
 
 def compiled_netlist(path: Path, like: Circuit) -> Circuit:
-    """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise AnasimError(f"{path}: cannot read netlist: {exc.strerror or exc}") from None
-    if ".control" in text.lower():
-        raise AnasimError(
-            f"{path} carries its own stimulus and analysis (compiled with --stimulus); compile it without "
-            "--stimulus to simulate it with anasim, or run it alone with ngspice -b"
-        )
+    """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports. The
+    deck and what it includes must be circuit only (:func:`anasim.sim.deckcheck.check_deck`)."""
+    check_deck(path)
     return replace(like, title=f"anasim run of {Path(path).name}", elements=(), curves=(), includes=(str(path),))
 
 
