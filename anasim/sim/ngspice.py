@@ -127,8 +127,8 @@ class Stalled(SimError):
         self.done = done
 
 
-# ngspice's progress line, on stdout after a sweep point when 0.25 s of CPU passed since the last
-# one (outitf.c): the sweep value, here the sample index
+# ngspice's progress line, on stderr after a sweep point when 0.25 s of CPU passed since the last
+# one (ngspice 39's outitf.c; later versions write it to stdout): the sweep value, the sample index
 _POINT = re.compile(rb"Reference value :\s*(\S+)\s*[\r\n]")
 
 
@@ -161,8 +161,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
         _LIVE.add(proc)
     out, err, seen = [], [], {"done": 0, "at": time.monotonic()}
 
-    def point() -> None:  # in the stdout thread: the last complete progress line
-        found = _POINT.findall(b"".join(out[-2:])[-4096:])
+    def point(chunks: list[bytes]) -> None:  # in a reader thread: the last complete progress line
+        found = _POINT.findall(b"".join(chunks[-2:])[-4096:])
         if found:
             try:
                 done = int(float(found[-1])) + 1
@@ -174,8 +174,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
                     on_point(done)
 
     readers = [
-        threading.Thread(target=_drain, args=(proc.stdout, out, point), daemon=True),
-        threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stdout, out, lambda: point(out)), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err, lambda: point(err)), daemon=True),
     ]
     for r in readers:
         r.start()
