@@ -134,46 +134,53 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
                 fast: bool = True, budget: float | None = None, on_point=None):  # fmt: skip
     """Outputs [len(x), out] of one run over ``x``, and {position: why}. When the run fails, each
     sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost. When
-    a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples before it are run
-    again as one sweep (the same deck cut short: the same outputs), it is run alone with the same
-    budget, and the sweep goes on after it (folders ``sweep_<first>_<last>``). ``on_point(n)``:
-    the first n samples are finished."""
+    a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples ngspice reported
+    finished are run again as one sweep (the same deck cut short: the same outputs), and the
+    sweeps after them home in on the stalled sample: the next one alone, or, when ngspice had
+    reported nothing (it reports at most four points a second), half as many samples as the sweep
+    that stalled; a sample that stalls alone is failed, and the sweep goes on after it (folders
+    ``sweep_<first>_<last>``). ``on_point(n)``: the first n samples are finished."""
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
 
+    def run(a: int, b: int, limit: float | None = budget) -> None:
+        name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"
+        where = folder / (f"sample_{names[a]:06d}" if b - a == 1 and (a, b) != (0, len(x)) else name)
+        out[a:b] = run_chunk(circuit, x[a:b], where, rusage, fast, lambda n: report(a + n), limit)
+        report(b)
+
     def alone(k: int) -> None:
         try:
-            out[k] = run_chunk(circuit, x[k : k + 1], folder / f"sample_{names[k]:06d}", rusage, fast, None, budget)[0]
+            run(k, k + 1)
         except SimError as exc:
             failed[k] = _why(exc, budget)
-        report(k + 1)
+            report(k + 1)
 
-    pending = 0  # the samples before it are finished (or failed)
+    pending, span = 0, len(x)  # samples before pending are finished or failed; span: the next sweep's
     while pending < len(x):
-        first = pending
-        work = folder / (chunk_name if first == 0 else f"sweep_{names[first]:06d}_{names[-1]:06d}")
+        first, stop = pending, min(len(x), pending + span)
         try:
-            out[first:] = run_chunk(circuit, x[first:], work, rusage, fast, lambda n, a=first: report(a + n), budget)
-            report(len(x))
-            break
+            run(first, stop)
+            pending, span = stop, len(x)
         except Stalled as exc:
-            # ngspice reports at most four points a second: the stalled one is the first not
-            # reported, or (rarely) one of the next few, which the sweep after it meets again
-            done = exc.done if 0 < exc.done < len(x) - first else 0
-            if done:
-                head = slice(first, first + done)
+            done = exc.done if 0 < exc.done < stop - first else 0
+            if stop - first == 1:
+                failed[first] = _why(exc, budget)
+                report(stop)
+                pending, span = stop, len(x)
+            elif done:
                 try:
-                    work = folder / f"sweep_{names[head.start]:06d}_{names[head.stop - 1]:06d}"
-                    out[head] = run_chunk(circuit, x[head], work, rusage, fast, None, budget)
+                    run(first, first + done)  # finished before: no budget needed
                 except SimError:
-                    for k in range(head.start, head.stop):
+                    for k in range(first, first + done):
                         alone(k)
-            alone(first + done)
-            pending = first + done + 1
-        except SimError:
-            for k in range(first, len(x)):
+                pending, span = first + done, 1  # most likely the stalled one
+            else:
+                span = (stop - first) // 2
+        except SimError:  # ngspice gave up (no convergence): every sample alone
+            for k in range(first, stop):
                 alone(k)
-            break
+            pending, span = stop, len(x)
     return out, failed
 
 
