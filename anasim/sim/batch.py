@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -89,11 +91,13 @@ def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True) -> str:
 # why a sample runs out of its budget, in the cases met so far (issue 29: a digits [64,32,10]
 # TD-KAN with --wire-r 100 and one tile per layer took 7 to 14 s a sample, 0.65 s per Newton
 # iteration on 8,643 equations)
-STALL_HINT = (
+STRUGGLE = (
     "a crossbar whose long resistive lines (--wire-r) drop much of the drive pushes devices onto "
     "the negative-resistance branches of their I-V curves, where Newton's method wanders; smaller "
-    "tiles (--tile ROWS,COLS) or a smaller --wire-r help, or a larger --sample-timeout"
+    "tiles (--tile ROWS,COLS) or a smaller --wire-r help"
 )
+STALL_HINT = STRUGGLE + ", or a larger --sample-timeout"
+SLOW_SAMPLE_S = 5.0  # a sample slower than this gets the note above once (most take milliseconds)
 
 
 def default_sample_timeout(circuit: Circuit) -> float:
@@ -192,7 +196,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
     (chunks killed midway are neither done nor failed: their rows stay NaN)."""
     bar = Progress(total, "ngspice", "samples") if progress else None
     shown: dict[int, int] = {}  # chunk start -> samples shown done
-    lock = threading.Lock()
+    lock, t0, noted = threading.Lock(), time.monotonic(), [False]
 
     def to(start: int, n: int) -> None:
         with lock:
@@ -200,6 +204,10 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
             if bar is not None and n > shown.get(start, 0):
                 bar.update(n - shown.get(start, 0))
                 shown[start] = n
+                per = (time.monotonic() - t0) * min(jobs, len(shown)) / sum(shown.values())
+                if per > SLOW_SAMPLE_S and not noted[0]:  # say why once, not after a silent half hour
+                    noted[0] = True
+                    print(f"ngspice: about {per:.0f} s a sample: {STRUGGLE}", file=sys.stderr, flush=True)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:

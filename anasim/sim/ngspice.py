@@ -52,8 +52,9 @@ def ngspice_path() -> str:
 def batch_command(deck: str) -> list[str]:
     """``ngspice -n -b deck``: -n reads no ``.spiceinit`` (neither the working folder's nor the
     home folder's), which would run on every deck and could change its results or run commands
-    (``option rshunt=1e3 gmin=1e-4`` there moved a digits run's max error from 8.7e-8 to 1.1e-6
-    V). The system ``spinit`` is still read: it loads the XSPICE code models (ngspice 39, measured)."""
+    (``option rshunt=1e3 gmin=1e-4`` there moved the digits example's max error from 1.09e-7 to
+    1.31e-6 V). The system ``spinit`` is still read: it loads the XSPICE code models (ngspice 39,
+    measured)."""
     return [ngspice_path(), "-n", "-b", deck]
 
 
