@@ -19,6 +19,7 @@ from anasim.circuit.ir import BSource, Circuit, Resistor
 from anasim.errors import AnasimError
 from anasim.sim.batch import sweep
 from anasim.sim.deckcheck import check_deck, shipped_library
+from anasim.sim.ngspice import run_deck
 from anasim_cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +67,15 @@ def test_no_spiceinit_reaches_libngspice(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "started" in proc.stdout, proc.stderr[-2000:]
     assert not marker.exists()
+
+
+def test_spinit_is_still_read(tmp_path):
+    """-n skips the user's init files only: the system spinit still loads the XSPICE code models
+    (an A-element gain of 3 on 2 V gives 6 V, to ngspice's print precision)."""
+    deck = "xspice\nV1 1 0 dc 2\na1 1 2 g3\n.model g3 gain(gain=3)\nR2 2 0 1k\n.control\nop\nprint v(2)\n"
+    deck += "wrdata out.txt v(2)\n.endc\n.end\n"
+    run_deck(deck, tmp_path, "out.txt")
+    assert np.loadtxt(tmp_path / "out.txt", ndmin=2)[0, 1] == pytest.approx(6.0, abs=1e-9)
 
 
 # --- --netlist decks: circuit only ---------------------------------------------------------
@@ -144,6 +154,20 @@ def test_compiled_examples_without_their_control_block_are_accepted(example, tmp
         check_deck(deck)
     write(deck, re.sub(r"(?ms)^\.control$.*?^\.endc$\n", "", text))
     assert check_deck(deck) == [deck]
+
+
+def test_a_changed_nested_include_is_run_again(tmp_path):
+    """A run folder's outputs are reused only for the same deck and the same files it includes,
+    nested ones too: 2 kohm in place of 1 kohm in sub/r.lib halves V(out) (tolerance 1e-9 V)."""
+    write(tmp_path / "sub" / "r.lib", "R2 out 0 1k\n")
+    deck = write(tmp_path / "deck.cir", "* deck\nR1 in_0 out 1k\n.include sub/r.lib\n")
+    circuit = Circuit("included", inputs=("in_0",), outputs=("out",), includes=(str(deck),))
+    first = sweep(circuit, X, tmp_path / "run", jobs=1, part_elements=None)
+    write(tmp_path / "sub" / "r.lib", "R2 out 0 2k\n")
+    again = sweep(circuit, X, tmp_path / "run", jobs=1, part_elements=None)
+    np.testing.assert_allclose(first.outputs[:, 0], X[:, 0] / 2, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(again.outputs[:, 0], X[:, 0] * 2 / 3, rtol=0, atol=1e-9)
+    assert "reused_runs" not in again.rusage
 
 
 def test_simulate_refuses_a_netlist_including_a_control_block(tmp_path):

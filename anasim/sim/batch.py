@@ -43,6 +43,7 @@ from ..circuit.partition import (
 from ..circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
 from ..errors import SimError
 from ..progress import Progress
+from .deckcheck import check_deck
 from .ngspice import (
     SimResult,
     Stalled,
@@ -68,10 +69,12 @@ def default_jobs() -> int:
 
 
 def deck_digest(circuit: Circuit, text: str) -> str:
-    """What decides a run's outputs: the deck, the files it includes and the ngspice version."""
+    """What decides a run's outputs: the deck, the files it includes (theirs too, checked again
+    here: a file changed since the run started is refused as well) and the ngspice version."""
     h = hashlib.sha256(text.encode())
     for inc in circuit.includes:
-        h.update(Path(inc).read_bytes())
+        for path in check_deck(inc):
+            h.update(path.read_bytes())
     h.update(ngspice_version().encode())
     return h.hexdigest()
 
@@ -188,10 +191,12 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
     return out, failed
 
 
-def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, partial: Callable[[], SimResult]):
-    """``job(start, to)`` for every chunk start, ``jobs`` threads, samples done and time left on
-    stderr with ``progress``; ``to(n)`` says n samples of the chunk are done (as they finish, not
-    only at its end: a chunk of a large circuit takes minutes). Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
+def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, partial: Callable[[], SimResult],
+               streamed: bool = False):  # fmt: skip
+    """``job(start)`` for every chunk start, ``jobs`` threads, samples done and time left on
+    stderr with ``progress``. ``streamed``: ``job(start, to)``, where ``to(n)`` says n samples of
+    the chunk are done (as they finish, not only at its end: a chunk of a large circuit takes
+    minutes). Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
     retries, and raises :class:`SimInterrupted` carrying ``partial()``: the samples that finished
     (chunks killed midway are neither done nor failed: their rows stay NaN)."""
     bar = Progress(total, "ngspice", "samples") if progress else None
@@ -211,7 +216,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(job, s, functools.partial(to, s)): s for s in starts}
+        futures = {pool.submit(job, s, *([functools.partial(to, s)] if streamed else [])): s for s in starts}
         for fut in as_completed(futures):
             fut.result()
             to(futures[fut], chunk)
@@ -310,7 +315,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
         extra = {"stage_peak_v": stage_peak} if peaks else {}
         return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
 
-    run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result)
+    run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result, streamed=True)
     return result()
 
 

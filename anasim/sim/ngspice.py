@@ -204,6 +204,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
             _LIVE.discard(proc)
         for r in readers:
             r.join()
+        proc.stdout.close()
+        proc.stderr.close()
     if _STOPPING.is_set():
         raise Stopped
     log = b"".join(out + err).decode(errors="replace")
