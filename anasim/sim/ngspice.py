@@ -208,7 +208,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
         proc.stderr.close()
     if _STOPPING.is_set():
         raise Stopped
-    log = b"".join(out + err).decode(errors="replace")
+    # newlines as text mode reads them (a progress line ends in a carriage return)
+    log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     (work / "ngspice.log").write_text(log)
     if why is not None:
         if why.startswith("no sample"):
