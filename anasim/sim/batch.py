@@ -150,10 +150,10 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
 
-    def run(a: int, b: int, limit: float | None = budget) -> None:
+    def run(a: int, b: int) -> None:
         name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"
         where = folder / (f"sample_{names[a]:06d}" if b - a == 1 and (a, b) != (0, len(x)) else name)
-        out[a:b] = run_chunk(circuit, x[a:b], where, rusage, fast, lambda n: report(a + n), limit)
+        out[a:b] = run_chunk(circuit, x[a:b], where, rusage, fast, lambda n: report(a + n), budget)
         report(b)
 
     def alone(k: int) -> None:
@@ -177,15 +177,18 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
                 pending, span = stop, len(x)
             elif done:
                 try:
-                    run(first, first + done)  # finished before: no budget needed
+                    run(first, first + done)  # these finished before: the same deck, cut short
                 except SimError:
                     for k in range(first, first + done):
                         alone(k)
                 pending, span = first + done, 1  # most likely the stalled one
             else:
                 span = (stop - first) // 2
-        except SimError:  # ngspice gave up (no convergence): every sample alone
-            for k in range(first, stop):
+        except SimError as exc:  # ngspice gave up (no convergence): every sample alone
+            if stop - first == 1:
+                failed[first] = _why(exc, budget)
+                report(stop)
+            for k in range(first, stop) if stop - first > 1 else ():
                 alone(k)
             pending, span = stop, len(x)
     return out, failed
