@@ -2,7 +2,7 @@
 
 ``export_devices`` writes one ``.subckt`` per bundled device model (``anasim devices export``),
 from the same curve text the compiler puts in every deck. ``build_examples`` compiles the small
-committed checkpoints of ``EXAMPLES`` with their stimulus, runs each deck with bare ``ngspice -b``
+committed checkpoints of ``EXAMPLES`` with their stimulus, runs each deck with bare ``ngspice -n -b``
 and keeps its output beside it as the expected result (``make netlists``); the tests re-run the
 decks against those files and recompile the checkpoints byte for byte.
 """
@@ -21,7 +21,7 @@ from .circuit.netlist import subckt
 from .devices import DeviceModel, _bundled
 from .errors import AnasimError
 from .outputs import WriteError, write_text
-from .sim.ngspice import ngspice_path
+from .sim.ngspice import batch_command
 
 
 def subckt_name(d: DeviceModel) -> str:
@@ -110,11 +110,11 @@ def compile_example(ex: Example, folder: Path, out: Path) -> Path:
 
 
 def run_example(deck: Path, ex: Example) -> Path:
-    """Run ``deck`` with bare ``ngspice -b`` in its folder; the data file it wrote."""
-    proc = subprocess.run([ngspice_path(), "-b", deck.name], cwd=deck.parent, capture_output=True, text=True)
+    """Run ``deck`` with bare ``ngspice -n -b`` in its folder (no user's .spiceinit); the data file it wrote."""
+    proc = subprocess.run(batch_command(deck.name), cwd=deck.parent, capture_output=True, text=True)
     data = deck.parent / ex.output
     if proc.returncode != 0 or not data.is_file():
-        raise AnasimError(f"ngspice -b {deck} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        raise AnasimError(f"ngspice -n -b {deck} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     return data
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
 from ._hw import given, hw_options
@@ -29,4 +31,4 @@ def compile_(checkpoint, output, stimulus, dataset, data_dir, **hw):
         + (f", {resistors:,} crossbar resistors" if resistors else "")
     )
     if stimulus:
-        click.echo(f"run it alone with: ngspice -b {paths[0]}")
+        click.echo(f"run it alone with: ngspice -b {shlex.quote(str(paths[0]))}")  # pastes as it is

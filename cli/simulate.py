@@ -72,6 +72,15 @@ def _list_variations(ctx, param, value):
     help="DC: also measure the static power at the operating points of the first N samples (one more ngspice "
     "run of the whole circuit); tran runs measure it on every sample.",
 )
+@click.option(
+    "--sample-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    callback=lambda ctx, param, v: None if v is None else _positive(v, "--sample-timeout"),
+    help="DC: a sample still not converged after this long is recorded as failed and the others go on "
+    "[60 s plus 10 ms per circuit element of its deck].",
+)
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option(
     "--plain",
@@ -142,6 +151,7 @@ def simulate(
     analysis,
     period,
     power_samples,
+    sample_timeout,
     whole,
     plain,
     json_out,
@@ -167,7 +177,7 @@ def simulate(
     settings = SimSettings(
         jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
-    settings = replace(settings, power_samples=power_samples)
+    settings = replace(settings, power_samples=power_samples, sample_timeout=sample_timeout)
     if mc is None:
         if vary or sweep or resume or workers or scheduler:
             raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")

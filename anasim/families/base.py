@@ -30,6 +30,7 @@ class SimSettings:
     chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
     progress: bool = False  # samples done and time left on stderr (the CLI's runs)
     power_samples: int = 0  # DC: static power at the operating points of the first N samples
+    sample_timeout: float | None = None  # DC: seconds a sample may take (None: scaled to the deck)
     # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
     perturb: Callable | None = None
     # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a

@@ -22,6 +22,7 @@ from ..circuit.stimulus import TimeSequence, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
 from ..sim import batch, tran
+from ..sim.deckcheck import check_deck
 from .base import Deck, SimSettings
 
 
@@ -31,16 +32,9 @@ def reference(model, z: torch.Tensor):
 
 
 def compiled_netlist(path: Path, like: Circuit) -> Circuit:
-    """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise AnasimError(f"{path}: cannot read netlist: {exc.strerror or exc}") from None
-    if ".control" in text.lower():
-        raise AnasimError(
-            f"{path} carries its own stimulus and analysis (compiled with --stimulus); compile it without "
-            "--stimulus to simulate it with anasim, or run it alone with ngspice -b"
-        )
+    """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports. The
+    deck and what it includes must be circuit only (:func:`anasim.sim.deckcheck.check_deck`)."""
+    check_deck(path)
     return replace(like, title=f"anasim run of {Path(path).name}", elements=(), curves=(), includes=(str(path),))
 
 
@@ -96,15 +90,16 @@ def simulate(
             raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
         ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
         ports = replace(ports, outputs=tuple(f"y_{j}" for j in range(n_out)))
-        res = batch.sweep(compiled_netlist(s.netlist, ports), x, run_dir, s.jobs, s.chunk, s.progress, None)
+        circuit = compiled_netlist(s.netlist, ports)
+        res = batch.sweep(circuit, x, run_dir, s.jobs, s.chunk, s.progress, None, s.sample_timeout)
         res.mode = f"batched DC sweeps of {Path(s.netlist).name}"
     elif s.whole or stages is None:
         circuit = s.vary(s.lowered("whole", whole), "whole")
-        res = batch.sweep(circuit, x, run_dir, s.jobs, s.chunk, s.progress, parts(s))
+        res = batch.sweep(circuit, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), s.sample_timeout)
         res.mode = "batched DC sweeps, whole network" + (" in one deck" if s.plain else "")
     else:
         circuits = [s.vary(c, f"stage{i}") for i, c in enumerate(s.lowered("stages", stages))]
-        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), peaks)
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), peaks, s.sample_timeout)
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources" + (", plain decks" if s.plain else "")
     if s.power_samples and s.netlist is None:
         n = min(s.power_samples, len(x))

@@ -16,8 +16,12 @@ ngspice at once and raises :class:`SimInterrupted` with the samples that finishe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -39,7 +43,17 @@ from ..circuit.partition import (
 from ..circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
 from ..errors import SimError
 from ..progress import Progress
-from .ngspice import SimResult, add_rusage, ngspice_version, read_wrdata, resume_runs, run_deck, stop_all
+from .deckcheck import check_deck
+from .ngspice import (
+    SimResult,
+    Stalled,
+    add_rusage,
+    ngspice_version,
+    read_wrdata,
+    resume_runs,
+    run_deck,
+    stop_all,
+)
 
 
 class SimInterrupted(KeyboardInterrupt):
@@ -55,10 +69,12 @@ def default_jobs() -> int:
 
 
 def deck_digest(circuit: Circuit, text: str) -> str:
-    """What decides a run's outputs: the deck, the files it includes and the ngspice version."""
+    """What decides a run's outputs: the deck, the files it includes (theirs too, checked again
+    here: a file changed since the run started is refused as well) and the ngspice version."""
     h = hashlib.sha256(text.encode())
     for inc in circuit.includes:
-        h.update(Path(inc).read_bytes())
+        for path in check_deck(inc):
+            h.update(path.read_bytes())
     h.update(ngspice_version().encode())
     return h.hexdigest()
 
@@ -75,15 +91,37 @@ def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True) -> str:
     return netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast))
 
 
-def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True) -> np.ndarray:
+# why a sample runs out of its budget, in the cases met so far (issue 29: a digits [64,32,10]
+# TD-KAN with --wire-r 100 and one tile per layer took 7 to 14 s a sample, 0.65 s per Newton
+# iteration on 8,643 equations)
+STRUGGLE = (
+    "a crossbar whose long resistive lines (--wire-r) drop much of the drive pushes devices onto "
+    "the negative-resistance branches of their I-V curves, where Newton's method wanders; smaller "
+    "tiles (--tile ROWS,COLS) or a smaller --wire-r help"
+)
+STALL_HINT = STRUGGLE + ", or a larger --sample-timeout"
+SLOW_SAMPLE_S = 5.0  # a sample slower than this gets the note above once (most take milliseconds)
+
+
+def default_sample_timeout(circuit: Circuit) -> float:
+    """Seconds a sample may take: 60 plus 10 ms per element (a 12,000-element wired layer: 3 min,
+    some 20 times its samples' time on a busy 2-core machine)."""
+    return 60.0 + 0.01 * len(circuit.elements)
+
+
+def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True, on_point=None,
+              budget: float | None = None) -> np.ndarray:  # fmt: skip
     """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
-    deck in ``work``); raises SimError with ngspice's output."""
+    deck in ``work``); raises SimError with ngspice's output (:class:`Stalled` when a sample took
+    more than ``budget`` seconds). ``on_point(n)``: n samples finished."""
     text = deck_text(circuit, x, fast)
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
         return np.load(done)
-    log = run_deck(text, work, "out.txt")
+    # every sample may take the budget: the whole run may take as many budgets (and its set-up)
+    timeout = 3600.0 if budget is None else max(3600.0, budget * (len(x) + 1))
+    log = run_deck(text, work, "out.txt", timeout, on_point, budget)
     add_rusage(rusage, log)
     out = read_wrdata(work / "out.txt", len(circuit.outputs))[:, 1:]
     if len(out) < len(x) or "simulation(s) aborted" in log or "no convergence" in log.lower():
@@ -93,35 +131,98 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: b
     return out[: len(x)]
 
 
+def _why(exc: SimError, budget: float | None) -> str:
+    if isinstance(exc, Stalled):
+        return f"ngspice: no convergence within {budget:g} s (--sample-timeout): {STALL_HINT} (run directory: {exc.run_dir})"
+    return f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
+
+
 def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict,
-                fast: bool = True):  # fmt: skip
-    """Outputs [len(x), out] of one run over ``x``, and {position: why}: when the run fails, each
-    sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost."""
-    try:
-        return run_chunk(circuit, x, folder / chunk_name, rusage, fast), {}
-    except SimError:
-        out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
-        for k, name in enumerate(names):
-            try:
-                out[k] = run_chunk(circuit, x[k : k + 1], folder / f"sample_{name:06d}", rusage, fast)[0]
-            except SimError as exc:
-                failed[k] = f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
-        return out, failed
+                fast: bool = True, budget: float | None = None, on_point=None):  # fmt: skip
+    """Outputs [len(x), out] of one run over ``x``, and {position: why}. When the run fails, each
+    sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost. When
+    a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples ngspice reported
+    finished are run again as one sweep (the same deck cut short: the same outputs), and the
+    sweeps after them home in on the stalled sample: the next one alone, or, when ngspice had
+    reported nothing (it reports at most four points a second), half as many samples as the sweep
+    that stalled; a sample that stalls alone is failed, and the sweep goes on after it (folders
+    ``sweep_<first>_<last>``). ``on_point(n)``: the first n samples are finished."""
+    out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
+    report = (lambda n: None) if on_point is None else on_point
+
+    def run(a: int, b: int) -> None:
+        name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"
+        where = folder / (f"sample_{names[a]:06d}" if b - a == 1 and (a, b) != (0, len(x)) else name)
+        out[a:b] = run_chunk(circuit, x[a:b], where, rusage, fast, lambda n: report(a + n), budget)
+        report(b)
+
+    def alone(k: int) -> None:
+        try:
+            run(k, k + 1)
+        except SimError as exc:
+            failed[k] = _why(exc, budget)
+            report(k + 1)
+
+    pending, span = 0, len(x)  # samples before pending are finished or failed; span: the next sweep's
+    while pending < len(x):
+        first, stop = pending, min(len(x), pending + span)
+        try:
+            run(first, stop)
+            pending, span = stop, len(x)
+        except Stalled as exc:
+            done = exc.done if 0 < exc.done < stop - first else 0
+            if stop - first == 1:
+                failed[first] = _why(exc, budget)
+                report(stop)
+                pending, span = stop, len(x)
+            elif done:
+                try:
+                    run(first, first + done)  # these finished before: the same deck, cut short
+                except SimError:
+                    for k in range(first, first + done):
+                        alone(k)
+                pending, span = first + done, 1  # most likely the stalled one
+            else:
+                span = (stop - first) // 2
+        except SimError as exc:  # ngspice gave up (no convergence): every sample alone
+            if stop - first == 1:
+                failed[first] = _why(exc, budget)
+                report(stop)
+            for k in range(first, stop) if stop - first > 1 else ():
+                alone(k)
+            pending, span = stop, len(x)
+    return out, failed
 
 
-def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, partial: Callable[[], SimResult]):
+def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, partial: Callable[[], SimResult],
+               streamed: bool = False):  # fmt: skip
     """``job(start)`` for every chunk start, ``jobs`` threads, samples done and time left on
-    stderr with ``progress``. Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
+    stderr with ``progress``. ``streamed``: ``job(start, to)``, where ``to(n)`` says n samples of
+    the chunk are done (as they finish, not only at its end: a chunk of a large circuit takes
+    minutes). Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
     retries, and raises :class:`SimInterrupted` carrying ``partial()``: the samples that finished
     (chunks killed midway are neither done nor failed: their rows stay NaN)."""
     bar = Progress(total, "ngspice", "samples") if progress else None
+    shown: dict[int, int] = {}  # chunk start -> samples shown done
+    lock, t0, noted = threading.Lock(), time.monotonic(), [False]
+
+    def to(start: int, n: int) -> None:
+        with lock:
+            n = min(n, chunk, total - start)
+            if bar is not None and n > shown.get(start, 0):
+                bar.update(n - shown.get(start, 0))
+                shown[start] = n
+                per = (time.monotonic() - t0) * min(jobs, len(shown)) / sum(shown.values())
+                if per > SLOW_SAMPLE_S and not noted[0]:  # say why once, not after a silent half hour
+                    noted[0] = True
+                    print(f"ngspice: about {per:.0f} s a sample: {STRUGGLE}", file=sys.stderr, flush=True)
+
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(job, s): s for s in starts}
+        futures = {pool.submit(job, s, *([functools.partial(to, s)] if streamed else [])): s for s in starts}
         for fut in as_completed(futures):
             fut.result()
-            if bar is not None:
-                bar.update(min(chunk, total - futures[fut]))
+            to(futures[fut], chunk)
     except BaseException as exc:
         stop_all()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -136,13 +237,17 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
 
 
 def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict, n_out: int,
-              fast: bool = True):  # fmt: skip
+              fast: bool = True, budget: float | None = None, on_point=None):  # fmt: skip
     """Outputs [len(x), n_out] of a circuit split into ``parts``, each run on its own inputs
-    (folder ``part<p>`` when there are several); a sample failing in any part fails."""
+    (folder ``part<p>`` when there are several); a sample failing in any part fails. ``budget``:
+    seconds per sample (None: :func:`default_sample_timeout` of each part); ``on_point(p, n)``:
+    part p has finished n samples."""
     out, failed = np.full((len(x), n_out), np.nan), {}
     for p, part in enumerate(parts):
         where = folder if len(parts) == 1 else folder / f"part{p:03d}"
-        res, bad = run_samples(part.circuit, part.stimulus(x), names, where, chunk_name, rusage, fast)
+        limit = budget or default_sample_timeout(part.circuit)
+        report = None if on_point is None else functools.partial(on_point, p)
+        res, bad = run_samples(part.circuit, part.stimulus(x), names, where, chunk_name, rusage, fast, limit, report)
         out[:, list(part.outputs)] = res
         for k, why in bad.items():
             failed.setdefault(k, why if len(parts) == 1 else f"part {p}: {why}")
@@ -151,7 +256,8 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
 
 
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
-            progress=False, part_elements: int | None = PART_ELEMENTS, peaks: bool = False) -> SimResult:  # fmt: skip
+            progress=False, part_elements: int | None = PART_ELEMENTS, peaks: bool = False,
+            sample_timeout: float | None = None) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
     runs each circuit as rewrites of it (:mod:`anasim.circuit.partition`): differential column
@@ -163,7 +269,9 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     come with every part), input clippers applied to the stimulus, device tables
     inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
-    circuit (NaN where it failed): the op-amp outputs of stages cut at them. See :func:`sweep`."""
+    circuit (NaN where it failed): the op-amp outputs of stages cut at them. ``sample_timeout``:
+    seconds a sample may take in one deck before it is recorded as failed (None: 60 s plus 10 ms
+    per element of the deck, :func:`default_sample_timeout`). See :func:`sweep`."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
     chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
@@ -174,16 +282,28 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
     parts = [fast_parts(c, part_elements) if fast else [whole(c)] for c in circuits]
+    # a chunk's progress: each deck's share of its samples, weighed by the deck's elements (the
+    # wired first layer of a digits [64,32,10] network is most of the time)
+    weights = [[max(1, len(p.circuit.elements)) for p in ps] for ps in parts]
+    total_weight = sum(map(sum, weights))
 
-    def job(start: int) -> None:
+    def job(start: int, to: Callable[[int], None]) -> None:
         name = f"chunk_{start:06d}"
         current, alive = x[start : start + chunk], np.arange(len(x[start : start + chunk]))
+        share = np.zeros((len(circuits), max(map(len, parts))))  # fraction of samples done per deck
+
+        def on_point(li: int, p: int, n: int) -> None:
+            share[li, p] = n / max(1, len(alive))
+            to(int(len(current) * sum(w * f for w, f in zip(weights[li], share[li])) / total_weight
+                   + len(current) * sum(map(sum, weights[:li])) / total_weight))  # fmt: skip
+
         for li, circuit in enumerate(circuits):
             if len(alive) == 0:  # every sample of the chunk failed in an earlier stage
                 current = np.full((len(current), len(circuit.outputs)), np.nan)
                 continue
             n_out = len(circuit.outputs)
-            res, bad = run_parts(parts[li], current[alive], start + alive, folders[li], name, rusage, n_out, fast)
+            res, bad = run_parts(parts[li], current[alive], start + alive, folders[li], name, rusage, n_out, fast,
+                                 sample_timeout, functools.partial(on_point, li))  # fmt: skip
             stage = f"stage {li}: " if len(circuits) > 1 else ""
             failed.update({int(start + alive[k]): stage + why for k, why in bad.items()})
             current = np.full((len(current), n_out), np.nan)
@@ -198,23 +318,23 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
         extra = {"stage_peak_v": stage_peak} if peaks else {}
         return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
 
-    run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result)
+    run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result, streamed=True)
     return result()
 
 
 def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-          part_elements: int | None = PART_ELEMENTS) -> SimResult:  # fmt: skip
+          part_elements: int | None = PART_ELEMENTS, sample_timeout: float | None = None) -> SimResult:  # fmt: skip
     """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
     ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
     starts Newton from the previous one, so outputs depend on the chunks in their last digits:
     Monte Carlo fixes ``chunk`` to keep realizations independent of the number of workers."""
-    return chained([circuit], [run_dir], x, run_dir, jobs, chunk, progress, part_elements)
+    return chained([circuit], [run_dir], x, run_dir, jobs, chunk, progress, part_elements, False, sample_timeout)
 
 
 def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-           part_elements: int | None = PART_ELEMENTS, peaks: bool = False):  # fmt: skip
+           part_elements: int | None = PART_ELEMENTS, peaks: bool = False, sample_timeout: float | None = None):  # fmt: skip
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage.
     ``peaks``: see :func:`chained`."""
     folders = [run_dir / f"layer{li}" for li in range(len(circuits))]
-    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements, peaks)
+    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements, peaks, sample_timeout)

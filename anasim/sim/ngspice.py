@@ -14,11 +14,13 @@ raises :class:`Stopped`, never a SimError, so nothing takes it for a convergence
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +47,15 @@ def ngspice_path() -> str:
     if path is None:
         raise SimError("ngspice is not installed: run 'make install' or 'apt-get install ngspice libngspice0-dev'")
     return path
+
+
+def batch_command(deck: str) -> list[str]:
+    """``ngspice -n -b deck``: -n reads no ``.spiceinit`` (neither the working folder's nor the
+    home folder's), which would run on every deck and could change its results or run commands
+    (``option rshunt=1e3 gmin=1e-4`` there moved the digits example's max error from 1.09e-7 to
+    1.31e-6 V). The system ``spinit`` is still read: it loads the XSPICE code models (ngspice 39,
+    measured)."""
+    return [ngspice_path(), "-n", "-b", deck]
 
 
 @cache
@@ -108,10 +119,34 @@ def resume_runs() -> None:
     _STOPPING.clear()
 
 
-def run_deck(text: str, work: Path, expect: str, timeout: float = 3600) -> str:
+class Stalled(SimError):
+    """No sweep point finished within the budget: ngspice was killed. ``done``: the points it had
+    reported finished (0..done-1; it reports at most four a second, so a few more may have)."""
+
+    def __init__(self, message: str, run_dir: Path | None, output: str, done: int):
+        super().__init__(message, run_dir, output)
+        self.done = done
+
+
+# ngspice's progress line, on stderr after a sweep point when 0.25 s of CPU passed since the last
+# one (ngspice 39's outitf.c; later versions write it to stdout): the sweep value, the sample index
+_POINT = re.compile(rb"Reference value :\s*(\S+)\s*[\r\n]")
+
+
+def _drain(stream, chunks: list[bytes], on_data=None) -> None:
+    """Read a pipe to its end in a thread (ngspice blocks on a full pipe)."""
+    while block := os.read(stream.fileno(), 65536):
+        chunks.append(block)
+        if on_data is not None:
+            on_data()
+
+
+def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point=None, stall=None) -> str:
     """Run one deck in ``work``; returns ngspice's output (also kept as ngspice.log). A SimError
     names the folder when ngspice times out or does not write ``expect``; :class:`Stopped` when
-    it was killed by :func:`stop_all`."""
+    it was killed by :func:`stop_all`. A sweep reports its points as ngspice prints them:
+    ``on_point(n)`` with n points finished; ``stall`` seconds without a new one (from the start
+    for the first) kill it with :class:`Stalled`."""
     if _STOPPING.is_set():
         raise Stopped
     work.mkdir(parents=True, exist_ok=True)
@@ -122,20 +157,44 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600) -> str:
             raise Stopped
         # its own session: a terminal's Ctrl-C goes to anasim, which decides what to kill
         proc = subprocess.Popen(
-            [ngspice_path(), "-b", "deck.cir"],
-            cwd=work,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            batch_command("deck.cir"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
         )
         _LIVE.add(proc)
+    out, err, seen = [], [], {"done": 0, "at": time.monotonic()}
+
+    def point(chunks: list[bytes]) -> None:  # in a reader thread: the last complete progress line
+        found = _POINT.findall(b"".join(chunks[-2:])[-4096:])
+        if found:
+            try:
+                done = int(float(found[-1])) + 1
+            except ValueError:
+                return
+            if done > seen["done"]:
+                seen.update(done=done, at=time.monotonic())
+                if on_point is not None:
+                    on_point(done)
+
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stdout, out, lambda: point(out)), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err, lambda: point(err)), daemon=True),
+    ]
+    for r in readers:
+        r.start()
+    t0, why = time.monotonic(), None
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise SimError(f"ngspice did not finish within {timeout:.0f} s", work) from None
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if now - t0 > timeout:
+                why = f"ngspice did not finish within {timeout:.0f} s"
+            elif stall is not None and now - seen["at"] > stall:
+                why = f"no sample finished within {stall:g} s"
+            if why is not None:
+                proc.kill()
+                proc.wait()
     except BaseException:  # Ctrl-C while this thread waits: no ngspice outlives anasim
         proc.kill()
         proc.wait()
@@ -143,10 +202,19 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600) -> str:
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc)
+        for r in readers:
+            r.join()
+        proc.stdout.close()
+        proc.stderr.close()
     if _STOPPING.is_set():
         raise Stopped
-    log = stdout + stderr
+    # newlines as text mode reads them (a progress line ends in a carriage return)
+    log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     (work / "ngspice.log").write_text(log)
+    if why is not None:
+        if why.startswith("no sample"):
+            raise Stalled(why, work, log, seen["done"])
+        raise SimError(why, work, log)
     if not (work / expect).is_file():
         raise SimError(f"ngspice failed (exit {proc.returncode})", work, log)
     return log

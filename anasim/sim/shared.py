@@ -60,19 +60,26 @@ machine (the cost and memory figures by ``benchmarks/lockstep.py``, the others b
 
 Limits: one run at a time per process (a lock); outputs are node voltages (lower-cased names);
 the plant sees the circuit only at accepted points, at most ``dt`` apart, so ``dt`` must resolve
-the plant; ``observe`` runs once per distinct trial time and should be cheap; a ``.spiceinit`` in
-the working folder (or the home folder) is sourced by ngSpice_Init, as ``ngspice -b`` reads it.
+the plant; ``observe`` runs once per distinct trial time and should be cheap.
+
+No user's ``.spiceinit``: libngspice 39's ngSpice_Init sources ``./.spiceinit`` if there is one,
+else the one in the passwd entry's home folder (not ``$HOME``: measured, a ``shell touch`` in each
+ran), and it has no ``-n`` (``ngSpice_nospiceinit`` came in later versions). So the instance is
+created in a temporary folder holding an empty ``.spiceinit``, which is read instead of both.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -154,7 +161,15 @@ def _engine():
     if NgSpiceShared._instances:
         raise SimError("another PySpice NgSpiceShared instance exists in this process; libngspice holds one")
     try:
-        _ENGINE = Engine(ngspice_id=0, send_data=True)
+        with tempfile.TemporaryDirectory(prefix="anasim-ngspice-") as clean:
+            Path(clean, ".spiceinit").write_text("")
+            # the process's working folder, for the ~0.4 s of ngSpice_Init (once per process)
+            back = os.getcwd()
+            os.chdir(clean)
+            try:
+                _ENGINE = Engine(ngspice_id=0, send_data=True)
+            finally:
+                os.chdir(back)
     except OSError as exc:
         raise SimError(
             f"cannot load libngspice ({NgSpiceShared.LIBRARY_PATH}): {exc}; install libngspice0-dev "
