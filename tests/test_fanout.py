@@ -208,3 +208,86 @@ def test_a_lost_scheduler_stops_the_run_with_rows_kept_and_resume_finishes(refer
     again = CliRunner().invoke(cli, ["simulate", str(TDKAN), *ARGS, "--json", str(tmp_path / "m.json"), "--resume"])
     assert again.exit_code == 0, again.output
     assert rows_of(tmp_path / "m.mc") == reference_rows
+
+
+# --- failed realizations, Ctrl-C on a huge run, a smaller --mc on resume --------------------
+
+
+def _flaky(monkeypatch, broken: set[int]):
+    """Realizations in ``broken`` fail as an ngspice run that failed (in this process: --workers 1)."""
+    import anasim.montecarlo as mcmod
+
+    real = mcmod.realize
+
+    def realize(ctx, task):
+        if task.index in broken:
+            return {"error": f"ngspice failed (exit 1) on realization {task.index}", "wall_s": 0.0}
+        return real(ctx, task)
+
+    monkeypatch.setattr(mcmod, "realize", realize)
+
+
+@pytest.mark.parametrize("allow, code", [([], 3), (["--allow-failed"], 0)])
+def test_failed_realizations_exit_3_unless_allowed(reference_rows, tmp_path, monkeypatch, allow, code):
+    _flaky(monkeypatch, {1, 6})
+    args = ["simulate", str(TDKAN), *ARGS, "--workers", "1", "--json", str(tmp_path / "m.json"), *allow]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == code, res.output
+    assert ("2 realization(s) failed" in res.stderr and "--allow-failed" in res.stderr) == (code == 3)
+    summary = json.loads((tmp_path / "m.json").read_text())  # written either way
+    assert [f["index"] for f in summary["failed"]] == [1, 6] and summary["realizations"] == 6
+
+
+def test_resume_runs_failed_realizations_again(reference_rows, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        _flaky(m, {1, 6})
+        first = CliRunner().invoke(
+            cli, ["simulate", str(TDKAN), *ARGS, "--workers", "1", "--json", str(tmp_path / "m.json")]
+        )
+    assert first.exit_code == 3, first.output
+    again = CliRunner().invoke(
+        cli, ["simulate", str(TDKAN), *ARGS, "--workers", "1", "--json", str(tmp_path / "m.json"), "--resume"]
+    )
+    assert again.exit_code == 0, again.output
+    assert rows_of(tmp_path / "m.mc") == reference_rows  # the failed rows replaced, exactly
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["failed"] == [] and summary["realizations"] == 8
+
+
+def test_resume_with_a_smaller_mc_summarizes_the_first_n(reference_rows, tmp_path):
+    done = CliRunner().invoke(
+        cli, ["simulate", str(TDKAN), *ARGS, "--workers", "1", "--json", str(tmp_path / "m.json")]
+    )
+    assert done.exit_code == 0, done.output
+    fewer = ["--mc", "3", *ARGS[2:]]
+    res = CliRunner().invoke(cli, ["simulate", str(TDKAN), *fewer, "--json", str(tmp_path / "m.json"), "--resume"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "m.json").read_text())
+    first3 = [r["accuracy"] for r in reference_rows[:3]]
+    assert summary["realizations"] == 3 and summary["accuracies"] == first3 and not summary["partial"]
+    assert summary["settings"]["realizations"] == 3 and "5 more rows kept" in summary["note"]
+    assert rows_of(tmp_path / "m.mc") == reference_rows  # the other rows stay for a larger --mc
+
+
+def test_ctrl_c_on_a_huge_mc_stops_at_once_with_the_summary(tmp_path):
+    """--mc 100000: the tasks are not made up front, and Ctrl-C stops the workers and writes the
+    summary of the rows done (before: every task submitted first, then a minute on a lock)."""
+    proc = _cli(
+        "--mc", "100000", "--vary", "area=0.1", "--samples", "20", "--workers", "2", "--json", "m.json", cwd=tmp_path
+    )
+    _wait_rows(tmp_path / "m.mc", 2, proc)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    t_int = time.monotonic()
+    out, _ = proc.communicate(timeout=120)
+    stop_s = time.monotonic() - t_int
+    assert proc.returncode == 130 and "--resume" in out, out
+    assert stop_s < 10, f"took {stop_s:.1f} s to stop"
+    summary = json.loads((tmp_path / "m.json").read_text())
+    rows = rows_of(tmp_path / "m.mc")
+    assert summary["partial"] is True and summary["realizations"] == len(rows) >= 2
+    t0 = time.monotonic()
+    while any(map(_alive, workers)) and time.monotonic() - t0 < 5:
+        time.sleep(0.1)
+    alive = [Path(f"/proc/{w}/cmdline").read_text() for w in workers if _alive(w)]
+    assert len(workers) >= 2 and not alive  # the workers (and their ngspice) ended with it
