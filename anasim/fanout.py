@@ -182,6 +182,7 @@ def _identity(x):
 
 
 def _dask(fn, context, tasks: Iterator, scheduler: str):
+    import dask
     from distributed import Client, as_completed
     from distributed.client import FutureCancelledError
 
@@ -194,7 +195,8 @@ def _dask(fn, context, tasks: Iterator, scheduler: str):
         # the context as the result of a task, not scattered data: scattered data dies with the
         # workers holding it (and every task needing it is cancelled, "already forgotten"), a
         # task's result is computed again where needed
-        ctx = client.submit(_identity, context, key=f"anasim-context-{uuid.uuid4().hex}")
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):  # sent once: fine
+            ctx = client.submit(_identity, context, key=f"anasim-context-{uuid.uuid4().hex}")
         pending = as_completed()
         slots, checked = WINDOW, 0.0
         more = True
@@ -222,9 +224,11 @@ def _dask(fn, context, tasks: Iterator, scheduler: str):
             except Exception as exc:  # KilledWorker after the retries
                 result = WorkerLost(f"Dask: {type(exc).__name__}: {exc}")
             yield task, result
-    except BaseException:
+    except BaseException as exc:
         if client.status == "running":
             client.cancel(list(futures))
+        elif isinstance(exc, Exception) and not isinstance(exc, SchedulerLost):  # a call to the lost scheduler
+            raise SchedulerLost(f"--scheduler {scheduler}: lost the Dask scheduler ({exc})") from None
         raise
     finally:
         # after a lost scheduler, closing stops the client's reconnection, which Dask logs as an
