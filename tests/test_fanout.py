@@ -48,7 +48,7 @@ def reference_rows(tmp_path_factory):
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
@@ -146,21 +146,23 @@ def test_a_killed_parent_leaves_no_worker_and_no_child_of_one(tmp_path):
 
 
 def test_a_killed_dask_worker_loses_nothing(reference_rows, tmp_path):
-    """One worker (its nanny restarts it), killed after the first row: it held the only copy of the
+    """One worker (its nanny restarts it), killed after the nominal circuit: it held the only copy of the
     context, which must be computed again, and its task run again (147 of 150 failed before)."""
     from distributed import Client, LocalCluster
 
     killed = {}
 
     def killer(address):
-        _wait_rows(tmp_path / "d.mc", 1)
         with Client(address) as client:
+            nominal = tmp_path / "d.mc" / "nominal.npy"  # the worker holds the context now
+            while not nominal.exists():
+                time.sleep(0.01)
             pid = next(iter(client.run(os.getpid).values()))
             killed["rows"] = len((tmp_path / "d.mc" / "rows.jsonl").read_text().splitlines())
             os.kill(pid, signal.SIGKILL)
             killed["pid"] = pid
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         thread = threading.Thread(target=killer, args=(cluster.scheduler_address,), daemon=True)
         thread.start()
         s = monte_carlo(
