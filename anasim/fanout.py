@@ -46,11 +46,14 @@ class SchedulerLost(AnasimError):
 
 _CONTEXT = None  # set in each worker process by _init
 _STOPPING = False  # set in a worker by SIGTERM: the task unwinds, then the worker exits
+_IN_TASK = False  # a worker runs fn: SIGTERM must unwind it so that its ngspice is killed
 
 
 def _raise_exit(signum, frame):
     global _STOPPING
     _STOPPING = True
+    if not _IN_TASK:  # nothing to unwind, and the pool would swallow the exception (sending a result)
+        os._exit(1)
     raise SystemExit(f"anasim worker stopped by signal {signum}")
 
 
@@ -59,7 +62,9 @@ def _watch_parent(parent: int) -> None:
     # (each holds the queue's write end itself), each with the model in memory.
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
-    os.kill(os.getpid(), signal.SIGTERM)  # unwinds a running task, which kills its ngspice
+    # to the main thread, where the handler runs: it unwinds a running task (which kills its ngspice)
+    # or ends a worker that is waiting for work or sending a result
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
     time.sleep(5)
     os._exit(1)  # the main thread is stuck where no signal reaches it
 
@@ -75,9 +80,12 @@ def _init(context, parent: int) -> None:
 
 
 def _call(fn, task):
+    global _IN_TASK
+    _IN_TASK = True
     try:
         return fn(_CONTEXT, task)
     finally:
+        _IN_TASK = False
         if _STOPPING:  # the pool would catch the SystemExit, send it back and wait for more work
             os._exit(1)
 

@@ -109,37 +109,48 @@ def test_tasks_in_flight_stay_within_the_window(where, request):
 
 
 PARENT = """
-import os, subprocess, sys
+import os, subprocess, sys, time
 from pathlib import Path
 from anasim.fanout import run_tasks
 
-def task(folder, i):
+def task(folder, mode):
     Path(folder, str(os.getpid())).write_text("")
-    subprocess.run(["sleep", "300"])  # as ngspice would run: a child of the worker
+    if mode == "busy":
+        subprocess.run(["sleep", "300"])  # as ngspice would run: a child of the worker
+    return b"x" * 2**20 if mode == "sending" else None  # more than a pipe holds
 
 if __name__ == "__main__":
-    for _ in run_tasks(task, sys.argv[1], range(10), workers=2):
-        pass
+    mode = sys.argv[2]
+    for _ in run_tasks(task, sys.argv[1], [mode] * (1 if mode == "idle" else 1000), workers=2):
+        if mode == "idle":
+            time.sleep(300)  # the worker waits for its next task
 """
 
 
-def test_a_killed_parent_leaves_no_worker_and_no_child_of_one(tmp_path):
+@pytest.mark.parametrize("mode, n", [("busy", 2), ("idle", 1), ("sending", 2)])
+def test_a_killed_parent_leaves_no_worker_and_no_child_of_one(tmp_path, mode, n):
+    """Workers running a task (with a child process), waiting for one, or blocked sending a result
+    to a parent that no longer reads (SIGSTOP first): all end when the parent is killed."""
     (tmp_path / "parent.py").write_text(PARENT)
     (tmp_path / "pids").mkdir()
-    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "pids")])
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"), str(tmp_path / "pids"), mode])
     t0 = time.monotonic()
-    while len(list((tmp_path / "pids").iterdir())) < 2 and time.monotonic() - t0 < 60:
+    while len(list((tmp_path / "pids").iterdir())) < n and time.monotonic() - t0 < 60:
         time.sleep(0.05)
     workers = [int(p.name) for p in (tmp_path / "pids").iterdir()]
-    time.sleep(0.2)  # each worker's sleep started
+    time.sleep(0.5)  # each worker's sleep started, or the idle worker waits for work
     sleeps = [c for w in workers for c in _children(w)]
-    assert len(workers) == 2 and len(sleeps) == 2
+    assert len(workers) == n and len(sleeps) == (n if mode == "busy" else 0)
+    if mode == "sending":
+        parent.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # the workers fill the result pipe and block on it
     parent.kill()  # kill -9: the parent cannot tell anyone
     parent.wait()
     t0 = time.monotonic()
-    while any(map(_alive, workers + sleeps)) and time.monotonic() - t0 < 10:
+    # a worker checks its parent every 0.5 s and unwinds at once; one that cannot is ended after 5 s
+    while any(map(_alive, workers + sleeps)) and time.monotonic() - t0 < 4:
         time.sleep(0.1)
-    assert not any(map(_alive, workers + sleeps)), "a worker or its child outlived the parent by 10 s"
+    assert not any(map(_alive, workers + sleeps)), "a worker or its child outlived the parent by 4 s"
 
 
 # --- Monte Carlo on Dask ----------------------------------------------------------------------
