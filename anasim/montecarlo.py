@@ -5,8 +5,11 @@
 with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
 number of samples per ngspice run, so a realization's outputs do not depend on the workers. The
 parent saves each realization's outputs, then appends its row to ``rows.jsonl`` (flushed), and
-writes the summary JSON from the rows: at the end, and on Ctrl-C. ``resume`` reads the record and
-the rows back and runs only the realizations that are missing.
+writes the summary JSON from the rows: at the end, on Ctrl-C and when the Dask scheduler is lost.
+``resume`` reads the record and rows back and runs the missing realizations and again the failed
+ones (a killed worker, a timeout, a full disk may pass; a circuit failing for its own reasons fails
+again, its draws fixed by its seed, at the cost of one realization). A smaller --mc than recorded
+summarizes realizations 0..N-1 and keeps the other rows.
 
 On disk, for ``--json mc.json``: the summary ``mc.json`` and a folder ``mc.mc/`` holding
 ``settings.json``, ``rows.jsonl``, ``reference.npz`` (x, target, reference, nominal circuit) and
@@ -19,7 +22,9 @@ the run with the file named and the rows kept.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,7 +34,7 @@ import torch
 from . import __version__
 from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
-from .fanout import WorkerLost, check_scheduler, run_tasks
+from .fanout import SchedulerLost, WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
@@ -256,6 +261,9 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     family = net.family
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
+    cut = f"{len(z)} (of {samples} asked: the {split} split of {data.name} holds {len(z_all)})"
+    if samples > len(z_all):  # said at once and in the summary, as plain simulate says it
+        print(f"monte carlo: samples {cut}", file=sys.stderr, flush=True)
     # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
     settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False)
     record = record_of(net, mc, data, split, len(z), opts, settings)
@@ -278,29 +286,39 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     if ref_failed:
         raise AnasimError(f"the torch reference failed on {len(ref_failed)} samples; use other samples")
     points = mc.points()
-    rows = read_rows(folder)
+    rows = [r for r in read_rows(folder) if not r.get("error")]  # failed ones run again
     text = "".join(json.dumps(r) + "\n" for r in rows)
     rows_file = folder / "rows.jsonl"
     if not rows_file.exists() or rows_file.read_text(errors="replace") != text:
         write_text(rows_file, text, again)  # drops a last line a crash cut short, whole or not at all
     done = {(r["point"], r["index"]) for r in rows}
+    beyond = sum(r["index"] >= mc.realizations for r in rows)  # a resume with a smaller --mc keeps them
+    rows = [r for r in rows if r["index"] < mc.realizations]
     nominal_file = folder / "nominal.npy"
-    tasks = [] if read_npy(nominal_file, ref.shape) is not None else [Task(-1, -1, (), mc.seed, mc.dist)]
-    tasks += [
-        Task(p, r, sig, mc.seed, mc.dist)
-        for r in range(mc.realizations)  # realization-major: every point advances together
-        for p, sig in enumerate(points)
-        if (p, r) not in done
-    ]
+    need_nominal = read_npy(nominal_file, ref.shape) is None  # missing, empty or cut short: run again
+
+    def tasks():  # made as the workers take them: a list of a million would be a million in memory
+        if need_nominal:
+            yield Task(-1, -1, (), mc.seed, mc.dist)
+        for r in range(mc.realizations):  # realization-major: every point advances together
+            for p, sig in enumerate(points):
+                if (p, r) not in done:
+                    yield Task(p, r, sig, mc.seed, mc.dist)
+
     save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
     ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
     total = mc.realizations * len(points)
-    bar = Progress(total, "monte carlo", "realizations", initial=total - sum(t.point >= 0 for t in tasks))
+    bar = Progress(total, "monte carlo", "realizations", initial=len(rows))
     key = "loss" if data.task == "regression" else "accuracy"
-    interrupted = False
+    figures = [r[key] for r in rows if r.get(key) is not None]
+    shown_sum, shown_n = float(np.sum(figures)), len(figures)  # the bar's running mean, not a mean per row
+    interrupted, lost = False, None
     try:
-        with (folder / "rows.jsonl").open("a") as fh:
-            for task, res in run_tasks(realize, ctx, tasks, workers, scheduler):
+        with (
+            (folder / "rows.jsonl").open("a") as fh,
+            closing(run_tasks(realize, ctx, tasks(), workers, scheduler)) as it,
+        ):
+            for task, res in it:
                 if task.point < 0:
                     if isinstance(res, WorkerLost) or "error" in res:
                         raise AnasimError(f"the nominal circuit could not be simulated: {res}")
@@ -327,28 +345,32 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                     row |= {"wall_s": round(res["wall_s"], 3)} | {k: res.get(k) for k in TIMES}
                 append_line(fh, rows_file, json.dumps(row), again)
                 rows.append(row)
-                vals = [r[key] for r in rows if r.get(key) is not None]
-                shown = (
-                    f"{100 * np.mean(vals):.2f}%"
-                    if key == "accuracy" and vals
-                    else f"{np.mean(vals):.4g}"
-                    if vals
-                    else "-"
-                )
+                if row.get(key) is not None:
+                    shown_sum, shown_n = shown_sum + row[key], shown_n + 1
+                mean = shown_sum / max(shown_n, 1)
+                shown = f"{100 * mean:.2f}%" if key == "accuracy" and shown_n else f"{mean:.4g}" if shown_n else "-"
                 bar.update(1, f"mean {key} {shown}")
     except KeyboardInterrupt:
         interrupted = True
+    except SchedulerLost as exc:
+        lost = exc
     finally:
         bar.close()
     head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
     head |= {"results": str(folder), "environment": environment(ngspice_version(), {"monte_carlo": mc.seed})}
     head |= reference_head(data.task, ref, target, folder, nominal_file)
-    summary = summarize(rows, record, head | {"partial": interrupted or len(rows) < total}, data.task, points)
+    head["partial"] = interrupted or lost is not None or len(rows) < total
+    head["samples"] = len(z)
+    if samples > len(z_all):
+        head["samples_note"] = cut
+    if beyond:  # rows of an earlier, larger --mc
+        head["note"] = f"realizations 0-{mc.realizations - 1} summarized; {beyond} more rows kept in {folder}"
+    summary = summarize(rows, record, head, data.task, points)
     _write_json(json_out, summary, again)
-    if interrupted:
-        raise Interrupted(
-            f"interrupted after {len(rows)} of {total} realizations; rows kept in {folder}, summary in {json_out}; "
-            "run the same command with --resume to continue"
+    if interrupted or lost is not None:  # Ctrl-C: 130; a lost scheduler: 1
+        raise (Interrupted if interrupted else SchedulerLost)(
+            f"{'interrupted' if interrupted else f'{lost}; stopped'} after {len(rows)} of {total} realizations; "
+            f"rows kept in {folder}, summary in {json_out}; run the same command with --resume to continue"
         )
     return summary
 
@@ -375,6 +397,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
 
     key, worst, pct = ("accuracy", "worst", "p05") if acc else ("loss", "worst", "p95")
     rows = [
+        ("samples", str(summary.get("samples_note", summary.get("samples", "-")))),
         (f"reference {key}", fmt(summary.get(f"reference_{key}"))),
         (f"nominal circuit {key}", fmt(summary.get(f"nominal_{key}"))),
     ]

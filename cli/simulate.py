@@ -14,6 +14,8 @@ from ._util import friendly, table
 
 # --strict's exit status for a flagged result: not 1 (an error) or 2 (a usage error), so a script can tell them apart
 STRICT_EXIT = 3
+# --mc with failed realizations (results written, but not all of them): the same "written, not clean" status
+MC_FAILED_EXIT = 3
 
 
 def _positive(value: float, flag: str) -> float:
@@ -128,7 +130,18 @@ def _list_variations(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: realization r draws from [seed, r].")
 @click.option("--workers", type=click.IntRange(1), help="Monte Carlo: local worker processes [cores].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Monte Carlo: run on this Dask scheduler's workers.")
-@click.option("--resume", is_flag=True, help="Monte Carlo: continue the run recorded beside --json.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Monte Carlo: continue the run recorded beside --json: run the missing realizations and again the "
+    "failed ones (a lost worker may pass; a circuit failing for its own reasons fails again). A smaller --mc "
+    "summarizes realizations 0..N-1.",
+)
+@click.option(
+    "--allow-failed",
+    is_flag=True,
+    help=f"Monte Carlo: exit 0 when realizations failed (default: exit {MC_FAILED_EXIT} after writing --json).",
+)
 @click.option(
     "--list-variations",
     is_flag=True,
@@ -167,9 +180,14 @@ def simulate(
     workers,
     scheduler,
     resume,
+    allow_failed,
     **hw,
 ):
-    """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference."""
+    """Simulate CHECKPOINT's circuit on test samples and compare with the PyTorch reference.
+
+    Exit status: 0 done, 1 error, 2 bad usage, 3 results written but flagged (--strict) or with
+    failed Monte Carlo realizations (unless --allow-failed), 130 interrupted (partial results kept).
+    """
     from anasim.families import SimSettings
     from anasim.metrics import Bounds
     from anasim.pipeline import compare, load, monte_carlo
@@ -179,8 +197,8 @@ def simulate(
     )
     settings = replace(settings, power_samples=power_samples, sample_timeout=sample_timeout)
     if mc is None:
-        if vary or sweep or resume or workers or scheduler:
-            raise click.UsageError("--vary, --sweep, --resume, --workers and --scheduler need --mc N")
+        if vary or sweep or resume or workers or scheduler or allow_failed:
+            raise click.UsageError("--vary, --sweep, --resume, --workers, --scheduler and --allow-failed need --mc N")
         settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power, max_error)
         net = load(checkpoint)
         result = compare(net, dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out, bounds)
@@ -221,3 +239,11 @@ def simulate(
         resume,
     )
     table(summary_rows(summary))
+    failed = sum(len(p["failed"]) for p in summary["points"])
+    if failed and not allow_failed:
+        click.echo(
+            f"error: {failed} realization(s) failed (see failed in {json_out}); --resume runs them again, "
+            "--allow-failed accepts them",
+            err=True,
+        )
+        click.get_current_context().exit(MC_FAILED_EXIT)

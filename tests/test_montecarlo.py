@@ -427,3 +427,15 @@ def test_sweep_and_kirchhoffnet_variations(tmp_path):
 def test_unwritable_results_folder_is_refused_before_any_work(tdkan, tmp_path):
     with pytest.raises(AnasimError, match="cannot write the Monte Carlo results"):
         monte_carlo(tdkan, MonteCarlo(1), samples=5, json_out=Path("/proc/m.json"))
+
+
+def test_more_samples_than_the_split_holds_is_said(tmp_path):
+    """--samples 1000 on digits' 360 test images: the run says so at once and in the summary."""
+    out = CliRunner().invoke(
+        cli, ["simulate", str(TDKAN), "--mc", "1", "--samples", "1000", "--json", str(tmp_path / "m.json")]
+    )
+    assert out.exit_code == 0, out.output
+    said = "360 (of 1000 asked: the test split of digits holds 360)"
+    assert out.output.count(said) == 2  # the note before the run and the summary's samples row
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["samples"] == 360 and summary["samples_note"] == said
