@@ -126,15 +126,19 @@ def _local(fn, context, tasks: Iterator, workers: int):
     # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork
     mp = multiprocessing.get_context("spawn")
     retry: deque = deque()  # tasks in flight when a worker died, to run again on a fresh pool
-    attempts: dict[int, int] = {}  # by id(): only tasks that are held in retry or in flight
+    suspects: set[int] = set()  # by id(): those tasks, run one at a time until each is cleared
+    attempts: dict[int, int] = {}  # by id(): deaths of a task's worker while it ran alone
     more = True
     while more or retry:
         pool = ProcessPoolExecutor(workers, mp, initializer=_init, initargs=(context, os.getpid()))
         running: dict = {}
-        broken = False
+        broken, alone = False, False
         try:
             while True:
-                while not broken and len(running) < WINDOW * workers:
+                # after a crash the tasks that were in flight run alone, one after another: the one
+                # that kills its worker is found, and the others are not blamed with it
+                isolate = bool(retry) or any(id(t) in suspects for t in running.values())
+                while not broken and len(running) < (1 if isolate else WINDOW * workers):
                     task = retry.popleft() if retry else next(tasks, _END)
                     if task is _END:
                         more = False
@@ -147,18 +151,22 @@ def _local(fn, context, tasks: Iterator, workers: int):
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if not broken:
+                    alone = len(running) == 1  # who was in flight when the pool broke, if it did
                 for fut in done:
                     task = running.pop(fut)
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        n = attempts[id(task)] = attempts.get(id(task), 0) + 1
+                        n = attempts[id(task)] = attempts.get(id(task), 0) + alone
                         if n <= RETRIES:
+                            suspects.add(id(task))
                             retry.append(task)
                             continue
                         result = WorkerLost(f"worker process died on each of {RETRIES + 1} attempts")
                     attempts.pop(id(task), None)
+                    suspects.discard(id(task))
                     yield task, result
         except BaseException:
             _stop(pool)
@@ -191,7 +199,7 @@ def _identity(x):
 
 def _dask(fn, context, tasks: Iterator, scheduler: str):
     import dask
-    from distributed import Client, as_completed
+    from distributed import Client, KilledWorker, as_completed
     from distributed.client import FutureCancelledError
 
     try:
@@ -229,7 +237,7 @@ def _dask(fn, context, tasks: Iterator, scheduler: str):
                 if exc.reason == "scheduler-connection-lost" or client.status != "running":
                     raise SchedulerLost(f"--scheduler {scheduler}: lost the Dask scheduler ({exc.reason})") from None
                 result = WorkerLost(f"Dask: {type(exc).__name__}: {exc}")
-            except Exception as exc:  # KilledWorker after the retries
+            except KilledWorker as exc:  # its workers died on each retry; an error of fn itself is a bug: raised
                 result = WorkerLost(f"Dask: {type(exc).__name__}: {exc}")
             yield task, result
     except BaseException as exc:

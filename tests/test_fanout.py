@@ -153,6 +153,30 @@ def test_a_killed_parent_leaves_no_worker_and_no_child_of_one(tmp_path, mode, n)
     assert not any(map(_alive, workers + sleeps)), "a worker or its child outlived the parent by 4 s"
 
 
+KILLER = """
+import json, os, sys
+from anasim.fanout import WorkerLost, run_tasks
+
+def task(_, k):
+    if k == 0:
+        os._exit(1)  # this task kills its worker every time it runs
+    return k
+
+if __name__ == "__main__":
+    out = {k: "lost" if isinstance(r, WorkerLost) else r for k, r in run_tasks(task, None, range(8), workers=2)}
+    print(json.dumps(out))
+"""
+
+
+def test_a_task_that_kills_its_worker_is_found_and_the_others_are_not_blamed(tmp_path):
+    """Tasks in flight beside the killer die with its pool; run again one at a time, they finish
+    and the killer alone is lost (it took the others with it on every retry before)."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    out = subprocess.run([sys.executable, str(tmp_path / "killer.py")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"0": "lost", **{str(k): k for k in range(1, 8)}}
+
+
 # --- Monte Carlo on Dask ----------------------------------------------------------------------
 
 

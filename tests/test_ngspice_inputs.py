@@ -108,6 +108,14 @@ BODY = "* a deck\nR1 a 0 1k\n"
         ({"deck.cir": BODY + "+ 2k\n.meas dc x max v(a)\n"}, "deck.cir", 4, ".meas is not"),
         ({"deck.cir": BODY + "A1 a b filesrc\n"}, "deck.cir", 3, "XSPICE code model"),
         ({"deck.cir": BODY + "#x\n"}, "deck.cir", 3, "not a circuit statement"),
+        # read as ngspice reads them: a tab splits a .lib's file from its section, ';' ends a line,
+        # only \n ends a line (Python's splitlines also breaks at \v and \f), anasim's run files
+        ({"deck.cir": BODY + ".lib /etc/passwd\ttt\n"}, "deck.cir", 3, "outside the deck's folder"),
+        ({"deck.cir": BODY + ".include a.cir;x\n", "a.cir;x": "R3 a 0 1\n"}, "deck.cir", 3, "may not hold ';'"),
+        ({"deck.cir": BODY + "R4 a 0 1\v.control\n"}, "deck.cir", 3, "control character"),
+        ({"deck.cir": BODY + ".include tran.txt\n", "tran.txt": "R5 a 0 1\n"}, "deck.cir", 3, "run folder first"),
+        ({"deck.cir": BODY + ".include chunk_000000/deck.cir\n", "chunk_000000/deck.cir": "R6 a 0 1\n"},
+         "deck.cir", 3, "run folder first"),
     ],
 )  # fmt: skip
 def test_netlist_deck_that_is_not_circuit_only_is_refused(files, bad, line, needle, tmp_path):

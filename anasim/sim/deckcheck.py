@@ -25,6 +25,7 @@ Anything else is refused with the file, line and statement, before ngspice start
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..errors import AnasimError
@@ -36,7 +37,15 @@ ALLOWED = frozenset(
 )  # fmt: skip
 INCLUDES = frozenset({".include", ".inc", ".lib"})
 REFUSED_ELEMENTS = {"a": "an XSPICE code model (A element)", "n": "an OSDI device (N element)"}
-RUN_FILES = frozenset({"deck.cir", "ngspice.log", "out.txt", "outputs.npy", "deck.sha256"})
+RUN_FILES = frozenset(
+    {"deck.cir", "ngspice.log", "out.txt", "tran.txt", "op.raw", "loop.txt", "outputs.npy", "nominal.npy",
+     "deck.sha256", ".anasim-lock"}
+)  # fmt: skip
+# the folders anasim makes in a run folder (stages, parts, chunks, retried samples and sweeps, episodes)
+RUN_DIRS = re.compile(r"^(stage\d+|part\d+|layer\d+(_sample\d+)?|chunk_\d+|sample_\d+|sweep_\d+_\d+|episode\d+)$")
+# ngspice splits lines at \n only; Python's splitlines also at \v, \f, \x1c-\x1e, \x85, ...: a byte
+# that the two read differently (or a NUL, which ends a C string) could hide a line from this check
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
 MAX_DEPTH = 20  # nested includes; ngspice has no limit of its own, a cycle would never end
 
 
@@ -50,8 +59,8 @@ def statements(text: str):
     """(line number, statement) of a deck as ngspice reads it: ``+`` lines joined to the line
     before, leading blanks dropped, numbered by the line each statement starts on."""
     current: tuple[int, str] | None = None
-    for k, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    for k, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip(" \t\r")
         if line.startswith("+") and current is not None:
             current = (current[0], current[1] + " " + line[1:])
             continue
@@ -84,6 +93,13 @@ def _check_file(path: Path, roots: list[Path], seen: list[Path], depth: int) -> 
         raise AnasimError(
             f"{path}: byte {exc.start} is not ASCII: a netlist is plain text; include only netlist files"
         ) from None
+    bad = CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise AnasimError(
+            f"{path}:{line}: control character {bad.group()!r}: a netlist is plain text (tabs and line ends "
+            "only); remove it"
+        )
     for k, line in statements(text):
         where = f"{path}:{k}: {line[:80]!r}"
         low = line.lower()
@@ -138,17 +154,22 @@ def _include(line: str, path: Path, roots: list[Path], where: str) -> Path | Non
             raise AnasimError(f"{where}: the file name's quote is not closed")
         name, tail = rest[1:end], rest[end + 1 :].strip()
     else:
-        name, _, tail = rest.partition(" ")
+        name, _, tail = rest.replace("\t", " ").partition(" ")  # ngspice splits at any blank
         tail = tail.strip()
     if words[0].lower() == ".lib" and not tail and rest[0] not in "\"'":
-        return None  # '.lib tt' inside a library: the start of section tt (ends at .endl)
+        # '.lib tt': the start of section tt (ends at .endl); ngspice 39 reads no file for a one-word
+        # .lib, in a library or not (measured: '.lib /x/evil.lib' holding a shell command ran nothing)
+        return None
+    if re.search(r"[;\s]", name):  # ngspice ends a line at ';' (a comment) and a name at a blank
+        raise AnasimError(f"{where}: {name!r}: an included file's name may not hold ';' or blanks; rename it")
     fix = (
         "include only files at or below the deck's folder (relative paths without '..') or in anasim's "
         "netlists/devices library; copy the file beside the deck"
     )
     if name.startswith("~") or ".." in Path(name).parts or "$" in name:
         raise AnasimError(f"{where}: {name!r} may point outside the deck's folder; {fix}")
-    if not os.path.isabs(name) and Path(name).parts[0] in RUN_FILES:
+    first = Path(name).parts[0] if not os.path.isabs(name) else ""
+    if first in RUN_FILES or (RUN_DIRS.match(first) and len(Path(name).parts) > 1):
         raise AnasimError(
             f"{where}: ngspice looks for {name!r} in its run folder first, where anasim keeps a file of that "
             "name; rename the included file"
