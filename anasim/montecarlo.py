@@ -249,10 +249,6 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
     return out
 
 
-def _write_json(path: Path, data: dict, hint: str = "") -> None:
-    write_json(path, data, hint)  # whole or not at all (anasim.outputs)
-
-
 def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
         run_dir=None, resume=False) -> dict:  # fmt: skip
     """Run (or continue) the Monte Carlo and return its summary; raises Interrupted on Ctrl-C
@@ -276,7 +272,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         (folder / "outputs").mkdir(parents=True, exist_ok=True)
         if not resume:  # a folder without rows (stopped before its first realization) starts afresh
             (folder / "nominal.npy").unlink(missing_ok=True)
-        _write_json(folder / "settings.json", record, again if resume else "free space and run the command again")
+        write_json(folder / "settings.json", record, again if resume else "free space and run the command again")
     except OSError as exc:
         raise AnasimError(
             f"{folder}: cannot write the Monte Carlo results there ({exc.strerror}); choose another --json"
@@ -366,7 +362,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     if beyond:  # rows of an earlier, larger --mc
         head["note"] = f"realizations 0-{mc.realizations - 1} summarized; {beyond} more rows kept in {folder}"
     summary = summarize(rows, record, head, data.task, points)
-    _write_json(json_out, summary, again)
+    write_json(json_out, summary, again)
     if interrupted or lost is not None:  # Ctrl-C: 130; a lost scheduler: 1
         raise (Interrupted if interrupted else SchedulerLost)(
             f"{'interrupted' if interrupted else f'{lost}; stopped'} after {len(rows)} of {total} realizations; "

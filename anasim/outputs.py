@@ -65,17 +65,20 @@ def atomic_write_all(files, hint: str = "", what: str = "") -> list[Path]:
     path = None
     try:
         for path, write in files:
-            path = Path(path)
+            # a symbolic link stays one: the file it points to is the one replaced
+            path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             done.append((tmp, path))
-            # mkstemp makes it 0600: the file being replaced keeps its mode, a new one the umask's
-            os.fchmod(fd, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh:  # closed whatever fails below
+                # mkstemp makes it 0600: the file being replaced keeps its mode, a new one the umask's
+                os.fchmod(fh.fileno(), path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())  # on disk before the rename: a power cut leaves old or new
         for tmp, path in done:
             os.replace(tmp, path)
+        for folder in {p.parent for _, p in done}:  # the renames themselves on disk too
+            _fsync_dir(folder)
         return [p for _, p in done]
     except OSError as exc:
         why = why_not_written(path, exc, what)
@@ -84,6 +87,19 @@ def atomic_write_all(files, hint: str = "", what: str = "") -> list[Path]:
         for tmp, _ in done:
             with suppress(OSError):
                 os.unlink(tmp)  # gone already when it was put in place
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a folder that cannot be opened for reading: the rename is done, only not yet durable
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder
+    finally:
+        os.close(fd)
 
 
 def write_text(path, text: str, hint: str = "", what: str = "") -> Path:

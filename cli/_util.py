@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 
 import click
-
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def friendly(fn):
@@ -24,6 +21,8 @@ def friendly(fn):
             err.exit_code = getattr(exc, "exit_code", 1)  # 130 after Ctrl-C, as shells expect
             raise err from None
         except OSError as exc:  # a full disk where no results file is written (decks, logs): one line
+            from anasim.outputs import NO_SPACE
+
             if exc.errno not in NO_SPACE:
                 raise
             where = f" writing {exc.filename}" if exc.filename else ""

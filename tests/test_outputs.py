@@ -261,3 +261,14 @@ def test_a_full_disk_under_the_run_folder_is_one_line(tmp_path, monkeypatch):
     deck = re.escape(str(tmp_path / "run" / "layer0")) + r"/chunk_\d{6}/deck\.cir"  # which chunk: thread order
     last = f"Error: no space left on device writing {deck}; free space and run the command again"
     assert res.exit_code == 1 and re.fullmatch(last, res.output.splitlines()[-1]), res.output
+
+
+def test_an_output_that_is_a_symbolic_link_stays_one(tmp_path):
+    """Writing through a link replaces the file it points to, as a plain write did: the link stays."""
+    from anasim.outputs import write_text
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "r.json").write_text("old\n")
+    (tmp_path / "r.json").symlink_to(tmp_path / "real" / "r.json")
+    write_text(tmp_path / "r.json", "new\n")
+    assert (tmp_path / "r.json").is_symlink() and (tmp_path / "real" / "r.json").read_text() == "new\n"
