@@ -102,7 +102,7 @@ def test_scheduled_branches_breakpoints_and_printed_finals():
     tran = Tran(1e-11, 3e-9, 1e-11, uic=True, breakpoints=(1e-9, 2e-9))
     run = Run(InitialState({"n1": 0.75}), tran, WrData("v.txt", ("n1",)), finals=(("s0_y0", "n1"),))
     lines = netlist(c, run=run).splitlines()
-    assert lines[2:5] == [
+    assert lines[3:6] == [
         "Be0 n1 0 I=u(1e-09-time)*(tanh(0.5*(V(n1)-0)+-0.25))",
         "Bl1_e0 n1 0 I=u(time-1e-09)*u(2e-09-time)*(tanh(2.0*(V(n1)-0)+0.0))",
         "Bl2_e0 n1 0 I=u(time-2e-09)*(tanh(1.0*(V(n1)-0)+0.0))",
