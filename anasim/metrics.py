@@ -136,7 +136,7 @@ class Comparison:
         samples = str(len(self.circuit))
         if info.get("requested_samples", len(self.circuit)) != len(self.circuit):
             samples += f" (of {info['requested_samples']} asked: {info['note']})"
-        rows = [("samples", samples), ("engine", info.get("engine", {}).get("simulator", "-"))]
+        rows = [("samples", samples), ("engine", engine_text(info.get("engine", {})))]
         if "end_time_s" in info:
             rows.append(("forward time", f"{info['end_time_s']:.3g} s (a = {info['scale_a']:g})"))
         if "circuit_loss" in m:
@@ -175,6 +175,16 @@ class Comparison:
         if self.failed:
             rows.append(("failed samples", f"{len(self.failed)} (see failed_samples in the JSON)"))
         return rows
+
+
+def engine_text(engine: dict) -> str:
+    """``ngspice-46, klu``, and the samples KLU did not converge on (run again under Sparse)."""
+    text = engine.get("simulator") or "-"
+    fell = engine.get("solver_fallback") or []
+    if fell:
+        shown = ", ".join(map(str, fell[:10])) + (", ..." if len(fell) > 10 else "")
+        text += f" (Sparse for {len(fell)} sample(s) KLU did not converge on: {shown})"
+    return text
 
 
 def swing_row(sw: dict) -> str:

@@ -38,7 +38,7 @@ from .fanout import SchedulerLost, WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
-from .sim.ngspice import ngspice_version
+from .sim.ngspice import engine_label, ngspice_version, resolve_solver, solver_scope
 from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
@@ -121,7 +121,8 @@ def realize(ctx: Context, task: Task) -> dict:
     pert = Perturbation(task.sigmas, task.seed, task.index, task.dist) if task.point >= 0 else None
     work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
     try:
-        with run_directory(work) as rd:
+        # the solver the parent resolved (and settings.json records), not this worker's "auto"
+        with run_directory(work) as rd, solver_scope(ctx.settings.solver):
             res = finish(
                 family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
             )
@@ -130,6 +131,8 @@ def realize(ctx: Context, task: Task) -> dict:
     wall = time.perf_counter() - t0
     times = {"ngspice_s": res.rusage.get("analysis_s"), "ngspice_elapsed_s": res.rusage.get("elapsed_s")}
     out = {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
+    if res.solver_fallback:  # samples run again under Sparse: said in the realization's row
+        out["solver_fallback"] = res.solver_fallback
     sigma = coefficient_sigma(task.sigmas)
     if task.point >= 0 and family.eq6 is not None and sigma is not None:
         # the software Monte Carlo beside it: eq. 6 at the same sigma, its own seeded stream
@@ -166,6 +169,10 @@ def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, setting
         "seed": mc.seed,
         "noise_dist": mc.dist,
         "chunk": CHUNK,
+        # outputs move with the engine and solver (KLU and Sparse differ at reltol level): a
+        # resume under another one would mix them
+        "engine": ngspice_version(),
+        "solver": settings.solver,
         "realizations": mc.realizations,
     }
 
@@ -261,7 +268,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     if samples > len(z_all):  # said at once and in the summary, as plain simulate says it
         print(f"monte carlo: samples {cut}", file=sys.stderr, flush=True)
     # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
-    settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False)
+    settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=resolve_solver(settings.solver))
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")
@@ -334,6 +341,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                     if "torch_outputs" in res:  # the torch eq. 6 model of the same realization
                         m = Comparison(data.task, ref, res["torch_outputs"], target).metrics()
                         row[f"torch_eq6_{key}"] = m.get(f"circuit_{key}")
+                    if res.get("solver_fallback"):  # samples KLU did not converge on, run under Sparse
+                        row["solver_fallback"] = res["solver_fallback"]
                     if res["failed"]:
                         first = min(res["failed"])
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"
@@ -353,7 +362,10 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     finally:
         bar.close()
     head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
-    head |= {"results": str(folder), "environment": environment(ngspice_version(), {"monte_carlo": mc.seed})}
+    head |= {
+        "results": str(folder),
+        "environment": environment(engine_label(settings.solver), {"monte_carlo": mc.seed}),
+    }
     head |= reference_head(data.task, ref, target, folder, nominal_file)
     head["partial"] = interrupted or lost is not None or len(rows) < total
     head["samples"] = len(z)

@@ -33,7 +33,7 @@ from .outputs import check_outputs, output_lock
 from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
-from .sim.ngspice import SimResult, finish, run_directory
+from .sim.ngspice import SimResult, finish, run_directory, solver_scope
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
 TRAN_DEFAULTS = {"line_cap": 1e-12, "gbw": 1e8}
@@ -115,9 +115,17 @@ def provenance(net: Network, opts) -> list[str]:
     ]
 
 
-def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=None, data_dir=None):
+def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=None, data_dir=None,
+                    solver: str = "auto", engine: str | None = None, check_solver: bool = True):  # fmt: skip
     """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
-    with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``)."""
+    with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``),
+    with ``solver`` (auto|klu|sparse, checked against this ngspice unless ``check_solver`` is
+    False) and ``engine`` (default: this ngspice's version) named in its header."""
+    with solver_scope(solver, engine, check_solver):
+        return _compile_network(net, out, options, stimulus, dataset, data_dir)
+
+
+def _compile_network(net: Network, out, options, stimulus, dataset, data_dir):
     out = Path(out)
     check_outputs([(f"the checkpoint {net.path}", net.path)], [(f"-o {out}", out, "-o")])
     opts = fit_options(net, make_options(net.family, options or {}, FAMILIES), data_dir)
@@ -279,7 +287,8 @@ def compare(
     check_sim_outputs(net, settings, json_out, run_dir)
     if json_out is not None:
         check_writable(json_out, "--json")
-    with output_lock(json_out, "--json"):  # two runs replacing one file: neither's results would be whole
+    with output_lock(json_out, "--json"), solver_scope(settings.solver if settings else None):
+        # two runs replacing one file: neither's results would be whole
         return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
 
 
@@ -318,7 +327,14 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         "netlist": str(settings.netlist) if settings.netlist is not None else None,
         "partial": interrupted,
         "samples_done": done,
-        "engine": {"simulator": res.simulator, "mode": f"ngspice -b subprocesses, {res.mode}", "jobs": settings.jobs},
+        "engine": {
+            "simulator": res.simulator,
+            "mode": f"ngspice -b subprocesses, {res.mode}",
+            "jobs": settings.jobs,
+            "solver": res.solver,
+            # samples KLU did not converge on, run again under Sparse (their rows are Sparse's)
+            "solver_fallback": res.solver_fallback,
+        },
         "analysis": settings.analysis,
         "hardware": {**asdict(opts), "analysis": settings.analysis},
         "rusage": res.rusage,

@@ -33,6 +33,21 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent / "results" / "equivalence"
 TOLERANCE = 1e-12  # of the output range: ngspice prints 12 digits, so this is "the same numbers"
+RECORDED_ENGINE = "ngspice-39"  # the engine before.npz comes from
+# KirchhoffNet's transient under another engine: ngspice 46 picks other time steps (329 against
+# 323 points on a golden deck), moving the outputs by 6.3e-9 of the range here; 1e-6 of the range
+# is the tolerance the re-recordings above were held to. The DC sweeps stay at TOLERANCE.
+OTHER_ENGINE_TRANSIENT = 1e-6
+
+
+def tolerance(case: str) -> float:
+    from anasim.sim.ngspice import ngspice_version
+
+    if case.startswith("kirchhoffnet") and ngspice_version() != RECORDED_ENGINE:
+        return OTHER_ENGINE_TRANSIENT
+    return TOLERANCE
+
+
 # name -> (checkpoint, train arguments, simulate arguments)
 CASES = {
     "tdkan_edge": (
@@ -62,7 +77,10 @@ def anasim(*args: str) -> None:
 def simulate(name: str, work: Path) -> np.ndarray:
     ckpt, _, sim_args = CASES[name]
     js = work / f"{name}.json"
-    anasim("simulate", str(HERE / ckpt), *sim_args, "--jobs", "2", "--json", str(js))
+    # Sparse, the solver of the recording (ngspice 39's only one; ngspice 46's Sparse gives the
+    # same numbers): this checks refactors of anasim, not engines. KLU moves the outputs within
+    # Newton's reltol (6.5e-7 of the range, tdkan_shared): tests/test_solver.py compares solvers.
+    anasim("simulate", str(HERE / ckpt), *sim_args, "--jobs", "2", "--solver", "sparse", "--json", str(js))
     return np.load(js.with_suffix(".npz"))["circuit"]
 
 
@@ -97,7 +115,7 @@ def main(argv=None) -> int:
         return 0
     errors = check()
     print(json.dumps(errors, indent=1))
-    bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
+    bad = {k: v for k, v in errors.items() if not v <= tolerance(k)}
     print("unchanged" if not bad else f"CHANGED beyond {TOLERANCE:g} of range: {bad}")
     return 1 if bad else 0
 

@@ -17,13 +17,20 @@ from ._util import friendly
 @click.option("--dataset", default=None, help="Dataset of the stimulus [the model's].")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
+@click.option(
+    "--solver",
+    type=click.Choice(["auto", "klu", "sparse"]),
+    default="auto",
+    show_default=True,
+    help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse.",
+)
 @hw_options
 @friendly
-def compile_(checkpoint, output, stimulus, dataset, data_dir, **hw):
+def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, **hw):
     """Compile CHECKPOINT into a crossbar netlist."""
     from anasim.pipeline import compile_network, load
 
-    paths, info = compile_network(load(checkpoint), output, given(**hw), stimulus, dataset, data_dir)
+    paths, info = compile_network(load(checkpoint), output, given(**hw), stimulus, dataset, data_dir, solver)
     devices = sum(L["devices"] for L in info["layers"])
     resistors = sum(L.get("resistors", 0) for L in info["layers"])
     click.echo(

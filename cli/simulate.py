@@ -83,6 +83,13 @@ def _list_variations(ctx, param, value):
     help="DC: a sample still not converged after this long is recorded as failed and the others go on "
     "[60 s plus 10 ms per circuit element of its deck].",
 )
+@click.option(
+    "--solver",
+    type=click.Choice(["auto", "klu", "sparse"]),
+    default="auto",
+    show_default=True,
+    help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse. A sample KLU does not converge on runs again under Sparse (said in the results).",
+)
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option(
     "--plain",
@@ -165,6 +172,7 @@ def simulate(
     period,
     power_samples,
     sample_timeout,
+    solver,
     whole,
     plain,
     json_out,
@@ -195,7 +203,7 @@ def simulate(
     settings = SimSettings(
         jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
-    settings = replace(settings, power_samples=power_samples, sample_timeout=sample_timeout)
+    settings = replace(settings, power_samples=power_samples, sample_timeout=sample_timeout, solver=solver)
     if mc is None:
         if vary or sweep or resume or workers or scheduler or allow_failed:
             raise click.UsageError("--vary, --sweep, --resume, --workers, --scheduler and --allow-failed need --mc N")

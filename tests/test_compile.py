@@ -134,7 +134,8 @@ def test_device_mlp_circuit_matches_reference(activation, tmp_path):
 def test_ngspice_missing_is_explained(digits_model, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     res = run("simulate", digits_model, "--samples", 5)
-    assert res.exit_code == 1 and "ngspice is not installed" in res.output and "apt-get install ngspice" in res.output
+    assert res.exit_code == 1 and "ngspice is not installed (no 'ngspice' on PATH)" in res.output
+    assert "make install" in res.output and "apt-get install -t bookworm-backports ngspice" in res.output
 
 
 @pytest.mark.parametrize(

@@ -19,4 +19,6 @@ def errors():
 
 @pytest.mark.parametrize("case", list(equivalence.CASES))
 def test_outputs_unchanged(errors, case):
-    assert errors[case] <= equivalence.TOLERANCE  # 1e-12 of the range: the same printed numbers
+    # 1e-12 of the range: the same printed numbers (a transient under another engine than the
+    # recording's: 1e-6, see equivalence.tolerance)
+    assert errors[case] <= equivalence.tolerance(case)

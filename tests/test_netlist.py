@@ -9,6 +9,7 @@ from anasim.circuit.ir import Branch, BSource, Capacitor, Circuit, Curve, Device
 from anasim.circuit.netlist import netlist
 from anasim.circuit.stimulus import InitialState, Run, Tran, WrData, sweep_run
 from anasim.errors import AnasimError
+from anasim.sim.ngspice import solver_scope
 
 CIRCUIT = Circuit(
     "t",
@@ -26,11 +27,19 @@ CIRCUIT = Circuit(
 )
 
 
-def test_every_element_form_exactly():
-    """Device current = area * A per unit * scale * I(V - shift); op-amps as their macro-models."""
-    text = netlist(CIRCUIT, run=sweep_run(np.array([[0.5], [0.75]]), CIRCUIT.outputs, "out.txt"))
+@pytest.mark.parametrize("solver", ["klu", "sparse"])
+def test_every_element_form_exactly(solver):
+    """Device current = area * A per unit * scale * I(V - shift); op-amps as their macro-models;
+    the engine and solver under the title, .options klu for KLU."""
+    with solver_scope(solver, engine="ngspice-46", check=False):  # the deck whatever ngspice is here
+        text = netlist(CIRCUIT, run=sweep_run(np.array([[0.5], [0.75]]), CIRCUIT.outputs, "out.txt"))
+    engine = {
+        "klu": "* engine ngspice-46, solver KLU (.options klu; an ngspice without KLU ignores it and uses Sparse)",
+        "sparse": "* engine ngspice-46, solver Sparse (ngspice's default)",
+    }[solver]
     assert text.splitlines() == [
         "* t",
+        engine,
         ".func iv_dio(x) {pwl(x,0.0,0.0,1.0,2.0)}",
         "Bd1 in_0 c I=2e-06*iv_dio(V(in_0,c))",
         "Bd2 in_0 c I=3e-06*iv_dio(V(in_0,c)-0.25)",
@@ -42,6 +51,7 @@ def test_every_element_form_exactly():
         f"Cu3_c u3_p 0 {1e-3 / (2 * math.pi * 1e8)!r}",  # C = gm / (2 pi gbw)
         "Eu3_buf y_2 0 u3_p 0 1.0",
         "Rf c y_0 10000.0",
+        *([".options klu"] if solver == "klu" else []),
         "* inputs: sample s is applied while V(idx) = s",
         "Vidx idx 0 dc 0",
         "Bin0 in_0 0 V=pwl(V(idx),0,0.5,1,0.75)",
@@ -49,6 +59,7 @@ def test_every_element_form_exactly():
         ".control",
         "set wr_singlescale",
         "set wr_vecnames",
+        "set no_mem_check",
         "option numdgt=12",
         "option reltol=1e-06 vntol=1e-09 abstol=1e-15 gminsteps=100.0",
         "dc Vidx 0.0 1.0 1.0",
@@ -70,7 +81,7 @@ def test_branches_and_initial_state():
         InitialState({"n1": 0.75}), Tran(1e-11, 1e-9, 1e-11, uic=True), WrData("v.txt", ("n1",)), {"reltol": 1e-6}
     )
     lines = netlist(c, run=run).splitlines()
-    assert lines[1:3] == ["Cn1 n1 0 1e-09 ic=0.75", "Be0 n1 0 I=max(0.5*(V(n1)-0)+-0.25,0)"]
+    assert lines[2:4] == ["Cn1 n1 0 1e-09 ic=0.75", "Be0 n1 0 I=max(0.5*(V(n1)-0)+-0.25,0)"]  # line 1: engine
     assert "tran 1e-11 1e-09 0 1e-11 uic" in lines
 
 
@@ -91,7 +102,7 @@ def test_scheduled_branches_breakpoints_and_printed_finals():
     tran = Tran(1e-11, 3e-9, 1e-11, uic=True, breakpoints=(1e-9, 2e-9))
     run = Run(InitialState({"n1": 0.75}), tran, WrData("v.txt", ("n1",)), finals=(("s0_y0", "n1"),))
     lines = netlist(c, run=run).splitlines()
-    assert lines[2:5] == [
+    assert lines[3:6] == [
         "Be0 n1 0 I=u(1e-09-time)*(tanh(0.5*(V(n1)-0)+-0.25))",
         "Bl1_e0 n1 0 I=u(time-1e-09)*u(2e-09-time)*(tanh(2.0*(V(n1)-0)+0.0))",
         "Bl2_e0 n1 0 I=u(time-2e-09)*(tanh(1.0*(V(n1)-0)+0.0))",

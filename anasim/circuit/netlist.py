@@ -213,7 +213,9 @@ def _analysis(a) -> str:
 
 
 def _control(run: Run) -> list[str]:
-    lines = ["set wr_singlescale", "set wr_vecnames", "option numdgt=12"]
+    # no_mem_check: ngspice 46 refuses to start when its saved vectors might exceed MemFree (not
+    # MemAvailable), which a busy machine's page cache hides (met on a 128-row tile); 39 ignores it
+    lines = ["set wr_singlescale", "set wr_vecnames", "set no_mem_check", "option numdgt=12"]
     if run.options:
         lines.append("option " + " ".join(f"{k}={num(v)}" for k, v in run.options.items()))
     lines.append(_analysis(run.analysis))
@@ -263,8 +265,21 @@ def write_ngspice(circuit: Circuit, out: TextIO, run: Run | None = None) -> None
         ic = run.stimulus.voltages if run and isinstance(run.stimulus, InitialState) else {}
         lines = [_body(circuit, ic, inline)]
     if run is not None:
+        # the engine and solver under the title (the first line of a deck is its title)
+        title, _, rest = lines[0].partition("\n")
+        lines[0] = "\n".join([title, f"* {comment_text(_engine_line(run))}", *([rest] if rest else [])])
+        if run.solver == "klu":  # a card, not a control-block option: the matrix is set up at parse time
+            lines.append(".options klu")
         lines += _stimulus(circuit, run.stimulus) + _breakpoints(run.analysis) + _control(run)
     out.write("\n".join(lines) + "\n.end\n")
+
+
+def _engine_line(run: Run) -> str:
+    if run.solver not in ("klu", "sparse"):
+        raise AnasimError(f"netlister: solver {run.solver!r} is not klu or sparse")
+    if run.solver == "klu":
+        return f"engine {run.engine}, solver KLU (.options klu; an ngspice without KLU ignores it and uses Sparse)"
+    return f"engine {run.engine}, solver Sparse (ngspice's default)"
 
 
 def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run | None = None) -> str:

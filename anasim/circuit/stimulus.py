@@ -87,6 +87,18 @@ class RawFile:
     file: str
 
 
+def _active_solver() -> str:
+    from ..sim.ngspice import active_solver  # the engine decides: imported late (sim imports circuit)
+
+    return active_solver()
+
+
+def _active_engine() -> str:
+    from ..sim.ngspice import active_engine
+
+    return active_engine()
+
+
 @dataclass(frozen=True)
 class Run:
     stimulus: SampleSweep | TimeSequence | Waveforms | InitialState | None
@@ -101,6 +113,10 @@ class Run:
     # (label, node): the node's voltage at the end of the analysis, printed as "label = value"
     # (a compiled deck run alone shows its outputs, not only the table it writes)
     finals: tuple[tuple[str, str], ...] = ()
+    # "klu" (the deck carries .options klu) or "sparse"; by default the one of the
+    # anasim.sim.ngspice.solver_scope the Run is built in (auto: KLU where the engine has it)
+    solver: str = field(default_factory=_active_solver)
+    engine: str = field(default_factory=_active_engine)  # named in the deck's header: what runs it
 
 
 # The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.

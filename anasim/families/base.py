@@ -31,6 +31,9 @@ class SimSettings:
     progress: bool = False  # samples done and time left on stderr (the CLI's runs)
     power_samples: int = 0  # DC: static power at the operating points of the first N samples
     sample_timeout: float | None = None  # DC: seconds a sample may take (None: scaled to the deck)
+    # linear solver: auto (KLU where ngspice has it), klu or sparse; Monte Carlo workers get the
+    # resolved name, so every realization runs the solver its settings.json records
+    solver: str = "auto"
     # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
     perturb: Callable | None = None
     # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import engine_text
 from . import figures
 from .load import Results, SimRun
 from .render import Doc, md_table
@@ -112,7 +113,7 @@ def comparison_rows(sims: list[SimRun]) -> tuple[list[str], list[list]]:
     rows = []
     for r in sims:
         d = r.data
-        row = [r.path.name, d["samples"], d.get("engine", {}).get("simulator", "-"), d.get("analysis", "-")]
+        row = [r.path.name, d["samples"], engine_text(d.get("engine", {})), d.get("analysis", "-")]
         if cls:
             row += [pct(d.get("reference_accuracy")), pct(d.get("circuit_accuracy")), pct(d.get("argmax_agreement"))]
         else:

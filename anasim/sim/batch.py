@@ -11,7 +11,10 @@ crossbar's columns in decks of about 2,000 devices run several times faster than
 
 A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
 them when the deck is the same (this is how an interrupted run continues). Ctrl-C kills every
-ngspice at once and raises :class:`SimInterrupted` with the samples that finished.
+ngspice at once and raises :class:`SimInterrupted` with the samples that finished. A sample that
+fails alone under KLU is run again under Sparse (folder ``sample_<name>_sparse``) and named in
+``SimResult.solver_fallback``: KLU gives up on the ``--rails`` decks' saturated tanh op-amps (2 of
+4 samples, "gmin stepping failed" after 36k iterations) where Sparse converges in ~430.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,7 @@ from .deckcheck import check_deck
 from .ngspice import (
     SimResult,
     Stalled,
+    active_solver,
     add_rusage,
     ngspice_version,
     read_wrdata,
@@ -85,10 +90,12 @@ def fast_parts(circuit: Circuit, part_elements: int | None = PART_ELEMENTS) -> l
     return [fold_clippers(p) for p in split(c, part_elements)]
 
 
-def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True) -> str:
-    """The deck of one sweep over ``x`` [N, inputs], its outputs written to out.txt."""
+def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True, solver: str | None = None) -> str:
+    """The deck of one sweep over ``x`` [N, inputs], its outputs written to out.txt; ``solver``:
+    klu or sparse instead of the active one."""
     options = FAST_SWEEP_OPTIONS if fast else None
-    return netlist(circuit, run=sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast))
+    run = sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast)
+    return netlist(circuit, run=run if solver is None else replace(run, solver=solver))
 
 
 # why a sample runs out of its budget, in the cases met so far (issue 29: a digits [64,32,10]
@@ -110,11 +117,11 @@ def default_sample_timeout(circuit: Circuit) -> float:
 
 
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True, on_point=None,
-              budget: float | None = None) -> np.ndarray:  # fmt: skip
+              budget: float | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
     """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
     deck in ``work``); raises SimError with ngspice's output (:class:`Stalled` when a sample took
     more than ``budget`` seconds). ``on_point(n)``: n samples finished."""
-    text = deck_text(circuit, x, fast)
+    text = deck_text(circuit, x, fast, solver)
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
@@ -138,7 +145,7 @@ def _why(exc: SimError, budget: float | None) -> str:
 
 
 def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict,
-                fast: bool = True, budget: float | None = None, on_point=None):  # fmt: skip
+                fast: bool = True, budget: float | None = None, on_point=None, fallback: set | None = None):  # fmt: skip
     """Outputs [len(x), out] of one run over ``x``, and {position: why}. When the run fails, each
     sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost. When
     a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples ngspice reported
@@ -146,9 +153,11 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
     sweeps after them home in on the stalled sample: the next one alone, or, when ngspice had
     reported nothing (it reports at most four points a second), half as many samples as the sweep
     that stalled; a sample that stalls alone is failed, and the sweep goes on after it (folders
-    ``sweep_<first>_<last>``). ``on_point(n)``: the first n samples are finished."""
+    ``sweep_<first>_<last>``). ``on_point(n)``: the first n samples are finished. A sample that
+    fails alone under KLU is run again under Sparse; its name goes into ``fallback``."""
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
+    klu = active_solver() == "klu"
 
     def run(a: int, b: int) -> None:
         name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"
@@ -156,12 +165,27 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
         out[a:b] = run_chunk(circuit, x[a:b], where, rusage, fast, lambda n: report(a + n), budget)
         report(b)
 
+    def lost(k: int, exc: SimError) -> None:  # sample k failed alone: Sparse's turn under KLU
+        if klu:
+            where = folder / f"sample_{names[k]:06d}_sparse"
+            try:
+                out[k : k + 1] = run_chunk(circuit, x[k : k + 1], where, rusage, fast, None, budget, "sparse")
+                if fallback is not None:
+                    fallback.add(int(names[k]))
+                report(k + 1)
+                return
+            except SimError as again:
+                failed[k] = f"{_why(exc, budget)}; under Sparse too: {_why(again, budget)}"
+                report(k + 1)
+                return
+        failed[k] = _why(exc, budget)
+        report(k + 1)
+
     def alone(k: int) -> None:
         try:
             run(k, k + 1)
         except SimError as exc:
-            failed[k] = _why(exc, budget)
-            report(k + 1)
+            lost(k, exc)
 
     pending, span = 0, len(x)  # samples before pending are finished or failed; span: the next sweep's
     while pending < len(x):
@@ -172,8 +196,7 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
         except Stalled as exc:
             done = exc.done if 0 < exc.done < stop - first else 0
             if stop - first == 1:
-                failed[first] = _why(exc, budget)
-                report(stop)
+                lost(first, exc)
                 pending, span = stop, len(x)
             elif done:
                 try:
@@ -186,8 +209,7 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
                 span = (stop - first) // 2
         except SimError as exc:  # ngspice gave up (no convergence): every sample alone
             if stop - first == 1:
-                failed[first] = _why(exc, budget)
-                report(stop)
+                lost(first, exc)
             for k in range(first, stop) if stop - first > 1 else ():
                 alone(k)
             pending, span = stop, len(x)
@@ -237,7 +259,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
 
 
 def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict, n_out: int,
-              fast: bool = True, budget: float | None = None, on_point=None):  # fmt: skip
+              fast: bool = True, budget: float | None = None, on_point=None, fallback: set | None = None):  # fmt: skip
     """Outputs [len(x), n_out] of a circuit split into ``parts``, each run on its own inputs
     (folder ``part<p>`` when there are several); a sample failing in any part fails. ``budget``:
     seconds per sample (None: :func:`default_sample_timeout` of each part); ``on_point(p, n)``:
@@ -247,7 +269,8 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
         where = folder if len(parts) == 1 else folder / f"part{p:03d}"
         limit = budget or default_sample_timeout(part.circuit)
         report = None if on_point is None else functools.partial(on_point, p)
-        res, bad = run_samples(part.circuit, part.stimulus(x), names, where, chunk_name, rusage, fast, limit, report)
+        res, bad = run_samples(part.circuit, part.stimulus(x), names, where, chunk_name, rusage, fast, limit, report,
+                               fallback)  # fmt: skip
         out[:, list(part.outputs)] = res
         for k, why in bad.items():
             failed.setdefault(k, why if len(parts) == 1 else f"part {p}: {why}")
@@ -279,6 +302,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     stage_peak = np.full((len(x), len(circuits)), np.nan)
     failed: dict[int, str] = {}
     rusage: dict[str, float] = {}
+    fallback: set[int] = set()  # samples run again under Sparse (KLU did not converge)
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
     parts = [fast_parts(c, part_elements) if fast else [whole(c)] for c in circuits]
@@ -303,7 +327,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
                 continue
             n_out = len(circuit.outputs)
             res, bad = run_parts(parts[li], current[alive], start + alive, folders[li], name, rusage, n_out, fast,
-                                 sample_timeout, functools.partial(on_point, li))  # fmt: skip
+                                 sample_timeout, functools.partial(on_point, li), fallback)  # fmt: skip
             stage = f"stage {li}: " if len(circuits) > 1 else ""
             failed.update({int(start + alive[k]): stage + why for k, why in bad.items()})
             current = np.full((len(current), n_out), np.nan)
@@ -316,7 +340,9 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
 
     def result() -> SimResult:
         extra = {"stage_peak_v": stage_peak} if peaks else {}
-        return SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
+        res = SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
+        res.solver, res.solver_fallback = active_solver(), sorted(fallback)
+        return res
 
     run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result, streamed=True)
     return result()

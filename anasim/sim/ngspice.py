@@ -7,6 +7,12 @@ shared library (one instance per process) cannot. Also here: the result type eve
 returns, run directories (temporary ones removed after a clean run, kept on failure or when the
 user names one, and locked while a run uses them), the version, and the data-file readers.
 
+The linear solver (issue 30): ``auto`` is KLU where ``ngspice -v`` says the engine has it (ngspice
+42+ built with it; on a wired 64x64 tile 6x less CPU than Sparse 1.3), Sparse otherwise (ngspice
+39 would silently ignore ``.options klu``). :func:`solver_scope` makes one solver the one every
+:class:`~anasim.circuit.stimulus.Run` built inside it carries, so the netlister writes
+``.options klu`` and the engine line of the header from it.
+
 Ctrl-C: every ngspice runs in its own process group (a terminal's SIGINT reaches Python only)
 and is registered while it runs, so ``stop_all`` can kill them at once; a run killed that way
 raises :class:`Stopped`, never a SimError, so nothing takes it for a convergence failure.
@@ -42,10 +48,18 @@ RUSAGE = {
 }
 
 
+# what installs an ngspice with KLU, for messages (.ci/install-ngspice.sh does it on Debian 12)
+INSTALL_HINT = (
+    "install ngspice 42 or newer built with KLU: 'make install' does it "
+    "(Debian 12: apt-get install -t bookworm-backports ngspice libngspice0 libngspice0-dev)"
+)
+SOLVERS = ("auto", "klu", "sparse")
+
+
 def ngspice_path() -> str:
     path = shutil.which("ngspice")
     if path is None:
-        raise SimError("ngspice is not installed: run 'make install' or 'apt-get install ngspice libngspice0-dev'")
+        raise SimError(f"ngspice is not installed (no 'ngspice' on PATH); {INSTALL_HINT}")
     return path
 
 
@@ -59,10 +73,67 @@ def batch_command(deck: str) -> list[str]:
 
 
 @cache
-def ngspice_version() -> str:
-    out = subprocess.run([ngspice_path(), "-v"], capture_output=True, text=True, timeout=30).stdout
+def _engine(path: str) -> tuple[str, bool]:
+    """(version, compiled with KLU) of the ngspice at ``path``, from one ``ngspice -v``."""
+    try:
+        out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SimError(f"ngspice at {path} does not run ({exc}); {INSTALL_HINT}") from None
     m = re.search(r"ngspice-(\S+)", out)
-    return f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"
+    # "** Compiled with KLU Direct Linear Solver" (ngspice 42+ configured --enable-klu)
+    return (f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"), "KLU" in out
+
+
+def ngspice_version() -> str:
+    return _engine(ngspice_path())[0]
+
+
+def has_klu() -> bool:
+    return _engine(ngspice_path())[1]
+
+
+def resolve_solver(solver: str) -> str:
+    """``klu`` or ``sparse`` for ``--solver`` auto|klu|sparse on this machine's ngspice."""
+    if solver not in SOLVERS:
+        raise AnasimError(f"--solver {solver!r} is not a solver; use one of {', '.join(SOLVERS)}")
+    if solver == "auto":
+        return "klu" if has_klu() else "sparse"
+    if solver == "klu" and not has_klu():
+        raise AnasimError(f"{ngspice_version()} at {ngspice_path()} has no KLU solver (--solver klu); {INSTALL_HINT}")
+    return solver
+
+
+# The solver (and the engine named in deck headers) of the Runs built now; None: resolve "auto"
+_ACTIVE: dict[str, str | None] = {"solver": None, "engine": None}
+
+
+def active_solver() -> str:
+    if _ACTIVE["solver"] is None:
+        _ACTIVE["solver"] = resolve_solver("auto")
+    return _ACTIVE["solver"]
+
+
+def active_engine() -> str:
+    return _ACTIVE["engine"] or ngspice_version()
+
+
+@contextmanager
+def solver_scope(solver: str | None = None, engine: str | None = None, check: bool = True):
+    """Runs built inside carry ``solver`` (auto|klu|sparse, resolved against this ngspice unless
+    ``check`` is False: a deck written for another machine) and name ``engine`` (default: this
+    ngspice's version) in their header; the previous ones come back after."""
+    before = dict(_ACTIVE)
+    _ACTIVE["solver"] = (resolve_solver(solver) if check else solver) if solver else before["solver"]
+    _ACTIVE["engine"] = engine or before["engine"]
+    try:
+        yield active_solver()
+    finally:
+        _ACTIVE.update(before)
+
+
+def engine_label(solver: str | None = None) -> str:
+    """What results record as the simulator: version and solver, e.g. ``ngspice-46, klu``."""
+    return f"{ngspice_version()}, {solver or active_solver()}"
 
 
 @dataclass
@@ -78,6 +149,9 @@ class SimResult:
     simulator: str = ""
     rusage: dict[str, float] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # analysis-specific figures (settling, power)
+    solver: str = ""  # klu or sparse: the solver the decks asked for
+    # samples that did not converge under KLU and were run again under Sparse (batched DC runs)
+    solver_fallback: list[int] = field(default_factory=list)
 
 
 def parse_rusage(log: str) -> dict[str, float]:
@@ -298,5 +372,6 @@ def finish(result: SimResult, rd: RunDir) -> SimResult:
     """Record in ``result`` whether its run directory stays (failures, or a named folder)."""
     rd.keep = rd.keep or bool(result.failed)
     result.run_dir = rd.path if rd.keep else None
-    result.simulator = ngspice_version()
+    result.solver = result.solver or active_solver()
+    result.simulator = engine_label(result.solver)
     return result

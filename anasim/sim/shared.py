@@ -179,6 +179,16 @@ def _engine():
     return _ENGINE
 
 
+def library_version() -> str:
+    """``ngspice-46``: the version the loaded libngspice reports (``version -s``), to compare with
+    the ``ngspice`` binary's (:func:`anasim.sim.ngspice.ngspice_version`): the lock-step runs and
+    the batch runs must be the same engine (NGSPICE_LIBRARY_PATH picks the library, PATH the binary)."""
+    with _LOCK:
+        text = _engine().exec_command("version -s")
+    m = re.search(r"ngspice-(\S+)", text)
+    return f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"
+
+
 # --- one run --------------------------------------------------------------------------------
 
 
