@@ -72,6 +72,17 @@ def hw_options(fn):
     return fn
 
 
+def solver_option(more: str = ""):
+    """``--solver``, the same on ``compile`` (the deck's .options) and ``simulate`` (the runs)."""
+    return click.option(
+        "--solver",
+        type=click.Choice(["auto", "klu", "sparse"]),
+        default="auto",
+        show_default=True,
+        help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse." + more,
+    )
+
+
 def given(**values) -> dict:
     """The options the user gave (click passes None for the others)."""
     return {k: v for k, v in values.items() if v is not None}

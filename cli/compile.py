@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from ._hw import given, hw_options
+from ._hw import given, hw_options, solver_option
 from ._util import friendly
 
 
@@ -17,13 +17,7 @@ from ._util import friendly
 @click.option("--dataset", default=None, help="Dataset of the stimulus [the model's].")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
-@click.option(
-    "--solver",
-    type=click.Choice(["auto", "klu", "sparse"]),
-    default="auto",
-    show_default=True,
-    help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse.",
-)
+@solver_option()
 @hw_options
 @friendly
 def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, **hw):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._hw import given, hw_options
+from ._hw import given, hw_options, solver_option
 from ._util import friendly, table
 
 # --strict's exit status for a flagged result: not 1 (an error) or 2 (a usage error), so a script can tell them apart
@@ -83,13 +83,7 @@ def _list_variations(ctx, param, value):
     help="DC: a sample still not converged after this long is recorded as failed and the others go on "
     "[60 s plus 10 ms per circuit element of its deck].",
 )
-@click.option(
-    "--solver",
-    type=click.Choice(["auto", "klu", "sparse"]),
-    default="auto",
-    show_default=True,
-    help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse. A sample KLU does not converge on runs again under Sparse (said in the results).",
-)
+@solver_option(" A sample KLU does not converge on runs again under Sparse (said in the results).")
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option(
     "--plain",
