@@ -1,10 +1,11 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control)."""
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU)."""
 
 import accuracy
 import control
 import drive
+import engines
 import fidelity
 import kirchhoff
 import kirchhoff_digits
@@ -40,3 +41,4 @@ if __name__ == "__main__":
     physical.main(["fashion"])
     lockstep.main()
     control.main([])
+    engines.main([])
