@@ -30,7 +30,7 @@ import torch
 
 from .errors import AnasimWarning, DeviceError
 from .expr import Expr
-from .outputs import WriteError, write_text
+from .outputs import WriteError, reason, write_text
 
 FORMAT = "anasim-device/1"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -179,9 +179,8 @@ class DeviceModel:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
         except (OSError, WriteError) as exc:
-            why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
             raise DeviceError(
-                f"{path}: cannot write the device model ({why}); set ANASIM_DEVICE_DIR to a writable folder"
+                f"{path}: cannot write the device model ({reason(exc)}); set ANASIM_DEVICE_DIR to a writable folder"
             ) from None
         return path
 

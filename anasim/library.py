@@ -23,7 +23,7 @@ from .circuit.ir import Curve
 from .circuit.netlist import subckt
 from .devices import DeviceModel, _bundled
 from .errors import AnasimError
-from .outputs import WriteError, write_text
+from .outputs import WriteError, reason, write_text
 from .sim.ngspice import batch_command, has_klu, ngspice_path, ngspice_version
 
 # the engine and solver the expected outputs come from (the default one since issue 30)
@@ -61,8 +61,7 @@ def export_devices(folder) -> list[Path]:
             write_text(path, device_library(d))
             paths.append(path)
     except (OSError, WriteError) as exc:
-        why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
-        raise AnasimError(f"{folder}: cannot write the device library: {why}") from None
+        raise AnasimError(f"{folder}: cannot write the device library: {reason(exc)}") from None
     return paths
 
 

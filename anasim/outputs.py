@@ -49,6 +49,16 @@ def why_not_written(path, exc: OSError, what: str = "") -> str:
     return f"cannot write {name} ({exc.strerror or exc})"
 
 
+def _write_error(path: Path, exc: OSError, what: str, hint: str) -> WriteError:
+    why = why_not_written(path, exc, what)
+    return WriteError(why + (f"; {hint}" if hint else ""), path, exc.errno, why)
+
+
+def reason(exc: OSError | WriteError) -> str:
+    """Why a write failed, without advice: for callers that wrap it in a message of their own."""
+    return exc.reason if isinstance(exc, WriteError) else str(exc.strerror or exc)
+
+
 def atomic_write(path, write: Callable[[io.BufferedWriter], object], hint: str = "", what: str = "") -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path``, then put it in place of ``path``.
 
@@ -81,8 +91,7 @@ def atomic_write_all(files, hint: str = "", what: str = "") -> list[Path]:
             _fsync_dir(folder)
         return [p for _, p in done]
     except OSError as exc:
-        why = why_not_written(path, exc, what)
-        raise WriteError(why + (f"; {hint}" if hint else ""), path, exc.errno, why) from None
+        raise _write_error(path, exc, what, hint) from None
     finally:
         for tmp, _ in done:
             with suppress(OSError):
@@ -140,8 +149,7 @@ def append_line(fh, path, line: str, hint: str = "") -> None:
         fh.write(line + "\n")
         fh.flush()
     except OSError as exc:
-        why = why_not_written(path, exc)
-        raise WriteError(why + (f"; {hint}" if hint else ""), Path(path), exc.errno, why) from None
+        raise _write_error(Path(path), exc, "", hint) from None
 
 
 def read_npy(path, shape) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnasimError
-from ..outputs import WriteError, write_bytes, write_text
+from ..outputs import WriteError, reason, write_bytes, write_text
 
 CSS = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -127,6 +127,7 @@ class Doc:
             write_text(md, self.markdown())
             write_text(page, self.html())
         except (OSError, WriteError) as exc:
-            why = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
-            raise AnasimError(f"{folder}: cannot write the report there ({why}); choose another -o folder") from None
+            raise AnasimError(
+                f"{folder}: cannot write the report there ({reason(exc)}); choose another -o folder"
+            ) from None
         return md, page
