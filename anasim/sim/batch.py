@@ -166,19 +166,18 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
         report(b)
 
     def lost(k: int, exc: SimError) -> None:  # sample k failed alone: Sparse's turn under KLU
+        why = _why(exc, budget)
         if klu:
             where = folder / f"sample_{names[k]:06d}_sparse"
             try:
                 out[k : k + 1] = run_chunk(circuit, x[k : k + 1], where, rusage, fast, None, budget, "sparse")
+                why = None
                 if fallback is not None:
                     fallback.add(int(names[k]))
-                report(k + 1)
-                return
             except SimError as again:
-                failed[k] = f"{_why(exc, budget)}; under Sparse too: {_why(again, budget)}"
-                report(k + 1)
-                return
-        failed[k] = _why(exc, budget)
+                why += f"; under Sparse too: {_why(again, budget)}"
+        if why is not None:
+            failed[k] = why
         report(k + 1)
 
     def alone(k: int) -> None:
@@ -210,8 +209,9 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
         except SimError as exc:  # ngspice gave up (no convergence): every sample alone
             if stop - first == 1:
                 lost(first, exc)
-            for k in range(first, stop) if stop - first > 1 else ():
-                alone(k)
+            else:
+                for k in range(first, stop):
+                    alone(k)
             pending, span = stop, len(x)
     return out, failed
 

@@ -254,7 +254,7 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
     ]
     for r in readers:
         r.start()
-    t0, why = time.monotonic(), None
+    t0, why, stalled = time.monotonic(), None, False
     try:
         while proc.poll() is None:
             try:
@@ -265,7 +265,7 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
             if now - t0 > timeout:
                 why = f"ngspice did not finish within {timeout:.0f} s"
             elif stall is not None and now - seen["at"] > stall:
-                why = f"no sample finished within {stall:g} s"
+                why, stalled = f"no sample finished within {stall:g} s", True
             if why is not None:
                 proc.kill()
                 proc.wait()
@@ -285,9 +285,9 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
     # newlines as text mode reads them (a progress line ends in a carriage return)
     log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     (work / "ngspice.log").write_text(log)
+    if stalled:
+        raise Stalled(why, work, log, seen["done"])
     if why is not None:
-        if why.startswith("no sample"):
-            raise Stalled(why, work, log, seen["done"])
         raise SimError(why, work, log)
     if not (work / expect).is_file():
         raise SimError(f"ngspice failed (exit {proc.returncode})", work, log)
