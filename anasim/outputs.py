@@ -193,6 +193,19 @@ def check_outputs(inputs: Iterable[tuple[str, object]], outputs: Iterable[tuple[
                 )
 
 
+def json_outputs(json_out, beside: str, what: str) -> list[tuple[str, Path, str]]:
+    """``--json`` and what a run writes beside it (suffix ``beside``: its .npz arrays, a Monte
+    Carlo's .mc folder), as :func:`check_outputs` outputs; none when ``json_out`` is None."""
+    if json_out is None:
+        return []
+    json_out = Path(json_out)
+    near = json_out.with_suffix(beside)
+    return [
+        (f"--json {json_out}", json_out, "--json"),
+        (f"the {what} of --json {json_out} ({near})", near, "--json (a name ending in .json)"),
+    ]
+
+
 class LockHeld(Exception):
     """The lock file is held by another process; ``holder`` is the pid it wrote (or 'unknown')."""
 

@@ -29,7 +29,7 @@ from .data import load_dataset
 from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
-from .outputs import check_outputs, output_lock
+from .outputs import check_outputs, json_outputs, output_lock
 from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
@@ -148,14 +148,7 @@ def check_sim_outputs(net: Network, settings: SimSettings | None, json_out, run_
     if settings is not None and settings.netlist is not None:
         inputs.append((f"the netlist {settings.netlist}", settings.netlist))
     outputs = [] if run_dir is None else [(f"--run-dir {run_dir}", run_dir, "--run-dir")]
-    if json_out is not None:
-        json_out = Path(json_out)
-        beside = json_out.with_suffix(".mc" if mc else ".npz")
-        what = "Monte Carlo folder" if mc else "arrays"
-        outputs += [
-            (f"--json {json_out}", json_out, "--json"),
-            (f"the {what} of --json {json_out} ({beside})", beside, "--json (a name ending in .json)"),
-        ]
+    outputs += json_outputs(json_out, ".mc" if mc else ".npz", "Monte Carlo folder" if mc else "arrays")
     check_outputs(inputs, outputs)
 
 

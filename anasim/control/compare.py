@@ -21,7 +21,7 @@ import torch
 
 from ..circuit.stimulus import TimeSequence
 from ..errors import AnasimError, SimError
-from ..outputs import check_outputs, output_lock
+from ..outputs import check_outputs, json_outputs, output_lock
 from ..pipeline import TRAN_DEFAULTS, load
 from ..progress import Progress
 from ..results import check_writable, write_pair
@@ -64,10 +64,8 @@ def control_simulate(
 ) -> dict:
     if not (isinstance(seed, int) and seed >= 0):  # numpy's generators take no negative seed
         raise AnasimError(f"--seed {seed!r}: give a whole number >= 0")
-    outputs = [(f"{flag} {p}", p, flag) for p, flag in ((json_out, "--json"), (plot, "--plot"), (run_dir, "--run-dir"))]
-    if json_out is not None:
-        npz = Path(json_out).with_suffix(".npz")
-        outputs.insert(1, (f"the trajectories of --json {json_out} ({npz})", npz, "--json (a name ending in .json)"))
+    outputs = json_outputs(json_out, ".npz", "trajectories")
+    outputs += [(f"{flag} {p}", p, flag) for p, flag in ((plot, "--plot"), (run_dir, "--run-dir"))]
     check_outputs([(f"the checkpoint {path}", path)], outputs)
     if json_out is not None:
         check_writable(json_out, "--json")  # its folder too, where the lock goes
