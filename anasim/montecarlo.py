@@ -38,7 +38,7 @@ from .fanout import SchedulerLost, WorkerLost, check_scheduler, run_tasks
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
-from .sim.ngspice import engine_label, ngspice_version, resolve_solver, solver_scope
+from .sim.engine import get_engine
 from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
@@ -114,7 +114,7 @@ class Task:
 
 def realize(ctx: Context, task: Task) -> dict:
     """One realization in a worker: outputs, failed samples, wall time, or the error message."""
-    from .sim.ngspice import finish, run_directory
+    from .sim.run import finish, run_directory
 
     t0 = time.perf_counter()
     family = FAMILIES[ctx.family]
@@ -122,7 +122,7 @@ def realize(ctx: Context, task: Task) -> dict:
     work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
     try:
         # the solver the parent resolved (and settings.json records), not this worker's "auto"
-        with run_directory(work) as rd, solver_scope(ctx.settings.solver):
+        with run_directory(work) as rd, get_engine().solver_scope(ctx.settings.solver):
             res = finish(
                 family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
             )
@@ -171,7 +171,7 @@ def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, setting
         "chunk": CHUNK,
         # outputs move with the engine and solver (KLU and Sparse differ at reltol level): a
         # resume under another one would mix them
-        "engine": ngspice_version(),
+        "engine": get_engine().version(),
         "solver": settings.solver,
         "realizations": mc.realizations,
     }
@@ -268,7 +268,9 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     if samples > len(z_all):  # said at once and in the summary, as plain simulate says it
         print(f"monte carlo: samples {cut}", file=sys.stderr, flush=True)
     # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
-    settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=resolve_solver(settings.solver))
+    settings = replace(
+        settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=get_engine().resolve_solver(settings.solver)
+    )
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")
@@ -364,7 +366,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
     head |= {
         "results": str(folder),
-        "environment": environment(engine_label(settings.solver), {"monte_carlo": mc.seed}),
+        "environment": environment(get_engine().label(settings.solver), {"monte_carlo": mc.seed}),
     }
     head |= reference_head(data.task, ref, target, folder, nominal_file)
     head["partial"] = interrupted or lost is not None or len(rows) < total

@@ -95,6 +95,7 @@ def cost(tiles=(8, 16, 32, 64), n: int = 10) -> list[dict]:
     from anasim.families.tdkan.options import TdkanOptions
     from anasim.pipeline import load
     from anasim.sim.batch import run_chunk
+    from anasim.sim.engine import get_engine
 
     net = load(SETS["fashion"][0])
     torch.manual_seed(0)
@@ -102,7 +103,8 @@ def cost(tiles=(8, 16, 32, 64), n: int = 10) -> list[dict]:
     rows = []
     for t in tiles:
         stage = lower_stages(net.model, TdkanOptions(tile=(t, t), wire_r=1.0))[0]
-        parts = [fold_clippers(p) for p in split(merge_parallel(stage))]
+        tuning = get_engine().tuning
+        parts = [fold_clippers(p) for p in split(merge_parallel(stage), tuning.part_elements, tuning.part_linear)]
         part = parts[0]
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
