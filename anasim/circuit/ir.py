@@ -59,7 +59,7 @@ def num(value: float) -> str:
 
 
 def file_name(text: str) -> str:
-    """A file name safe to write into a control block (``wrdata``): letters, digits, '_', '.', '-'."""
+    """A file name safe to write into a deck (a data file it writes): letters, digits, '_', '.', '-'."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
 
 
