@@ -48,7 +48,7 @@ class Ngspice:
     # --- decks and runs ------------------------------------------------------------------------
 
     def write(self, circuit: Circuit, run: Run | None = None) -> str:
-        return writer.netlist(circuit, run=run)
+        return writer.netlist(circuit, run)
 
     def run(self, circuit: Circuit, run: Run, folder: Path, *, deck: str | None = None, timeout: float = 3600.0,
             on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip

@@ -1,7 +1,7 @@
 """ngspice's writer: circuit IR + run -> deck text (the dialect; nothing else writes its syntax).
 
 Where it sits: the :class:`~anasim.sim.ngspice.Ngspice` engine writes every deck through
-``netlist(circuit, dest, run=None)``: one self-contained deck of title and provenance comments,
+``netlist(circuit, run=None)``: one self-contained deck of title and provenance comments,
 one ``.func`` per I-V curve, the elements (op-amps expanded by their macro-model), and, when a
 :class:`~anasim.circuit.stimulus.Run` is given, its stimulus sources and a ``.control`` block
 (options from its tolerances, analysis, what to save, in files :func:`results_file` names). The
@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from io import StringIO
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -43,7 +42,6 @@ from ...circuit.ir import (
 )
 from ...circuit.stimulus import Dc, InitialState, Run, SampleSweep, TimeSequence, Tran, Waveforms
 from ...errors import AnasimError
-from ...outputs import write_text
 
 PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", VCCS: "G", BSource: "B", Clipper: "B"}
 
@@ -307,16 +305,11 @@ def _engine_line(run: Run) -> str:
     return f"engine {run.engine}, solver Sparse (ngspice's default)"
 
 
-def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run | None = None) -> str:
-    """Write ``circuit`` (and ``run``, if given) as an ngspice deck to ``dest`` (path or stream); returns the text."""
+def netlist(circuit: Circuit, run: Run | None = None) -> str:
+    """``circuit`` (and ``run``, if given) as an ngspice deck (files: :func:`anasim.sim.engine.netlist`)."""
     buf = StringIO()
     write_ngspice(circuit, buf, run)
-    text = buf.getvalue()
-    if isinstance(dest, str | Path):
-        write_text(dest, text, what="netlist")  # whole or not at all: a full disk leaves no half deck
-    elif dest is not None:
-        dest.write(text)
-    return text
+    return buf.getvalue()
 
 
 def subckt(name: str, curve: Curve, comments=()) -> str:
