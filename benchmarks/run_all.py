@@ -37,8 +37,12 @@ if __name__ == "__main__":
     montecarlo.main(["speed", "--full", "figures"])
     mc_reuse.main([])
     physical.main(["digits"])
-    physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
-    physical.main(["fashion"])
+    physical.main(["cost"])  # trains its Fashion-MNIST [784,64,10] model if missing
+    # the Fashion-MNIST wire table as far as ngspice reaches in hours: 1,000 images without wires, wired
+    # cells on fewer (a wired 128-row image costs about a CPU minute; the whole table is 'physical.py fashion')
+    physical.main(["fashion", "--ohms", "0"])
+    physical.main(["fashion", "--samples", "100", "--tiles", "64", "--ohms", "0.1,1,10,100"])
+    physical.main(["fashion", "--samples", "20", "--tiles", "128", "--ohms", "1,10"])
     lockstep.main()
     control.main([])
     engines.main([])
