@@ -102,9 +102,7 @@ def number(x: float) -> str:
     x = float(x)
     if not math.isfinite(x):
         raise DeviceError(f"{x!r} is not a finite number: a Verilog-A module cannot hold it")
-    text = repr(x)
-    if "." not in text and "e" not in text:  # repr of a float always has one; never an integer literal
-        text += ".0"
+    text = repr(x)  # a float's repr always has a '.' or an exponent: never an integer literal (1/2 is 0)
     return f"({text})" if text.startswith("-") else text
 
 
