@@ -323,3 +323,11 @@ def test_pwl_flat_ends_equal_torch_bit_for_bit():
     top = float(lines[1].split("y = ")[1].rstrip(";"))
     assert top == float(d.torch_current(torch.tensor([d.knots_v[-1] + 1.0], dtype=torch.float64))[0])
     assert lines[0].endswith(f"y = {veriloga.number(d.knots_i[0])};")
+
+
+def test_user_device_named_like_a_bundled_subckt_is_refused(tmp_path):
+    clash = DeviceModel(name="cmtd_a21", kind="expr", v_range=(0.0, 1.0), unit="A", amps_per_unit=1.0, expr="V")
+    clash.save(Path(os.environ["ANASIM_DEVICE_DIR"]) / "cmtd_a21.json")
+    res = CliRunner().invoke(cli, ["devices", "export", "-o", str(tmp_path)])
+    assert res.exit_code != 0 and "a21 and cmtd_a21 would both be written as cmtd_a21.lib" in res.output
+    assert not list(tmp_path.glob("*.va"))  # refused before any file is written
