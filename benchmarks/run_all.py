@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU)."""
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources)."""
 
 import accuracy
 import control
@@ -15,6 +15,7 @@ import lockstep
 import mc_reuse
 import mlp_search
 import montecarlo
+import osdi
 import paper_circuits
 import physical
 import speed
@@ -46,3 +47,4 @@ if __name__ == "__main__":
     lockstep.main()
     control.main([])
     engines.main([])
+    osdi.main([])  # after engines.py, which trains the [64,32,10] digits model
