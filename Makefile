@@ -53,7 +53,7 @@ bench: install
 device-models: install
 	$(BIN)/python -m anasim.bundled device_models/sweeps/cmtd_dft_negf
 
-# The ngspice device library (what 'anasim devices export -o netlists/devices' writes) and the golden example circuits in netlists/ (committed: a change
+# The ngspice and Verilog-A device libraries (.lib, .va: what 'anasim devices export -o netlists/devices' writes for the bundled devices) and the golden example circuits in netlists/ (committed: a change
 # to them is deliberate and shows in review). Checkpoints of the examples are trained only if missing.
 netlists: install
 	$(BIN)/python -m anasim.library netlists

@@ -111,18 +111,25 @@ class Expr:
 
     def spice(self, v: str) -> str:
         """The expression in ngspice syntax with ``V`` replaced by the node expression ``v``."""
-        return self._spice(self._tree.body, v)
+        return self.render(v, {name: spice for name, (_, spice) in FUNCTIONS.items()}, repr)
 
-    def _spice(self, node: ast.AST, v: str) -> str:
+    def render(self, v: str, templates: Mapping[str, str], number: Callable[[float], str]) -> str:
+        """The expression as text of another language (ngspice, Verilog-A): ``V`` replaced by
+        ``v``, each function by its ``templates`` entry, each number (declared constants inlined)
+        by ``number(float)``; every operation in parentheses, so no precedence rule can differ."""
+        return self._render(self._tree.body, v, templates, number)
+
+    def _render(self, node: ast.AST, v: str, templates: Mapping[str, str], number) -> str:
         if isinstance(node, ast.BinOp):
-            return f"({self._spice(node.left, v)}{_BINOPS[type(node.op)]}{self._spice(node.right, v)})"
+            left, right = (self._render(n, v, templates, number) for n in (node.left, node.right))
+            return f"({left}{_BINOPS[type(node.op)]}{right})"
         if isinstance(node, ast.UnaryOp):
-            return f"(-{self._spice(node.operand, v)})"
+            return f"(-{self._render(node.operand, v, templates, number)})"
         if isinstance(node, ast.Constant):
-            return repr(float(node.value))
+            return number(float(node.value))
         if isinstance(node, ast.Name):
             if node.id == "V":
                 return v
-            return repr(self.constants.get(node.id, CONSTANTS.get(node.id)))
-        args = [self._spice(a, v) for a in node.args]
-        return FUNCTIONS[node.func.id][1].format(*args)
+            return number(self.constants.get(node.id, CONSTANTS.get(node.id)))
+        args = [self._render(a, v, templates, number) for a in node.args]
+        return templates[node.func.id].format(*args)

@@ -1,7 +1,9 @@
-"""The top-level ``netlists/`` folder: the device models as an ngspice library, and golden examples.
+"""The top-level ``netlists/`` folder: the device models as an ngspice and a Verilog-A library, and golden examples.
 
 ``export_devices`` writes one ``.subckt`` per bundled device model (``anasim devices export``),
-from the same curve text the compiler puts in every deck. ``build_examples`` compiles the small
+from the same curve text the compiler puts in every deck, and beside it the same device as a
+Verilog-A module (``<subckt>.va``, :mod:`anasim.veriloga`) for any simulator that loads OSDI;
+the command adds the user's own fitted devices. ``build_examples`` compiles the small
 committed checkpoints of ``EXAMPLES`` with their stimulus, runs each deck with bare ``ngspice -n -b``
 and keeps its output beside it as the expected result (``make netlists``); the tests re-run the
 decks against those files and recompile the checkpoints byte for byte. The example decks ask for
@@ -20,10 +22,11 @@ from pathlib import Path
 
 from . import __version__
 from .circuit.ir import Curve
-from .devices import DeviceModel, _bundled
+from .devices import DeviceModel, _bundled, registry
 from .errors import AnasimError
 from .outputs import WriteError, reason, write_text
 from .sim.engine import get_engine
+from .veriloga import device_module, module_name, source
 
 # the library and the examples are ngspice decks: written and run by that engine
 ENGINE = "ngspice"
@@ -52,16 +55,45 @@ def device_library(d: DeviceModel) -> str:
     return get_engine(ENGINE).subckt(subckt_name(d), Curve(d.name, d.spice_current("x"), d.amps_per_unit), comments)
 
 
-def export_devices(folder) -> list[Path]:
-    """``<subckt>.lib`` for every bundled device model in ``folder``."""
+def device_va(d: DeviceModel) -> str:
+    """The device as a Verilog-A module named like its subckt, with the library's comments."""
+    name = module_name(subckt_name(d))
+    err = d.provenance.get("fit_error", {})
+    comments = [
+        f"{name}: {d.description}",
+        f"anasim device model {d.name} (fit {d.fit_hash}, {d.provenance.get('fit_method')}, "
+        f"RMS {err.get('rms', 0):.3g} {d.unit}), written by anasim devices export",
+        f"operating range {d.v_range[0]:g}..{d.v_range[1]:g} V; pwl tables are flat beyond their end points",
+        f"I(a -> k) = area * {d.amps_per_unit:g} A * I_{d.unit}(V(a, k)); area (instance parameter) in unit-area devices",
+        f"compile: openvaf-r {name}.va -o {name}.osdi",
+        f"ngspice (OSDI): pre_osdi {name}.osdi (in .control), .model m_{name} {name}, N1 anode cathode m_{name} area=2.5",
+        f'VACASK: load "{name}.osdi", model m_{name} {name}, n1 (anode cathode) m_{name} area=2.5',
+    ]
+    return source([device_module(d, name)], comments)
+
+
+def export_devices(folder, user: bool = False) -> list[Path]:
+    """``<subckt>.lib`` and ``<subckt>.va`` for every bundled device model in ``folder`` (and
+    the user's own devices too when ``user``)."""
     folder = Path(folder)
+    devices = list(_bundled().values())
+    if user:
+        devices += [d for name, d in registry().items() if name not in _bundled()]
+    owner: dict[str, str] = {}
+    for d in devices:
+        if owner.setdefault(subckt_name(d), d.name) != d.name:
+            raise AnasimError(
+                f"devices {owner[subckt_name(d)]} and {d.name} would both be written as {subckt_name(d)}.lib: "
+                f"rename your own device {d.name}"
+            )
     paths = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for d in _bundled().values():
-            path = folder / f"{subckt_name(d)}.lib"
-            write_text(path, device_library(d))
-            paths.append(path)
+        for d in devices:
+            for suffix, text in ((".lib", device_library(d)), (".va", device_va(d))):
+                path = folder / f"{subckt_name(d)}{suffix}"
+                write_text(path, text)
+                paths.append(path)
     except (OSError, WriteError) as exc:
         raise AnasimError(f"{folder}: cannot write the device library: {reason(exc)}") from None
     return paths

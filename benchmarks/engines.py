@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"engines: {version}; load {load0:.2f}", flush=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     runs, rows = [], []
+    kept = {"rows": [], "runs": []}  # with --only: the other decks' rows of an earlier run stay in the file
+    if a.only and Path(a.out).is_file():
+        old = json.loads(Path(a.out).read_text())
+        kept = {k: [r | {"date": r.get("date", old["date"])} for r in old[k] if r["deck"] not in names] for k in kept}
 
     def save() -> dict:  # after every deck: an interrupted benchmark keeps the decks it finished
         result = {
@@ -258,8 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
             "ngspice's own elapsed time summed over the decks (results JSON rusage.elapsed_s); max_diff_rel_range: "
             "max |Sparse - KLU| of the circuit outputs over the range of the Sparse outputs; cut: interrupted at "
             "the budget, CPU a lower bound, outputs not compared",
-            "rows": rows,
-            "runs": [{k: v for k, v in r.items() if k != "_circuit"} for r in runs],
+            "rows": kept["rows"] + [r | {"date": started} for r in rows],
+            "runs": kept["runs"] + [{k: v for k, v in r.items() if k != "_circuit"} | {"date": started} for r in runs],
         }
         Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
         return result

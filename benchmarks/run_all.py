@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU)."""
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources)."""
 
 import accuracy
 import control
@@ -15,6 +15,7 @@ import lockstep
 import mc_reuse
 import mlp_search
 import montecarlo
+import osdi
 import paper_circuits
 import physical
 import speed
@@ -37,8 +38,13 @@ if __name__ == "__main__":
     montecarlo.main(["speed", "--full", "figures"])
     mc_reuse.main([])
     physical.main(["digits"])
-    physical.main(["cost"])  # after montecarlo.py, which trains the Fashion-MNIST model
-    physical.main(["fashion"])
+    physical.main(["cost"])  # trains its Fashion-MNIST [784,64,10] model if missing
+    # the Fashion-MNIST wire table as far as ngspice reaches in hours: 1,000 images without wires, wired
+    # cells on fewer (a wired 128-row image costs about a CPU minute; the whole table is 'physical.py fashion')
+    physical.main(["fashion", "--ohms", "0"])
+    physical.main(["fashion", "--samples", "100", "--tiles", "64", "--ohms", "0.1,1,10,100"])
+    physical.main(["fashion", "--samples", "20", "--tiles", "128", "--ohms", "1,10"])
     lockstep.main()
     control.main([])
     engines.main([])
+    osdi.main([])  # after engines.py, which trains the [64,32,10] digits model

@@ -96,8 +96,10 @@ def fit(csv, name, method, grid, unit, amps_per_unit, force):
 )
 @friendly
 def export(output):
-    """Write every bundled device model as an ngspice .subckt with an area parameter (one .lib each)."""
+    """Write every device model (bundled and your own) as an ngspice .subckt (<name>.lib) and a
+    Verilog-A module (<name>.va, compile it with openvaf-r for any OSDI simulator), each with an
+    area parameter."""
     from anasim.library import export_devices
 
-    for path in export_devices(output):
+    for path in export_devices(output, user=True):
         click.echo(f"wrote {path}")

@@ -18,6 +18,15 @@ def _isolate_user_devices(tmp_path, monkeypatch):
     monkeypatch.setenv("ANASIM_DEVICE_DIR", str(tmp_path / "user_devices"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolate_cache(tmp_path_factory):
+    # Compiled Verilog-A modules (anasim.openvaf) go to a folder of the test session, not ~/.cache.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ANASIM_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def cmtd_dir() -> Path:
     """The DFT-NEGF sweeps as installed with the package (device_models/sweeps/ in a checkout)."""

@@ -27,8 +27,11 @@ AREA = 2.5  # any area other than 1 shows the parameter reaches the current
 def test_device_library_equals_fresh_export(tmp_path):
     res = CliRunner().invoke(cli, ["devices", "export", "-o", str(tmp_path)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.lib")}
-    committed = {p.name: p.read_bytes() for p in (NETLISTS / "devices").glob("*.lib")}
+    # the ngspice library (.lib) and the Verilog-A one (.va)
+    fresh = {p.name: p.read_bytes() for p in [*tmp_path.glob("*.lib"), *tmp_path.glob("*.va")]}
+    committed = {
+        p.name: p.read_bytes() for p in [*(NETLISTS / "devices").glob("*.lib"), *(NETLISTS / "devices").glob("*.va")]
+    }
     assert sorted(fresh) == sorted(committed), "run 'make netlists' and commit netlists/devices"
     for name in fresh:
         assert fresh[name] == committed[name], f"netlists/devices/{name} is stale: run 'make netlists'"
