@@ -19,7 +19,7 @@ from anasim.sim.run import Tuning, Vectors
 ANASIM = Path(__file__).resolve().parents[1] / "anasim"
 # the one module that may import an engine's package: it builds the registry
 ALLOWED = {"anasim/sim/engine.py": "the ENGINES registry creates each engine"}
-ENGINE_PACKAGES = ("anasim.sim.ngspice",)
+ENGINE_PACKAGES = ("anasim.sim.ngspice", "anasim.sim.vacask")
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
@@ -42,7 +42,14 @@ def test_ngspice_says_klu_exactly_when_its_binary_has_it():
 def test_an_unknown_engine_is_refused_naming_the_engines(name):
     with pytest.raises(AnasimError) as err:
         get_engine(name)
-    assert f"engine {name!r} is not known; the engines are: {', '.join(sorted(ENGINES))}" == str(err.value)
+    assert str(err.value).startswith(f"engine {name!r} is not known; the engines are: ")
+    for engine in ENGINES.values():  # each engine with what it runs
+        assert f"{engine.name} ({', '.join(sorted(engine.capabilities, key=order))})" in str(err.value)
+
+
+def order(capability: str):
+    known = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu")
+    return (known.index(capability) if capability in known else 99, capability)
 
 
 def divider(r1: float, r2: float) -> Circuit:
@@ -136,4 +143,9 @@ def test_only_the_registry_imports_an_engine_package():
 
     assert not [v for v in anasim._API.values() if f"anasim.{v}".startswith(ENGINE_PACKAGES)]
     # the check itself sees an engine import where there is one
-    assert "anasim.sim.ngspice" in imported_modules(ANASIM / "sim" / "engine.py")
+    for package in ENGINE_PACKAGES:
+        assert package in imported_modules(ANASIM / "sim" / "engine.py")
+    # and every engine package is in the list the check goes by
+    assert {p.parent.name for p in (ANASIM / "sim").glob("*/__init__.py")} == {
+        p.rsplit(".", 1)[1] for p in ENGINE_PACKAGES
+    }

@@ -155,7 +155,8 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
     fails alone under KLU is run again under Sparse; its name goes into ``fallback``."""
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
-    klu = get_engine().active_solver() == "klu"
+    engine = get_engine()  # Sparse is KLU's fallback only where the engine switches solvers
+    klu = engine.active_solver() == "klu" and "klu" in engine.capabilities
 
     def run(a: int, b: int) -> None:
         name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"

@@ -14,7 +14,7 @@ not engines: ``solver_scope`` picks one for the Runs built inside it.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
@@ -24,6 +24,7 @@ from ..errors import AnasimError
 from ..outputs import write_text
 from .ngspice import Ngspice
 from .run import Tuning, Vectors
+from .vacask import Vacask
 
 
 @runtime_checkable
@@ -84,19 +85,69 @@ class Engine(Protocol):
 
 
 DEFAULT = "ngspice"
-ENGINES: dict[str, Engine] = {"ngspice": Ngspice()}
+ENGINES: dict[str, Engine] = {"ngspice": Ngspice(), "vacask": Vacask()}
+ACTIVE = "the active engine"  # get_engine()'s default: the engine of the innermost engine_scope
+_ACTIVE: list[str] = [DEFAULT]
 
 
-def get_engine(name: str = DEFAULT) -> Engine:
-    """The registered engine ``name``; an AnasimError listing the names for any other."""
+def describe() -> str:
+    """Every engine and what it runs, e.g. ``ngspice (dc-sweep, lockstep, ...)``: for messages."""
+    order = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu")
+    rank = {c: i for i, c in enumerate(order)}
+    return ", ".join(
+        f"{n} ({', '.join(sorted(ENGINES[n].capabilities, key=lambda c: (rank.get(c, 99), c)))})"
+        for n in sorted(ENGINES)
+    )
+
+
+def get_engine(name: str = ACTIVE) -> Engine:
+    """The registered engine ``name`` (default: the active one, :func:`engine_scope`'s); an
+    AnasimError listing the engines and what each runs for any other name."""
+    if name is ACTIVE:
+        name = _ACTIVE[-1]
     try:
         return ENGINES[name]
     except (KeyError, TypeError):
-        raise AnasimError(f"engine {name!r} is not known; the engines are: {', '.join(sorted(ENGINES))}") from None
+        raise AnasimError(f"engine {name!r} is not known; the engines are: {describe()}") from None
+
+
+def engine_names(text: str) -> list[str]:
+    """``--engine`` text: one engine or several, comma-separated (each checked, none twice)."""
+    names = [t.strip() for t in str(text).split(",")]
+    for n in names:
+        get_engine(n)
+    if len(set(names)) != len(names):
+        raise AnasimError(f"--engine {text}: an engine is named twice")
+    return names
+
+
+def require(capability: str, what: str, name: str = ACTIVE) -> Engine:
+    """The engine, or an AnasimError naming the engines that can do ``what`` (never another one
+    silently): ``capability`` is one of :attr:`Engine.capabilities`."""
+    engine = get_engine(name)
+    if capability not in engine.capabilities:
+        able = [n for n in sorted(ENGINES) if capability in ENGINES[n].capabilities]
+        raise AnasimError(
+            f"{what} needs an engine that runs {capability}; {engine.name} does not"
+            + (f": use --engine {' or '.join(able)}" if able else "")
+        )
+    return engine
+
+
+@contextmanager
+def engine_scope(name: str | None = None):
+    """Inside, :func:`get_engine` () is ``name`` (None: the one active before); runs and Runs
+    built inside name it. Process-wide: the threads a runner starts inside use it too."""
+    engine = get_engine(name) if name is not None else get_engine()
+    _ACTIVE.append(engine.name)
+    try:
+        yield engine
+    finally:
+        _ACTIVE.pop()
 
 
 def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run | None = None,
-            engine: str = DEFAULT) -> str:  # fmt: skip
+            engine: str = ACTIVE) -> str:  # fmt: skip
     """``circuit`` (and ``run``, if given) in ``engine``'s dialect, written to ``dest`` (a path,
     whole or not at all, or a stream) when given; returns the text."""
     text = get_engine(engine).write(circuit, run)

