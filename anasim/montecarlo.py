@@ -40,7 +40,7 @@ from .mcsummary import coefficient_sigma, reference_head, row_metrics, summarize
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
-from .sim.engine import get_engine
+from .sim.engine import engine_scope, get_engine
 from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
@@ -122,7 +122,11 @@ def realize(ctx: Context, task: Task) -> dict:
     work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
     try:
         # the solver the parent resolved (and settings.json records), not this worker's "auto"
-        with run_directory(work) as rd, get_engine().solver_scope(ctx.settings.solver):
+        with (
+            run_directory(work) as rd,
+            engine_scope(ctx.settings.engine) as engine,
+            engine.solver_scope(ctx.settings.solver),
+        ):
             res = finish(
                 family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
             )

@@ -32,7 +32,7 @@ from .outputs import check_outputs, json_outputs, output_lock
 from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
-from .sim.engine import get_engine, netlist
+from .sim.engine import engine_names, engine_scope, get_engine, netlist, require
 from .sim.run import SimResult, finish, run_directory
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
@@ -116,12 +116,14 @@ def provenance(net: Network, opts) -> list[str]:
 
 
 def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=None, data_dir=None,
-                    solver: str = "auto", engine: str | None = None, check_solver: bool = True):  # fmt: skip
-    """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
-    with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``),
-    with ``solver`` (auto|klu|sparse, checked against the engine unless ``check_solver`` is
-    False) and ``engine`` (default: the engine's version) named in its header."""
-    with get_engine().solver_scope(solver, engine, check_solver):
+                    solver: str = "auto", engine: str | None = None, check_solver: bool = True,
+                    simulator: str = "ngspice"):  # fmt: skip
+    """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``)
+    in the dialect of the engine ``simulator``; with ``stimulus`` N, N test samples and a control
+    block make it run alone (``ngspice -b out``, ``vacask out``), with ``solver`` (auto|klu|sparse,
+    checked against the engine unless ``check_solver`` is False) and ``engine`` (default: the
+    engine's version) named in its header."""
+    with engine_scope(simulator) as eng, eng.solver_scope(solver, engine, check_solver):
         return _compile_network(net, out, options, stimulus, dataset, data_dir)
 
 
@@ -208,6 +210,13 @@ def check_data(net: Network, data):
     return data
 
 
+def check_engine(settings: SimSettings) -> None:
+    """Refuse, before any work, an analysis the active engine does not run (naming the ones that do)."""
+    require("tran" if settings.analysis == "tran" else "dc-sweep", f"--analysis {settings.analysis}")
+    if settings.power_samples or settings.analysis == "tran":
+        require("static-power", "the static power (--power-samples, or a transient's power)")
+
+
 _MODEL_LINE = re.compile(r"^\* model (\S+) sha256 ([0-9a-f]+)", re.MULTILINE)
 
 
@@ -253,8 +262,12 @@ def monte_carlo(
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
     check_sim_outputs(net, settings, json_out, run_dir, mc=True)
     check_writable(json_out, "--json", "the Monte Carlo results")
-    with output_lock(json_out, "--json"):  # two runs on one folder would write every row twice
+    name = settings.engine if settings is not None else "ngspice"
+    if len(engine_names(name)) > 1:
+        raise AnasimError(f"--engine {name}: a Monte Carlo runs on one engine; give one")
+    with output_lock(json_out, "--json"), engine_scope(name):  # two runs on one folder would write every row twice
         settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+        check_engine(settings)
         for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
             variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
         return montecarlo.run(
@@ -280,15 +293,18 @@ def compare(
     check_sim_outputs(net, settings, json_out, run_dir)
     if json_out is not None:
         check_writable(json_out, "--json")
-    with output_lock(json_out, "--json"), get_engine().solver_scope(settings.solver if settings else None):
-        # two runs replacing one file: neither's results would be whole
-        return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
+    names = engine_names(settings.engine if settings is not None else "ngspice")
+    # two runs replacing one file: neither's results would be whole
+    with output_lock(json_out, "--json"), engine_scope(names[0]) as engine:
+        with engine.solver_scope(settings.solver if settings else None):
+            return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
 
 
 def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds) -> Comparison:
     t0 = time.perf_counter()
     family = net.family
     settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+    check_engine(settings)
     if settings.netlist is not None:
         check_netlist(net, settings.netlist)
     z_all, t_all = data.split(split)
@@ -321,6 +337,7 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         "partial": interrupted,
         "samples_done": done,
         "engine": {
+            "name": get_engine().name,
             "simulator": res.simulator,
             "mode": f"{get_engine().runs_as}, {res.mode}",
             "jobs": settings.jobs,

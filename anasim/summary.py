@@ -51,7 +51,9 @@ def environment(simulator: str | None = None, seeds: dict | None = None) -> dict
     argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
     return {
         "anasim": __version__,
-        "ngspice": simulator,
+        "simulator": simulator,  # engine version and solver, e.g. "vacask-0.3.4.dev3, klu"
+        # the key of results before other engines ran them: ngspice's label, or None
+        "ngspice": simulator if simulator is None or str(simulator).startswith("ngspice") else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

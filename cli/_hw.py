@@ -79,7 +79,23 @@ def solver_option(more: str = ""):
         type=click.Choice(["auto", "klu", "sparse"]),
         default="auto",
         show_default=True,
-        help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse." + more,
+        help="ngspice's linear solver: auto is KLU where ngspice has it (42+ built with KLU), else Sparse "
+        "(VACASK: KLU, its only one; auto only)." + more,
+    )
+
+
+def engine_option(several: bool = False):
+    """``--engine``: the simulator (``anasim.sim.engine.ENGINES``), checked by the library, which
+    lists the engines and what each runs for an unknown name."""
+    more = (
+        " Several, comma-separated (ngspice,vacask), run the same circuit on each and compare them." if several else ""
+    )
+    return click.option(
+        "--engine",
+        default="ngspice",
+        show_default=True,
+        metavar="NAME",
+        help="The circuit simulator: ngspice or vacask." + more,
     )
 
 

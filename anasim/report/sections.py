@@ -349,7 +349,7 @@ def environment_section(doc: Doc, res: Results) -> None:
             [
                 r.path.name,
                 e.get("anasim", "-"),
-                e.get("ngspice", "-"),
+                e.get("simulator") or e.get("ngspice") or "-",
                 e.get("git_commit") or "-",
                 e.get("date", "-"),
                 seeds,
@@ -358,9 +358,9 @@ def environment_section(doc: Doc, res: Results) -> None:
     for m in res.mcs:
         s, e = m.summary, m.summary.get("environment", {})  # summaries before anasim-montecarlo/1 have none
         seeds = f"monte carlo {s['settings'].get('seed')}"
-        rows.append([m.path.name, s.get("anasim", "-"), e.get("ngspice", "-"), e.get("git_commit") or "-",
+        rows.append([m.path.name, s.get("anasim", "-"), e.get("simulator") or e.get("ngspice") or "-", e.get("git_commit") or "-",
                      e.get("date", "-"), seeds])  # fmt: skip
-    doc.table(["results", "anasim", "ngspice", "git commit", "date (UTC)", "seeds"], rows)
+    doc.table(["results", "anasim", "simulator", "git commit", "date (UTC)", "seeds"], rows)
     commands = [f"{r.path.name}: {r.data['environment']['command']}" for r in res.sims if "environment" in r.data] + [
         f"{m.path.name}: {m.summary['environment']['command']}" for m in res.mcs if "environment" in m.summary
     ]
