@@ -93,10 +93,16 @@ class Vacask:
         voltages = {n: raw[n] for n in nodes if n in raw}
         currents = {}
         for e in elements:
-            if isinstance(e, VSource | VCVS) or (isinstance(e, BSource) and e.kind == "V"):
+            # a builtin source's branch, or a Verilog-A module's V(op, on) contribution: the current
+            # into its p terminal, as ngspice's i(source)
+            if isinstance(e, VSource | VCVS):
                 key = f"{writer.card_name(e)}:flow(br)"
-                if key in raw:
-                    currents[e] = raw[key]
+            elif isinstance(e, BSource) and e.kind == "V":
+                key = f"{writer.card_name(e)}:flow(op,on)"
+            else:
+                continue
+            if key in raw:
+                currents[e] = raw[key]
         return Vectors(scale, voltages, currents, folder=folder, engine=self.name)
 
     def check_included(self, path) -> list[Path]:

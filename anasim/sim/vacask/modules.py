@@ -96,6 +96,8 @@ class _Printer:
             return f"({self.expr(node.left)} {_OPS[type(node.op)]} {self.expr(node.right)})"
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             return f"pow({self.expr(node.left)}, {self.expr(node.right)})"
+        if isinstance(node, ast.UnaryOp) and (value := _constant(node)) is not None:
+            return self.param(value)  # a signed number is one parameter: one template whatever its sign
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             inner = self.expr(node.operand)
             return f"(-{inner})" if isinstance(node.op, ast.USub) else inner

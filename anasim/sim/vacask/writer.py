@@ -74,6 +74,15 @@ RESULTS = "out"  # the analysis (and raw file) of a Run without a name
 OPTIONS = {"reltol": "reltol", "vntol": "vntol", "abstol": "abstol", "chgtol": "chgtol", "trtol": "tran_lteratio"}
 
 
+# A transient's first step (and the first after a breakpoint): VACASK takes a quarter of the step
+# (tran_fs 0.25), a first-order step whose error no LTE estimate controls; ngspice starts far
+# smaller. KirchhoffNet (friedman, reltol 1e-6), end voltages against torchdiffeq's: 9.2e-5 of the
+# range with 0.25, 2.8e-6 with 0.01, 3.4e-6 with 1e-3 (ngspice: 1.3e-5), 2% more time points;
+# its 3-layer deck gated in time, against ngspice at reltol 1e-8: 4.8e-6 with 0.01, 4.5e-5 with
+# 1e-3, 2e-4 with 1e-4 (ngspice at 1e-6: 1.2e-5).
+TRAN = {"tran_fs": 0.01}
+
+
 def node(name: str) -> str:
     """A node as VACASK reads it: the checked identifier, quoted where VACASK reserves the word."""
     ident(name)
@@ -237,16 +246,26 @@ def _samples(x: np.ndarray) -> str:
     return "{[" + "], [".join(", ".join(map(repr, r)) for r in x.tolist()) + "]}"
 
 
-def options(run: Run) -> dict[str, float]:
-    """VACASK option name -> value of a run: its tolerances, then its VACASK-only settings."""
+def options(run: Run) -> dict[str, str]:
+    """VACASK option name -> value (as deck text) of a run: its tolerances, then its VACASK-only
+    settings (numbers, or plain words such as ``tran_method="gear"``)."""
     found = {OPTIONS[k]: v for k in OPTIONS if (v := getattr(run.tolerances, k)) is not None}
+    if isinstance(run.analysis, Tran):
+        found |= TRAN
     found |= run.extra.get(NAME, {})
+    text = {}
     for key, value in found.items():
         if not key.replace("_", "").isalpha():
             raise AnasimError(f"VACASK writer: option name {key!r} is not a plain word")
-        if not math.isfinite(float(value)):
+        if isinstance(value, str):
+            if not value.isalnum():
+                raise AnasimError(f"VACASK writer: option {key} = {value!r} is not a plain word")
+            text[key] = f'"{value}"'
+        elif math.isfinite(float(value)):
+            text[key] = num(value)
+        else:
             raise AnasimError(f"VACASK writer: option {key} = {value!r} is not a finite number")
-    return found
+    return text
 
 
 def _nodeset(voltages: dict[str, float]) -> str:
@@ -257,7 +276,7 @@ def _control(circuit: Circuit, run: Run) -> list[str]:
     lines = ["control", "  abort always", '  options rawfile="binary"']
     opts = options(run)
     if opts:
-        lines.append("  options " + " ".join(f"{k}={num(v)}" for k, v in opts.items()))
+        lines.append("  options " + " ".join(f"{k}={v}" for k, v in opts.items()))
     if run.save is None:
         lines.append("  save default")
     else:
