@@ -166,6 +166,8 @@ class Comparison:
                 rows.append(("energy per inference", f"{info['energy_j'] * 1e9:.3g} nJ (power x median latency)"))
         if "swing" in info:
             rows.append(("swing", swing_row(info["swing"])))
+        for row in info.get("engine_agreements", []):  # a simulation on several engines
+            rows.append(("engine agreement", agreement_text(row)))
         flags = self.plausibility()["flags"]
         rows.append(("plausibility", "IMPLAUSIBLE: " + "; ".join(flags) if flags else "ok (within the bounds)"))
         if info.get("partial"):
@@ -185,6 +187,17 @@ def engine_text(engine: dict) -> str:
         shown = ", ".join(map(str, fell[:10])) + (", ..." if len(fell) > 10 else "")
         text += f" (Sparse for {len(fell)} sample(s) KLU did not converge on: {shown})"
     return text
+
+
+def agreement_text(row: dict) -> str:
+    """``ngspice vs vacask: max |difference| 1.5e-12 V (1.2e-13 of range), 360 samples``."""
+    a, b = row["engines"]
+    if row.get("max_diff_rel_range") is None:
+        return f"{a} vs {b}: no sample finished on both"
+    return (
+        f"{a} vs {b}: max |difference| {row['max_abs_diff_v']:.3g} V ({row['max_diff_rel_range']:.2e} of range), "
+        f"{row['samples_compared']} samples"
+    )
 
 
 def swing_row(sw: dict) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -210,11 +211,13 @@ def check_data(net: Network, data):
     return data
 
 
-def check_engine(settings: SimSettings) -> None:
-    """Refuse, before any work, an analysis the active engine does not run (naming the ones that do)."""
-    require("tran" if settings.analysis == "tran" else "dc-sweep", f"--analysis {settings.analysis}")
+def check_engine(settings: SimSettings, name=None) -> None:
+    """Refuse, before any work, an analysis the engine (default: the active one) does not run,
+    naming the ones that do."""
+    name = get_engine().name if name is None else name
+    require("tran" if settings.analysis == "tran" else "dc-sweep", f"--analysis {settings.analysis}", name)
     if settings.power_samples or settings.analysis == "tran":
-        require("static-power", "the static power (--power-samples, or a transient's power)")
+        require("static-power", "the static power (--power-samples, or a transient's power)", name)
 
 
 _MODEL_LINE = re.compile(r"^\* model (\S+) sha256 ([0-9a-f]+)", re.MULTILINE)
@@ -294,17 +297,40 @@ def compare(
     if json_out is not None:
         check_writable(json_out, "--json")
     names = engine_names(settings.engine if settings is not None else "ngspice")
+    solver = settings.solver if settings is not None else "auto"
+    solvers = engine_solvers(names, solver)
     # two runs replacing one file: neither's results would be whole
     with output_lock(json_out, "--json"), engine_scope(names[0]) as engine:
-        with engine.solver_scope(settings.solver if settings else None):
-            return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
+        with engine.solver_scope(solvers[names[0]]):
+            return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds,
+                            solvers)  # fmt: skip
 
 
-def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds) -> Comparison:
+def engine_solvers(names: list[str], solver: str) -> dict[str, str]:
+    """``--solver`` for each engine of a run: every engine that has it takes it, the others run
+    their own (auto); refused when none has it (the first engine's words say why)."""
+
+    def takes(name: str) -> bool:
+        try:
+            get_engine(name).resolve_solver(solver)
+        except AnasimError:
+            return False
+        return True
+
+    found = {n: solver if takes(n) else "auto" for n in names}
+    if solver != "auto" and solver not in found.values():
+        get_engine(names[0]).resolve_solver(solver)  # raises, naming what to do
+    return found
+
+
+def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds,
+             solvers=None) -> Comparison:  # fmt: skip
     t0 = time.perf_counter()
     family = net.family
     settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
-    check_engine(settings)
+    names = engine_names(settings.engine)
+    for name in names:
+        check_engine(settings, name)
     if settings.netlist is not None:
         check_netlist(net, settings.netlist)
     z_all, t_all = data.split(split)
@@ -318,7 +344,7 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
     ref, ref_failed = family.reference(net.model, z)
     span = float(np.ptp(ref[np.isfinite(ref).all(axis=1)])) if np.isfinite(ref).any() else 1.0
     settings = replace(settings, settle_v=settings.settle_tol * span)
-    interrupted = False
+    interrupted, cpu0, wall0 = False, children_cpu(), time.perf_counter()
     with run_directory(run_dir) as rd:
         try:
             res = family.simulate(net.model, z, opts, settings, rd.path)
@@ -326,7 +352,23 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
             interrupted, rd.keep = True, True
             res = exc.result if isinstance(exc, SimInterrupted) else SimResult(np.full(ref.shape, np.nan))
         res = finish(res, rd)
+        primary = (time.perf_counter() - wall0, children_cpu() - cpu0)
+        others: dict[str, tuple[SimResult, tuple[float, float]]] = {}
+        for name in names[1:] if not interrupted else []:  # the same circuit on each other engine
+            t1, cpu1 = time.perf_counter(), children_cpu()
+            with engine_scope(name) as engine, engine.solver_scope((solvers or {}).get(name, "auto")):
+                try:
+                    other = family.simulate(net.model, z, opts, settings, rd.path / f"engine_{name}")
+                except KeyboardInterrupt as exc:
+                    interrupted, rd.keep = True, True
+                    other = exc.result if isinstance(exc, SimInterrupted) else SimResult(np.full(ref.shape, np.nan))
+                others[name] = (finish(other, rd, engine), (time.perf_counter() - t1, children_cpu() - cpu1))
+            if interrupted:
+                break
     failed = dict(res.failed)
+    for name, (other, _) in others.items():  # a sample another engine lost is named with it
+        for b, why in other.failed.items():
+            failed[b] = f"{failed[b]}; {name}: {why}" if b in failed else f"{name}: {why}"
     for b, why in ref_failed.items():
         failed[b] = f"{failed[b]}; {why}" if b in failed else why
     done = int(np.isfinite(res.outputs).all(axis=1).sum())
@@ -352,10 +394,15 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         "wall_s": round(time.perf_counter() - t0, 3),
         "run_dir": str(res.run_dir) if res.run_dir else None,
     }
+    if others:
+        info["engines"] = {names[0]: engine_block(get_engine(), res, primary, ref)}
+        info["engines"] |= {n: engine_block(get_engine(n), r, w, ref) for n, (r, w) in others.items()}
+        info |= agreement(names[0], res.outputs, {n: r.outputs for n, (r, _) in others.items()})
     result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info, bounds or Bounds())
     if json_out is not None:
         # after Ctrl-C: no more ngspice runs (the KirchhoffNet trajectories are left out)
-        write_results(net, opts, settings, result, json_out, z, target, ref, res, trajectories=not interrupted)
+        write_results(net, opts, settings, result, json_out, z, target, ref, res, trajectories=not interrupted,
+                      others={n: r.outputs for n, (r, _) in others.items()})  # fmt: skip
     if interrupted:
         again = "run the same command" + ("" if run_dir is not None else f" with --run-dir {rd.path}")
         resume = f"{again} to continue from them" if settings.analysis == "dc" else "run the command again"
@@ -376,8 +423,68 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
     return result
 
 
+def children_cpu() -> float:
+    """User + system seconds of this process's finished child processes (the engines' runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def engine_block(engine, res: SimResult, times: tuple[float, float], ref: np.ndarray) -> dict:
+    """One engine's run of a simulation on several engines: what ran, its counters, its samples,
+    its wall time and the CPU seconds of its processes (``engine_cpu_s``; the engines run one
+    after the other, so each one's processes are its own)."""
+    wall, cpu = times
+    ok = np.isfinite(res.outputs).all(axis=1) & np.isfinite(ref).all(axis=1)
+    err = np.abs(res.outputs[ok] - ref[ok])
+    span = float(np.ptp(ref[ok])) if ok.any() else float("nan")
+    return {
+        "simulator": res.simulator,
+        "mode": f"{engine.runs_as}, {res.mode}",
+        "solver": res.solver,
+        "solver_fallback": res.solver_fallback,
+        "samples_done": int(np.isfinite(res.outputs).all(axis=1).sum()),
+        "failed_samples": {str(k): res.failed[k] for k in sorted(res.failed)},
+        "max_error_rel_range": float(err.max()) / span if err.size and span else None,
+        "rusage": res.rusage,
+        "wall_s": round(wall, 3),
+        "engine_cpu_s": round(cpu, 3),
+    }
+
+
+def agreement(first: str, outputs: np.ndarray, others: dict[str, np.ndarray]) -> dict:
+    """The largest difference between the engines' outputs over the output range (of ``first``'s
+    outputs, on the samples every engine finished): ``engine_agreement`` (the worst engine against
+    the first) and one row per other engine in ``engine_agreements``."""
+    rows = []
+    for name, out in others.items():
+        ok = np.isfinite(outputs).all(axis=1) & np.isfinite(out).all(axis=1)
+        diff = np.abs(outputs[ok] - out[ok])
+        span = float(np.ptp(outputs[ok])) if ok.any() else float("nan")
+        worst = int(np.flatnonzero(ok)[np.argmax(diff.max(axis=1))]) if diff.size else None
+        rows.append({
+            "engines": [first, name],
+            "samples_compared": int(ok.sum()),
+            "max_abs_diff_v": float(diff.max()) if diff.size else None,
+            "output_range_v": span,
+            "max_diff_rel_range": float(diff.max()) / span if diff.size and span else None,
+            "worst_sample": worst,
+        })  # fmt: skip
+    worst = max(rows, key=lambda r: -1.0 if r["max_diff_rel_range"] is None else r["max_diff_rel_range"])
+    return {"engine_agreement": worst, "engine_agreements": rows}
+
+
 def write_results(
-    net: Network, opts, settings: SimSettings, result: Comparison, json_out, z, target, ref, res, trajectories=True
+    net: Network,
+    opts,
+    settings: SimSettings,
+    result: Comparison,
+    json_out,
+    z,
+    target,
+    ref,
+    res,
+    trajectories=True,
+    others: dict | None = None,
 ) -> None:
     """The results file of ``compare``: metrics and provenance, the model and device summary and
     the environment the report shows, per-sample arrays (and KirchhoffNet trajectories) in the .npz."""
@@ -385,6 +492,7 @@ def write_results(
 
     model = model_summary(net, opts)
     arrays = {"x": z.numpy(), "target": target, "reference": ref, "circuit": res.outputs}
+    arrays |= {f"circuit_{name}": out for name, out in (others or {}).items()}  # the other engines' outputs
     if trajectories and net.family.trajectories is not None and result.ok.any():
         # a few samples' node voltages over time, ngspice and torchdiffeq: the report's trajectory plot
         first = np.flatnonzero(result.ok)[:TRAJECTORY_SAMPLES]

@@ -1,7 +1,8 @@
 """Report step, CI gates: thresholds on the simulate results (the ideal-case comparisons).
 
 ``--gate agreement=0.995`` fails when any simulate result's argmax agreement is below 0.995;
-the others fail when the worst result is above their threshold. A gate no given result can
+the others fail when the worst result is above their threshold (``--gate engines=1e-6``: the
+engines of a ``simulate --engine ngspice,vacask`` differ by more than 1e-6 of the output range). A gate no given result can
 answer (agreement on a regression model) fails too: a gate that checks nothing must not pass.
 """
 
@@ -30,6 +31,12 @@ GATES = {
     "accuracy-drop": ("reference minus circuit accuracy (points)", "max", _drop),
     "loss-ratio": ("circuit loss / reference loss", "max", _ratio),
     "max-error": ("max output error / output range", "max", lambda d: d.get("max_error_rel_range")),
+    # simulate --engine ngspice,vacask: the largest difference between the engines' outputs
+    "engines": (
+        "largest difference between engines / output range",
+        "max",
+        lambda d: (d.get("engine_agreement") or {}).get("max_diff_rel_range"),
+    ),
 }
 
 

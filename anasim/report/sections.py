@@ -129,6 +129,25 @@ def comparison_rows(sims: list[SimRun]) -> tuple[list[str], list[list]]:
     return head, rows
 
 
+def engines_table(doc: Doc, sims: list[SimRun]) -> None:
+    """Simulations run on several engines: each engine's run, then their agreement."""
+    multi = [r for r in sims if r.data.get("engines")]
+    if not multi:
+        return
+    doc.p("The same circuits on several engines: each engine's run, and the largest difference between them.")
+    rows = []
+    for r in multi:
+        for name, e in r.data["engines"].items():
+            rows.append([r.path.name, name, e.get("simulator", "-"), e.get("samples_done", "-"),
+                         len(e.get("failed_samples", {})), g(e.get("max_error_rel_range")),
+                         g(e.get("engine_cpu_s")), g(e.get("wall_s"))])  # fmt: skip
+        for a in r.data.get("engine_agreements", []):
+            rows.append([r.path.name, " vs ".join(a["engines"]), "agreement", a["samples_compared"], "-",
+                         g(a.get("max_diff_rel_range")), "-", "-"])  # fmt: skip
+    head = ["results", "engine", "simulator", "samples", "failed", "max error / range", "engine CPU (s)", "wall (s)"]
+    doc.table(head, rows)
+
+
 def comparison_section(doc: Doc, res: Results) -> str:
     doc.h("Circuit against reference")
     if not res.sims:
@@ -136,6 +155,7 @@ def comparison_section(doc: Doc, res: Results) -> str:
         return ""
     head, rows = comparison_rows(res.sims)
     doc.table(head, rows)
+    engines_table(doc, res.sims)
     for n, r in enumerate(res.sims[:PER_RESULT_FIGURES]):
         ref, out = r.arrays["reference"], r.arrays["circuit"]
         err = np.abs(out - ref).max(axis=1)
