@@ -125,6 +125,8 @@ def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=
     checked against the engine unless ``check_solver`` is False) and ``engine`` (default: the
     engine's version) named in its header."""
     with engine_scope(simulator) as eng, eng.solver_scope(solver, engine, check_solver):
+        if check_solver:
+            eng.resolve_solver(solver)  # what the user asked for (an engine with one solver takes auto only)
         return _compile_network(net, out, options, stimulus, dataset, data_dir)
 
 

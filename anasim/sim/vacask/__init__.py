@@ -105,6 +105,12 @@ class Vacask:
                 currents[e] = raw[key]
         return Vectors(scale, voltages, currents, folder=folder, engine=self.name)
 
+    def run_file(self, deck: Path, expect: str) -> Path:
+        """Run a deck file as it is (its own analysis and outputs, its embedded Verilog-A compiled
+        by VACASK) in its folder, reading no user configuration; the raw file ``expect`` it wrote."""
+        log, _ = process.run_deck(deck.read_text(), deck.parent, expect, deck_name=deck.name)
+        return deck.parent / expect
+
     def check_included(self, path) -> list[Path]:
         raise AnasimError(
             f"{path}: VACASK runs the circuits anasim lowers; a netlist file (--netlist) is an ngspice deck: "
@@ -135,7 +141,9 @@ class Vacask:
 
     @contextmanager
     def solver_scope(self, solver: str | None = None, label: str | None = None, check: bool = True):
-        if check or solver not in (None, "auto", SOLVER):
+        """Runs built inside name ``label``; ``solver`` is auto, or KLU as :meth:`resolve_solver`
+        gave it (a Monte Carlo worker's resolved setting): anything else is refused."""
+        if solver not in (None, "auto", SOLVER):
             self.resolve_solver(solver)
         before = self._label
         self._label = label or before

@@ -76,9 +76,23 @@ def parse_stats(log: str) -> dict[str, float]:
     return found
 
 
-def errors(log: str) -> str:
-    """VACASK's own account of a failure: the log's last lines (it writes errors to stdout)."""
-    return "\n".join(log.strip().splitlines()[-12:])
+# the banner and progress lines of a VACASK log, which say nothing about a failure
+_BANNER = re.compile(
+    r"^(This is vacask|\(c\)|https?://|OpenMP|Cadnip|Available CPUs|CPUs used|OpenBLAS CPUs|Simulating:|"
+    r"Running analysis|Elapsed time|Leaving core NR loop)"
+)
+
+
+def reason(log: str) -> str:
+    """VACASK's own account of a failure, in one line: what it printed after its banner and
+    before any statistics (it writes errors to stdout), e.g. ``NaN found in vector, row node
+    'out'; Homotopy failed, 58 step(s) tried; Analysis 'out' aborted; Sweep aborted @ 2/4 ([-4])``."""
+    found = []
+    for line in log.split("System stats:")[0].splitlines():
+        line = line.strip()
+        if line and not _BANNER.match(line) and not line.startswith("^"):
+            found.append(line.rstrip("."))
+    return "; ".join(found[-6:])[:600]
 
 
 _LIVE: set[subprocess.Popen] = set()
@@ -104,9 +118,18 @@ def _drain(stream, chunks: list[bytes]) -> None:
         chunks.append(block)
 
 
+_COMPILING = threading.Lock()
+
+
 def link_modules(work: Path, stem: str, va: str, owners) -> None:
     """``work/<stem>.osdi``: the compiled modules of ``va``, from the cache (compiled once)."""
-    compiled = openvaf.compile_va(va, dict(owners))
+    try:
+        with _COMPILING:  # runs of one circuit in parallel threads: one compiles, the others find it cached
+            compiled = openvaf.compile_va(va, dict(owners))
+    except openvaf.CompileError as exc:  # name the circuit's element, not a device of the library
+        raise AnasimError(
+            str(exc).replace("the Verilog-A of device ", "the Verilog-A module written for ", 1)
+        ) from None
     target = work / f"{stem}.osdi"
     if target.is_symlink() or target.exists():
         if target.resolve() == compiled.resolve():
@@ -119,7 +142,7 @@ def link_modules(work: Path, stem: str, va: str, owners) -> None:
 
 
 def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall: float | None = None,
-             points: int | None = None) -> tuple[str, dict[str, float]]:  # fmt: skip
+             points: int | None = None, deck_name: str = DECK) -> tuple[str, dict[str, float]]:  # fmt: skip
     """Run one deck in ``work``; VACASK's output (kept as vacask.log) and the process's wall and
     CPU seconds. A SimError names the folder when VACASK fails, times out or writes no ``expect``;
     :class:`Stopped` after :func:`stop_all`; :class:`Stalled` when a sweep of ``points`` points
@@ -128,9 +151,10 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     if _STOPPING.is_set():
         raise Stopped
     work.mkdir(parents=True, exist_ok=True)
-    (work / DECK).write_text(text)
+    if not (work / deck_name).is_file() or (work / deck_name).read_text() != text:
+        (work / deck_name).write_text(text)
     (work / expect).unlink(missing_ok=True)
-    cmd = command(DECK, work)
+    cmd = command(deck_name, work)
     with _LIVE_LOCK:
         if _STOPPING.is_set():
             raise Stopped
@@ -186,7 +210,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     if why is not None:
         raise SimError(why, work, log, NAME)
     if proc.returncode != 0 or not (work / expect).is_file():
-        raise SimError(f"VACASK failed (exit {proc.returncode})", work, log, NAME)
+        why = reason(log)
+        raise SimError(f"VACASK failed (exit {proc.returncode})" + (f": {why}" if why else ""), work, log, NAME)
     counters = {"elapsed_s": wall}
     if usage is not None:
         counters["cpu_s"] = usage.ru_utime + usage.ru_stime
