@@ -22,12 +22,14 @@ from pathlib import Path
 
 from . import __version__
 from .circuit.ir import Curve
-from .circuit.netlist import subckt
 from .devices import DeviceModel, _bundled, registry
 from .errors import AnasimError
 from .outputs import WriteError, reason, write_text
-from .sim.ngspice import batch_command, has_klu, ngspice_path, ngspice_version
+from .sim.engine import get_engine
 from .veriloga import device_module, module_name, source
+
+# the library and the examples are ngspice decks: written and run by that engine
+ENGINE = "ngspice"
 
 # the engine and solver the expected outputs come from (the default one since issue 30)
 EXAMPLES_ENGINE = "ngspice-46"
@@ -50,7 +52,7 @@ def device_library(d: DeviceModel) -> str:
         f"I(anode -> cathode) = area * {d.amps_per_unit:g} A * I_{d.unit}(V(a, k)); area in unit-area devices",
         f"usage: .include {subckt_name(d)}.lib  then  Xd anode cathode {subckt_name(d)} area=2.5",
     ]
-    return subckt(subckt_name(d), Curve(d.name, d.spice_current("x"), d.amps_per_unit), comments)
+    return get_engine(ENGINE).subckt(subckt_name(d), Curve(d.name, d.spice_current("x"), d.amps_per_unit), comments)
 
 
 def device_va(d: DeviceModel) -> str:
@@ -104,7 +106,7 @@ class Example:
     name: str
     train: tuple[str, ...]
     stimulus: int
-    output: str  # the data file the deck writes (wrdata), kept as <name>.expected.txt
+    output: str  # the data file the deck writes, kept as <name>.expected.txt
 
 
 EXAMPLES = (
@@ -151,20 +153,19 @@ def compile_example(ex: Example, folder: Path, out: Path) -> Path:
 
 
 def run_example(deck: Path, ex: Example) -> Path:
-    """Run ``deck`` with bare ``ngspice -n -b`` in its folder (no user's .spiceinit); the data file it wrote."""
-    proc = subprocess.run(batch_command(deck.name), cwd=deck.parent, capture_output=True, text=True)
-    data = deck.parent / ex.output
-    if proc.returncode != 0 or not data.is_file():
-        raise AnasimError(f"ngspice -n -b {deck} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return data
+    """Run ``deck`` as it is with the engine, in its folder, nothing of the user's read (for
+    ngspice: bare ``ngspice -n -b``, no .spiceinit); the data file it wrote."""
+    return get_engine(ENGINE).run_file(deck, ex.output)
 
 
 def build_examples(folder) -> list[Path]:
     """Train missing checkpoints, compile every example and record its expected outputs."""
-    if ngspice_version() != EXAMPLES_ENGINE or not has_klu():
+    engine = get_engine(ENGINE)
+    version, klu = engine.version(), "klu" in engine.capabilities
+    if version != EXAMPLES_ENGINE or not klu:
         raise AnasimError(
-            f"the expected outputs of the examples come from {EXAMPLES_ENGINE} with KLU; found {ngspice_version()} "
-            f"{'with' if has_klu() else 'without'} KLU at {ngspice_path()}: run 'make install' (or put "
+            f"the expected outputs of the examples come from {EXAMPLES_ENGINE} with KLU; found {version} "
+            f"{'with' if klu else 'without'} KLU at {engine.path()}: run 'make install' (or put "
             f"{EXAMPLES_ENGINE} first on PATH), or change EXAMPLES_ENGINE in anasim/library.py"
         )
     folder = Path(folder)

@@ -5,7 +5,8 @@
 with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
 number of samples per ngspice run, so a realization's outputs do not depend on the workers. The
 parent saves each realization's outputs, then appends its row to ``rows.jsonl`` (flushed), and
-writes the summary JSON from the rows: at the end, on Ctrl-C and when the Dask scheduler is lost.
+writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
+the Dask scheduler is lost.
 ``resume`` reads the record and rows back and runs the missing realizations and again the failed
 ones (a killed worker, a timeout, a full disk may pass; a circuit failing for its own reasons fails
 again, its draws fixed by its seed, at the cost of one realization). A smaller --mc than recorded
@@ -35,10 +36,11 @@ from . import __version__
 from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
 from .fanout import SchedulerLost, WorkerLost, check_scheduler, run_tasks
+from .mcsummary import coefficient_sigma, reference_head, row_metrics, summarize
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
-from .sim.ngspice import engine_label, ngspice_version, resolve_solver, solver_scope
+from .sim.engine import get_engine
 from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
@@ -46,8 +48,6 @@ from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 # (parse and set-up once; a [196,64,10] realization takes 6% less than two runs of 500)
 CHUNK = 1000
 FORMAT = "anasim-montecarlo/1"  # of the summary JSON: what `anasim report` checks
-PLURAL = {"accuracy": "accuracies", "loss": "losses"}
-COEFFICIENT_LIKE = ("area", "iv-scale", "coeff")
 TORCH_STREAM = 0x746F7263  # "torc": the torch draws of realization r never reuse the circuit's stream
 TIMES = ("ngspice_s", "ngspice_elapsed_s")  # ngspice's analysis time and its whole run, summed over its runs
 
@@ -114,7 +114,7 @@ class Task:
 
 def realize(ctx: Context, task: Task) -> dict:
     """One realization in a worker: outputs, failed samples, wall time, or the error message."""
-    from .sim.ngspice import finish, run_directory
+    from .sim.run import finish, run_directory
 
     t0 = time.perf_counter()
     family = FAMILIES[ctx.family]
@@ -122,7 +122,7 @@ def realize(ctx: Context, task: Task) -> dict:
     work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
     try:
         # the solver the parent resolved (and settings.json records), not this worker's "auto"
-        with run_directory(work) as rd, solver_scope(ctx.settings.solver):
+        with run_directory(work) as rd, get_engine().solver_scope(ctx.settings.solver):
             res = finish(
                 family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
             )
@@ -147,13 +147,6 @@ def realize(ctx: Context, task: Task) -> dict:
     return out
 
 
-def coefficient_sigma(sigmas) -> float | None:
-    """The sigma of the one variation that scales coefficients (area, iv-scale or coeff), if
-    exactly one is nonzero: the point's torch eq. 6 curve uses it."""
-    found = [v for k, v in sigmas if k in COEFFICIENT_LIKE and v > 0]
-    return found[0] if len(found) == 1 else None
-
-
 def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, settings: SimSettings) -> dict:
     """The settings a resume must match (``realizations`` may grow)."""
     return {
@@ -171,7 +164,7 @@ def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, setting
         "chunk": CHUNK,
         # outputs move with the engine and solver (KLU and Sparse differ at reltol level): a
         # resume under another one would mix them
-        "engine": ngspice_version(),
+        "engine": get_engine().version(),
         "solver": settings.solver,
         "realizations": mc.realizations,
     }
@@ -214,48 +207,6 @@ def read_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def row_metrics(task_kind: str, ref, out, target, failed: dict) -> dict:
-    m = Comparison(task_kind, ref, out, target, failed).metrics()
-    row = {k: m.get(k) for k in ("max_abs_error", "mean_abs_error", "max_error_rel_range")}
-    if task_kind == "regression":
-        row["loss"] = m.get("circuit_loss")
-    else:
-        row["accuracy"], row["agreement"] = m.get("circuit_accuracy"), m.get("argmax_agreement")
-    # no sample simulated: no figures (null in JSON, never NaN)
-    row = {k: (v if v is not None and np.isfinite(v) else None) for k, v in row.items()}
-    return row | {"failed_samples": len(failed)}
-
-
-def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points) -> dict:
-    """The summary JSON: per point and, for a single point, at the top level too."""
-    key, worst, best, pct = ("loss", max, min, 95) if task_kind == "regression" else ("accuracy", min, max, 5)
-
-    def band(v: np.ndarray) -> dict:  # of the circuit's realizations and of their torch companions
-        return {f"mean_{key}": float(v.mean()), f"worst_{key}": float(worst(v)), f"best_{key}": float(best(v))}
-
-    per = []
-    for p, sigmas in enumerate(points):
-        mine = sorted((r for r in rows if r["point"] == p), key=lambda r: r["index"])
-        vals = np.array([r[key] for r in mine if r.get(key) is not None], dtype=float)
-        s = {"sigmas": dict(sigmas), "realizations": len(vals), "failed": [r for r in mine if r.get("error")]}
-        if len(vals):
-            s |= band(vals) | {
-                f"std_{key}": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                f"p{pct:02d}_{key}": float(np.percentile(vals, pct)),
-            }
-            if task_kind != "regression":
-                s["mean_agreement"] = float(np.mean([r["agreement"] for r in mine if r.get("agreement") is not None]))
-        s[PLURAL[key]] = vals.tolist()
-        eq6 = np.array([r[f"torch_eq6_{key}"] for r in mine if r.get(f"torch_eq6_{key}") is not None], dtype=float)
-        if len(eq6):  # torch with eq. 6 noise at the point's coefficient sigma, as many draws
-            s["torch_eq6"] = {"sigma": coefficient_sigma(sigmas), **band(eq6), PLURAL[key]: eq6.tolist()}
-        per.append(s)
-    out = {"kind": "monte-carlo", **head, "settings": record, "points": per}
-    if len(per) == 1:
-        out |= {k: v for k, v in per[0].items() if k != "sigmas"}
-    return out
-
-
 def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
         run_dir=None, resume=False) -> dict:  # fmt: skip
     """Run (or continue) the Monte Carlo and return its summary; raises Interrupted on Ctrl-C
@@ -268,7 +219,9 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     if samples > len(z_all):  # said at once and in the summary, as plain simulate says it
         print(f"monte carlo: samples {cut}", file=sys.stderr, flush=True)
     # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
-    settings = replace(settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=resolve_solver(settings.solver))
+    settings = replace(
+        settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=get_engine().resolve_solver(settings.solver)
+    )
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
     folder = json_out.with_suffix(".mc")
@@ -364,7 +317,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
     head |= {
         "results": str(folder),
-        "environment": environment(engine_label(settings.solver), {"monte_carlo": mc.seed}),
+        "environment": environment(get_engine().label(settings.solver), {"monte_carlo": mc.seed}),
     }
     head |= reference_head(data.task, ref, target, folder, nominal_file)
     head["partial"] = interrupted or lost is not None or len(rows) < total
@@ -381,45 +334,3 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
             f"rows kept in {folder}, summary in {json_out}; run the same command with --resume to continue"
         )
     return summary
-
-
-def reference_head(task_kind: str, ref, target, folder: Path, nominal_file: Path) -> dict:
-    """Reference and nominal-circuit figures for the summary (the nominal one once it has run)."""
-    kind = "loss" if task_kind == "regression" else "accuracy"
-    out = {}
-    nominal = read_npy(nominal_file, ref.shape)
-    m = Comparison(task_kind, ref, ref if nominal is None else nominal, target).metrics()
-    out[f"reference_{kind}"] = m.get(f"reference_{kind}")
-    if nominal is not None:
-        out[f"nominal_{kind}"] = m.get(f"circuit_{kind}")
-        save_npz(folder / "reference.npz", **dict(np.load(folder / "reference.npz")), nominal=nominal)
-    return out
-
-
-def summary_rows(summary: dict) -> list[tuple[str, str]]:
-    """The console table of a summary: reference, nominal circuit, then one row per point."""
-    acc = "reference_accuracy" in summary
-
-    def fmt(v):
-        return "-" if v is None else f"{100 * v:.2f}%" if acc else f"{v:.4g}"
-
-    key, worst, pct = ("accuracy", "worst", "p05") if acc else ("loss", "worst", "p95")
-    rows = [
-        ("samples", str(summary.get("samples_note", summary.get("samples", "-")))),
-        (f"reference {key}", fmt(summary.get(f"reference_{key}"))),
-        (f"nominal circuit {key}", fmt(summary.get(f"nominal_{key}"))),
-    ]
-    for p in summary["points"]:
-        label = ", ".join(f"{k}={v:g}" for k, v in p["sigmas"].items()) or "no variation"
-        if p["realizations"]:
-            text = (
-                f"{p['realizations']} realizations: mean {fmt(p[f'mean_{key}'])} (std {fmt(p[f'std_{key}'])}), "
-                f"{worst} {fmt(p[f'{worst}_{key}'])}, best {fmt(p[f'best_{key}'])}, {pct} {fmt(p[f'{pct}_{key}'])}"
-            )
-        else:
-            text = "no realization finished"
-        if p["failed"]:
-            text += f"; {len(p['failed'])} failed (see failed in the JSON)"
-        rows.append((label, text))
-    rows.append(("results", summary["results"] + (" (partial)" if summary.get("partial") else "")))
-    return rows

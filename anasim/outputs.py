@@ -8,7 +8,7 @@ new one, never half of one (a resume can trust whatever it finds). A failed writ
 
 Before any work, :func:`check_outputs` refuses an output that would overwrite one of the
 command's inputs or another of its outputs, and :class:`OutputLock` holds ``--json`` the way
-:class:`~anasim.sim.ngspice.RunDir` holds ``--run-dir``: a second run on the same file stops at once.
+:class:`~anasim.sim.run.RunDir` holds ``--run-dir``: a second run on the same file stops at once.
 """
 
 from __future__ import annotations

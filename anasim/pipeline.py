@@ -24,7 +24,6 @@ import torch
 from . import __version__, variations
 from .checkpoint import load_checkpoint
 from .circuit.ir import Circuit, file_name
-from .circuit.netlist import netlist
 from .data import load_dataset
 from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
@@ -33,7 +32,8 @@ from .outputs import check_outputs, json_outputs, output_lock
 from .results import FORMAT, check_writable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
-from .sim.ngspice import SimResult, finish, run_directory, solver_scope
+from .sim.engine import get_engine, netlist
+from .sim.run import SimResult, finish, run_directory
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
 TRAN_DEFAULTS = {"line_cap": 1e-12, "gbw": 1e8}
@@ -75,7 +75,7 @@ def lower(target, **options) -> Circuit:
 
 
 def simulate(target, x, *, jobs: int | None = None, run_dir=None, **options) -> SimResult:
-    """ngspice outputs for ``x``: a Circuit or a list of stage circuits takes input node voltages
+    """The engine's outputs for ``x``: a Circuit or a list of stage circuits takes input node voltages
     [N, inputs]; a Network or model takes model inputs [N, features] and its family's options."""
     with run_directory(run_dir) as rd:
         if isinstance(target, Circuit):
@@ -119,9 +119,9 @@ def compile_network(net: Network, out, options=None, stimulus: int = 0, dataset=
                     solver: str = "auto", engine: str | None = None, check_solver: bool = True):  # fmt: skip
     """Write the netlist of ``net`` to ``out`` (a family may add files beside it, ``<stem><suffix>``);
     with ``stimulus`` N, N test samples and a control block make it run alone (``ngspice -b out``),
-    with ``solver`` (auto|klu|sparse, checked against this ngspice unless ``check_solver`` is
-    False) and ``engine`` (default: this ngspice's version) named in its header."""
-    with solver_scope(solver, engine, check_solver):
+    with ``solver`` (auto|klu|sparse, checked against the engine unless ``check_solver`` is
+    False) and ``engine`` (default: the engine's version) named in its header."""
+    with get_engine().solver_scope(solver, engine, check_solver):
         return _compile_network(net, out, options, stimulus, dataset, data_dir)
 
 
@@ -280,7 +280,7 @@ def compare(
     check_sim_outputs(net, settings, json_out, run_dir)
     if json_out is not None:
         check_writable(json_out, "--json")
-    with output_lock(json_out, "--json"), solver_scope(settings.solver if settings else None):
+    with output_lock(json_out, "--json"), get_engine().solver_scope(settings.solver if settings else None):
         # two runs replacing one file: neither's results would be whole
         return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds)
 
@@ -322,7 +322,7 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         "samples_done": done,
         "engine": {
             "simulator": res.simulator,
-            "mode": f"ngspice -b subprocesses, {res.mode}",
+            "mode": f"{get_engine().runs_as}, {res.mode}",
             "jobs": settings.jobs,
             "solver": res.solver,
             # samples KLU did not converge on, run again under Sparse (their rows are Sparse's)
@@ -345,7 +345,7 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         raise Interrupted(
             f"interrupted: {done} of {len(z)} samples finished"
             + (f"; partial results in {json_out} and its .npz" if json_out is not None else "")
-            + f"; the ngspice runs are kept in {rd.path}: {resume}"
+            + f"; the {get_engine().name} runs are kept in {rd.path}: {resume}"
         )
     if failed:
         first = min(failed)

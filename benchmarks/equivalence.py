@@ -41,9 +41,9 @@ OTHER_ENGINE_TRANSIENT = 1e-6
 
 
 def tolerance(case: str) -> float:
-    from anasim.sim.ngspice import ngspice_version
+    from anasim.sim.engine import get_engine
 
-    if case.startswith("kirchhoffnet") and ngspice_version() != RECORDED_ENGINE:
+    if case.startswith("kirchhoffnet") and get_engine().version() != RECORDED_ENGINE:
         return OTHER_ENGINE_TRANSIENT
     return TOLERANCE
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -33,9 +34,7 @@ SCALES = (1e-9, 1e-12, 1e-15, 1e-18)
 
 def default_chgtol(a, reltol=kn_lower.RELTOL):
     """The options anasim wrote before the fix: ngspice's own chgtol at every a."""
-    options = SCALED(a, reltol)
-    options.pop("chgtol", None)
-    return options
+    return replace(SCALED(a, reltol), chgtol=None)
 
 
 def max_error(net, a: float, samples: int, scaled: bool) -> dict:

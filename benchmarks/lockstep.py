@@ -1,11 +1,11 @@
-"""Lock-step co-simulation (anasim.sim.shared): what the callback round-trip costs per accepted
+"""Lock-step co-simulation (anasim.sim.ngspice.lockstep): what the callback round-trip costs per accepted
 time point, and resident memory over 50 runs with and without the per-run clean-up.
 
 Cost is CPU time (best of 5; the machine is shared, wall time is not comparable) of a 10k-point
 transient of a one-source linear loop: ngspice in this process with a constant source (no source
 callback, the data callback only), the plant-free lock-step, and a scalar plant. Memory is RSS
 after 10, 25 and 50 runs of 10k points, each count in a fresh process, relative to after run 1.
-Writes results/lockstep.json (figures quoted in anasim/sim/shared.py's docstring).
+Writes results/lockstep.json (figures quoted in the docstrings of anasim/sim/ngspice/lockstep.py and libngspice.py).
 
     python lockstep.py
 """
@@ -28,25 +28,25 @@ def plant(x, u):
 
 
 def cost() -> dict[str, float]:
-    from anasim.sim import shared
+    from anasim.sim.ngspice import libngspice, lockstep
 
-    shared.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], 1e-2, 1.0)  # the library's start-up
-    engine = shared._engine()
+    lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], 1e-2, 1.0)  # the library's start-up
+    engine = libngspice._engine()
 
     def constant():
         engine.load_circuit(CONST)
         engine.exec_command("save u")
         engine.exec_command(f"tran {DT} {T_STOP} 0 {DT}")
-        shared._clean(engine)
+        libngspice._clean(engine)
 
     runs = {
         "ngspice_constant_source": constant,
-        "lockstep_plant_free": lambda: shared.run_lockstep(
+        "lockstep_plant_free": lambda: lockstep.run_lockstep(
             LOOP, None, [], ["Vobs"], ["u"], DT, T_STOP, observe=lambda t, x: [1.0]
         ),
-        "lockstep_scalar_plant": lambda: shared.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP),
+        "lockstep_scalar_plant": lambda: lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP),
     }
-    points = len(shared.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP).t)
+    points = len(lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP).t)
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(5):
         for name, run in runs.items():
@@ -58,18 +58,18 @@ def cost() -> dict[str, float]:
 
 def memory(clean: bool) -> list[float]:
     """RSS growth (MiB) after 10, 25 and 50 runs; ``clean`` False skips the per-run clean-up."""
-    from anasim.sim import shared
+    from anasim.sim.ngspice import libngspice, lockstep
 
     if not clean:
-        shared._clean = lambda engine: None
+        libngspice._clean = lambda engine: None
 
     def rss() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
-    shared.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP)
+    lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP)
     base, grown = rss(), []
     for k in range(1, 51):
-        shared.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP)
+        lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], DT, T_STOP)
         if k in (10, 25, 50):
             grown.append(round(rss() - base, 2))
     return grown

@@ -41,7 +41,7 @@ from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.pipeline import load
 from anasim.sim.batch import deck_text, fast_parts
-from anasim.sim.ngspice import ngspice_path, read_wrdata
+from anasim.sim.ngspice.process import ngspice_path, read_wrdata
 from anasim.variations import Perturbation
 
 OUT = Path(__file__).parent / "results" / "mc_reuse.json"
@@ -83,7 +83,7 @@ def in_process(text: str, runs: list[dict[str, float]], nominal: dict[str, float
     """The nominal deck loaded once into libngspice, then per realization: alter every gain, sweep,
     read the outputs [samples, outputs]. Returns seconds per realization of each step (medians),
     the order and exactness checks below, and each realization's outputs."""
-    from anasim.sim.shared import _clean, _engine
+    from anasim.sim.ngspice.libngspice import _clean, _engine
 
     eng = _engine()
     send = eng._ngspice_shared.ngSpice_Command

@@ -130,7 +130,7 @@ def to_osdi(deck: Path, out: Path, threads: int | None = None) -> dict:
 
 def run(deck: Path) -> dict:
     """ngspice -n -b on the deck in its folder: CPU of the process, its counters, its outputs."""
-    from anasim.sim.ngspice import batch_command, parse_rusage
+    from anasim.sim.ngspice.process import batch_command, parse_rusage
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()

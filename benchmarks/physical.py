@@ -122,7 +122,7 @@ def cost(tiles=(64, 128, 256), n: int = 2) -> list[dict]:
     from anasim.families.tdkan.options import TdkanOptions
     from anasim.pipeline import load
     from anasim.sim.batch import run_chunk
-    from anasim.sim.ngspice import solver_scope
+    from anasim.sim.engine import get_engine
 
     net = load(checkpoint("fashion"))
     torch.manual_seed(0)
@@ -130,9 +130,10 @@ def cost(tiles=(64, 128, 256), n: int = 2) -> list[dict]:
     rows = []
     for t in tiles:
         stage = lower_stages(net.model, TdkanOptions(tile=(t, t), wire_r=1.0))[0]
-        parts = [fold_clippers(p) for p in split(merge_parallel(stage))]
+        tuning = get_engine().tuning
+        parts = [fold_clippers(p) for p in split(merge_parallel(stage), tuning.part_elements, tuning.part_linear)]
         part = parts[0]
-        with solver_scope("klu"), tempfile.TemporaryDirectory() as tmp:
+        with get_engine().solver_scope("klu"), tempfile.TemporaryDirectory() as tmp:
             t0, c0 = time.perf_counter(), children_cpu()
             run_chunk(part.circuit, part.stimulus(x), Path(tmp), {})
             wall, cpu = time.perf_counter() - t0, children_cpu() - c0

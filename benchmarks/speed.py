@@ -44,12 +44,13 @@ import numpy as np
 import torch
 
 from anasim.circuit.ir import VSource
-from anasim.circuit.netlist import netlist
-from anasim.circuit.partition import PART_ELEMENTS
 from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.sim import batch
+from anasim.sim.engine import get_engine, netlist
+
+PART_ELEMENTS = get_engine().tuning.part_elements  # the runner's default part size
 
 OUT = Path(__file__).parent / "results"
 

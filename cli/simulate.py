@@ -215,7 +215,8 @@ def simulate(
         return
     if strict:
         raise click.UsageError("--strict applies to a single simulation, not to --mc")
-    from anasim.montecarlo import MonteCarlo, summary_rows
+    from anasim.mcsummary import summary_rows
+    from anasim.montecarlo import MonteCarlo
     from anasim.variations import parse_sigma, parse_sweep
 
     if len(sweep) > 1:

@@ -226,7 +226,7 @@ def test_temporary_run_directory_is_removed_unless_kept(digits_model, tmp_path, 
 @pytest.mark.parametrize("written", [False, True])
 def test_an_error_keeps_a_temporary_run_directory_only_with_something_in_it(written):
     from anasim.errors import AnasimError
-    from anasim.sim.ngspice import run_directory
+    from anasim.sim.run import run_directory
 
     with pytest.raises(AnasimError), run_directory() as rd:
         if written:
@@ -239,7 +239,7 @@ def test_an_error_keeps_a_temporary_run_directory_only_with_something_in_it(writ
 
 def test_an_error_in_a_run_whose_folder_is_gone_is_the_one_raised():
     from anasim.errors import AnasimError
-    from anasim.sim.ngspice import run_directory
+    from anasim.sim.run import run_directory
 
     with pytest.raises(AnasimError, match="the real error"), run_directory() as rd:
         shutil.rmtree(rd.path)

@@ -4,6 +4,7 @@ in the transient, and plant in lock-step through PySpice) against the torchdiffe
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from scipy.integrate import solve_ivp
 
 from anasim.circuit.ir import Circuit, VSource
-from anasim.circuit.netlist import netlist
+from anasim.circuit.stimulus import Tolerances
 from anasim.control import circuit as loop
 from anasim.control.circuit import controller_circuit, loop_circuit, simulate_loop
 from anasim.control.controller import train_controller
@@ -21,7 +22,7 @@ from anasim.control.lockstep import simulate_lockstep
 from anasim.control.plants import NUMPY, SPICE, CartPole, Pendulum, Spice, linearize, ops, plant_named
 from anasim.control.rollout import rollout, time_grid
 from anasim.errors import AnasimError, SimError
-from anasim.sim.ngspice import read_wrdata, run_deck
+from anasim.sim.engine import get_engine
 from anasim.train import TrainOptions
 from anasim_cli.main import cli
 
@@ -64,9 +65,9 @@ def test_plant_alone_in_ngspice_matches_scipy(tmp_path):
     x0 = np.array([0.3, -0.5])
     c = loop_circuit(_identity_model(), plant, Circuit("u only", (VSource("y", "y_0", "0", 0.1),), outputs=("y_0",)))
     run = loop.loop_run(plant, x0, 0.01)
-    run = type(run)(run.stimulus, run.analysis, run.save, {"reltol": 1e-6})
-    run_deck(netlist(c, run=run), tmp_path, "loop.txt")
-    table = read_wrdata(tmp_path / "loop.txt", 3)
+    run = replace(run, tolerances=Tolerances(reltol=1e-6))
+    vec = get_engine().run(c, run, tmp_path)
+    table = np.column_stack([vec.scale, vec.table(run.save)])
     ref = solve_ivp(
         lambda _, s: [s[1], 9.81 * math.sin(s[0]) - 0.1 * s[1] + 0.5], (0, 2), x0, t_eval=table[:, 0], rtol=1e-10
     )
@@ -113,14 +114,15 @@ def test_circuit_loop_matches_the_torch_loop(controller, tmp_path):
 
 def test_a_failed_episode_is_named_and_the_others_kept(controller, tmp_path, monkeypatch):
     net, plant, x0, t = _episodes(controller, n=3, horizon=0.5)
-    real = loop.run_deck
+    engine = get_engine()
+    real = engine.run
 
-    def flaky(text, work, expect, **kw):
+    def flaky(circuit, run, work, **kw):
         if work.name == "episode0001":
             raise SimError("timestep too small", work)
-        return real(text, work, expect, **kw)
+        return real(circuit, run, work, **kw)
 
-    monkeypatch.setattr(loop, "run_deck", flaky)
+    monkeypatch.setattr(engine, "run", flaky)
     res = simulate_loop(loop_circuit(net.model, plant, controller_circuit(net.model)), plant, x0, t, tmp_path)
     assert list(res.failed) == [1] and "theta=" in res.failed[1] and "timestep too small" in res.failed[1]
     assert np.isfinite(res.states[[0, 2]]).all() and np.isnan(res.states[1]).all()

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from anasim.errors import AnasimError
 from anasim.pipeline import compare, load
 from anasim.progress import Progress
-from anasim.sim.ngspice import LOCK_FILE, run_directory
+from anasim.sim.run import LOCK_FILE, run_directory
 from anasim_cli.main import cli
 
 TDKAN = Path(__file__).parents[1] / "benchmarks" / "results" / "equivalence" / "tdkan.pt"

@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 
 from anasim.circuit.ir import Branch, BSource, Capacitor, Circuit, Curve, Device, OpAmp, Resistor, VSource
-from anasim.circuit.netlist import netlist
-from anasim.circuit.stimulus import InitialState, Run, Tran, WrData, sweep_run
+from anasim.circuit.stimulus import Dc, InitialState, Run, Tolerances, Tran, sweep_run
 from anasim.errors import AnasimError
-from anasim.sim.ngspice import solver_scope
+from anasim.sim.engine import get_engine, netlist
+
+ENGINE = get_engine("ngspice")
+
+
+def sweep(x, outputs, **kw):
+    """A DC sample sweep with ngspice's sweep settings (as batch and compile build it)."""
+    return sweep_run(x, outputs, ENGINE.tuning.sweep, ENGINE.tuning.sweep_extra, **kw)
+
 
 CIRCUIT = Circuit(
     "t",
@@ -31,8 +38,8 @@ CIRCUIT = Circuit(
 def test_every_element_form_exactly(solver):
     """Device current = area * A per unit * scale * I(V - shift); op-amps as their macro-models;
     the engine and solver under the title, .options klu for KLU."""
-    with solver_scope(solver, engine="ngspice-46", check=False):  # the deck whatever ngspice is here
-        text = netlist(CIRCUIT, run=sweep_run(np.array([[0.5], [0.75]]), CIRCUIT.outputs, "out.txt"))
+    with ENGINE.solver_scope(solver, "ngspice-46", check=False):  # the deck whatever ngspice is here
+        text = netlist(CIRCUIT, run=sweep(np.array([[0.5], [0.75]]), CIRCUIT.outputs))
     engine = {
         "klu": "* engine ngspice-46, solver KLU (.options klu; an ngspice without KLU ignores it and uses Sparse)",
         "sparse": "* engine ngspice-46, solver Sparse (ngspice's default)",
@@ -77,12 +84,41 @@ def test_branches_and_initial_state():
         (Capacitor("n1", "n1", "0", 1e-9), Branch("e0", "n1", "0", "max({a}*({vs}-{vd})+{b},0)", (0.5, -0.25))),
         outputs=("n1",),
     )
-    run = Run(
-        InitialState({"n1": 0.75}), Tran(1e-11, 1e-9, 1e-11, uic=True), WrData("v.txt", ("n1",)), {"reltol": 1e-6}
-    )
+    run = Run(InitialState({"n1": 0.75}), Tran(1e-11, 1e-9, 1e-11, uic=True), ("n1",), Tolerances(reltol=1e-6))
     lines = netlist(c, run=run).splitlines()
     assert lines[2:4] == ["Cn1 n1 0 1e-09 ic=0.75", "Be0 n1 0 I=max(0.5*(V(n1)-0)+-0.25,0)"]  # line 1: engine
     assert "tran 1e-11 1e-09 0 1e-11 uic" in lines
+    assert "option reltol=1e-06" in lines and "wrdata out.txt n1" in lines  # an unnamed run: the engine's file
+
+
+TOLERANCES = Tolerances(reltol=1e-6, abstol=1e-15, vntol=1e-9, chgtol=1e-14, trtol=1.0)
+
+
+@pytest.mark.parametrize(
+    "analysis, line",
+    [
+        (
+            Dc("idx", 0.0, 1.0, 1.0),
+            "option reltol=1e-06 vntol=1e-09 abstol=1e-15 chgtol=1e-14 trtol=1.0 gminsteps=100.0",
+        ),
+        (Tran(1e-11, 1e-9), "option reltol=1e-06 abstol=1e-15 vntol=1e-09 trtol=1.0 chgtol=1e-14 gminsteps=100.0"),
+    ],
+)
+def test_typed_tolerances_then_the_engines_own_options(analysis, line):
+    """A Run's tolerances are written in the order its decks always had (DC sweeps and transients
+    differ: the golden decks stay byte for byte), then what Run.extra holds for ngspice."""
+    c = Circuit("t", (Resistor("r", "n1", "0", 1.0),), outputs=("n1",))
+    run = Run(None, analysis, ("n1",), TOLERANCES, {"ngspice": {"gminsteps": 100}, "xyce": {"ignored": 1}})
+    assert line in netlist(c, run=run).splitlines()
+    with pytest.raises(AnasimError, match="option name 'gmin steps' is not a plain word"):
+        netlist(c, run=Run(None, analysis, ("n1",), extra={"ngspice": {"gmin steps": 1}}))
+
+
+def test_saving_everything_writes_an_ascii_raw_file_and_a_name_names_the_data_file():
+    c = Circuit("t", (Resistor("r", "n1", "0", 1.0),), outputs=("n1",))
+    lines = netlist(c, run=Run(None, Tran(1e-11, 1e-9), None)).splitlines()
+    assert lines[lines.index("set filetype=ascii") + 1] == "write out.raw all"
+    assert "wrdata my_outputs.txt n1" in netlist(c, run=Run(None, Tran(1e-11, 1e-9), ("n1",), name="my_outputs"))
 
 
 def test_scheduled_branches_breakpoints_and_printed_finals():
@@ -100,7 +136,7 @@ def test_scheduled_branches_breakpoints_and_printed_finals():
         outputs=("n1",),
     )
     tran = Tran(1e-11, 3e-9, 1e-11, uic=True, breakpoints=(1e-9, 2e-9))
-    run = Run(InitialState({"n1": 0.75}), tran, WrData("v.txt", ("n1",)), finals=(("s0_y0", "n1"),))
+    run = Run(InitialState({"n1": 0.75}), tran, ("n1",), name="v", finals=(("s0_y0", "n1"),))
     lines = netlist(c, run=run).splitlines()
     assert lines[3:6] == [
         "Be0 n1 0 I=u(1e-09-time)*(tanh(0.5*(V(n1)-0)+-0.25))",
@@ -111,16 +147,16 @@ def test_scheduled_branches_breakpoints_and_printed_finals():
     i = lines.index("wrdata v.txt n1")
     assert lines[i + 1 : i + 3] == ["let s0_y0 = v(n1)[length(v(n1))-1]", "print s0_y0"]
     with pytest.raises(AnasimError, match="must rise strictly"):
-        netlist(c, run=Run(None, Tran(1e-11, 3e-9, breakpoints=(2e-9, 1e-9)), WrData("v.txt", ("n1",))))
+        netlist(c, run=Run(None, Tran(1e-11, 3e-9, breakpoints=(2e-9, 1e-9)), ("n1",)))
     with pytest.raises(AnasimError, match="not before it is switched off"):
         netlist(Circuit("t", (Branch("e0", "n1", "0", law, (1.0, 0.0), on=2e-9, off=1e-9),)))
     with pytest.raises(AnasimError, match="safe netlist identifier"):
-        netlist(c, run=Run(None, tran, WrData("v.txt", ("n1",)), finals=(("y; shell", "n1"),)))
+        netlist(c, run=Run(None, tran, ("n1",), finals=(("y; shell", "n1"),)))
 
 
 def test_same_inputs_same_bytes():
     x = np.random.default_rng(0).normal(size=(5, 1))
-    texts = {netlist(CIRCUIT, run=sweep_run(x, CIRCUIT.outputs, "o.txt")) for _ in range(3)}
+    texts = {netlist(CIRCUIT, run=sweep(x, CIRCUIT.outputs)) for _ in range(3)}
     assert len(texts) == 1
 
 

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from anasim.circuit.ir import BSource, Circuit, Resistor
 from anasim.errors import AnasimError
 from anasim.sim.batch import sweep
-from anasim.sim.deckcheck import check_deck, shipped_library
-from anasim.sim.ngspice import run_deck
+from anasim.sim.ngspice.deckcheck import check_deck, shipped_library
+from anasim.sim.ngspice.process import run_deck
 from anasim_cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_no_spiceinit_reaches_libngspice(tmp_path):
     folder of its own. A fresh process, since the library starts once per process."""
     marker = tmp_path / "marker"
     spiceinit(tmp_path, marker)
-    code = "from anasim.sim import shared; shared._engine(); print('started')"
+    code = "from anasim.sim.ngspice import libngspice; libngspice._engine(); print('started')"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "started" in proc.stdout, proc.stderr[-2000:]
     assert not marker.exists()

@@ -1,5 +1,6 @@
-"""The runner's rewrites (anasim.circuit.partition): parts, merged parallel devices, folded
-clippers, folded column pairs; and the fast path against the plain one in ngspice."""
+"""The runner's rewrites (anasim.circuit.partition, and ngspice's factor_devices): parts, merged
+parallel devices, folded clippers, folded column pairs; and the fast path against the plain one
+in ngspice."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import torch
 
 from anasim.circuit.blocks import clipper, summing, tias
 from anasim.circuit.ir import VCCS, VCVS, BSource, Circuit, Curve, Device, ISource, Resistor, Table
-from anasim.circuit.netlist import netlist
 from anasim.circuit.partition import (
-    factor_devices,
     fold_clippers,
     fold_pairs,
     ground_devices,
@@ -26,6 +25,11 @@ from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.sim.batch import layers, sweep
+from anasim.sim.engine import get_engine, netlist
+from anasim.sim.ngspice.tuning import factor_devices
+
+ENGINE = get_engine("ngspice")
+LINEAR = ENGINE.tuning.part_linear  # linear elements per part: no bound the small test circuits reach
 
 CURVE = Curve("lin", "pwl(x,-1.0,0.0,0.0,0.0,1.0,2.0,2.0,2.0)", 1e-3, (-1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0))
 
@@ -43,7 +47,7 @@ def crossbar(couple: bool = False) -> Circuit:
 
 
 def test_independent_columns_become_parts_with_their_row_drivers():
-    parts = split(crossbar(), max_elements=2, per_input=0)  # each column holds 2 devices: one column a part
+    parts = split(crossbar(), 2, LINEAR, per_input=0)  # each column holds 2 devices: one column a part
     assert [p.outputs for p in parts] == [(0,), (1,), (2,)]
     for j, p in enumerate(parts):
         names = {e.name for e in p.circuit.elements}
@@ -52,11 +56,11 @@ def test_independent_columns_become_parts_with_their_row_drivers():
 
 
 def test_parts_fill_up_to_the_size_and_coupled_columns_stay_together():
-    assert [p.outputs for p in split(crossbar(), max_elements=4, per_input=0)] == [(0, 1), (2,)]
-    assert [p.outputs for p in split(crossbar(couple=True), max_elements=2, per_input=0)] == [(0, 1), (2,)]
-    assert len(split(crossbar(), max_elements=None)) == 1
-    assert len(split(crossbar(), max_elements=100)) == 1  # small enough already
-    assert [p.outputs for p in split(crossbar(), max_elements=1)] == [(0, 1), (2,)]  # 1 + 2 per input
+    assert [p.outputs for p in split(crossbar(), 4, LINEAR, per_input=0)] == [(0, 1), (2,)]
+    assert [p.outputs for p in split(crossbar(couple=True), 2, LINEAR, per_input=0)] == [(0, 1), (2,)]
+    assert len(split(crossbar(), None, LINEAR)) == 1
+    assert len(split(crossbar(), 100, LINEAR)) == 1  # small enough already
+    assert [p.outputs for p in split(crossbar(), 1, LINEAR)] == [(0, 1), (2,)]  # 1 + 2 per input
 
 
 def test_parallel_devices_merge_into_one_exact_table():
@@ -102,9 +106,8 @@ def test_fast_path_equals_plain_path(mapping, gain, tmp_path, monkeypatch):
     lowered, one deck each: equal to 1e-6 of the output range (both solve to reltol 1e-6). At gain
     1e8 no op-amp is ideal: nothing is folded, grounded or factored, and an edge's parallel devices
     merge into tables."""
-    from anasim.circuit import partition
-
-    monkeypatch.setattr(partition, "PART_LINEAR", 200)  # factored edge columns are linear: cut them too
+    # factored edge columns are linear: cut them too
+    monkeypatch.setattr(ENGINE, "tuning", replace(ENGINE.tuning, part_linear=200))
     torch.manual_seed(3)
     model = TDKAN([24, 12, 10], ["a21", "z21", "zaz21"]).double()
     model.train()
@@ -231,7 +234,7 @@ def test_no_virtual_ground_without_an_ideal_fed_back_tia(why, circuit):
 
 def test_linear_crossbars_are_cut_by_their_resistor_count(monkeypatch, tmp_path):
     """A device MLP layer holds few nonlinear elements and many resistors: parts are bounded by
-    PART_LINEAR linear elements too (columns kept whole), and the parts give the whole deck's
+    the engine's part_linear linear elements too (columns kept whole), and the parts give the whole deck's
     outputs (1e-6 of range, the sweeps' reltol)."""
     from anasim.circuit import partition
     from anasim.families.mlp.lower import lower_stages as mlp_stages
@@ -241,14 +244,15 @@ def test_linear_crossbars_are_cut_by_their_resistor_count(monkeypatch, tmp_path)
     torch.manual_seed(0)
     model = DeviceMLP([40, 12, 5], "a21").double().eval()
     stage = mlp_stages(model, MlpOptions())[0]  # 480 weight resistors, 12 activations
-    assert len(split(stage)) == 1  # under both bounds
-    monkeypatch.setattr(partition, "PART_LINEAR", 150)
-    parts = split(stage)
+    tuned = ENGINE.tuning.part_elements
+    assert len(split(stage, tuned, LINEAR)) == 1  # under both bounds
+    monkeypatch.setattr(ENGINE, "tuning", replace(ENGINE.tuning, part_linear=150))
+    parts = split(stage, tuned, 150)
     linear_per_part = [sum(not partition.weight(e) for e in p.circuit.elements) for p in parts]
     assert len(parts) >= 4 and sorted(o for p in parts for o in p.outputs) == list(range(12))
     assert max(linear_per_part) <= 150 + 60  # one column pair's piece (about 50 linear elements) may overshoot
     x = torch.randn(20, 40, dtype=torch.float64).numpy()
     cut = layers([stage], x, tmp_path / "cut", jobs=1).outputs
-    monkeypatch.setattr(partition, "PART_LINEAR", 10**9)
+    monkeypatch.setattr(ENGINE, "tuning", replace(ENGINE.tuning, part_linear=10**9))
     one = layers([stage], x, tmp_path / "one", jobs=1).outputs
     np.testing.assert_allclose(cut, one, atol=1e-6 * np.ptp(one))

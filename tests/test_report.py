@@ -163,7 +163,8 @@ def test_report_reads_results_only_without_torch(results, tmp_path):
     code = (
         "import sys; from anasim.report import make_report; "
         f"make_report([{str(results / 'mc.json')!r}], {str(tmp_path)!r}); "
-        "assert 'torch' not in sys.modules and 'anasim.sim.ngspice' not in sys.modules"
+        "assert 'torch' not in sys.modules and 'anasim.sim.ngspice' not in sys.modules "
+        "and 'anasim.sim.engine' not in sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

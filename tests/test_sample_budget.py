@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from test_ngspice_inputs import TDKAN
 
 from anasim.circuit.ir import BSource, Circuit, Resistor
+from anasim.errors import Stalled
 from anasim.sim.batch import sweep
-from anasim.sim.ngspice import Stalled, run_deck
+from anasim.sim.ngspice.process import run_deck
 from anasim_cli.main import cli
 
 

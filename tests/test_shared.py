@@ -1,4 +1,4 @@
-"""Lock-step co-simulation through libngspice (anasim.sim.shared): a Python plant and an ngspice
+"""Lock-step co-simulation through libngspice (anasim.sim.ngspice.lockstep): a Python plant and an ngspice
 circuit in one transient. Real ngspice (the Debian libngspice), never skipped."""
 
 import os
@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from anasim.circuit.ir import Capacitor, Circuit, Resistor, VSource
-from anasim.circuit.netlist import netlist
 from anasim.errors import AnasimError, SimError
-from anasim.sim import shared
-from anasim.sim.shared import check_deck, run_lockstep
+from anasim.sim.engine import netlist
+from anasim.sim.ngspice import libngspice as shared
+from anasim.sim.ngspice.libngspice import check_deck
+from anasim.sim.ngspice.lockstep import run_lockstep
 
 # The controller of the closed loop: u = -K V(obs), an ideal VCVS (algebraic circuit).
 A, K, X0 = 1.0, 2.0, 1.0

@@ -19,7 +19,6 @@ import torch
 from click.testing import CliRunner
 from test_physical import LIN, linear_crossbar
 
-from anasim.circuit.stimulus import sweep_run
 from anasim.data import load_dataset
 from anasim.devices import embedded
 from anasim.errors import AnasimError, SimError
@@ -28,9 +27,9 @@ from anasim.families.tdkan.options import TdkanOptions
 from anasim.metrics import engine_text
 from anasim.montecarlo import _resume_check
 from anasim.pipeline import load, simulate
-from anasim.sim import ngspice
-from anasim.sim.batch import deck_text, sweep
-from anasim.sim.ngspice import has_klu, ngspice_path, ngspice_version, resolve_solver, solver_scope
+from anasim.sim.batch import deck_text, sweep, sweep_of
+from anasim.sim.engine import get_engine
+from anasim.sim.ngspice.process import has_klu, ngspice_path, ngspice_version, resolve_solver, solver_scope
 from anasim_cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "netlists" / "examples"
@@ -102,7 +101,7 @@ def test_deck_carries_the_solver_and_engine(solver):
     assert "set no_mem_check" in lines  # ngspice 46's memory pre-check off (39 ignores the variable)
     # a Run's solver is the scope's, read when the Run is built
     with solver_scope("sparse"):
-        assert sweep_run(np.zeros((1, 2)), c.outputs, "o.txt").solver == "sparse"
+        assert sweep_of(c, np.zeros((1, 2))).solver == "sparse"
 
 
 def test_engine_text_names_the_fallback():
@@ -126,7 +125,7 @@ def test_monte_carlo_resume_refuses_another_engine_or_solver(tmp_path, key, valu
 def test_libngspice_is_the_same_engine_as_the_binary():
     # PySpice (lock-step runs) and `ngspice -b` (every other run) must be one engine: under
     # /tmp/ngspice-klu/env.sh both are 46, under the system both are 39
-    from anasim.sim.shared import library_version
+    from anasim.sim.ngspice.libngspice import library_version
 
     assert library_version() == ngspice_version()
 
@@ -213,7 +212,8 @@ def test_results_json_and_console_name_engine_and_solver(tmp_path):
 
 
 def test_scope_restores_the_solver():
-    before = ngspice.active_solver()
-    with solver_scope("sparse"):
-        assert ngspice.active_solver() == "sparse"
-    assert ngspice.active_solver() == before
+    engine = get_engine()
+    before = engine.active_solver()
+    with engine.solver_scope("sparse"):
+        assert engine.active_solver() == "sparse"
+    assert engine.active_solver() == before

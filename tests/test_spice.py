@@ -10,8 +10,6 @@ import pytest
 import torch
 
 from anasim.circuit.ir import BSource, Circuit, Curve, Resistor
-from anasim.circuit.netlist import netlist
-from anasim.circuit.stimulus import sweep_run
 from anasim.devices import registry
 from anasim.families.mlp.lower import lower as lower_mlp
 from anasim.families.mlp.lower import lower_stages as lower_mlp_stages
@@ -20,8 +18,9 @@ from anasim.families.mlp.options import MlpOptions
 from anasim.families.tdkan.lower import lower, lower_stages
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
-from anasim.sim.batch import layers, sweep
-from anasim.sim.ngspice import ngspice_path
+from anasim.sim.batch import layers, sweep, sweep_of
+from anasim.sim.engine import netlist
+from anasim.sim.ngspice.process import ngspice_path
 
 
 def test_ngspice_is_installed():
@@ -66,7 +65,7 @@ def test_runs_of_equal_inputs_keep_their_values(tmp_path):
     """The stimulus leaves out points inside runs of equal values; every sample still sees its own."""
     x = np.array([[0.3], [0.3], [0.3], [0.7], [0.7], [0.1], [0.1], [0.1], [0.1], [0.9]])
     circuit = Circuit("copy", (BSource("c", "out", "0", "V", "V(in_0)"),), inputs=("in_0",), outputs=("out",))
-    text = netlist(circuit, run=sweep_run(x, circuit.outputs, "o.txt"))
+    text = netlist(circuit, run=sweep_of(circuit, x, fast=False))
     assert "pwl(V(idx),0,0.3,2,0.3,3,0.7,4,0.7,5,0.1,8,0.1,9,0.9)" in text
     res = sweep(circuit, x, tmp_path, jobs=1)
     np.testing.assert_array_equal(res.outputs[:, 0], x[:, 0])  # exactly: equal ends, nothing to round

@@ -27,7 +27,7 @@ from anasim import openvaf, veriloga
 from anasim.devices import DeviceModel, _bundled
 from anasim.errors import AnasimError, DeviceError
 from anasim.library import device_va, subckt_name
-from anasim.sim.ngspice import batch_command
+from anasim.sim.ngspice.process import batch_command
 from anasim_cli.main import cli
 
 NETLISTS = Path(__file__).resolve().parents[1] / "netlists"

@@ -1,4 +1,4 @@
-"""Circuit IR: typed, frozen dataclasses between lowering (model -> IR) and the netlister (IR -> ngspice).
+"""Circuit IR: typed, frozen dataclasses between lowering (model -> IR) and an engine's writer (IR -> deck).
 
 Free of any simulator dialect, like Hdl21/vlsirtools. The parts Monte Carlo and physical options
 act on are typed elements with their own parameters, never expression text: a :class:`Device`
@@ -59,7 +59,7 @@ def num(value: float) -> str:
 
 
 def file_name(text: str) -> str:
-    """A file name safe to write into a control block (``wrdata``): letters, digits, '_', '.', '-'."""
+    """A file name safe to write into a deck (a data file it writes): letters, digits, '_', '.', '-'."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text))
 
 
@@ -91,7 +91,8 @@ class Capacitor:
 @dataclass(frozen=True, slots=True)
 class VSource:
     """DC voltage ``dc`` from ``n`` to ``p``; ``external``: its value comes, point by point, from
-    the program that runs ngspice as a library (:mod:`anasim.sim.shared`), and ``dc`` is unused."""
+    the program that runs the simulator as a library (:mod:`anasim.sim.ngspice.lockstep`), and
+    ``dc`` is unused."""
 
     name: str
     p: str

@@ -1,8 +1,8 @@
-"""Rewrites the batched runner applies before ngspice: differential column pairs folded into
-one column, ideal virtual grounds taken as 0 V where they control a device, the devices into
-them factored into one curve per row, devices in parallel merged, a circuit split into
-independent parts, input clippers folded into the stimulus. All exact but the first two, which
-are exact up to the op-amps' 1/gain.
+"""Rewrites the batched runner applies before the engine runs a circuit: differential column
+pairs folded into one column, ideal virtual grounds taken as 0 V where they control a device
+(then the engine's own rewrite, :attr:`anasim.sim.run.Tuning.rewrite`), devices in parallel
+merged, a circuit split into independent parts, input clippers folded into the stimulus. All
+exact but the first two, which are exact up to the op-amps' 1/gain.
 
 Sits between lowering (and Monte Carlo, which perturbs the whole circuit first, so its draws do
 not depend on the partition) and the batched runner. Parts share only *held* nodes: ground, the
@@ -28,18 +28,20 @@ changes. The plus and minus devices of an edge then share their two nodes and me
 table: about half the tables (22,166 to 12,740 on the digits edge mapping [196,64,10]).
 :func:`ground_devices` then lets every device into an ideal TIA's input see V(row) - 0 V for
 V(row) - V(col), the same approximation: one derivative and two Jacobian entries per device.
-Such devices on one row all evaluate their curves at V(row): :func:`factor_devices` evaluates
-each (row, curve) once, into a voltage node, and makes every device a linear VCCS of its gain
-from it (the edge mapping becomes the shared mapping's structure, exactly: currents equal up to
-rounding). ngspice then evaluates K tables per row instead of one per edge, and a Monte Carlo
-realization's per-device draws change only linear gains (Fashion-MNIST [784,256,10] edge, 1,000
-images on 2 cores: 180 against 518 s, benchmarks/speed.py --against; a digits Monte Carlo
-realization 0.275 against 0.490 s; outputs moved by 6.6e-14 of their range).
+Such devices on one row all evaluate their curves at V(row): ngspice's tuning
+(:func:`anasim.sim.ngspice.tuning.factor_devices`) evaluates each (row, curve) once, into a
+voltage node, and makes every device a linear VCCS of its gain from it (the edge mapping
+becomes the shared mapping's structure, exactly: currents equal up to rounding). ngspice then
+evaluates K tables per row instead of one per edge, and a Monte Carlo realization's per-device
+draws change only linear gains (Fashion-MNIST [784,256,10] edge, 1,000 images on 2 cores: 180
+against 518 s, benchmarks/speed.py --against; a digits Monte Carlo realization 0.275 against
+0.490 s; outputs moved by 6.6e-14 of their range).
 
 Why parts: ngspice 39 loads a B-source in about 0.15 us when a deck holds 2,500 of them and in
 about 1 us when it holds 40,000 (measured on the digits edge mapping), and one unconverged
-output re-evaluates every device of its deck. Decks of about :data:`PART_ELEMENTS` nonlinear
-elements were fastest. ``benchmarks/speed.py`` measures all of it against the plain path.
+output re-evaluates every device of its deck. Decks of about 2,000 nonlinear elements were
+fastest: the part sizes are the engine's tuning (:class:`anasim.sim.run.Tuning`), passed to
+:func:`split`. ``benchmarks/speed.py`` measures all of it against the plain path.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .ir import (
-    VCCS,
     VCVS,
     Branch,
     BSource,
@@ -68,22 +69,6 @@ from .ir import (
     nodes_of,
 )
 
-# Nonlinear elements per part, plus 2 per input (each part parses every input's stimulus again,
-# so wide inputs pay for bigger parts). Digits edge [196,64,10] (2,000 + 392): 1,500-2,500 ran
-# within 5% of each other, 3,500 twice as slow (ngspice's per-element data falls out of the 1 MB
-# L2 cache). Fashion-MNIST edge [784,256,10] layer 0, 1/2/3/4 outputs per part (1,176 tables
-# each): 479/355/304/436 ms per sample on one core; 2,000 + 1,568 gives 3.
-PART_ELEMENTS = 2000
-# Linear elements per part: a device MLP's crossbar is resistors, 200,704 in Fashion-MNIST
-# [784,256,10]'s first layer and only 256 nonlinear activations. In one deck ngspice 39 spent
-# half its time reordering that matrix (100 samples, one core: 61 s); in parts of about 25,000
-# resistors 17.5 s, of 10,000 18.3 s, of 4,000 22.1 s (each part parses the stimulus again).
-# A TD-KAN column holds about ten linear elements, so this bound never cuts its parts. A
-# shared-mapping crossbar of VCCS cells has no fill, and its parts all parse its rows' stimulus:
-# [196,64,10] layer 0 (37,632 cells, 1,000 samples) in one deck took 4.1-4.6 s against 5.9-6.3 s
-# in two, run alone, but a realization of its Monte Carlo was no faster with two workers running
-# at once (1.03x the time, median of 4 pairs: the big deck's data contend for the cache).
-PART_LINEAR = 25000
 # The smallest op-amp gain at which fold_pairs takes two TIA inputs for one node and
 # ground_devices takes a TIA input for 0 V: at 1e9 they are within 1e-8 V of it for 10 V
 # outputs, a current change of 1e-7 of a device's own at 0.1 V.
@@ -139,7 +124,7 @@ def _nodes(e) -> set[str]:
 
 
 def weight(e) -> int:
-    """What an element costs ngspice per iteration: nonlinear elements count, linear ones hardly."""
+    """What an element costs a SPICE engine per iteration: nonlinear elements count, linear ones hardly."""
     return 1 if isinstance(e, Device | Table | Branch | BSource) else 0
 
 
@@ -148,15 +133,16 @@ def whole(circuit: Circuit) -> Part:
     return Part(circuit, tuple(range(len(circuit.inputs))), tuple(range(len(circuit.outputs))))
 
 
-def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS, per_input: int = 2) -> list[Part]:
+def split(circuit: Circuit, max_elements: int | None, max_linear: int, per_input: int = 2) -> list[Part]:
     """``circuit`` as parts of at most about ``max_elements`` nonlinear elements plus ``per_input``
-    and :data:`PART_LINEAR` linear ones (a piece larger than that is one part), outputs in order;
-    one part when it cannot be cut or ``max_elements`` is None."""
+    and ``max_linear`` linear ones (a piece larger than that is one part), outputs in order; one
+    part when it cannot be cut or ``max_elements`` is None. The sizes are an engine's
+    (:attr:`anasim.sim.run.Tuning.part_elements` and ``part_linear``)."""
     weights = np.array([weight(e) for e in circuit.elements], dtype=int)
     if max_elements:
         max_elements += per_input * len(circuit.inputs)
     linear = int(len(weights) - weights.sum())
-    if not max_elements or circuit.includes or (weights.sum() <= max_elements and linear <= PART_LINEAR):
+    if not max_elements or circuit.includes or (weights.sum() <= max_elements and linear <= max_linear):
         return [whole(circuit)]
     held = held_nodes(circuit)
     nodes = [_nodes(e) for e in circuit.elements]
@@ -176,7 +162,7 @@ def split(circuit: Circuit, max_elements: int | None = PART_ELEMENTS, per_input:
     size_linear = np.bincount(of_element, weights=1 - weights, minlength=len(piece))
     groups, current, total, total_linear = [], [], 0, 0
     for c in pieces:
-        if current and (total + size[c] > max_elements or total_linear + size_linear[c] > PART_LINEAR):
+        if current and (total + size[c] > max_elements or total_linear + size_linear[c] > max_linear):
             groups.append(current)
             current, total, total_linear = [], 0, 0
         current.append(c)
@@ -303,62 +289,11 @@ def fold_pairs(circuit: Circuit) -> Circuit:
     return replace(circuit, elements=tuple(els)) if folded else circuit
 
 
-def factor_devices(circuit: Circuit) -> Circuit:
-    """Devices into virtual grounds as one curve per (row, curve) and a VCCS per device. A device
-    into a virtual ground carries gain * I(V(row)) (:func:`ground_devices`), and every device of
-    the same curve on the same row evaluates the same I(V(row)): one voltage source per (row,
-    curve) holds it, ``phi_<curve>_<row>`` (``phi<k>`` past 64 characters) = I(V(row)) in the
-    curve's units, and each device becomes a linear VCCS of its gain (area * amps_per_unit *
-    scale) from that node. The same currents up to rounding (gain * pwl(y) for pwl(gain * y));
-    ngspice evaluates K tables per row instead of one per edge, and a Monte Carlo realization's
-    draws only change linear gains."""
-    grounds = set(circuit.virtual_grounds)
-    curves = {c.name: c for c in circuit.curves if c.table and _flat_ends(c.table)}
-    if not grounds or not curves:
-        return circuit
-
-    # a device's VCCS is written G<name>: not where a VCCS of that name (or an op-amp's) is already
-    # written (ngspice reads names without case)
-    g_cards = {e.name.lower() for e in circuit.elements if isinstance(e, VCCS)}
-    g_cards |= {f"{e.name}_gm".lower() for e in circuit.elements if isinstance(e, OpAmp)}
-
-    def factored(e) -> bool:
-        return (
-            isinstance(e, Device)
-            and e.n in grounds
-            and e.shift == 0
-            and e.curve in curves
-            and e.name.lower() not in g_cards
-        )
-
-    # a (row, curve) of one device (an MLP's activations, a shared mapping's sense devices) stays a device
-    shared = {key for key, n in Counter((e.p, e.curve) for e in circuit.elements if factored(e)).items() if n > 1}
-    taken = {n for e in circuit.elements for n in (e.name, *nodes_of(e))}
-    sense: dict[tuple[str, str], BSource] = {}
-    elements = []
-    for e in circuit.elements:
-        if not (factored(e) and (e.p, e.curve) in shared):
-            elements.append(e)
-            continue
-        if (e.p, e.curve) not in sense:
-            node = f"phi_{e.curve}_{e.p}"
-            if len(node) > 64 or node in taken:  # long user curve names: a plain numbered node
-                node = next(f"phi{k}" for k in range(len(sense), 10**9) if f"phi{k}" not in taken)
-            taken.add(node)
-            table = ",".join(map(repr, curves[e.curve].table))
-            sense[(e.p, e.curve)] = BSource(node, node, "0", "V", f"pwl(V({e.p}),{table})")
-        node = sense[(e.p, e.curve)].name
-        elements.append(VCCS(e.name, e.p, e.n, node, "0", e.area * curves[e.curve].amps_per_unit * e.scale))
-    if not sense:
-        return circuit
-    return replace(circuit, elements=(*sense.values(), *elements))
-
-
 def merge_parallel(circuit: Circuit) -> Circuit:
     """Devices in parallel (the same two nodes, no bias shift) as one :class:`Table` each. Their
     summed current is piecewise linear on the union of their curves' knots, exactly, so ngspice
     evaluates one table where it evaluated several (a TD-KAN edge's K bases into one column)."""
-    tables = {c.name: np.reshape(c.table, (-1, 2)) for c in circuit.curves if _flat_ends(c.table)}
+    tables = {c.name: np.reshape(c.table, (-1, 2)) for c in circuit.curves if flat_ends(c.table)}
     groups = defaultdict(list)
     for k, e in enumerate(circuit.elements):
         if isinstance(e, Device) and e.shift == 0 and e.curve in tables:
@@ -394,7 +329,7 @@ def merge_parallel(circuit: Circuit) -> Circuit:
     return replace(circuit, elements=kept, groups=groups)
 
 
-def _flat_ends(t: tuple[float, ...]) -> bool:
+def flat_ends(t: tuple[float, ...]) -> bool:
     return len(t) >= 4 and t[1] == t[3] and t[-1] == t[-3]
 
 

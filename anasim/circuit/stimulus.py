@@ -1,8 +1,10 @@
-"""Stimulus and analyses as data: what drives a circuit's inputs and what ngspice does with it.
+"""Stimulus and analyses as data: what drives a circuit's inputs and what a simulator does with it.
 
-A deck is a :class:`~anasim.circuit.ir.Circuit` plus one :class:`Run`: a stimulus (samples swept
-by index, a time sequence, or initial node voltages), the analysis it implies, the simulator
-options and what to save. The runner builds Runs; only the netlister turns them into text.
+A simulation is a :class:`~anasim.circuit.ir.Circuit` plus one :class:`Run`, which holds intent
+only: a stimulus (samples swept by index, a time sequence, or initial node voltages), the analysis
+it implies, the nodes to save, typed :class:`Tolerances` and, per engine, settings only that
+engine reads. Runners build Runs; an engine (:mod:`anasim.sim.engine`) turns them into its own
+dialect, files and options.
 """
 
 from __future__ import annotations
@@ -73,79 +75,73 @@ class InitialState:
 
 
 @dataclass(frozen=True)
-class WrData:
-    """Save node voltages over the analysis (sweep index or time first) to a text table."""
+class Tolerances:
+    """The solver's tolerances, in SPICE's meanings; None leaves the engine's default."""
 
-    file: str
-    nodes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RawFile:
-    """Save every node voltage and branch current to an ASCII raw file."""
-
-    file: str
+    reltol: float | None = None  # relative, of node voltages and branch currents
+    abstol: float | None = None  # absolute, of currents (amperes)
+    vntol: float | None = None  # absolute, of node voltages (volts)
+    chgtol: float | None = None  # absolute, of charges (coulombs)
+    trtol: float | None = None  # transient: factor on the truncation-error estimate
 
 
 def _active_solver() -> str:
-    from ..sim.ngspice import active_solver  # the engine decides: imported late (sim imports circuit)
+    from ..sim.engine import get_engine  # the engine decides: imported late (sim imports circuit)
 
-    return active_solver()
+    return get_engine().active_solver()
 
 
 def _active_engine() -> str:
-    from ..sim.ngspice import active_engine
+    from ..sim.engine import get_engine
 
-    return active_engine()
+    return get_engine().deck_label()
 
 
 @dataclass(frozen=True)
 class Run:
     stimulus: SampleSweep | TimeSequence | Waveforms | InitialState | None
     analysis: Dc | Tran
-    save: WrData | RawFile
-    options: dict[str, float] = field(default_factory=dict)  # ngspice options, e.g. reltol
-    rusage: bool = True  # timing and iteration counts in the log
-    # Each device its own pwl table with its gain folded in, instead of gain * .func: the same
-    # currents to the last bit or two, parsed 3x and loaded 1.15x faster by ngspice 39; the
-    # standalone decks of `compile` keep the readable .func form.
-    inline_curves: bool = False
-    # (label, node): the node's voltage at the end of the analysis, printed as "label = value"
+    # node voltages to keep, in this order; None: every node voltage and every branch current of
+    # a voltage-defined element (what a power breakdown needs)
+    save: tuple[str, ...] | None
+    tolerances: Tolerances = Tolerances()
+    # engine name -> settings only that engine reads (an escape hatch; ngspice: more options)
+    extra: dict[str, dict] = field(default_factory=dict)
+    # what a deck run alone calls its results (its data file, named by the engine); "" in a run
+    # the engine makes itself, whose files are the engine's business
+    name: str = ""
+    # a deck only a runner reads: the engine may trade readability for parse time (ngspice: each
+    # device its own pwl table with its gain folded in, instead of gain * .func: the same currents
+    # to the last bit or two, parsed 3x and loaded 1.15x faster by ngspice 39); the standalone
+    # decks of `compile` keep the readable form
+    compact: bool = False
+    # (label, node): the node's voltage at the end of the analysis, shown as "label = value"
     # (a compiled deck run alone shows its outputs, not only the table it writes)
     finals: tuple[tuple[str, str], ...] = ()
-    # "klu" (the deck carries .options klu) or "sparse"; by default the one of the
-    # anasim.sim.ngspice.solver_scope the Run is built in (auto: KLU where the engine has it)
+    # "klu" or "sparse": the linear solver; by default the one of the engine's solver_scope the
+    # Run is built in (auto: KLU where the engine has it)
     solver: str = field(default_factory=_active_solver)
     engine: str = field(default_factory=_active_engine)  # named in the deck's header: what runs it
 
 
-# The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.
-# gminsteps 100: when an operating point fails (a sample re-run alone), SPICE3's gmin stepping in
-# 100 decades instead of ngspice's dynamic stepping, which fails on saturated op-amps (--rails)
-# with linear devices; a point that converges directly does not use it, so outputs are unchanged.
-SWEEP_OPTIONS = {"reltol": 1e-6, "vntol": 1e-9, "abstol": 1e-15, "gminsteps": 100}
-# The runner's rewritten decks (anasim.circuit.partition): a folded column pair's tables carry
-# plus minus scaled minus currents, which pass through 0 A where a device's convergence test
-# falls back on abstol alone. At 1e-15 A that cost a fourth Newton iteration on most samples of
-# the digits edge mapping (27 against 21 per sample over its 7 decks), at 1e-13 A it does not;
-# the outputs were the same to 1e-9 of their range (benchmarks/speed.py, tests/test_partition.py).
-FAST_SWEEP_OPTIONS = {**SWEEP_OPTIONS, "abstol": 1e-13}
-
-
-def sweep_run(x: np.ndarray, outputs, data_file: str, options=None, inline_curves: bool = False) -> Run:
-    """One DC point per sample of ``x`` [N, inputs], the outputs saved to ``data_file``."""
+def sweep_run(x: np.ndarray, outputs, tolerances: Tolerances, extra: dict | None = None, *, name: str = "",
+              compact: bool = False) -> Run:  # fmt: skip
+    """One DC point per sample of ``x`` [N, inputs], the ``outputs`` saved; ``tolerances`` and
+    ``extra``: an engine's sweep settings (its :class:`~anasim.sim.run.Tuning`)."""
     n = len(x)
     return Run(
         SampleSweep(np.asarray(x, dtype=float)),
         Dc("idx", 0.0, float(max(n - 1, 0)), 1.0),
-        WrData(data_file, tuple(outputs)),
-        SWEEP_OPTIONS if options is None else options,
-        inline_curves=inline_curves,
+        tuple(outputs),
+        tolerances,
+        dict(extra or {}),
+        name=name,
+        compact=compact,
     )
 
 
-def sequence_run(seq: TimeSequence, outputs, data_file: str, stimulus: Waveforms | None = None) -> Run:
+def sequence_run(seq: TimeSequence, outputs, stimulus: Waveforms | None = None) -> Run:
     """One transient over the time sequence, 200 points per sample window; ``stimulus``: the
     inputs as waveforms over the sequence's time instead of its steps."""
     step = seq.period / 200
-    return Run(seq if stimulus is None else stimulus, Tran(step, seq.stop, step), WrData(data_file, tuple(outputs)), {})
+    return Run(seq if stimulus is None else stimulus, Tran(step, seq.stop, step), tuple(outputs))

@@ -1,8 +1,8 @@
-"""The circuit loop: plant and compiled controller in one ngspice transient, one deck per episode.
+"""The circuit loop: plant and compiled controller in one transient of the engine, one deck per episode.
 
 Each plant state is the voltage of a 1 F capacitor to ground, charged by a behavioural current
 source equal to its derivative (C dV/dt = f: the ODE-to-RC step KirchhoffNet's lowering uses),
-so ngspice time is plant time. Behavioural voltage sources turn the state voltages into the
+so circuit time is plant time. Behavioural voltage sources turn the state voltages into the
 controller's row drive (the plant's observation through the model's input affine) and the
 controller's output node into the torque or force (``limit * clip``). The controller is the
 family's own lowering of the checkpoint, unchanged: the same crossbar ``compile`` writes.
@@ -21,18 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from ..circuit.ir import BSource, Capacitor, Circuit, num
-from ..circuit.netlist import netlist
-from ..circuit.stimulus import InitialState, Run, Tran, WrData
+from ..circuit.stimulus import InitialState, Run, Tolerances, Tran
 from ..errors import SimError
 from ..families import FAMILIES, family_of, make_options
 from ..progress import Progress
-from ..sim.ngspice import read_wrdata, run_deck
+from ..sim.engine import get_engine
 from .plants import Plant, Spice, ops
 
-# ngspice tolerances of the loop: its defaults (reltol 1e-3) already keep a pendulum episode within
+# Tolerances of the loop: ngspice's defaults (reltol 1e-3) already keep a pendulum episode within
 # 1.5e-5 of the state range of the torchdiffeq loop (measured: 1.6 s per 10 s episode); reltol
 # 1e-4 gave the same deviation at 2.6x the time, 1e-5 at 55x (rejected steps at the pwl kinks).
-LOOP_OPTIONS: dict[str, float] = {}
+LOOP_TOLERANCES = Tolerances()
 
 
 def state_node(name: str) -> str:
@@ -94,19 +93,18 @@ def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:
     ).validate()
 
 
-def loop_run(plant: Plant, x0: np.ndarray, max_step: float, data_file: str = "loop.txt") -> Run:
+def loop_run(plant: Plant, x0: np.ndarray, max_step: float) -> Run:
+    """One episode's transient from the states x0 [S], saving the states, then u."""
     ic = {state_node(n): float(v) for n, v in zip(plant.states, x0)}
     nodes = (*(state_node(n) for n in plant.states), "u")
-    return Run(
-        InitialState(ic), Tran(max_step, plant.horizon, max_step, uic=True), WrData(data_file, nodes), LOOP_OPTIONS
-    )
+    return Run(InitialState(ic), Tran(max_step, plant.horizon, max_step, uic=True), nodes, LOOP_TOLERANCES)
 
 
 @dataclass
 class LoopResult:
     states: np.ndarray  # [E, T, S] on the time grid, NaN for failed episodes
     actions: np.ndarray  # [E, T]
-    failed: dict[int, str]  # episode -> why (its initial condition and ngspice's message)
+    failed: dict[int, str]  # episode -> why (its initial condition and the engine's message)
     run_dir: Path
 
 
@@ -131,8 +129,9 @@ def simulate_loop(
     def episode(e: int) -> None:
         where = work / f"episode{e:04d}"
         try:
-            run_deck(netlist(circuit, run=loop_run(plant, x0[e], max_step)), where, "loop.txt")
-            table = read_wrdata(where / "loop.txt", n_s + 1)  # [points, 1 + S + 1]
+            run = loop_run(plant, x0[e], max_step)
+            vec = get_engine().run(circuit, run, where)
+            table = np.column_stack([vec.scale, vec.table(run.save)])  # [points, 1 + S + 1]
             tt = table[:, 0]
             if tt[-1] < t[-1] * (1 - 1e-9) or not np.isfinite(table).all():
                 raise SimError(f"transient stopped at t = {tt[-1]:.4g} s of {t[-1]:g} s", where)

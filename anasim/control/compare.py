@@ -26,7 +26,8 @@ from ..pipeline import TRAN_DEFAULTS, load
 from ..progress import Progress
 from ..results import check_writable, write_pair
 from ..sim import tran
-from ..sim.ngspice import run_directory
+from ..sim.engine import get_engine
+from ..sim.run import run_directory
 from .circuit import controller_circuit, drive_affine, loop_circuit, observations, simulate_loop
 from .controller import plant_of
 from .lockstep import simulate_lockstep
@@ -99,7 +100,7 @@ def _control_simulate(
     t0 = time.perf_counter()
     ref_states, ref_actions = rollout(net.model, plant, x0, t)
     torch_s = time.perf_counter() - t0
-    bar = Progress(episodes, f"ngspice ({engine})", "episodes") if progress else None
+    bar = Progress(episodes, f"{get_engine().name} ({engine})", "episodes") if progress else None
     with run_directory(run_dir) as rd:
         t0 = time.perf_counter()
         try:

@@ -2,7 +2,8 @@
 
 For plants that cannot be written as ngspice expressions. The controller circuit is the same
 lowering as in :mod:`.circuit`; its input nodes are driven by external voltage sources whose
-values the plant supplies at every Newton iteration (:func:`anasim.sim.shared.run_lockstep`),
+values the plant supplies at every Newton iteration (the engine's ``lockstep``:
+:func:`anasim.sim.ngspice.lockstep.run_lockstep`),
 and the plant takes one RK4 step per accepted ngspice time point. One library instance per
 process, so episodes run in worker processes. On the pendulum it must agree with the netlist
 loop, which integrates the same plant inside ngspice.
@@ -19,6 +20,7 @@ import numpy as np
 from ..circuit.ir import Circuit, VSource
 from ..errors import AnasimError
 from ..progress import Progress
+from ..sim.engine import get_engine
 from .circuit import LoopResult, episode_label, observations
 from .plants import NUMPY, Plant
 
@@ -31,8 +33,6 @@ def lockstep_circuit(controller: Circuit) -> Circuit:
 
 def episode(circuit: Circuit, plant: Plant, affine, x0: np.ndarray, t: np.ndarray, dt: float):
     """States [T, S] and actions [T] of one episode on the time grid ``t``."""
-    from ..sim.shared import run_lockstep
-
     offset, gain = affine
 
     def plant_step(x, y):
@@ -42,7 +42,7 @@ def episode(circuit: Circuit, plant: Plant, affine, x0: np.ndarray, t: np.ndarra
         return offset + gain * observations(plant, x[None, :])[0]
 
     n_in = sum(1 for e in circuit.elements if isinstance(e, VSource) and e.external)
-    res = run_lockstep(
+    res = get_engine().lockstep(
         circuit, plant_step, x0, [f"obs{i}" for i in range(n_in)], [circuit.outputs[0]], dt, t[-1], observe
     )
     xs, ys = res.resample(t)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from ..circuit.ir import Circuit
-from ..circuit.partition import PART_ELEMENTS
 from ..circuit.stimulus import TimeSequence, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
 from ..sim import batch, tran
-from ..sim.deckcheck import check_deck
+from ..sim.engine import get_engine
+from ..sim.run import SimResult
 from .base import Deck, SimSettings
 
 
@@ -33,8 +33,8 @@ def reference(model, z: torch.Tensor):
 
 def compiled_netlist(path: Path, like: Circuit) -> Circuit:
     """A circuit that includes a netlist written by ``anasim compile``, with ``like``'s ports. The
-    deck and what it includes must be circuit only (:func:`anasim.sim.deckcheck.check_deck`)."""
-    check_deck(path)
+    deck and what it includes must be circuit only (the engine's ``check_included``)."""
+    get_engine().check_included(path)
     return replace(like, title=f"anasim run of {Path(path).name}", elements=(), curves=(), includes=(str(path),))
 
 
@@ -47,7 +47,7 @@ def simulate(
     s: SimSettings,
     run_dir: Path,
     peaks: bool = False,
-) -> batch.SimResult:
+) -> SimResult:
     """Circuit outputs [N, n_out] for input voltages ``x`` [N, in]; ``x0`` is the tran rest input.
     ``peaks``: stage-by-stage runs also return every stage's largest |output| per sample
     (:func:`anasim.sim.batch.chained`)."""
@@ -59,7 +59,7 @@ def simulate(
         circuit = s.vary(s.lowered("whole", whole), "whole")
         seq = TimeSequence(x, x0, s.period)
         if s.whole or stages is None:
-            bar = Progress(2, "ngspice", "runs (transient, operating points)") if s.progress else None
+            bar = Progress(2, get_engine().name, "runs (transient, operating points)") if s.progress else None
             res = tran.sequence(circuit, seq, run_dir / "tran", s.settle_v)
             res.mode = f"one transient, samples time-multiplexed every {s.period:g} s"
             if bar is not None:
@@ -69,7 +69,7 @@ def simulate(
             jobs = s.jobs or batch.default_jobs()
             res = tran.chained(circuits, seq, run_dir / "tran", s.settle_v, jobs, progress=s.progress)
             res.mode = f"transients stage by stage in parts cut at ideal sources, samples time-multiplexed every {s.period:g} s"
-            bar = Progress(1, "ngspice", "runs (operating points)") if s.progress else None
+            bar = Progress(1, get_engine().name, "runs (operating points)") if s.progress else None
         power = tran.static_power(circuit, x, run_dir / "power")
         if bar is not None:
             bar.update(1)
@@ -122,11 +122,15 @@ def power_keys(power: dict, settle: np.ndarray | None) -> dict:
     return out
 
 
-def parts(s: SimSettings) -> int | None:
-    """Nonlinear elements per deck of the runner's fast path, or None for plain decks."""
-    return None if s.plain else PART_ELEMENTS
+def parts(s: SimSettings) -> str | None:
+    """Nonlinear elements per deck of the runner's fast path (the engine's tuning), or None for plain decks."""
+    return None if s.plain else batch.TUNED
 
 
-def compile_decks(circuit: Circuit, x: np.ndarray | None, data_file: str) -> list[Deck]:
-    """The whole network; with input voltages ``x`` a standalone DC sweep over them."""
-    return [Deck("", circuit, None if x is None else sweep_run(x, circuit.outputs, data_file))]
+def compile_decks(circuit: Circuit, x: np.ndarray | None, name: str) -> list[Deck]:
+    """The whole network; with input voltages ``x`` a standalone DC sweep over them (with the
+    engine's sweep settings), its results called ``name``."""
+    if x is None:
+        return [Deck("", circuit, None)]
+    tuning = get_engine().tuning
+    return [Deck("", circuit, sweep_run(x, circuit.outputs, tuning.sweep, tuning.sweep_extra, name=name))]

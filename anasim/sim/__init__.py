@@ -1,4 +1,8 @@
-"""The simulate step: circuit IR + inputs -> ngspice -> :class:`~anasim.sim.ngspice.SimResult`.
-``ngspice`` runs decks (the one subprocess call), ``batch`` runs DC sample sweeps and layer
-chains, ``tran`` time-multiplexed transients and static power, ``shared`` a Python plant and a
-circuit in lock-step through libngspice (closed loops). No torch."""
+"""The simulate step: circuit IR + inputs -> an engine -> :class:`~anasim.sim.run.SimResult`.
+
+``engine`` is the seam: the :class:`~anasim.sim.engine.Engine` protocol and the ``ENGINES``
+registry, the only module that imports an engine; ``ngspice/`` is the ngspice engine (writer,
+process, tuning, lock-step through libngspice), and nothing outside it knows ngspice's files,
+log or syntax. ``run`` holds what every engine shares (results, run folders, tuning); ``batch``
+runs DC sample sweeps and layer chains, ``tran`` time-multiplexed transients and static power.
+No torch."""

@@ -1,4 +1,4 @@
-"""Batched DC runs: many samples per ngspice run, chunks in parallel, failures named per sample.
+"""Batched DC runs: many samples per engine run, chunks in parallel, failures named per sample.
 
 A sweep source steps 0..N-1 in a DC analysis and every input node follows a pwl of the sample
 index (:class:`~anasim.circuit.stimulus.SampleSweep`), so one netlist parse and set-up serve all
@@ -11,7 +11,7 @@ crossbar's columns in decks of about 2,000 devices run several times faster than
 
 A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
 them when the deck is the same (this is how an interrupted run continues). Ctrl-C kills every
-ngspice at once and raises :class:`SimInterrupted` with the samples that finished. A sample that
+engine run at once and raises :class:`SimInterrupted` with the samples that finished. A sample that
 fails alone under KLU is run again under Sparse (folder ``sample_<name>_sparse``) and named in
 ``SimResult.solver_fallback``: KLU gives up on the ``--rails`` decks' saturated tanh op-amps (2 of
 4 samples, "gmin stepping failed" after 36k iterations) where Sparse converges in ~430.
@@ -33,32 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from ..circuit.ir import Circuit
-from ..circuit.netlist import netlist
-from ..circuit.partition import (
-    PART_ELEMENTS,
-    factor_devices,
-    fold_clippers,
-    fold_pairs,
-    ground_devices,
-    merge_parallel,
-    split,
-    whole,
-)
-from ..circuit.stimulus import FAST_SWEEP_OPTIONS, sweep_run
-from ..errors import SimError
+from ..circuit.partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
+from ..circuit.stimulus import Run, sweep_run
+from ..errors import SimError, Stalled
 from ..progress import Progress
-from .deckcheck import check_deck
-from .ngspice import (
-    SimResult,
-    Stalled,
-    active_solver,
-    add_rusage,
-    ngspice_version,
-    read_wrdata,
-    resume_runs,
-    run_deck,
-    stop_all,
-)
+from .engine import get_engine
+from .run import SimResult, add_counters
+
+# part_elements: the engine's own part size (its Tuning.part_elements); None runs plain decks
+TUNED = "tuned"
 
 
 class SimInterrupted(KeyboardInterrupt):
@@ -75,27 +58,40 @@ def default_jobs() -> int:
 
 def deck_digest(circuit: Circuit, text: str) -> str:
     """What decides a run's outputs: the deck, the files it includes (theirs too, checked again
-    here: a file changed since the run started is refused as well) and the ngspice version."""
+    here: a file changed since the run started is refused as well) and the engine's version."""
+    engine = get_engine()
     h = hashlib.sha256(text.encode())
     for inc in circuit.includes:
-        for path in check_deck(inc):
+        for path in engine.check_included(inc):
             h.update(path.read_bytes())
-    h.update(ngspice_version().encode())
+    h.update(engine.version().encode())
     return h.hexdigest()
 
 
-def fast_parts(circuit: Circuit, part_elements: int | None = PART_ELEMENTS) -> list:
+def part_size(part_elements: int | str | None) -> int | None:
+    """Nonlinear elements per part: the engine's tuning for :data:`TUNED`, else as given."""
+    return get_engine().tuning.part_elements if part_elements == TUNED else part_elements
+
+
+def fast_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> list:
     """The fast path's rewrites of ``circuit`` (see :func:`chained`): its parts, each one deck."""
-    c = merge_parallel(factor_devices(ground_devices(fold_pairs(circuit))))
-    return [fold_clippers(p) for p in split(c, part_elements)]
+    tuning = get_engine().tuning
+    c = merge_parallel(tuning.rewrite(ground_devices(fold_pairs(circuit))))
+    return [fold_clippers(p) for p in split(c, part_size(part_elements), tuning.part_linear)]
+
+
+def sweep_of(circuit: Circuit, x: np.ndarray, fast: bool = True, solver: str | None = None) -> Run:
+    """One sweep over ``x`` [N, inputs] saving the circuit's outputs, with the engine's sweep
+    settings (those of its rewritten circuits when ``fast``); ``solver``: klu or sparse instead
+    of the active one."""
+    tuning = get_engine().tuning
+    run = sweep_run(x, circuit.outputs, tuning.fast_sweep if fast else tuning.sweep, tuning.sweep_extra, compact=fast)
+    return run if solver is None else replace(run, solver=solver)
 
 
 def deck_text(circuit: Circuit, x: np.ndarray, fast: bool = True, solver: str | None = None) -> str:
-    """The deck of one sweep over ``x`` [N, inputs], its outputs written to out.txt; ``solver``:
-    klu or sparse instead of the active one."""
-    options = FAST_SWEEP_OPTIONS if fast else None
-    run = sweep_run(x, circuit.outputs, "out.txt", options, inline_curves=fast)
-    return netlist(circuit, run=run if solver is None else replace(run, solver=solver))
+    """The deck of :func:`sweep_of` in the engine's dialect."""
+    return get_engine().write(circuit, sweep_of(circuit, x, fast, solver))
 
 
 # why a sample runs out of its budget, in the cases met so far (issue 29: a digits [64,32,10]
@@ -118,46 +114,48 @@ def default_sample_timeout(circuit: Circuit) -> float:
 
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True, on_point=None,
               budget: float | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
-    """One ngspice run over all samples of ``x`` (or its outputs from an earlier run of the same
-    deck in ``work``); raises SimError with ngspice's output (:class:`Stalled` when a sample took
-    more than ``budget`` seconds). ``on_point(n)``: n samples finished."""
-    text = deck_text(circuit, x, fast, solver)
+    """One engine run over all samples of ``x`` (or its outputs from an earlier run of the same
+    deck in ``work``); raises SimError with the engine's output (:class:`Stalled` when a sample
+    took more than ``budget`` seconds). ``on_point(n)``: n samples finished."""
+    engine, run = get_engine(), sweep_of(circuit, x, fast, solver)
+    text = engine.write(circuit, run)
     digest, done, stamp = deck_digest(circuit, text), work / "outputs.npy", work / "deck.sha256"
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
         return np.load(done)
     # every sample may take the budget: the whole run may take as many budgets (and its set-up)
     timeout = 3600.0 if budget is None else max(3600.0, budget * (len(x) + 1))
-    log = run_deck(text, work, "out.txt", timeout, on_point, budget)
-    add_rusage(rusage, log)
-    out = read_wrdata(work / "out.txt", len(circuit.outputs))[:, 1:]
-    if len(out) < len(x) or "simulation(s) aborted" in log or "no convergence" in log.lower():
-        raise SimError(f"ngspice stopped after {len(out)} of {len(x)} samples (no convergence)", work, log)
+    vec = engine.run(circuit, run, work, deck=text, timeout=timeout, on_point=on_point, stall=budget)
+    add_counters(rusage, vec.counters)
+    out = vec.table(circuit.outputs)
+    if len(out) < len(x) or vec.aborted:
+        raise vec.error(f"{engine.name} stopped after {len(out)} of {len(x)} samples (no convergence)")
     np.save(done, out[: len(x)])
     stamp.write_text(digest)  # last: a run cut short leaves no stamp and is run again
     return out[: len(x)]
 
 
 def _why(exc: SimError, budget: float | None) -> str:
+    name = get_engine().name
     if isinstance(exc, Stalled):
-        return f"ngspice: no convergence within {budget:g} s (--sample-timeout): {STALL_HINT} (run directory: {exc.run_dir})"
-    return f"ngspice: {exc.args[0]} (run directory: {exc.run_dir})"
+        return f"{name}: no convergence within {budget:g} s (--sample-timeout): {STALL_HINT} (run directory: {exc.run_dir})"
+    return f"{name}: {exc.args[0]} (run directory: {exc.run_dir})"
 
 
 def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name: str, rusage: dict,
                 fast: bool = True, budget: float | None = None, on_point=None, fallback: set | None = None):  # fmt: skip
     """Outputs [len(x), out] of one run over ``x``, and {position: why}. When the run fails, each
     sample is re-run alone (folder ``sample_<name>``) so that only the failing ones are lost. When
-    a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples ngspice reported
+    a sample takes more than ``budget`` seconds (:class:`Stalled`), the samples the engine reported
     finished are run again as one sweep (the same deck cut short: the same outputs), and the
-    sweeps after them home in on the stalled sample: the next one alone, or, when ngspice had
-    reported nothing (it reports at most four points a second), half as many samples as the sweep
+    sweeps after them home in on the stalled sample: the next one alone, or, when the engine had
+    reported nothing (ngspice reports at most four points a second), half as many samples as the sweep
     that stalled; a sample that stalls alone is failed, and the sweep goes on after it (folders
     ``sweep_<first>_<last>``). ``on_point(n)``: the first n samples are finished. A sample that
     fails alone under KLU is run again under Sparse; its name goes into ``fallback``."""
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
-    klu = active_solver() == "klu"
+    klu = get_engine().active_solver() == "klu"
 
     def run(a: int, b: int) -> None:
         name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"
@@ -206,7 +204,7 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
                 pending, span = first + done, 1  # most likely the stalled one
             else:
                 span = (stop - first) // 2
-        except SimError as exc:  # ngspice gave up (no convergence): every sample alone
+        except SimError as exc:  # the engine gave up (no convergence): every sample alone
             if stop - first == 1:
                 lost(first, exc)
             else:
@@ -221,10 +219,11 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
     """``job(start)`` for every chunk start, ``jobs`` threads, samples done and time left on
     stderr with ``progress``. ``streamed``: ``job(start, to)``, where ``to(n)`` says n samples of
     the chunk are done (as they finish, not only at its end: a chunk of a large circuit takes
-    minutes). Ctrl-C (or a worker's SIGTERM) kills every ngspice at once, with no
+    minutes). Ctrl-C (or a worker's SIGTERM) kills every engine run at once, with no
     retries, and raises :class:`SimInterrupted` carrying ``partial()``: the samples that finished
     (chunks killed midway are neither done nor failed: their rows stay NaN)."""
-    bar = Progress(total, "ngspice", "samples") if progress else None
+    engine = get_engine()
+    bar = Progress(total, engine.name, "samples") if progress else None
     shown: dict[int, int] = {}  # chunk start -> samples shown done
     lock, t0, noted = threading.Lock(), time.monotonic(), [False]
 
@@ -237,7 +236,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
                 per = (time.monotonic() - t0) * min(jobs, len(shown)) / sum(shown.values())
                 if per > SLOW_SAMPLE_S and not noted[0]:  # say why once, not after a silent half hour
                     noted[0] = True
-                    print(f"ngspice: about {per:.0f} s a sample: {STRUGGLE}", file=sys.stderr, flush=True)
+                    print(f"{engine.name}: about {per:.0f} s a sample: {STRUGGLE}", file=sys.stderr, flush=True)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
@@ -246,9 +245,9 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
             fut.result()
             to(futures[fut], chunk)
     except BaseException as exc:
-        stop_all()
+        engine.stop_all()
         pool.shutdown(wait=True, cancel_futures=True)
-        resume_runs()
+        engine.resume_runs()
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, SimInterrupted):
             raise SimInterrupted(partial()) from None
         raise
@@ -279,7 +278,7 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
 
 
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
-            progress=False, part_elements: int | None = PART_ELEMENTS, peaks: bool = False,
+            progress=False, part_elements: int | str | None = TUNED, peaks: bool = False,
             sample_timeout: float | None = None) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
@@ -287,8 +286,8 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     pairs folded into one column and ideal TIA inputs taken as 0 V by the devices into them (both
     exact up to the op-amps' 1/gain), each (row, curve) of devices into those evaluated once and
     the devices made linear VCCS from it, devices in parallel merged, parts of about
-    ``part_elements`` nonlinear elements (a factored edge layer's parts are bounded by
-    :data:`~anasim.circuit.partition.PART_LINEAR` instead: its row curves sit on held nodes and
+    ``part_elements`` nonlinear elements (:data:`TUNED`: the engine's tuning; a factored edge layer's parts are bounded by
+    the engine's ``Tuning.part_linear`` instead: its row curves sit on held nodes and
     come with every part), input clippers applied to the stimulus, device tables
     inlined. ``part_elements=None`` runs the circuits as lowered, one deck each. With ``peaks``,
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
@@ -341,7 +340,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     def result() -> SimResult:
         extra = {"stage_peak_v": stage_peak} if peaks else {}
         res = SimResult(out, dict(sorted(failed.items())), run_dir, rusage=rusage, extra=extra)
-        res.solver, res.solver_fallback = active_solver(), sorted(fallback)
+        res.solver, res.solver_fallback = get_engine().active_solver(), sorted(fallback)
         return res
 
     run_chunks(job, range(0, len(x), chunk), len(x), chunk, jobs, progress, result, streamed=True)
@@ -349,7 +348,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
 
 
 def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-          part_elements: int | None = PART_ELEMENTS, sample_timeout: float | None = None) -> SimResult:  # fmt: skip
+          part_elements: int | str | None = TUNED, sample_timeout: float | None = None) -> SimResult:  # fmt: skip
     """Outputs for every row of ``x`` [N, inputs] by batched DC sweeps, ``jobs`` runs in parallel,
     ``chunk`` samples per run (default: split evenly over the jobs, at most 500). Each sweep point
     starts Newton from the previous one, so outputs depend on the chunks in their last digits:
@@ -358,7 +357,7 @@ def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
 
 
 def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-           part_elements: int | None = PART_ELEMENTS, peaks: bool = False, sample_timeout: float | None = None):  # fmt: skip
+           part_elements: int | str | None = TUNED, peaks: bool = False, sample_timeout: float | None = None):  # fmt: skip
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage.
     ``peaks``: see :func:`chained`."""

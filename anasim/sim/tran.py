@@ -23,21 +23,19 @@ import numpy as np
 
 from ..circuit.blocks import opamp_primitives
 from ..circuit.ir import VCCS, VCVS, BSource, Capacitor, Circuit, Device, ISource, OpAmp, Resistor, Table, VSource
-from ..circuit.netlist import card_name, netlist
-from ..circuit.partition import PART_ELEMENTS, merge_parallel, split
-from ..circuit.stimulus import RawFile, TimeSequence, Waveforms, sequence_run, sweep_run
+from ..circuit.partition import merge_parallel, split
+from ..circuit.stimulus import TimeSequence, Waveforms, sequence_run, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
-from .batch import deck_digest
-from .ngspice import SimResult, add_rusage, read_ascii_raw, read_wrdata, run_deck
+from .batch import TUNED, deck_digest, part_size
+from .engine import get_engine
+from .run import SimResult, Vectors, add_counters
 
 
 def sequence(circuit: Circuit, seq: TimeSequence, work: Path, tol: float) -> SimResult:
     """Outputs at the end of each sample's window [N, out]; ``extra["settle_s"]`` [N] in seconds."""
-    rusage: dict[str, float] = {}
-    add_rusage(rusage, run_deck(netlist(circuit, run=sequence_run(seq, circuit.outputs, "tran.txt")), work, "tran.txt"))
-    table = read_wrdata(work / "tran.txt", len(circuit.outputs))
-    return _result(*windows(table[:, 0], table[:, 1:], seq, tol), work, rusage)
+    vec = get_engine().run(circuit, sequence_run(seq, circuit.outputs), work)
+    return _result(*windows(vec.scale, vec.table(circuit.outputs), seq, tol), work, dict(vec.counters))
 
 
 def _result(outs: np.ndarray, settle: np.ndarray, work: Path, rusage: dict) -> SimResult:
@@ -92,20 +90,23 @@ def chained(
     work: Path,
     tol: float,
     jobs: int = 1,
-    part_elements: int = PART_ELEMENTS,
+    part_elements: int | str = TUNED,
     progress: bool = False,
 ) -> SimResult:
     """:func:`sequence` run stage by stage, each stage in its independent parts, ``jobs`` at a
     time: the transient of a circuit too large for one deck. Stages and parts are cut at ideal
     sources (op-amp outputs, clippers, the inputs; :func:`anasim.circuit.partition.split`),
     which no load changes, so each part is the same equations as in the whole circuit, driven
-    by the waveforms of the stage before (its outputs at every time point ngspice took, thinned
+    by the waveforms of the stage before (its outputs at every time point the engine took, thinned
     to 1e-6 of ``tol``). What differs from one transient of the whole circuit is each part's own
-    time steps: within ngspice's truncation error (``tests/test_transient.py`` compares them)."""
+    time steps: within the engine's truncation error (``tests/test_transient.py`` compares them).
+    ``part_elements``: nonlinear elements per part (:data:`~anasim.sim.batch.TUNED`: the engine's)."""
     rusage: dict[str, float] = {}
     waves: list | None = None  # per input of the stage: (t, v), the outputs of the stage before
-    split_stages = [split(merge_parallel(stage), part_elements) for stage in stages]
-    bar = Progress(sum(map(len, split_stages)), "ngspice", "transient parts") if progress else None
+    engine = get_engine()
+    size, linear = part_size(part_elements), engine.tuning.part_linear
+    split_stages = [split(merge_parallel(stage), size, linear) for stage in stages]
+    bar = Progress(sum(map(len, split_stages)), engine.name, "transient parts") if progress else None
     for s, (stage, parts) in enumerate(zip(stages, split_stages, strict=True)):
         runs = []
         for p, part in enumerate(parts):
@@ -121,17 +122,17 @@ def chained(
                 if bar is not None:
                     bar.update(1)
             done = [fut.result() for fut in futures]
-        for _, log in done:
-            add_rusage(rusage, log)
-        tables = [table for table, _ in done]
+        for vec in done:
+            add_counters(rusage, vec.counters)
         waves = [None] * len(stage.outputs)
-        for part, table in zip(parts, tables, strict=True):
+        for part, vec in zip(parts, done, strict=True):
             for j, out in enumerate(part.outputs):
-                keep = thin(table[:, 0], table[:, 1 + j], 1e-6 * tol)
-                waves[out] = (table[keep, 0], table[keep, 1 + j])
+                v = vec.voltages[part.circuit.outputs[j]]
+                keep = thin(vec.scale, v, 1e-6 * tol)
+                waves[out] = (vec.scale[keep], v[keep])
     outs, settle = np.full((len(seq.x), len(stages[-1].outputs)), np.nan), np.full(len(seq.x), -np.inf)
-    for part, table in zip(parts, tables, strict=True):  # the last stage: each part on its own time points
-        o, st = windows(table[:, 0], table[:, 1:], seq, tol)
+    for part, vec in zip(parts, done, strict=True):  # the last stage: each part on its own time points
+        o, st = windows(vec.scale, vec.table(part.circuit.outputs), seq, tol)
         outs[:, list(part.outputs)] = o
         settle = np.maximum(settle, st)
     if bar is not None:
@@ -139,18 +140,19 @@ def chained(
     return _result(outs, settle, work, rusage)
 
 
-def _part_run(circuit: Circuit, sub: TimeSequence, stim: Waveforms | None, where: Path) -> tuple[np.ndarray, str]:
-    """One part's transient: its outputs' table [time points, 1 + outputs], and ngspice's log
-    (empty when ``where`` holds a finished run of the same deck: a stopped run continues; the
-    DC chunks' stamp, :func:`anasim.sim.batch.deck_digest`)."""
-    run = replace(sequence_run(sub, circuit.outputs, "tran.txt", stim), inline_curves=True)  # parsed 3x faster
-    text = netlist(circuit, run=run)
-    digest, data, stamp = deck_digest(circuit, text), where / "tran.txt", where / "deck.sha256"
-    if stamp.is_file() and data.is_file() and stamp.read_text() == digest:
-        return read_wrdata(data, len(circuit.outputs)), ""
-    log = run_deck(text, where, "tran.txt")
+def _part_run(circuit: Circuit, sub: TimeSequence, stim: Waveforms | None, where: Path) -> Vectors:
+    """One part's transient: its outputs over time (no counters when ``where`` holds a finished
+    run of the same deck: a stopped run continues; the DC chunks' stamp,
+    :func:`anasim.sim.batch.deck_digest`)."""
+    engine = get_engine()
+    run = replace(sequence_run(sub, circuit.outputs, stim), compact=True)  # parsed 3x faster
+    text = engine.write(circuit, run)
+    digest, stamp = deck_digest(circuit, text), where / "deck.sha256"
+    if stamp.is_file() and stamp.read_text() == digest and (vec := engine.load(circuit, run, where)) is not None:
+        return vec
+    vec = engine.run(circuit, run, where, deck=text)
     stamp.write_text(digest)  # last: a run cut short leaves no stamp and is run again
-    return read_wrdata(data, len(circuit.outputs)), log
+    return vec
 
 
 CATEGORIES = ("devices", "resistors", "opamps", "drivers", "bias", "cells")
@@ -163,19 +165,20 @@ def static_power(circuit: Circuit, x: np.ndarray, work: Path) -> dict[str, np.nd
     sources) and ``cells`` (the shared mapping's VCCS crossbar cells) deliver. ``total`` is the
     power all sources deliver, which equals what the devices and resistors dissipate (Tellegen:
     the currents obey KCL at the operating point)."""
-    run = replace(sweep_run(x, circuit.outputs, "op.raw"), save=RawFile("op.raw"))
-    run_deck(netlist(circuit, run=run), work, "op.raw")
-    raw = read_ascii_raw(work / "op.raw")
-    n = len(next(iter(raw.values())))
+    engine = get_engine()
+    tuning = engine.tuning
+    run = replace(sweep_run(x, circuit.outputs, tuning.sweep, tuning.sweep_extra), save=None)
+    vec = engine.run(circuit, run, work)
+    n = len(vec.scale)
     curves = {c.name: c for c in circuit.curves}
 
     def volt(node):
-        return 0.0 if node == "0" else raw[f"v({node})".lower()]
+        return 0.0 if node == "0" else vec.voltages[node]
 
     def absorbed(e) -> np.ndarray:  # V(p, n) * the current from p through e to n
         v = volt(e.p) - volt(e.n)
         if isinstance(e, VCVS | VSource) or (isinstance(e, BSource) and e.kind == "V"):
-            return v * raw[f"i({card_name(e)})".lower()]  # ngspice's branch current enters at +
+            return v * vec.currents[e]  # a voltage-defined element's branch current enters at p
         if isinstance(e, ISource):
             return v * e.dc
         if isinstance(e, VCCS):

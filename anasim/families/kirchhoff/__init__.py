@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import AnasimError
+from ...sim.engine import get_engine
 from ..base import Deck, Family
 from .deck import lower_network, network_run
 from .lower import RELTOL, lower_layer, replicate
@@ -19,7 +20,7 @@ from .run import reference, simulate, trajectories
 @dataclass(frozen=True)
 class KirchhoffOptions:
     scale_a: float = 1e-9  # hardware scale a (eq. 9): farads per unit capacitance, seconds per unit time
-    reltol: float = RELTOL  # ngspice's relative tolerance for the transients
+    reltol: float = RELTOL  # the transients' relative tolerance (ngspice's reltol)
 
     def check(self) -> KirchhoffOptions:
         if not self.scale_a > 0:
@@ -47,8 +48,8 @@ def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
     v0 = model.initial_state(z).numpy()
     a = opts.check().scale_a
     circuit = replicate(lower_network(model, a), len(v0))
-    out = f"{data_file}_voltages.txt"
-    run = network_run(circuit, model, v0, a, out, opts.reltol)
+    run = network_run(circuit, model, v0, a, f"{data_file}_voltages", opts.reltol)
+    engine = get_engine()
     stop = model.period * a
     info = layer_info(model) | {"header": []}
     for n, layer in enumerate(model.layers):
@@ -60,7 +61,8 @@ def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
     info["header"] += [
         f"{len(v0)} sample(s) as copies s<b>_ of the network; outputs are nodes {model.outputs} of the last layer "
         f"at t = {len(model.layers) * stop:g} s",
-        f"'ngspice -b' prints them as s<b>_y<k> (sample b, output k) and writes the last layer's nodes to {out}",
+        f"'{engine.name} -b' prints them as s<b>_y<k> (sample b, output k) and writes the last layer's nodes to "
+        f"{engine.results_file(run)}",
     ]
     return [Deck("", circuit, run)], info
 

@@ -26,18 +26,12 @@ from dataclasses import replace
 import numpy as np
 
 from ...circuit.ir import Branch, Capacitor, Circuit
-from ...circuit.stimulus import InitialState, Run, Tran, WrData
+from ...circuit.stimulus import InitialState, Run, Tran
 from ...errors import AnasimError
+from ...sim.engine import get_engine
 from .lower import copy_node, lower_layer, tran_options
 from .model import KirchhoffNet
 
-# The switches act SWITCH_LAG * T after each boundary, so that the time point ngspice puts on
-# the breakpoint (to the last bits of a float) still belongs to the layer that ends there; the
-# next step, ngspice's first after a breakpoint, is backward Euler and sees the next layer only.
-# A lag adds an error of about its own size: 1e-3 measured 6e-4 of the range, 1e-9 and 0 about
-# 1e-7 (0 relies on the comparison at the breakpoint itself). Without the breakpoints: 2.5e-5 of
-# the range from simulate on a ReLU net of 7/5/9 nodes, 7x the error on the 3-layer test net.
-SWITCH_LAG = 1e-9
 POINTS = 50  # maximum steps per layer: T / 50, as each of simulate's transients
 
 
@@ -68,11 +62,14 @@ def lower_network(model: KirchhoffNet, a: float) -> Circuit:
             "capacitor across the layers, so they must be equal; simulate runs such a net layer by layer"
         )
     sizes, stop = [layer.num_nodes for layer in layers], model.period * a
+    # the switches act a lag after each boundary, so that the time point the engine puts on the
+    # breakpoint still belongs to the layer that ends there (its tuning says how much)
+    lag = get_engine().tuning.switch_lag
     nodes = dict.fromkeys(node_name(sizes, n, j) for n in range(len(sizes)) for j in range(1, sizes[n] + 1))
     elements = [Capacitor(v, v, "0", c * a) for v in nodes]
     for n, layer in enumerate(layers):
-        on = None if n == 0 else _time((n + SWITCH_LAG) * stop)
-        off = None if n == len(layers) - 1 else _time((n + 1 + SWITCH_LAG) * stop)
+        on = None if n == 0 else _time((n + lag) * stop)
+        off = None if n == len(layers) - 1 else _time((n + 1 + lag) * stop)
         at = {"0": "0"} | {f"n{j}": node_name(sizes, n, j) for j in range(1, sizes[n] + 1)}  # layer -> network
         for e in lower_layer(layer, a).elements:  # checks a and the thetas
             if isinstance(e, Branch):
@@ -83,10 +80,10 @@ def lower_network(model: KirchhoffNet, a: float) -> Circuit:
     return Circuit(title, tuple(elements), outputs=outputs).validate()
 
 
-def network_run(circuit: Circuit, model: KirchhoffNet, v0: np.ndarray, a: float, data_file: str, reltol: float) -> Run:
+def network_run(circuit: Circuit, model: KirchhoffNet, v0: np.ndarray, a: float, name: str, reltol: float) -> Run:
     """A transient through all layers of ``circuit`` (``lower_network`` copied per sample) from
     the first layer's node voltages v0 [copies, N+1] (column 0 = ground; other nodes at 0 V): the
-    last layer's node voltages over time to ``data_file``, the outputs printed at the end as
+    last layer's node voltages over time, results called ``name``, the outputs printed at the end as
     ``s<b>_y<k>`` (sample b, output k)."""
     voltages = {e.p: 0.0 for e in circuit.elements if isinstance(e, Capacitor)}
     for b, row in enumerate(v0):
@@ -101,4 +98,4 @@ def network_run(circuit: Circuit, model: KirchhoffNet, v0: np.ndarray, a: float,
         for b in range(len(v0))
         for k, o in enumerate(model.outputs)
     )
-    return Run(InitialState(voltages), tran, WrData(data_file, circuit.outputs), tran_options(a, reltol), finals=finals)
+    return Run(InitialState(voltages), tran, circuit.outputs, tran_options(a, reltol), name=name, finals=finals)

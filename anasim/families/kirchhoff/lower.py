@@ -15,11 +15,11 @@ from dataclasses import replace
 import numpy as np
 
 from ...circuit.ir import Branch, Capacitor, Circuit
-from ...circuit.stimulus import InitialState, Run, Tran, WrData
+from ...circuit.stimulus import InitialState, Run, Tolerances, Tran
 from ...errors import AnasimError
 from .model import BRANCHES, KirchhoffLayer
 
-# ngspice's relative tolerance: 1e-6 keeps the circuit within about 1e-4 of the output range of
+# The transients' relative tolerance (ngspice's reltol): 1e-6 keeps the circuit within about 1e-4 of the output range of
 # the torchdiffeq solution on a 10,000-branch digits net; 1e-7 costs 2x the time steps there.
 RELTOL = 1e-6
 # ngspice's default charge tolerance (coulombs) and the hardware scale a it suits. Capacitor
@@ -68,21 +68,16 @@ def replicate(circuit: Circuit, copies: int) -> Circuit:
     return replace(circuit, elements=elements, outputs=outputs)
 
 
-def tran_options(a: float, reltol: float = RELTOL) -> dict[str, float]:
-    """ngspice options of a layer's transient at hardware scale ``a``: chgtol falls with a below
-    1 ns (and is left at ngspice's default above, so 1 ns decks are unchanged)."""
-    options = {"reltol": reltol, "abstol": 1e-15, "vntol": 1e-10, "trtol": 1}
-    if a < A_REF:
-        options["chgtol"] = float(f"{CHGTOL * a / A_REF:.12g}")  # 1e-20, not 1.0000000000000001e-20
-    return options
+def tran_options(a: float, reltol: float = RELTOL) -> Tolerances:
+    """The tolerances of a layer's transient at hardware scale ``a``: chgtol falls with a below
+    1 ns (and is left at the engine's default above, so 1 ns decks are unchanged)."""
+    chgtol = float(f"{CHGTOL * a / A_REF:.12g}") if a < A_REF else None  # 1e-20, not 1.0000000000000001e-20
+    return Tolerances(reltol=reltol, abstol=1e-15, vntol=1e-10, trtol=1.0, chgtol=chgtol)
 
 
-def layer_run(
-    circuit: Circuit, v0: np.ndarray, stop: float, data_file: str, reltol: float = RELTOL, *, a: float, points=50
-) -> Run:
+def layer_run(circuit: Circuit, v0: np.ndarray, stop: float, reltol: float = RELTOL, *, a: float, points=50) -> Run:
     """A transient of ``stop`` seconds from node voltages v0 [copies, N+1] (column 0 = ground)
-    at hardware scale ``a``, saving every node voltage over time to ``data_file``."""
+    at hardware scale ``a``, saving every node voltage over time."""
     voltages = {o: float(v) for o, v in zip(circuit.outputs, v0[:, 1:].reshape(-1))}
     step = stop / points
-    options = tran_options(a, reltol)
-    return Run(InitialState(voltages), Tran(step, stop, step, uic=True), WrData(data_file, circuit.outputs), options)
+    return Run(InitialState(voltages), Tran(step, stop, step, uic=True), circuit.outputs, tran_options(a, reltol))

@@ -10,21 +10,19 @@ sample the solver cannot follow costs only its own row and is named with its lay
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ...circuit.ir import Circuit
-from ...circuit.netlist import netlist
 from ...errors import SimError
 from ...sim.batch import default_jobs, run_chunks
-from ...sim.ngspice import SimResult, add_rusage, read_wrdata, run_deck
+from ...sim.engine import get_engine
+from ...sim.run import SimResult, add_counters
 from .lower import RELTOL, layer_run, lower_layer, replicate
 from .model import KirchhoffNet, carry_state
 
-_ABORT = re.compile(r"Timestep too small; time = ([-+0-9.eE]+)")
 # Copies of the network in one deck share the finest time step any of them needs, so a deck of
 # many copies takes more steps per sample: measured on a 3,872-branch digits net, 1 / 5 / 20
 # copies took 1,106 / 1,801 / 2,578 Newton iterations. Small nets still gain from sharing a run.
@@ -40,19 +38,19 @@ def chunk_size(model: KirchhoffNet) -> int:
 
 def run_layer(one: Circuit, v0: np.ndarray, a: float, stop: float, work: Path, reltol, rusage) -> np.ndarray:
     """Node voltages [B, N] at the end of a transient of ``stop`` seconds of ``one`` (a layer, one
-    copy, hardware scale ``a``) from v0 [B, N+1]; a SimError naming the time point when ngspice stops early (it still
-    writes the data up to there)."""
+    copy, hardware scale ``a``) from v0 [B, N+1]; a SimError naming the time point when the engine
+    stops early (it still gives the vectors up to there)."""
     circuit = replicate(one, len(v0))
-    log = run_deck(netlist(circuit, run=layer_run(circuit, v0, stop, "out.txt", reltol, a=a)), work, "out.txt")
-    add_rusage(rusage, log)
-    table = read_wrdata(work / "out.txt", len(circuit.outputs))
-    end = table[-1, 0] if len(table) else 0.0
-    if end < stop * (1 - 1e-6) or not np.isfinite(table[-1]).all():
-        hit = _ABORT.search(log)
-        t = float(hit.group(1)) if hit else end
-        why = "time step too small" if hit else "transient stopped early"
-        raise SimError(f"ngspice: {why} at t = {t:.4g} s ({t / stop:.3g} of the layer's {stop:.4g} s)", work, log)
-    return table[-1, 1:].reshape(len(v0), len(one.outputs))
+    engine = get_engine()
+    vec = engine.run(circuit, layer_run(circuit, v0, stop, reltol, a=a), work)
+    add_counters(rusage, vec.counters)
+    table = vec.table(circuit.outputs)
+    end = vec.scale[-1] if len(vec.scale) else 0.0
+    if end < stop * (1 - 1e-6) or not (np.isfinite(end) and np.isfinite(table[-1]).all()):
+        t = end if vec.gave_up_at is None else vec.gave_up_at
+        why = "transient stopped early" if vec.gave_up_at is None else "time step too small"
+        raise vec.error(f"{engine.name}: {why} at t = {t:.4g} s ({t / stop:.3g} of the layer's {stop:.4g} s)")
+    return table[-1].reshape(len(v0), len(one.outputs))
 
 
 def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None, perturb=None):
@@ -146,8 +144,8 @@ def trajectories(model: KirchhoffNet, z: torch.Tensor, opts, work: Path, points:
     v0 = model.initial_state(z.double())
     stop = model.period * a
     circuit = replicate(lower_layer(layer, a), len(v0))
-    run_deck(netlist(circuit, run=layer_run(circuit, v0.numpy(), stop, "out.txt", opts.reltol, a=a)), work, "out.txt")
-    table = read_wrdata(work / "out.txt", len(circuit.outputs))
+    vec = get_engine().run(circuit, layer_run(circuit, v0.numpy(), stop, opts.reltol, a=a), work)
+    table = np.column_stack([vec.scale, vec.table(circuit.outputs)])
     saved = model.rtol, model.atol
     model.rtol, model.atol = REF_TOL
     try:

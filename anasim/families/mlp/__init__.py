@@ -30,7 +30,7 @@ def compile_(model: DeviceMLP, opts: MlpOptions, z, data_file: str):
         ),
         "inputs: nodes in_<i> (standardized inputs in volts); outputs: nodes y_<j> (volts)",
     ]
-    return crossbar.compile_decks(circuit, None if z is None else z.double().numpy(), f"{data_file}_outputs.txt"), info
+    return crossbar.compile_decks(circuit, None if z is None else z.double().numpy(), f"{data_file}_outputs"), info
 
 
 def describe(s: dict) -> list[tuple[str, object]]:

@@ -88,7 +88,7 @@ def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
         drive_header(model),
         "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (volts)",
     ]
-    return crossbar.compile_decks(circuit, x, f"{data_file}_outputs.txt"), info
+    return crossbar.compile_decks(circuit, x, f"{data_file}_outputs"), info
 
 
 def drive_header(model: TDKAN) -> str:

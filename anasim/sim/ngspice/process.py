@@ -1,21 +1,23 @@
-"""The one place ngspice runs: deck text in a work folder -> ``ngspice -b`` -> log and data files.
+"""ngspice as a process: deck text in a work folder -> ``ngspice -b`` -> log and data files.
 
-ngspice runs as a subprocess, not through PySpice's shared library: one process per run
-isolates crashes and convergence failures, leaks no memory across runs (PySpice 1.5 does unless
-each circuit is removed), and lets several runs proceed at once on several cores, which the
-shared library (one instance per process) cannot. Also here: the result type every simulation
-returns, run directories (temporary ones removed after a clean run, kept on failure or when the
-user names one, and locked while a run uses them), the version, and the data-file readers.
+Where it sits: the :class:`~anasim.sim.ngspice.Ngspice` engine writes a deck
+(:mod:`.writer`), runs it here and reads what ngspice wrote with the readers below; nothing
+outside this package sees a file name or a log line. ngspice runs as a subprocess, not through
+PySpice's shared library: one process per run isolates crashes and convergence failures, leaks
+no memory across runs (PySpice 1.5 does unless each circuit is removed), and lets several runs
+proceed at once on several cores, which the shared library (one instance per process) cannot.
+Also here: the version, the counters of its log (``rusage``) and what the log says went wrong.
 
 The linear solver (issue 30): ``auto`` is KLU where ``ngspice -v`` says the engine has it (ngspice
 42+ built with it; on a wired 64x64 tile 6x less CPU than Sparse 1.3), Sparse otherwise (ngspice
 39 would silently ignore ``.options klu``). :func:`solver_scope` makes one solver the one every
-:class:`~anasim.circuit.stimulus.Run` built inside it carries, so the netlister writes
+:class:`~anasim.circuit.stimulus.Run` built inside it carries, so the writer puts
 ``.options klu`` and the engine line of the header from it.
 
 Ctrl-C: every ngspice runs in its own process group (a terminal's SIGINT reaches Python only)
 and is registered while it runs, so ``stop_all`` can kill them at once; a run killed that way
-raises :class:`Stopped`, never a SimError, so nothing takes it for a convergence failure.
+raises :class:`~anasim.errors.Stopped`, never a SimError, so nothing takes it for a convergence
+failure.
 """
 
 from __future__ import annotations
@@ -24,18 +26,17 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnasimError, SimError
-from ..outputs import LockHeld, hold
+from ...errors import AnasimError, SimError, Stalled, Stopped
+
+NAME = "ngspice"
 
 # rusage lines summed over all runs of a simulation, for the result and the report
 RUSAGE = {
@@ -59,7 +60,7 @@ SOLVERS = ("auto", "klu", "sparse")
 def ngspice_path() -> str:
     path = shutil.which("ngspice")
     if path is None:
-        raise SimError(f"ngspice is not installed (no 'ngspice' on PATH); {INSTALL_HINT}")
+        raise SimError(f"ngspice is not installed (no 'ngspice' on PATH); {INSTALL_HINT}", engine=NAME)
     return path
 
 
@@ -78,7 +79,7 @@ def _engine(path: str) -> tuple[str, bool]:
     try:
         out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise SimError(f"ngspice at {path} does not run ({exc}); {INSTALL_HINT}") from None
+        raise SimError(f"ngspice at {path} does not run ({exc}); {INSTALL_HINT}", engine=NAME) from None
     m = re.search(r"ngspice-(\S+)", out)
     # "** Compiled with KLU Direct Linear Solver" (ngspice 42+ configured --enable-klu)
     return (f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"), "KLU" in out
@@ -136,24 +137,6 @@ def engine_label(solver: str | None = None) -> str:
     return f"{ngspice_version()}, {solver or active_solver()}"
 
 
-@dataclass
-class SimResult:
-    """Outputs of one simulation: ``outputs`` [N, out] with NaN rows for the samples in ``failed``
-    (sample -> why); ``run_dir`` is where decks and logs stay (None once a clean temporary run
-    directory is removed); ``rusage`` sums ngspice's own counters over every run."""
-
-    outputs: np.ndarray
-    failed: dict[int, str] = field(default_factory=dict)
-    run_dir: Path | None = None
-    mode: str = ""
-    simulator: str = ""
-    rusage: dict[str, float] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)  # analysis-specific figures (settling, power)
-    solver: str = ""  # klu or sparse: the solver the decks asked for
-    # samples that did not converge under KLU and were run again under Sparse (batched DC runs)
-    solver_fallback: list[int] = field(default_factory=list)
-
-
 def parse_rusage(log: str) -> dict[str, float]:
     found = {}
     for line in log.splitlines():
@@ -166,13 +149,18 @@ def parse_rusage(log: str) -> dict[str, float]:
     return found
 
 
-def add_rusage(total: dict[str, float], log: str) -> None:
-    for k, v in parse_rusage(log).items():
-        total[k] = total.get(k, 0.0) + v
+def aborted(log: str) -> bool:
+    """The log says an analysis did not finish (a sweep that gave up on a point stops there)."""
+    return "simulation(s) aborted" in log or "no convergence" in log.lower()
 
 
-class Stopped(Exception):
-    """ngspice was killed because the simulation is stopping (Ctrl-C): not a failure of the deck."""
+_GAVE_UP = re.compile(r"Timestep too small; time = ([-+0-9.eE]+)")
+
+
+def gave_up_at(log: str) -> float | None:
+    """The time a transient gave up at, when the log says the time step became too small."""
+    hit = _GAVE_UP.search(log)
+    return float(hit.group(1)) if hit else None
 
 
 _LIVE: set[subprocess.Popen] = set()
@@ -191,15 +179,6 @@ def stop_all() -> None:
 
 def resume_runs() -> None:
     _STOPPING.clear()
-
-
-class Stalled(SimError):
-    """No sweep point finished within the budget: ngspice was killed. ``done``: the points it had
-    reported finished (0..done-1; it reports at most four a second, so a few more may have)."""
-
-    def __init__(self, message: str, run_dir: Path | None, output: str, done: int):
-        super().__init__(message, run_dir, output)
-        self.done = done
 
 
 # ngspice's progress line, on stderr after a sweep point when 0.25 s of CPU passed since the last
@@ -286,11 +265,11 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
     log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     (work / "ngspice.log").write_text(log)
     if stalled:
-        raise Stalled(why, work, log, seen["done"])
+        raise Stalled(why, work, log, seen["done"], NAME)
     if why is not None:
-        raise SimError(why, work, log)
+        raise SimError(why, work, log, NAME)
     if not (work / expect).is_file():
-        raise SimError(f"ngspice failed (exit {proc.returncode})", work, log)
+        raise SimError(f"ngspice failed (exit {proc.returncode})", work, log, NAME)
     return log
 
 
@@ -310,68 +289,3 @@ def read_ascii_raw(path: Path) -> dict[str, np.ndarray]:
     values = [float(ln.split()[-1]) for ln in lines[d0:] if ln.strip()]
     data = np.array(values[: n_var * n_pts]).reshape(n_pts, n_var)
     return {name: data[:, i] for i, name in enumerate(names)}
-
-
-LOCK_FILE = ".anasim-lock"
-
-
-class RunDir:
-    """Where one simulation's decks, logs and partial results go. ``keep`` is set when the user
-    named the folder or when anything failed; otherwise the temporary folder is removed. A named
-    folder is locked while the run lasts: two runs writing the same chunk folders would read
-    each other's outputs. The lock is an flock, so it dies with its process (no stale locks)."""
-
-    def __init__(self, path: str | Path | None = None):
-        self.keep = path is not None
-        self.lock = None
-        if not path:
-            self.path = Path(tempfile.mkdtemp(prefix="anasim-run-"))
-            return
-        self.path = Path(path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.lock = hold(self.path / LOCK_FILE)  # held until release()
-        except OSError as exc:
-            raise AnasimError(
-                f"--run-dir {self.path}: cannot create or write the folder ({exc.strerror or exc}); "
-                "choose a writable --run-dir"
-            ) from None
-        except LockHeld as held:
-            raise AnasimError(
-                f"--run-dir {self.path} is in use by another anasim run (pid {held.holder}); wait for it to finish "
-                "or choose another --run-dir"
-            ) from None
-
-    def release(self) -> None:
-        if self.lock is not None:
-            self.lock.close()  # closing the file drops the flock
-            self.lock = None
-
-
-@contextmanager
-def run_directory(path: str | Path | None = None):
-    """A :class:`RunDir`, kept on an exception (Ctrl-C included) and removed otherwise unless kept."""
-    rd = RunDir(path)
-    try:
-        yield rd
-    except BaseException:
-        # a temporary folder stays with what was written before the error (decks, logs, partial
-        # outputs); one the error left empty (bad input found before any run) goes
-        try:
-            rd.keep = rd.keep or any(rd.path.iterdir())
-        except OSError:  # the folder is gone or unreadable: nothing to keep, and the error is the user's
-            pass
-        raise
-    finally:
-        rd.release()
-        if not rd.keep:
-            shutil.rmtree(rd.path, ignore_errors=True)
-
-
-def finish(result: SimResult, rd: RunDir) -> SimResult:
-    """Record in ``result`` whether its run directory stays (failures, or a named folder)."""
-    rd.keep = rd.keep or bool(result.failed)
-    result.run_dir = rd.path if rd.keep else None
-    result.solver = result.solver or active_solver()
-    result.simulator = engine_label(result.solver)
-    return result

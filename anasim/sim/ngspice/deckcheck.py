@@ -1,10 +1,11 @@
 """Check a deck anasim did not write (``simulate --netlist``) before ngspice reads it: circuit only.
 
-Where it sits: :func:`anasim.families.crossbar.compiled_netlist` includes the user's deck in the
-deck anasim runs. ngspice executes more than circuits: a ``.control`` block (its ``shell``
-command runs any program), a comment line starting ``*#`` (a control command, a Spice3
-convention: ``*# shell touch x`` runs in ngspice 39, measured), and whatever a ``.include`` or
-``.lib`` pulls in from anywhere. So the deck and every file it includes, recursively, may hold:
+Where it sits: inside the ngspice engine, as its ``check_included``:
+:func:`anasim.families.crossbar.compiled_netlist` includes the user's deck in the deck anasim runs,
+and the batched runner hashes what it reads. ngspice executes more than circuits: a ``.control``
+block (its ``shell`` command runs any program), a comment line starting ``*#`` (a control
+command, a Spice3 convention: ``*# shell touch x`` runs in ngspice 39, measured), and whatever a
+``.include`` or ``.lib`` pulls in from anywhere. So the deck and every file it includes, recursively, may hold:
 
 * comments and blank lines; element lines of any letter but A (XSPICE code models, which read
   files named in their models) and N (OSDI devices);
@@ -28,7 +29,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import AnasimError
+from ...errors import AnasimError
 
 # dot-commands a circuit deck may hold (the first word of the line, lower case)
 ALLOWED = frozenset(
@@ -37,9 +38,10 @@ ALLOWED = frozenset(
 )  # fmt: skip
 INCLUDES = frozenset({".include", ".inc", ".lib"})
 REFUSED_ELEMENTS = {"a": "an XSPICE code model (A element)", "n": "an OSDI device (N element)"}
+# (tran.txt, op.raw and loop.txt: the data files of run folders written before the engine seam)
 RUN_FILES = frozenset(
-    {"deck.cir", "ngspice.log", "out.txt", "tran.txt", "op.raw", "loop.txt", "outputs.npy", "nominal.npy",
-     "deck.sha256", ".anasim-lock"}
+    {"deck.cir", "ngspice.log", "out.txt", "out.raw", "tran.txt", "op.raw", "loop.txt", "outputs.npy",
+     "nominal.npy", "deck.sha256", ".anasim-lock"}
 )  # fmt: skip
 # the folders anasim makes in a run folder (stages, parts, chunks, retried samples and sweeps, episodes)
 RUN_DIRS = re.compile(r"^(stage\d+|part\d+|layer\d+(_sample\d+)?|chunk_\d+|sample_\d+|sweep_\d+_\d+|episode\d+)$")
@@ -51,7 +53,7 @@ MAX_DEPTH = 20  # nested includes; ngspice has no limit of its own, a cycle woul
 
 def shipped_library() -> Path | None:
     """The ``netlists/devices`` folder beside the package (a source checkout), if there is one."""
-    path = Path(__file__).resolve().parents[2] / "netlists" / "devices"
+    path = Path(__file__).resolve().parents[3] / "netlists" / "devices"
     return path if path.is_dir() else None
 
 

@@ -1,11 +1,12 @@
-"""Netlister: circuit IR + run -> ngspice deck text (the dialect writer; nothing else writes syntax).
+"""ngspice's writer: circuit IR + run -> deck text (the dialect; nothing else writes its syntax).
 
-``netlist(circuit, dest, run=None)`` writes one self-contained deck: title and provenance
-comments, one ``.func`` per I-V curve, the elements (op-amps expanded by their macro-model), and,
-when a :class:`~anasim.circuit.stimulus.Run` is given, its stimulus sources and a ``.control``
-block (options, analysis, what to save). The same inputs give the same bytes, so a content
-hash can name a run. Names and expressions are validated first; comment text is reduced to
-printable ASCII.
+Where it sits: the :class:`~anasim.sim.ngspice.Ngspice` engine writes every deck through
+``netlist(circuit, run=None)``: one self-contained deck of title and provenance comments,
+one ``.func`` per I-V curve, the elements (op-amps expanded by their macro-model), and, when a
+:class:`~anasim.circuit.stimulus.Run` is given, its stimulus sources and a ``.control`` block
+(options from its tolerances, analysis, what to save, in files :func:`results_file` names). The
+same inputs give the same bytes, so a content hash can name a run. Names and expressions are
+validated first; comment text is reduced to printable ASCII.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from io import StringIO
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from ..errors import AnasimError
-from ..outputs import write_text
-from .blocks import opamp_primitives
-from .ir import (
+from ...circuit.blocks import opamp_primitives
+from ...circuit.ir import (
     VCCS,
     VCVS,
     Branch,
@@ -42,7 +40,8 @@ from .ir import (
     ident,
     num,
 )
-from .stimulus import Dc, InitialState, RawFile, Run, SampleSweep, TimeSequence, Tran, Waveforms, WrData
+from ...circuit.stimulus import Dc, InitialState, Run, SampleSweep, TimeSequence, Tran, Waveforms
+from ...errors import AnasimError
 
 PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", VCCS: "G", BSource: "B", Clipper: "B"}
 
@@ -212,23 +211,48 @@ def _analysis(a) -> str:
     raise AnasimError(f"netlister: unknown analysis {a!r}")
 
 
+RESULTS = "out"  # the stem of a run's data file when the Run names none (out.txt, out.raw)
+# The options of a Run's tolerances, in the order the decks have always written them (the golden
+# decks stay byte for byte); ngspice reads the options of one line in any order.
+OPTION_ORDER = {
+    Dc: ("reltol", "vntol", "abstol", "chgtol", "trtol"),
+    Tran: ("reltol", "abstol", "vntol", "trtol", "chgtol"),
+}
+
+
+def results_file(run: Run) -> str:
+    """The file a deck of ``run`` writes its saved vectors to: a text table (``wrdata``), or an
+    ASCII raw file of every vector when the run saves everything."""
+    return f"{file_name(run.name or RESULTS)}{'.raw' if run.save is None else '.txt'}"
+
+
+def options(run: Run) -> dict[str, float]:
+    """``option`` name -> value of a run: its tolerances, then its ngspice-only settings."""
+    found = {k: v for k in OPTION_ORDER[type(run.analysis)] if (v := getattr(run.tolerances, k)) is not None}
+    found |= run.extra.get("ngspice", {})
+    for key in found:
+        if not key.isalpha():
+            raise AnasimError(f"netlister: option name {key!r} is not a plain word")
+    return found
+
+
 def _control(run: Run) -> list[str]:
     # no_mem_check: ngspice 46 refuses to start when its saved vectors might exceed MemFree (not
     # MemAvailable), which a busy machine's page cache hides (met on a 128-row tile); 39 ignores it
     lines = ["set wr_singlescale", "set wr_vecnames", "set no_mem_check", "option numdgt=12"]
-    if run.options:
-        lines.append("option " + " ".join(f"{k}={num(v)}" for k, v in run.options.items()))
+    opts = options(run)
+    if opts:
+        lines.append("option " + " ".join(f"{k}={num(v)}" for k, v in opts.items()))
     lines.append(_analysis(run.analysis))
-    if isinstance(run.save, WrData):
-        lines.append(f"wrdata {file_name(run.save.file)} {' '.join(run.save.nodes)}")
-    elif isinstance(run.save, RawFile):
-        lines += ["set filetype=ascii", f"write {file_name(run.save.file)} all"]
+    if run.save is None:
+        lines += ["set filetype=ascii", f"write {results_file(run)} all"]
+    else:
+        lines.append(f"wrdata {results_file(run)} {' '.join(run.save)}")
     for label, node in run.finals:  # the last value of each node's vector, printed to 12 digits
         lines.append(f"let {ident(label)} = v({ident(node)})[length(v({node}))-1]")
     if run.finals:
         lines.append(f"print {' '.join(label for label, _ in run.finals)}")
-    if run.rusage:
-        lines.append("rusage everything")
+    lines.append("rusage everything")  # the engine's counters, read back from the log
     return [".control", *lines, "quit", ".endc"]
 
 
@@ -255,10 +279,9 @@ def _swept_body(circuit: Circuit, inline: bool) -> str:
 
 
 def write_ngspice(circuit: Circuit, out: TextIO, run: Run | None = None) -> None:
-    for key in run.options if run else ():
-        if not key.isalpha():
-            raise AnasimError(f"netlister: option name {key!r} is not a plain word")
-    inline = run is not None and run.inline_curves
+    if run is not None:
+        options(run)  # refused before any text is written
+    inline = run is not None and run.compact
     if run is not None and isinstance(run.stimulus, SampleSweep):
         lines = [_swept_body(circuit, inline)]
     else:
@@ -282,16 +305,11 @@ def _engine_line(run: Run) -> str:
     return f"engine {run.engine}, solver Sparse (ngspice's default)"
 
 
-def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run | None = None) -> str:
-    """Write ``circuit`` (and ``run``, if given) as an ngspice deck to ``dest`` (path or stream); returns the text."""
+def netlist(circuit: Circuit, run: Run | None = None) -> str:
+    """``circuit`` (and ``run``, if given) as an ngspice deck (files: :func:`anasim.sim.engine.netlist`)."""
     buf = StringIO()
     write_ngspice(circuit, buf, run)
-    text = buf.getvalue()
-    if isinstance(dest, str | Path):
-        write_text(dest, text, what="netlist")  # whole or not at all: a full disk leaves no half deck
-    elif dest is not None:
-        dest.write(text)
-    return text
+    return buf.getvalue()
 
 
 def subckt(name: str, curve: Curve, comments=()) -> str:

@@ -1,0 +1,107 @@
+"""The seam between anasim and a circuit simulator: the :class:`Engine` protocol and its registry.
+
+Where it sits in the flow: lowering gives a :class:`~anasim.circuit.ir.Circuit`; a runner
+(``batch``, ``tran``, a family's own) builds a :class:`~anasim.circuit.stimulus.Run` (intent
+only: stimulus, analysis, the nodes to save, tolerances) and calls ``engine.run(circuit, run,
+folder)``; the engine writes its dialect, runs, reads its own files and log, and returns
+:class:`~anasim.sim.run.Vectors` (named arrays and its counters) or raises a SimError carrying the
+folder and its log. Nothing outside an engine's package knows its file names, log lines or
+syntax; this module is the only one that imports an engine (tests/test_engine.py checks it).
+
+``ENGINES`` is a plain dict: an engine is one line here. Solvers of one engine (KLU, Sparse) are
+not engines: ``solver_scope`` picks one for the Runs built inside it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol, TextIO, runtime_checkable
+
+from ..circuit.ir import Circuit
+from ..circuit.stimulus import Run
+from ..errors import AnasimError
+from ..outputs import write_text
+from .ngspice import Ngspice
+from .run import Tuning, Vectors
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What anasim asks of a circuit simulator."""
+
+    name: str  # "ngspice"
+    runs_as: str  # how results describe its runs, e.g. "ngspice -b subprocesses"
+    # what it runs: "dc-sweep", "op", "tran", "static-power", "lockstep"; "klu" when it has KLU
+    capabilities: frozenset[str]
+    tuning: Tuning  # part sizes and sweep settings measured on it
+
+    def version(self) -> str:
+        """Its version, e.g. ``ngspice-46``: recorded with results and hashed into resumed runs."""
+
+    def write(self, circuit: Circuit, run: Run | None = None) -> str:
+        """``circuit`` (and ``run``: stimulus, analysis, what to save) as text in its dialect."""
+
+    def run(self, circuit: Circuit, run: Run, folder: Path, *, deck: str | None = None, timeout: float = 3600.0,
+            on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip
+        """Run in ``folder``: the saved vectors and its counters; SimError (folder and log) when it
+        fails, :class:`~anasim.errors.Stalled` when a sweep point takes more than ``stall`` s,
+        :class:`~anasim.errors.Stopped` after :meth:`stop_all`."""
+
+    def results_file(self, run: Run) -> str:
+        """The file a deck of ``run`` writes its saved vectors to when run alone (``compile``)."""
+
+    def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
+        """The vectors a finished run left in ``folder`` (no counters), or None."""
+
+    def check_included(self, path) -> list[Path]:
+        """Refuse a user's netlist that holds more than a circuit; the files it reads."""
+
+    def resolve_solver(self, solver: str) -> str:
+        """``klu`` or ``sparse`` for ``--solver`` auto|klu|sparse, or an error naming what to install."""
+
+    def active_solver(self) -> str:
+        """The solver of the Runs built now."""
+
+    def deck_label(self) -> str:
+        """The engine a deck written now names in its header."""
+
+    def solver_scope(self, solver: str | None = None, label: str | None = None,
+                     check: bool = True) -> AbstractContextManager[str]:  # fmt: skip
+        """Runs built inside carry ``solver`` and name ``label`` in their header."""
+
+    def label(self, solver: str | None = None) -> str:
+        """What results record as the simulator: version and solver, e.g. ``ngspice-46, klu``."""
+
+    def lockstep(self, circuit, plant_step, x0, inputs, outputs, dt: float, t_stop: float, observe=None, options=None):
+        """A Python plant in lock-step with ``circuit`` in one transient (capability ``lockstep``;
+        an engine without it raises AnasimError)."""
+
+    def stop_all(self) -> None:
+        """Kill every run in progress and refuse new ones until :meth:`resume_runs` (Ctrl-C)."""
+
+    def resume_runs(self) -> None: ...
+
+
+DEFAULT = "ngspice"
+ENGINES: dict[str, Engine] = {"ngspice": Ngspice()}
+
+
+def get_engine(name: str = DEFAULT) -> Engine:
+    """The registered engine ``name``; an AnasimError listing the names for any other."""
+    try:
+        return ENGINES[name]
+    except (KeyError, TypeError):
+        raise AnasimError(f"engine {name!r} is not known; the engines are: {', '.join(sorted(ENGINES))}") from None
+
+
+def netlist(circuit: Circuit, dest: str | Path | TextIO | None = None, run: Run | None = None,
+            engine: str = DEFAULT) -> str:  # fmt: skip
+    """``circuit`` (and ``run``, if given) in ``engine``'s dialect, written to ``dest`` (a path,
+    whole or not at all, or a stream) when given; returns the text."""
+    text = get_engine(engine).write(circuit, run)
+    if isinstance(dest, str | Path):
+        write_text(dest, text, what="netlist")  # a full disk leaves no half deck
+    elif dest is not None:
+        dest.write(text)
+    return text
