@@ -268,12 +268,12 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
     ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
     total = mc.realizations * len(points)
-    bar = Progress(total, "monte carlo", "realizations", initial=len(rows))
     key = "loss" if data.task == "regression" else "accuracy"
     figures = [r[key] for r in rows if r.get(key) is not None]
     shown_sum, shown_n = float(np.sum(figures)), len(figures)  # the bar's running mean, not a mean per row
-    interrupted, lost = False, None
-    try:
+    interrupted, lost, bar = False, None, None
+    try:  # the bar's first line says the fan-out starts: a Ctrl-C from then on leaves a summary
+        bar = Progress(total, "monte carlo", "realizations", initial=len(rows))
         with (
             (folder / "rows.jsonl").open("a") as fh,
             closing(run_tasks(realize, ctx, tasks(), workers, scheduler)) as it,
@@ -317,7 +317,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
     except SchedulerLost as exc:
         lost = exc
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     head = {"format": FORMAT, "checkpoint": str(net.path), "checkpoint_sha256": net.digest, "anasim": __version__}
     head |= {
         "results": str(folder),

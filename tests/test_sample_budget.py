@@ -4,6 +4,8 @@ recorded as failed with why, and the others go on (the ones before it keep their
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -66,3 +68,13 @@ def test_point_reports_are_read_while_ngspice_runs_and_a_stall_is_killed(tmp_pat
 def test_sample_timeout_must_be_a_positive_time(value):
     res = CliRunner().invoke(cli, ["simulate", str(TDKAN), "--sample-timeout", value])
     assert res.exit_code == 2 and "'--sample-timeout'" in res.output and "finite time > 0" in res.output, res.output
+
+
+def test_slow_samples_get_the_cost_note_once(monkeypatch, capsys):
+    """Samples slower than SLOW_SAMPLE_S get one note on stderr that says what costs the time."""
+    from anasim.sim import batch
+
+    monkeypatch.setattr(batch, "SLOW_SAMPLE_S", 0.01)
+    batch.run_chunks(lambda start: time.sleep(0.05), [0, 1, 2], 3, 1, 1, True, lambda: None)
+    err = capsys.readouterr().err
+    assert err.count("s a sample:") == 1 and "factors at each Newton iteration" in err

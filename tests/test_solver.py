@@ -22,6 +22,7 @@ from test_physical import LIN, linear_crossbar
 from anasim.data import load_dataset
 from anasim.devices import embedded
 from anasim.errors import AnasimError, SimError
+from anasim.families.kirchhoff.lower import RELTOL
 from anasim.families.tdkan.lower import lower
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.metrics import engine_text
@@ -217,3 +218,29 @@ def test_scope_restores_the_solver():
     with engine.solver_scope("sparse"):
         assert engine.active_solver() == "sparse"
     assert engine.active_solver() == before
+
+
+def test_kirchhoffnet_sample_klu_gives_up_on_runs_again_under_sparse(monkeypatch, tmp_path):
+    """A KirchhoffNet transient KLU fails on is run again, alone, under Sparse and named in
+    ``solver_fallback`` (KLU is made to fail here: no natural KirchhoffNet deck makes it)."""
+    if not KLU:
+        pytest.fail("this test needs the ngspice with KLU that 'make install' installs")
+    net = load(EXAMPLES / "friedman_kirchhoffnet.pt")
+    z = load_dataset(net.ckpt["dataset"]["name"]).x_test[:3].double()
+    with solver_scope("sparse"):
+        want = simulate(net, z, jobs=1, run_dir=tmp_path / "sparse")
+    engine = get_engine()
+    real = type(engine).run
+
+    def klu_fails(self, circuit, run, folder, **kw):
+        if run.solver == "klu":
+            raise SimError("KLU gave up (made to, by the test)", run_dir=folder)
+        return real(self, circuit, run, folder, **kw)
+
+    monkeypatch.setattr(type(engine), "run", klu_fails)
+    with solver_scope("klu"):
+        got = simulate(net, z, jobs=1, run_dir=tmp_path / "klu")
+    assert not got.failed and got.solver == "klu" and got.solver_fallback == [0, 1, 2]
+    # each sample alone under Sparse against all three in one Sparse deck: other time steps, so the
+    # KirchhoffNet goldens' tolerance, 100 x reltol of the values (measured 2.5e-5 relative)
+    np.testing.assert_allclose(got.outputs, want.outputs, rtol=100 * RELTOL, atol=0)

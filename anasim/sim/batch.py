@@ -103,6 +103,15 @@ STRUGGLE = (
     "tiles (--tile ROWS,COLS) or a smaller --wire-r help"
 )
 STALL_HINT = STRUGGLE + ", or a larger --sample-timeout"
+# why samples are slow without stalling (issue 30: a Fashion-MNIST [784,64,10] layer in 64-row tiles
+# with 0.1 ohm wires took 4.9 CPU s an image; KLU's factor of one tile's mesh per Newton iteration:
+# 0.2 s at 64 rows, 1.2 s at 128, 16 s at 256, 80-85% of the analysis)
+SLOW = (
+    "wires (--wire-r) make every tile a mesh that the solver factors at each Newton iteration, at a "
+    "cost growing faster than the tile (64 rows: about 0.2 s, 256 rows: 16 s per iteration), and long "
+    "resistive lines push devices onto the negative-resistance branches of their I-V curves, where "
+    "Newton's method takes more iterations; smaller tiles (--tile ROWS,COLS) or a smaller --wire-r help"
+)
 SLOW_SAMPLE_S = 5.0  # a sample slower than this gets the note above once (most take milliseconds)
 
 
@@ -237,7 +246,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
                 per = (time.monotonic() - t0) * min(jobs, len(shown)) / sum(shown.values())
                 if per > SLOW_SAMPLE_S and not noted[0]:  # say why once, not after a silent half hour
                     noted[0] = True
-                    print(f"{engine.name}: about {per:.0f} s a sample: {STRUGGLE}", file=sys.stderr, flush=True)
+                    print(f"{engine.name}: about {per:.0f} s a sample: {SLOW}", file=sys.stderr, flush=True)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:

@@ -10,6 +10,7 @@ sample the solver cannot follow costs only its own row and is named with its lay
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +37,16 @@ def chunk_size(model: KirchhoffNet) -> int:
     return max(1, min(KN_CHUNK, KN_DECK_BRANCHES // branches))
 
 
-def run_layer(one: Circuit, v0: np.ndarray, a: float, stop: float, work: Path, reltol, rusage) -> np.ndarray:
+def run_layer(one: Circuit, v0: np.ndarray, a: float, stop: float, work: Path, reltol, rusage,
+              solver: str | None = None) -> np.ndarray:  # fmt: skip
     """Node voltages [B, N] at the end of a transient of ``stop`` seconds of ``one`` (a layer, one
     copy, hardware scale ``a``) from v0 [B, N+1]; a SimError naming the time point when the engine
-    stops early (it still gives the vectors up to there)."""
+    stops early (it still gives the vectors up to there). ``solver``: this run's, not the scope's."""
     circuit = replicate(one, len(v0))
     engine = get_engine()
-    vec = engine.run(circuit, layer_run(circuit, v0, stop, reltol, a=a), work)
+    run = layer_run(circuit, v0, stop, reltol, a=a)
+    run = run if solver is None else replace(run, solver=solver)
+    vec = engine.run(circuit, run, work)
     add_counters(rusage, vec.counters)
     table = vec.table(circuit.outputs)
     end = vec.scale[-1] if len(vec.scale) else 0.0
@@ -53,11 +57,14 @@ def run_layer(one: Circuit, v0: np.ndarray, a: float, stop: float, work: Path, r
     return table[-1].reshape(len(v0), len(one.outputs))
 
 
-def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None, perturb=None):
+def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, reltol=RELTOL, rusage=None, perturb=None,
+                    fallback: set | None = None):  # fmt: skip
     """Node voltages [B, N+1] at t = D*T*a for inputs x [B, in], and {sample: why} for the rows
     (NaN) ngspice could not follow. ``perturb`` (Monte Carlo) varies each layer's circuit once,
-    before it is copied per sample: one chip for all samples."""
+    before it is copied per sample: one chip for all samples. A sample that fails alone under KLU
+    is run again under Sparse (as DC sweeps do, batch.py) and its index goes into ``fallback``."""
     rusage = {} if rusage is None else rusage
+    klu = get_engine().active_solver() == "klu"
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
     failed: dict[int, str] = {}
     for n, layer in enumerate(net.layers):
@@ -75,7 +82,19 @@ def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, relt
                     alone = run_layer(one, v[b : b + 1], a, stop, work / f"layer{n}_sample{b}", reltol, rusage)
                     v[b, 1:] = alone[0]
                 except SimError as exc:
-                    failed[int(b)] = f"layer {n}: {exc.args[0]} (run directory: {exc.run_dir})"
+                    again = None
+                    if klu:  # KLU gave up where Sparse may not (batch.py's rule for DC sweeps)
+                        where = work / f"layer{n}_sample{b}_sparse"
+                        try:
+                            again = run_layer(one, v[b : b + 1], a, stop, where, reltol, rusage, "sparse")
+                        except SimError:
+                            pass
+                    if again is None:
+                        failed[int(b)] = f"layer {n}: {exc.args[0]} (run directory: {exc.run_dir})"
+                    else:
+                        v[b, 1:] = again[0]
+                        if fallback is not None:
+                            fallback.add(int(b))
         v[list(failed)] = np.nan
     return v, failed
 
@@ -85,9 +104,10 @@ def simulate(model: KirchhoffNet, z: torch.Tensor, opts, s, run_dir: Path) -> Si
     x = z.double().numpy()
     chunk = chunk_size(model)
     starts = list(range(0, len(x), chunk))
-    parts, failed, rusage = {}, {}, {}
+    parts, failed, rusage, fallback = {}, {}, {}, set()
 
     def job(start):
+        mine: set[int] = set()
         v, bad = simulate_states(
             model,
             x[start : start + chunk],
@@ -96,15 +116,19 @@ def simulate(model: KirchhoffNet, z: torch.Tensor, opts, s, run_dir: Path) -> Si
             opts.reltol,
             rusage,
             s.perturb,
+            mine,
         )
         parts[start] = v[:, model.outputs]
         failed.update({start + b: why for b, why in bad.items()})
+        fallback.update(start + b for b in mine)
 
     def result():
         out = np.full((len(x), len(model.outputs)), np.nan)
         for st, part in list(parts.items()):
             out[st : st + len(part)] = part
-        return SimResult(out, dict(sorted(failed.items())), run_dir, mode=mode, rusage=rusage, extra=extra)
+        res = SimResult(out, dict(sorted(failed.items())), run_dir, mode=mode, rusage=rusage, extra=extra)
+        res.solver, res.solver_fallback = get_engine().active_solver(), sorted(fallback)
+        return res
 
     mode = f"one transient per layer, {chunk} sample(s) per deck, reltol {opts.reltol:g}"
     extra = {"scale_a": opts.scale_a, "end_time_s": len(model.layers) * model.period * opts.scale_a}
