@@ -37,7 +37,7 @@ from ..circuit.partition import fold_clippers, fold_pairs, ground_devices, merge
 from ..circuit.stimulus import Run, sweep_run
 from ..errors import SimError, Stalled
 from ..progress import Progress
-from .engine import get_engine
+from .engine import get_engine, sparse_fallback
 from .run import SimResult, add_counters
 
 # part_elements: the engine's own part size (its Tuning.part_elements); None runs plain decks
@@ -164,8 +164,7 @@ def run_samples(circuit: Circuit, x: np.ndarray, names: np.ndarray, folder: Path
     fails alone under KLU is run again under Sparse; its name goes into ``fallback``."""
     out, failed = np.full((len(x), len(circuit.outputs)), np.nan), {}
     report = (lambda n: None) if on_point is None else on_point
-    engine = get_engine()  # Sparse is KLU's fallback only where the engine switches solvers
-    klu = engine.active_solver() == "klu" and "klu" in engine.capabilities
+    klu = sparse_fallback()
 
     def run(a: int, b: int) -> None:
         name = chunk_name if (a, b) == (0, len(x)) else f"sweep_{names[a]:06d}_{names[b - 1]:06d}"

@@ -121,6 +121,13 @@ def engine_names(text: str) -> list[str]:
     return names
 
 
+def sparse_fallback() -> bool:
+    """Whether a sample KLU gives up on runs again under Sparse: the active engine solves with KLU
+    now and can switch solvers (capability ``klu``; VACASK has KLU alone)."""
+    engine = get_engine()
+    return engine.active_solver() == "klu" and "klu" in engine.capabilities
+
+
 def require(capability: str, what: str, name: str = ACTIVE) -> Engine:
     """The engine, or an AnasimError naming the engines that can do ``what`` (never another one
     silently): ``capability`` is one of :attr:`Engine.capabilities`."""

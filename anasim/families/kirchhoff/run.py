@@ -19,7 +19,7 @@ import torch
 from ...circuit.ir import Circuit
 from ...errors import SimError
 from ...sim.batch import default_jobs, run_chunks
-from ...sim.engine import get_engine
+from ...sim.engine import get_engine, sparse_fallback
 from ...sim.run import SimResult, add_counters
 from .lower import RELTOL, layer_run, lower_layer, replicate
 from .model import KirchhoffNet, carry_state
@@ -64,7 +64,7 @@ def simulate_states(net: KirchhoffNet, x: np.ndarray, a: float, work: Path, relt
     before it is copied per sample: one chip for all samples. A sample that fails alone under KLU
     is run again under Sparse (as DC sweeps do, batch.py) and its index goes into ``fallback``."""
     rusage = {} if rusage is None else rusage
-    klu = get_engine().active_solver() == "klu"
+    klu = sparse_fallback()
     v = net.initial_state(torch.as_tensor(x, dtype=torch.float64)).numpy()
     failed: dict[int, str] = {}
     for n, layer in enumerate(net.layers):
