@@ -47,7 +47,7 @@ def _list_variations(ctx, param, value):
     show_default=True,
     help="Which samples (all: test, then validation, then training).",
 )
-@click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel ngspice runs [cores].")
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Parallel engine runs [cores].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Keep decks and logs here [temporary, removed].")
 @click.option(
     "--analysis",

@@ -259,6 +259,7 @@ def test_a_sample_vacask_cannot_solve_is_named_and_the_others_kept(tmp_path):
     assert list(res.failed) == [1]
     assert "vacask: VACASK failed" in res.failed[1] and "NaN" in res.failed[1] and "sample_000001" in res.failed[1]
     np.testing.assert_allclose(res.outputs[[0, 2, 3], 0], 1e3 * np.sqrt(x[[0, 2, 3], 0] + 1.5), rtol=1e-9)
+    assert not list(tmp_path.glob("*_sparse")) and res.solver_fallback == []  # no Sparse to fall back on
 
 
 def test_an_unknown_engine_lists_the_engines_and_what_each_runs():
