@@ -66,7 +66,7 @@ def stimulus_deck(kind: str, k: int, n: int, x: np.ndarray) -> str:
         lines += [f"  Vin{i} (i{i} 0) vsource dc=x[k*{k}+{i}]" for i in range(k)]
         lines += ["ends", f"X ({nodes}) s k=0 x={vec(x.reshape(-1))}"]
         ctl = [f'sweep idx instance="X" parameter="k" values=range({n})', "analysis out op"]
-    return "\n".join([*lines, "control", "  abort always", "  save v(in_0)", *ctl, "endc"]) + "\n"
+    return "\n".join([*lines, "control", "  abort always", "  save v(in_0)", *ctl, "  print stats", "endc"]) + "\n"
 
 
 def stimulus(sizes=((64, 1000), (784, 1000)), kinds=("list", "index", "alter")) -> list[dict]:
