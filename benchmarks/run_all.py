@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources)."""
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice)."""
 
 import accuracy
 import control
@@ -19,6 +19,7 @@ import osdi
 import paper_circuits
 import physical
 import speed
+import vacask
 
 if __name__ == "__main__":
     accuracy.main(list(accuracy.RUNS))
@@ -48,3 +49,4 @@ if __name__ == "__main__":
     control.main([])
     engines.main([])
     osdi.main([])  # after engines.py, which trains the [64,32,10] digits model
+    vacask.main([])  # VACASK against ngspice; after engines.py (its models)

@@ -67,7 +67,7 @@ def scatter(ref: np.ndarray, out: np.ndarray, title: str) -> bytes:
     ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, label="circuit = reference")
     ax.plot(r, c, ".", ms=2, alpha=0.5, label=f"{ok.sum()} samples x {ref.shape[1]} outputs")
     ax.set_xlabel("reference output, torch (V)")
-    ax.set_ylabel("circuit output, ngspice (V)")
+    ax.set_ylabel("circuit output (V)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
@@ -153,7 +153,7 @@ def versus_option(xs, ys, xlabel: str, ylabel: str, title: str, log: bool) -> by
 
 
 def trajectories(arrays: dict, scale_a: float, title: str, nodes: int = 4) -> bytes:
-    """Node voltages over the first layer: ngspice lines, torchdiffeq markers, a few nodes."""
+    """Node voltages over the first layer: the engine's lines, torchdiffeq markers, a few nodes."""
     plt = _plt()
     ts, vs = arrays["traj_t_spice"] * scale_a * 1e9, arrays["traj_v_spice"]
     tr, vr = arrays["traj_t_ref"] * scale_a * 1e9, arrays["traj_v_ref"]
@@ -161,7 +161,7 @@ def trajectories(arrays: dict, scale_a: float, title: str, nodes: int = 4) -> by
     fig, axes = plt.subplots(1, len(samples), figsize=(4.2 * len(samples), 3.3), squeeze=False, sharey=True)
     for b, ax in enumerate(axes[0]):
         for j in range(min(nodes, vs.shape[2])):
-            ax.plot(ts, vs[:, b, j], color=f"C{j}", lw=1.4, label=f"n{j + 1} ngspice")
+            ax.plot(ts, vs[:, b, j], color=f"C{j}", lw=1.4, label=f"n{j + 1} circuit")
             ax.plot(tr, vr[:, b, j], "x", color=f"C{j}", ms=4, label=f"n{j + 1} torchdiffeq")
         ax.set_title(f"sample {int(samples[b])}", fontsize=9)
         ax.set_xlabel("time (ns)")

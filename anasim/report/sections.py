@@ -129,6 +129,11 @@ def comparison_rows(sims: list[SimRun]) -> tuple[list[str], list[list]]:
     return head, rows
 
 
+def engine_name(data: dict) -> str:
+    """The engine a result's circuit outputs come from (ngspice for results before it was recorded)."""
+    return data.get("engine", {}).get("name") or "ngspice"
+
+
 def engines_table(doc: Doc, sims: list[SimRun]) -> None:
     """Simulations run on several engines: each engine's run, then their agreement."""
     multi = [r for r in sims if r.data.get("engines")]
@@ -163,7 +168,7 @@ def comparison_section(doc: Doc, res: Results) -> str:
         doc.fig(
             f"scatter_{n}",
             f"{r.path.name}: circuit against reference outputs",
-            figures.scatter(ref, out, f"{name}: ngspice vs torch, {r.data['samples']} samples"),
+            figures.scatter(ref, out, f"{name}: {engine_name(r.data)} vs torch, {r.data['samples']} samples"),
         )
         doc.fig(
             f"errors_{n}",
