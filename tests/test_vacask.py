@@ -352,3 +352,20 @@ def test_a_compiled_vacask_deck_runs_alone(tmp_path):
     shutil.copy(tmp_path / "d.sim", tmp_path / "e.sim")
     raw = read_raw(get_engine("vacask").run_file(tmp_path / "e.sim", "d_outputs.raw"))
     assert len(raw["idx"]) == 2
+
+
+def test_a_sample_past_its_budget_fails_with_why_on_vacask_too(tmp_path):
+    """VACASK says as each sweep point starts (sweep_debug): the runner's per-sample budget works
+    as with ngspice. Sample 1 has no solution (tests/test_sample_budget.py's circuit): failed
+    after its 2 s, named; samples 0 and 2 keep their root."""
+    from test_sample_budget import no_solution_circuit
+
+    x = np.array([[0.1], [1.0], [0.2]])
+    with engine_scope("vacask") as engine, engine.solver_scope():
+        res = batch.sweep(no_solution_circuit(), x, tmp_path, jobs=1, sample_timeout=2.0)
+    assert list(res.failed) == [1]
+    assert "vacask: no convergence within 2 s (--sample-timeout)" in res.failed[1]
+    root = (1 - np.sqrt(1 - 4 * x[[0, 2], 0])) / 2
+    np.testing.assert_allclose(res.outputs[[0, 2], 0], root, rtol=0, atol=1e-5)
+    log = next(tmp_path.rglob("vacask.log")).read_text()
+    assert "Sweep point: 1/" in log and max(map(len, log.splitlines())) <= 1300  # long lines cut short

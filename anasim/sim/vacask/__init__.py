@@ -57,15 +57,14 @@ class Vacask:
     def run(self, circuit: Circuit, run: Run, folder: Path, *, deck: str | None = None, timeout: float = 3600.0,
             on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip
         """Run ``circuit`` under ``run`` in ``folder``; SimError (the folder, VACASK's log) when it
-        fails. VACASK reports no sweep point as it finishes: ``on_point`` hears of all of them at
-        the end, and ``stall`` bounds the whole sweep (seconds per point times its points)."""
+        fails. ``on_point(n)``: n sweep points finished; ``stall``: seconds without a new one
+        before the run is killed (:class:`~anasim.errors.Stalled`)."""
         text = self.write(circuit, run) if deck is None else deck
         body = writer.body(circuit)
         folder.mkdir(parents=True, exist_ok=True)
         if body.va:
             process.link_modules(folder, writer.va_file(body.va), body.va, body.owners)
-        points = len(run.stimulus.x) if hasattr(run.stimulus, "x") and run.stimulus.x.ndim == 2 else None
-        log, counters = process.run_deck(text, folder, writer.results_file(run), timeout, stall, points)
+        log, counters = process.run_deck(text, folder, writer.results_file(run), timeout, stall, on_point)
         vec = self.load(circuit, run, folder)
         if vec is None:
             raise AnasimError(f"VACASK wrote no results in {folder}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -58,7 +59,10 @@ def command(deck: str, work: Path) -> list[str]:
     toml = work / "anasim.toml"  # read instead of every user and system .vacaskrc.toml
     if not toml.is_file():
         toml.write_text("# anasim: no user configuration\n")
-    return [str(tools().vacask), "-n", "1", "-b", "1", "--tomlfile", toml.name, deck]
+    # VACASK's stdout is block-buffered into a pipe: its sweep point lines would come in 4 kB
+    # bursts (a wired tile's whole chunk at its end); stdbuf -oL makes them come as they are printed
+    line = [found, "-oL"] if (found := shutil.which("stdbuf")) else []
+    return [*line, str(tools().vacask), "-n", "1", "-b", "1", "--tomlfile", toml.name, deck]
 
 
 def parse_stats(log: str) -> dict[str, float]:
@@ -79,7 +83,7 @@ def parse_stats(log: str) -> dict[str, float]:
 # the banner and progress lines of a VACASK log, which say nothing about a failure
 _BANNER = re.compile(
     r"^(This is vacask|\(c\)|https?://|OpenMP|Cadnip|Available CPUs|CPUs used|OpenBLAS CPUs|Simulating:|"
-    r"Running analysis|Elapsed time|Leaving core NR loop)"
+    r"Running analysis|Elapsed time|Leaving core NR loop|Starting sweep|Sweep point|Sweep finished)"
 )
 
 
@@ -113,9 +117,42 @@ def resume_runs() -> None:
     _STOPPING.clear()
 
 
-def _drain(stream, chunks: list[bytes]) -> None:
-    while block := os.read(stream.fileno(), 65536):
-        chunks.append(block)
+# VACASK's line at the start of each sweep point with option sweep_debug=1 (the writer sets it in
+# sample sweeps), flushed as it goes: "Sweep point: 2/360 ([0.46, 0.67, ...])." It prints the whole
+# input vector (10 kB a point for 784 inputs): counted, cut short in the log.
+_POINT = b"Sweep point: "
+LINE_KEPT = 300  # characters of a long line the log keeps
+
+
+class _Reader(threading.Thread):
+    """Reads a pipe to its end (VACASK blocks on a full pipe) into lines, counting sweep points:
+    ``points`` started, ``at`` when the last one started; ``on_point(n)``: n points finished."""
+
+    def __init__(self, stream, on_point=None):
+        super().__init__(daemon=True)
+        self.stream, self.on_point = stream, on_point
+        self.lines: list[bytes] = []
+        self.points, self.at = 0, time.monotonic()
+
+    def run(self) -> None:
+        rest = b""
+        while block := os.read(self.stream.fileno(), 65536):
+            *whole, rest = (rest + block).split(b"\n")
+            for line in whole:
+                self._line(line)
+        if rest:
+            self._line(rest)
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(_POINT):
+            self.points += 1
+            self.at = time.monotonic()
+            if self.on_point is not None and self.points > 1:
+                self.on_point(self.points - 1)  # the point before this one is finished
+            line = line[:LINE_KEPT] + (b" ..." if len(line) > LINE_KEPT else b"")
+        elif len(line) > 4 * LINE_KEPT:
+            line = line[: 4 * LINE_KEPT] + b" ..."
+        self.lines.append(line)
 
 
 _COMPILING = threading.Lock()
@@ -142,12 +179,12 @@ def link_modules(work: Path, stem: str, va: str, owners) -> None:
 
 
 def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall: float | None = None,
-             points: int | None = None, deck_name: str = DECK) -> tuple[str, dict[str, float]]:  # fmt: skip
+             on_point=None, deck_name: str = DECK) -> tuple[str, dict[str, float]]:  # fmt: skip
     """Run one deck in ``work``; VACASK's output (kept as vacask.log) and the process's wall and
     CPU seconds. A SimError names the folder when VACASK fails, times out or writes no ``expect``;
-    :class:`Stopped` after :func:`stop_all`; :class:`Stalled` when a sweep of ``points`` points
-    runs past ``stall`` seconds per point (VACASK reports no point as it finishes it, so a sweep's
-    budget is its points times ``stall``: the batched runner then runs its samples alone)."""
+    :class:`Stopped` after :func:`stop_all`. A sweep reports its points as VACASK starts them
+    (``on_point(n)``: n points finished); ``stall`` seconds without a new one (from the start for
+    the first) kill it with :class:`Stalled`, carrying the points finished."""
     if _STOPPING.is_set():
         raise Stopped
     work.mkdir(parents=True, exist_ok=True)
@@ -158,33 +195,24 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     with _LIVE_LOCK:
         if _STOPPING.is_set():
             raise Stopped
-        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        # its own session: a terminal's Ctrl-C goes to anasim, which decides what to kill
+        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         _LIVE.add(proc)
-    out, err = [], []
-    readers = [threading.Thread(target=_drain, args=(s, c), daemon=True) for s, c in ((proc.stdout, out),
-                                                                                    (proc.stderr, err))]  # fmt: skip
-    for r in readers:
-        r.start()
-    budget = None if stall is None else stall * max(1, points or 1)
+    reader = _Reader(proc.stdout, on_point)
+    reader.start()
     t0, why, stalled, usage = time.monotonic(), None, False, None
     try:
-        while usage is None:
-            try:
-                _, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if _ == 0:
-                    usage = None
-                else:
-                    proc.returncode = os.waitstatus_to_exitcode(status)
-                    break
-            except ChildProcessError:  # reaped elsewhere
-                proc.wait()
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode, usage = os.waitstatus_to_exitcode(status), rusage
                 break
             time.sleep(0.02 if time.monotonic() - t0 < 1 else 0.1)
-            now = time.monotonic() - t0
-            if now > timeout:
+            now = time.monotonic()
+            if now - t0 > timeout:
                 why = f"VACASK did not finish within {timeout:.0f} s"
-            elif budget is not None and now > budget:
-                why, stalled = f"no convergence within {stall:g} s a sample ({points} samples)", True
+            elif stall is not None and now - reader.at > stall:
+                why, stalled = f"no sample finished within {stall:g} s", True
             if why is not None:
                 proc.kill()
                 proc.wait()
@@ -196,17 +224,15 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc)
-        for r in readers:
-            r.join()
+        reader.join()
         proc.stdout.close()
-        proc.stderr.close()
     wall = time.monotonic() - t0
     if _STOPPING.is_set():
         raise Stopped
-    log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    log = b"\n".join(reader.lines).decode(errors="replace").replace("\r", "\n")
     (work / LOG).write_text(log)
     if stalled:
-        raise Stalled(why, work, log, 0, NAME)
+        raise Stalled(why, work, log, max(0, reader.points - 1), NAME)
     if why is not None:
         raise SimError(why, work, log, NAME)
     if proc.returncode != 0 or not (work / expect).is_file():

@@ -285,6 +285,7 @@ def _control(circuit: Circuit, run: Run) -> list[str]:
     if isinstance(a, Dc):
         if isinstance(stim, SampleSweep) and a.source == "idx":
             x = np.asarray(stim.x, dtype=np.float64)
+            lines.append("  options sweep_debug=1")  # a line as each point starts: the runner's progress
             lines.append(f'  sweep idx instance="{STIMULUS}" parameter="x" values=' + _samples(x))
         else:
             ident(a.source)
