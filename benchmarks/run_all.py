@@ -45,6 +45,7 @@ if __name__ == "__main__":
     physical.main(["fashion", "--ohms", "0"])
     physical.main(["fashion", "--samples", "100", "--tiles", "64", "--ohms", "0.1,1,10,100"])
     physical.main(["fashion", "--samples", "20", "--tiles", "128", "--ohms", "1,10"])
+    physical.main(["fashion", "--samples", "1000", "--tiles", "32", "--ohms", "1"])  # the 15-minute goal, timed
     lockstep.main()
     control.main([])
     engines.main([])

@@ -118,18 +118,13 @@ def test_module_compiles_with_openvaf(name):
     assert json.loads(osdi.with_suffix(".json").read_text())["compiler"] == openvaf.COMPILER
 
 
+@pytest.mark.parametrize("simulator", ["ngspice", "vacask"])
 @pytest.mark.parametrize("name", sorted(_bundled()))
-def test_ngspice_osdi_sweep_equals_torch(name, tmp_path):
+def test_osdi_sweep_equals_torch(name, simulator, tmp_path):
+    """The module loaded into ngspice (pre_osdi) and into VACASK: its I-V sweep is torch's curve."""
     d = _bundled()[name]
-    v, currents = ngspice_sweep(osdi_of(name), veriloga.module_name(subckt_name(d)), d, tmp_path)
-    assert len(v) == 241
-    check(d, v, currents)
-
-
-@pytest.mark.parametrize("name", sorted(_bundled()))
-def test_vacask_sweep_equals_torch(name, tmp_path):
-    d = _bundled()[name]
-    v, currents = vacask_sweep(osdi_of(name), veriloga.module_name(subckt_name(d)), d, tmp_path)
+    sweep = {"ngspice": ngspice_sweep, "vacask": vacask_sweep}[simulator]
+    v, currents = sweep(osdi_of(name), veriloga.module_name(subckt_name(d)), d, tmp_path)
     assert len(v) == 241
     check(d, v, currents)
 

@@ -105,10 +105,10 @@ STRUGGLE = (
 STALL_HINT = STRUGGLE + ", or a larger --sample-timeout"
 # why samples are slow without stalling (issue 30: a Fashion-MNIST [784,64,10] layer in 64-row tiles
 # with 0.1 ohm wires took 4.9 CPU s an image; KLU's factor of one tile's mesh per Newton iteration:
-# 0.2 s at 64 rows, 1.2 s at 128, 16 s at 256, 80-85% of the analysis)
+# 0.08 s at 64 rows, 1.0 s at 128, 12.7 s at 256, 65-77% of the analysis: physical.py cost)
 SLOW = (
     "wires (--wire-r) make every tile a mesh that the solver factors at each Newton iteration, at a "
-    "cost growing faster than the tile (64 rows: about 0.2 s, 256 rows: 16 s per iteration), and long "
+    "cost growing faster than the tile (64 rows: about 0.1 s, 256 rows: 13 s per iteration), and long "
     "resistive lines push devices onto the negative-resistance branches of their I-V curves, where "
     "Newton's method takes more iterations; smaller tiles (--tile ROWS,COLS) or a smaller --wire-r help"
 )
