@@ -2,15 +2,15 @@
 
 Each block returns IR elements with names derived from the block's own name, so every op-amp
 of every neuron is its own :class:`~anasim.circuit.ir.OpAmp` that Monte Carlo can perturb.
-``opamp_primitives`` is the macro-model the netlister (and the power calculation) expand an
-op-amp into.
+``opamp_primitives`` is the macro-model every engine's writer (and the power calculation) expand an
+op-amp into; ``primitives`` gives a circuit's elements with it applied.
 """
 
 from __future__ import annotations
 
 import math
 
-from .ir import VCCS, VCVS, BSource, Capacitor, Clipper, OpAmp, Resistor, VSource, num
+from .ir import VCCS, VCVS, BSource, Capacitor, Circuit, Clipper, OpAmp, Resistor, VSource, num
 
 GM = 1e-3  # transconductance of the single-pole op-amp's integrator stage (S)
 
@@ -40,6 +40,15 @@ def opamp_primitives(a: OpAmp) -> list:
         return [*prims, VCVS(f"{a.name}_buf", a.out, "0", node, "0", 1.0)]
     expr = f"{num(a.rails)}*tanh(V({node})/{num(a.rails)})"
     return [*prims, BSource(f"{a.name}_buf", a.out, "0", "V", expr)]
+
+
+def primitives(circuit: Circuit):
+    """Every element of ``circuit`` as a writer prints it: op-amps expanded into their macro-model."""
+    for e in circuit.elements:
+        if isinstance(e, OpAmp):
+            yield from opamp_primitives(e)
+        else:
+            yield e
 
 
 def neuron(name: str, cp: str, cn: str, out: str, r_diff: float, gain: float, gbw: float | None) -> list:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...circuit.blocks import primitives
 from ...circuit.ir import Circuit, Curve, nodes_of
 from ...circuit.stimulus import Run
 from ...errors import AnasimError
+from .. import live
 from ..run import Vectors
 from . import process, writer
 from .deckcheck import check_deck
@@ -79,7 +81,7 @@ class Ngspice:
             return Vectors(table[:, 0], voltages, folder=folder, engine=self.name)
         raw = process.read_ascii_raw(path)
         scale = next(iter(raw.values()))
-        elements = list(writer.primitives(circuit))
+        elements = list(primitives(circuit))
         nodes = {n for e in elements for n in nodes_of(e)} - {"0"}
         # ngspice names vectors in lower case: v(node), i(card) for a voltage-defined card
         voltages = {n: raw[f"v({n})".lower()] for n in nodes if f"v({n})".lower() in raw}
@@ -131,7 +133,7 @@ class Ngspice:
     # --- Ctrl-C --------------------------------------------------------------------------------
 
     def stop_all(self) -> None:
-        process.stop_all()
+        live.stop_all()
 
     def resume_runs(self) -> None:
-        process.resume_runs()
+        live.resume_runs()

@@ -15,7 +15,7 @@ The linear solver (issue 30): ``auto`` is KLU where ``ngspice -v`` says the engi
 ``.options klu`` and the engine line of the header from it.
 
 Ctrl-C: every ngspice runs in its own process group (a terminal's SIGINT reaches Python only)
-and is registered while it runs, so ``stop_all`` can kill them at once; a run killed that way
+and is registered while it runs (anasim.sim.live), so ``stop_all`` can kill them at once; a run killed that way
 raises :class:`~anasim.errors.Stopped`, never a SimError, so nothing takes it for a convergence
 failure.
 """
@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import AnasimError, SimError, Stalled, Stopped
+from ...errors import AnasimError, SimError, Stalled
+from .. import live
 
 NAME = "ngspice"
 
@@ -163,24 +164,6 @@ def gave_up_at(log: str) -> float | None:
     return float(hit.group(1)) if hit else None
 
 
-_LIVE: set[subprocess.Popen] = set()
-_LIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()
-
-
-def stop_all() -> None:
-    """Kill every running ngspice and refuse new ones until :func:`resume_runs` (Ctrl-C)."""
-    _STOPPING.set()
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
-    for proc in procs:
-        proc.kill()  # SIGKILL: a killed run keeps nothing worth a clean shutdown
-
-
-def resume_runs() -> None:
-    _STOPPING.clear()
-
-
 # ngspice's progress line, on stderr after a sweep point when 0.25 s of CPU passed since the last
 # one (ngspice 39's outitf.c; later versions write it to stdout): the sweep value, the sample index
 _POINT = re.compile(rb"Reference value :\s*(\S+)\s*[\r\n]")
@@ -197,22 +180,14 @@ def _drain(stream, chunks: list[bytes], on_data=None) -> None:
 def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point=None, stall=None) -> str:
     """Run one deck in ``work``; returns ngspice's output (also kept as ngspice.log). A SimError
     names the folder when ngspice times out or does not write ``expect``; :class:`Stopped` when
-    it was killed by :func:`stop_all`. A sweep reports its points as ngspice prints them:
+    it was killed by :func:`anasim.sim.live.stop_all`. A sweep reports its points as ngspice prints them:
     ``on_point(n)`` with n points finished; ``stall`` seconds without a new one (from the start
     for the first) kill it with :class:`Stalled`."""
-    if _STOPPING.is_set():
-        raise Stopped
+    live.check()
     work.mkdir(parents=True, exist_ok=True)
     (work / "deck.cir").write_text(text)
     (work / expect).unlink(missing_ok=True)
-    with _LIVE_LOCK:
-        if _STOPPING.is_set():
-            raise Stopped
-        # its own session: a terminal's Ctrl-C goes to anasim, which decides what to kill
-        proc = subprocess.Popen(
-            batch_command("deck.cir"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-        )
-        _LIVE.add(proc)
+    proc = live.start(batch_command("deck.cir"), work)
     out, err, seen = [], [], {"done": 0, "at": time.monotonic()}
 
     def point(chunks: list[bytes]) -> None:  # in a reader thread: the last complete progress line
@@ -253,14 +228,12 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
         proc.wait()
         raise
     finally:
-        with _LIVE_LOCK:
-            _LIVE.discard(proc)
+        live.forget(proc)
         for r in readers:
             r.join()
         proc.stdout.close()
         proc.stderr.close()
-    if _STOPPING.is_set():
-        raise Stopped
+    live.check()
     # newlines as text mode reads them (a progress line ends in a carriage return)
     log = b"".join(out + err).decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     (work / "ngspice.log").write_text(log)

@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from ...circuit.blocks import opamp_primitives
+from ...circuit.blocks import primitives
 from ...circuit.ir import (
     VCCS,
     VCVS,
@@ -48,15 +48,6 @@ PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", 
 
 def curve_func(curve: str) -> str:
     return f"iv_{curve}"
-
-
-def primitives(circuit: Circuit):
-    """Every element as ngspice primitives: op-amps expanded into their macro-model."""
-    for e in circuit.elements:
-        if isinstance(e, OpAmp):
-            yield from opamp_primitives(e)
-        else:
-            yield e
 
 
 def card_name(e) -> str:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...circuit.blocks import primitives
 from ...circuit.ir import VCVS, BSource, Circuit, VSource, nodes_of
 from ...circuit.stimulus import Run
 from ...errors import AnasimError
+from .. import live
 from ..run import Vectors
 from . import process, writer
 from .tuning import TUNING
@@ -87,7 +89,7 @@ class Vacask:
         if run.save is not None:
             voltages = {n: raw[n] for n in run.save}
             return Vectors(scale, voltages, folder=folder, engine=self.name)
-        elements = list(writer.primitives(circuit))
+        elements = list(primitives(circuit))
         nodes = {n for e in elements for n in nodes_of(e)} - {"0"}
         voltages = {n: raw[n] for n in nodes if n in raw}
         currents = {}
@@ -157,7 +159,7 @@ class Vacask:
     # --- Ctrl-C --------------------------------------------------------------------------------
 
     def stop_all(self) -> None:
-        process.stop_all()
+        live.stop_all()
 
     def resume_runs(self) -> None:
-        process.resume_runs()
+        live.resume_runs()

