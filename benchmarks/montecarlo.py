@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from cpu import children_cpu  # noqa: E402
 
 from anasim.families.tdkan.lower import coefficient_index, lower_stages  # noqa: E402
 from anasim.families.tdkan.model import scale_coefficients  # noqa: E402
@@ -62,11 +62,6 @@ MODELS = {
 }  # fmt: skip
 COMMANDS: list[str] = []
 CPU: dict[str, float] = {}  # command -> CPU seconds (user + sys) of anasim and its workers and ngspice processes
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def anasim(args: list[str]) -> float:

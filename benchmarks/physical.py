@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cpu import children_cpu
 
 HERE = Path(__file__).parent
 OUT = HERE / "results" / "physical.json"
@@ -56,11 +57,6 @@ def checkpoint(name: str) -> Path:
         print("$ anasim train", " ".join(TRAIN[name]), "-o", ckpt.name, flush=True)
         subprocess.run([ANASIM, "train", *TRAIN[name], "-o", str(ckpt)], check=True)
     return ckpt
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def cell(ckpt: Path, samples: int, tile: int, ohms: float) -> dict:
