@@ -24,8 +24,10 @@ LIST=${ANASIM_BACKPORTS_LIST:-$APT_ETC/sources.list.d/anasim-bookworm-backports.
 TODO="install ngspice 42 or newer built with KLU (Debian 12: add bookworm-backports to your apt sources, then
   apt-get install -t bookworm-backports ${PKGS[*]}), then run make again"
 
-has_klu() { command -v ngspice >/dev/null && ngspice -v 2>/dev/null | grep -q "KLU"; }
-has_lib() { ldconfig -p 2>/dev/null | grep -q 'libngspice\.so '; }
+# grep reads all its input (no -q): with pipefail, grep -q leaving early could kill the writer with
+# SIGPIPE and fail the pipeline although the line is there (seen: a KLU ngspice taken for none)
+has_klu() { command -v ngspice >/dev/null && ngspice -v 2>/dev/null | grep "KLU" >/dev/null; }
+has_lib() { ldconfig -p 2>/dev/null | grep 'libngspice\.so ' >/dev/null; }
 found() { # which ngspice, its version
     local v
     v=$(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1 || true)
