@@ -31,4 +31,8 @@ step "train 3 epochs on digits"
 step "simulate 20 samples in ngspice"
 "$A" simulate "$TMP/digits.pt" --samples 20 --json "$TMP/sim.json"
 "$TMP/venv/bin/python" -c "import json,sys; d=json.load(open(sys.argv[1])); print('wheel: circuit accuracy', d.get('circuit_accuracy', d.get('accuracy')))" "$TMP/sim.json"
+step "compile, then simulate the netlist through its sidecar"
+"$A" compile "$TMP/digits.pt" -o "$TMP/digits.cir"
+test -f "$TMP/digits.cir.json"
+"$A" simulate "$TMP/digits.pt" --netlist "$TMP/digits.cir" --samples 5
 echo "wheel: passed"

@@ -125,15 +125,15 @@ def load_checkpoint(path: str | Path) -> tuple[dict, nn.Module]:
     for key, tensor in ckpt["state_dict"].items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: weight {key!r} holds NaN or inf values; the model cannot be used")
+    family = family_named(ckpt["config"].get("arch"))
     with embedded(own):
-        model = family_named(ckpt["config"].get("arch")).build(ckpt["config"])
+        model = family.build(ckpt["config"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match the architecture: {str(exc)[:300]}") from None
-    if hasattr(model, "limit_errors"):  # parameters with hardware limits (the TD-KAN row drive)
-        for err in model.limit_errors()[:1]:
-            raise CheckpointError(f"{path}: {err}")
+    for err in family.limit_errors(model)[:1]:  # parameters with hardware limits (the TD-KAN row drive)
+        raise CheckpointError(f"{path}: {err}")
     model.eval()
     return ckpt, model
 

@@ -207,7 +207,8 @@ def load_device_file(path: Path) -> DeviceModel:
 
 
 @cache
-def _bundled() -> dict[str, DeviceModel]:
+def bundled_models() -> dict[str, DeviceModel]:
+    """The devices shipped with anasim, by name (the user's own are :func:`registry`'s too)."""
     return {p.stem: load_device_file(p) for p in sorted(bundled_dir().glob("*.json"))}
 
 
@@ -230,7 +231,7 @@ def registry() -> dict[str, DeviceModel]:
     """All known devices by name: bundled first, then the user's (which may not shadow them).
     A user file that cannot be read is skipped with a warning naming it (it breaks only a
     command that asks for that device, see get_device)."""
-    devices = dict(_bundled())
+    devices = dict(bundled_models())
     udir = user_device_dir()
     if udir.is_dir():
         for p in sorted(udir.glob("*.json")):

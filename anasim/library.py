@@ -22,9 +22,10 @@ from pathlib import Path
 
 from . import __version__
 from .circuit.ir import Curve
-from .devices import DeviceModel, _bundled, registry
+from .devices import DeviceModel, bundled_models, registry
 from .errors import AnasimError
 from .outputs import WriteError, reason, write_text
+from .sidecar import path_of
 from .sim.engine import get_engine
 from .veriloga import device_module, module_name, source
 
@@ -76,9 +77,9 @@ def export_devices(folder, user: bool = False) -> list[Path]:
     """``<subckt>.lib`` and ``<subckt>.va`` for every bundled device model in ``folder`` (and
     the user's own devices too when ``user``)."""
     folder = Path(folder)
-    devices = list(_bundled().values())
+    devices = list(bundled_models().values())
     if user:
-        devices += [d for name, d in registry().items() if name not in _bundled()]
+        devices += [d for name, d in registry().items() if name not in bundled_models()]
     owner: dict[str, str] = {}
     for d in devices:
         if owner.setdefault(subckt_name(d), d.name) != d.name:
@@ -140,7 +141,8 @@ EXAMPLES = (
 
 
 def compile_example(ex: Example, folder: Path, out: Path) -> Path:
-    """Compile ``folder/<name>.pt`` into ``out/<name>.cir`` with its stimulus (default options)."""
+    """Compile ``folder/<name>.pt`` into ``out/<name>.cir`` with its stimulus (default options),
+    and its sidecar ``<name>.cir.json``."""
     from .pipeline import compile_network, load
 
     paths, _ = compile_network(
@@ -181,7 +183,7 @@ def build_examples(folder) -> list[Path]:
         data = run_example(deck, ex)
         expected = folder / f"{ex.name}.expected.txt"
         data.replace(expected)
-        written += [ckpt, deck, expected]
+        written += [ckpt, deck, path_of(deck), expected]
     return written
 
 

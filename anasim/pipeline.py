@@ -12,7 +12,6 @@ no output may overwrite an input or another output, and ``--json`` is locked whi
 from __future__ import annotations
 
 import hashlib
-import re
 import resource
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, variations
+from . import __version__, sidecar, variations
 from .checkpoint import load_checkpoint
 from .circuit.ir import Circuit, file_name
 from .data import load_dataset
@@ -30,7 +29,7 @@ from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
 from .outputs import check_outputs, json_outputs, output_lock
-from .results import FORMAT, check_writable, write_report
+from .results import FORMAT, check_writable, jsonable, write_report
 from .sim import batch
 from .sim.batch import SimInterrupted
 from .sim.engine import engine_names, engine_scope, get_engine, netlist, require
@@ -139,10 +138,20 @@ def _compile_network(net: Network, out, options, stimulus, dataset, data_dir):
         z = load_dataset(dataset or net.ckpt["dataset"]["name"], data_dir).x_test[:stimulus]
     decks, info = net.family.compile(net.model, opts, z, file_name(out.stem))
     paths = [out.with_name(f"{out.stem}{deck.suffix}{out.suffix}") for deck in decks]
-    check_outputs([(f"the checkpoint {net.path}", net.path)], [(f"the netlist {p}", p, "-o") for p in paths])
+    written = [(f"the netlist {p}", p, "-o") for p in paths]
+    written += [(f"the netlist sidecar {sidecar.path_of(p)}", sidecar.path_of(p), "-o") for p in paths]
+    check_outputs([(f"the checkpoint {net.path}", net.path)], written)
+    engine = get_engine()
     for deck, path in zip(decks, paths):
         header = (*provenance(net, opts), *info.get("header", ()))
-        netlist(replace(deck.circuit, header=header), path, deck.run)
+        text = netlist(replace(deck.circuit, header=header), path, deck.run)
+        # what simulate --netlist reads instead of the deck's text
+        sidecar.write(
+            path, text, model=net.path.name, model_sha256=net.sha256, family=net.family.name,
+            options=jsonable(asdict(opts)), output_scale=info.get("output_scale"), engine=engine.name,
+            engine_label=engine.deck_label(), solver=engine.active_solver(), stimulus=int(stimulus),
+            runs_alone=deck.run is not None, anasim=__version__,
+        )  # fmt: skip
     return paths, info
 
 
@@ -183,12 +192,12 @@ def prepare(net: Network, dataset, samples: int, options: dict | None, settings:
     opts = make_options(net.family, given, FAMILIES, defaults)
     trained = net.ckpt["dataset"]["name"]
     if dataset is None and trained.startswith("control-"):  # a controller's data is its plant's closed loop
-        from .control.plants import PLANTS
-
+        # (control simulate names the plants it has; this layer does not look them up)
         plant = trained[len("control-") :]
-        loop = f"simulate its closed loop with 'anasim control simulate {net.path.name}'" if plant in PLANTS else (
-            "its closed loop runs in benchmarks/control.py")  # fmt: skip
-        raise AnasimError(f"{net.path.name} is a controller for the {plant} plant: {loop}")
+        raise AnasimError(
+            f"{net.path.name} is a controller for the {plant} plant: simulate its closed loop with "
+            f"'anasim control simulate {net.path.name}'"
+        )
     data = check_data(net, load_dataset(dataset or trained, data_dir))
     return settings, fit_options(net, opts, data_dir, data), data
 
@@ -222,27 +231,31 @@ def check_engine(settings: SimSettings, name=None) -> None:
         require("static-power", "the static power (--power-samples, or a transient's power)", name)
 
 
-_MODEL_LINE = re.compile(r"^\* model (\S+) sha256 ([0-9a-f]+)", re.MULTILINE)
-
-
-def check_netlist(net: Network, path) -> None:
-    """A --netlist must be an ``anasim compile`` deck of this very checkpoint (its header names the
-    model's hash): another model's netlist would run and give a wrong accuracy with exit 0."""
-    redo = f"compile one with 'anasim compile {net.path} -o layer.cir'"
-    try:
-        text = Path(path).read_bytes()[:1_000_000].decode("ascii")
-    except OSError as exc:
-        raise AnasimError(f"--netlist {path}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        text = ""
-    found = _MODEL_LINE.search(text[:20000])
-    if not text.startswith("* ") or found is None:
-        raise AnasimError(f"--netlist {path}: not an anasim netlist (no '* model ... sha256' header); {redo}")
-    if found.group(2) != net.digest:
+def check_netlist(net: Network, path) -> sidecar.Sidecar:
+    """A --netlist must be an ``anasim compile`` deck of this very checkpoint, as compiled, for the
+    engine that runs it: its sidecar says so (another model's netlist would run and give a wrong
+    accuracy with exit 0). Its text is never read back; the sidecar is returned."""
+    redo = f"compile one with 'anasim compile {net.path} -o {Path(path).name}'"
+    card = sidecar.read(path, redo)
+    if card.model_sha256 != net.sha256:
         raise AnasimError(
-            f"--netlist {path} was compiled from model {found.group(1)} sha256 {found.group(2)}, but "
+            f"--netlist {path} was compiled from model {card.model} sha256 {card.model_sha256[:16]}, but "
             f"{net.path.name} has sha256 {net.digest}; {redo}, or simulate the checkpoint it came from"
         )
+    if card.runs_alone:
+        run = "ngspice -b" if card.engine == "ngspice" else card.engine
+        raise AnasimError(
+            f"--netlist {path} was compiled with --stimulus {card.stimulus}: it holds its own analysis (anasim "
+            f"writes the analysis); compile it without --stimulus to simulate it with anasim ('anasim compile "
+            f"{net.path} -o {Path(path).name}'), or run it alone with {run} {path}"
+        )
+    if card.engine != get_engine().name:
+        raise AnasimError(
+            f"--netlist {path} is a deck for {card.engine} ({sidecar.path_of(path).name}), and this run's engine is "
+            f"{get_engine().name}: simulate it with --engine {card.engine}, or compile one with --engine "
+            f"{get_engine().name}"
+        )
+    return card
 
 
 def monte_carlo(
@@ -334,7 +347,10 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
     for name in names:
         check_engine(settings, name)
     if settings.netlist is not None:
-        check_netlist(net, settings.netlist)
+        for name in names:  # every engine of the run reads the deck
+            with engine_scope(name):
+                card = check_netlist(net, settings.netlist)
+        settings = replace(settings, netlist_scale=card.output_scale)
     z_all, t_all = data.split(split)
     z, target = z_all[:samples].double(), t_all[:samples].numpy()
     info = {"family": family.name, "dataset": data.name, "split": split, "requested_samples": samples}

@@ -15,7 +15,16 @@ from .devices import DeviceModel  # noqa: E402
 from .errors import AnasimError  # noqa: E402
 from .ivdata import IVSweep  # noqa: E402
 from .outputs import write_bytes  # noqa: E402
-from .report.figures import plain_text  # noqa: E402
+
+
+def plain_text(fig) -> None:
+    """Titles, axis labels and legends carry user text (descriptions, file names, units): a '$'
+    there is a dollar sign, not the start of math text, whose parser fails on e.g. '$v_1_2$'.
+    The report's figures use it too."""
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label, *(legend.get_texts() if legend else ())):
+            text.set_parse_math(False)
 
 
 def save(fig, out: str | Path) -> Path:

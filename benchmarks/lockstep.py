@@ -31,13 +31,13 @@ def cost() -> dict[str, float]:
     from anasim.sim.ngspice import libngspice, lockstep
 
     lockstep.run_lockstep(LOOP, plant, [1.0], ["Vobs"], ["u"], 1e-2, 1.0)  # the library's start-up
-    engine = libngspice._engine()
+    engine = libngspice.shared()
 
     def constant():
         engine.load_circuit(CONST)
         engine.exec_command("save u")
         engine.exec_command(f"tran {DT} {T_STOP} 0 {DT}")
-        libngspice._clean(engine)
+        libngspice.clean(engine)
 
     runs = {
         "ngspice_constant_source": constant,
@@ -61,7 +61,7 @@ def memory(clean: bool) -> list[float]:
     from anasim.sim.ngspice import libngspice, lockstep
 
     if not clean:
-        libngspice._clean = lambda engine: None
+        libngspice.clean = lambda engine: None
 
     def rss() -> float:
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20

@@ -83,9 +83,9 @@ def in_process(text: str, runs: list[dict[str, float]], nominal: dict[str, float
     """The nominal deck loaded once into libngspice, then per realization: alter every gain, sweep,
     read the outputs [samples, outputs]. Returns seconds per realization of each step (medians),
     the order and exactness checks below, and each realization's outputs."""
-    from anasim.sim.ngspice.libngspice import _clean, _engine
+    from anasim.sim.ngspice.libngspice import clean, shared
 
-    eng = _engine()
+    eng = shared()
     send = eng._ngspice_shared.ngSpice_Command
     head, control = text.split(".control\n")
     lines = control.splitlines()
@@ -132,7 +132,7 @@ def in_process(text: str, runs: list[dict[str, float]], nominal: dict[str, float
     alter(nominal)
     send(dc)
     realtered = read()
-    _clean(eng)
+    clean(eng)
     checks = {
         "first_again_equal": bool(np.array_equal(again, outs[0])),
         "nominal_realtered_equal": bool(np.array_equal(loaded, realtered)),

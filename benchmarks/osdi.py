@@ -91,14 +91,14 @@ def to_osdi(deck: Path, out: Path, threads: int | None = None) -> dict:
     """The deck with its device B-sources as OSDI instances of the library modules (and
     ``set num_threads`` when ``threads``); what it did."""
     from anasim import openvaf, veriloga
-    from anasim.devices import _bundled
+    from anasim.devices import bundled_models
     from anasim.library import subckt_name
 
     lines = deck.read_text().splitlines()
     fits = dict(m.groups() for m in map(FIT.match, lines) if m)
     devices = {}
     for curve, fit in fits.items():
-        d = _bundled().get(curve)
+        d = bundled_models().get(curve)
         if d is None or d.fit_hash != fit:
             raise SystemExit(f"{deck}: device {curve} (fit {fit}) is not a bundled device: not converted")
         devices[curve] = d

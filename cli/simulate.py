@@ -207,7 +207,8 @@ def simulate(
             raise click.UsageError("--vary, --sweep, --resume, --workers, --scheduler and --allow-failed need --mc N")
         settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power, max_error)
         net = load(checkpoint)
-        result = compare(net, dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out, bounds)
+        result = compare(net, dataset=dataset, samples=samples, split=split, options=given(**hw), settings=settings,
+                         data_dir=data_dir, run_dir=run_dir, json_out=json_out, bounds=bounds)  # fmt: skip
         table(result.rows())
         flags = result.plausibility()["flags"]
         for flag in flags:
@@ -233,17 +234,17 @@ def simulate(
     summary = monte_carlo(
         net,
         spec,
-        dataset,
-        samples,
-        split,
-        given(**hw),
-        settings,
-        data_dir,
-        run_dir,
-        json_out,
-        workers,
-        scheduler,
-        resume,
+        dataset=dataset,
+        samples=samples,
+        split=split,
+        options=given(**hw),
+        settings=settings,
+        data_dir=data_dir,
+        run_dir=run_dir,
+        json_out=json_out,
+        workers=workers,
+        scheduler=scheduler,
+        resume=resume,
     )
     table(summary_rows(summary))
     failed = sum(len(p["failed"]) for p in summary["points"])

@@ -161,25 +161,17 @@ def train(
     **opts,
 ):
     """Train a reference model and write a self-describing checkpoint."""
-    from anasim.devices import parse_bases
+    from anasim.families import family_named
     from anasim.train import TrainOptions
     from anasim.train import train as run_train
 
-    config = {"arch": arch, "dims": _dims(dims) if dims else None}
-    if arch == "tdkan":
-        config |= {"bases": parse_bases(bases), "norm": norm, "mapping": mapping, "in_gain": in_gain, "drive": drive}
-        config["train_noise"] = train_noise
-    elif arch == "kirchhoffnet":
-        config |= {"nodes": _nodes(nodes), "repeat": repeat, "branch": branch, "period": period, "topology": topology}
-        if topology == "proj":
-            config |= {"kernel": kernel, "proj_nodes": _nodes(proj_nodes)}
-        config |= {"ground": ground, "adjoint": adjoint, "train_tol": train_tol}
-        if init_std is not None:
-            config["init_std"] = init_std
-    else:
-        if activation not in ("relu", "sigmoid"):
-            parse_bases(activation)
-        config["activation"] = activation
+    # every family option, parsed; the family keeps its own (anasim.families: no dispatch here)
+    given = {"bases": bases, "norm": norm, "mapping": mapping, "in_gain": in_gain, "drive": drive,
+             "train_noise": train_noise, "activation": activation, "nodes": _nodes(nodes), "repeat": repeat,
+             "branch": branch, "period": period, "topology": topology, "kernel": kernel,
+             "proj_nodes": _nodes(proj_nodes), "ground": ground,
+             "adjoint": adjoint, "train_tol": train_tol, "init_std": init_std}  # fmt: skip
+    config = family_named(arch).config(_dims(dims) if dims else None, given)
     _, metrics = run_train(config, dataset, TrainOptions(**opts), Path(output), data_dir=data_dir)
     if "test_loss" in metrics:
         head = f"test loss (MSE, target scaled to [0, 1]) {metrics['test_loss']:.3g} (val {metrics['val_loss']:.3g}), "

@@ -63,7 +63,8 @@ def test_plant_alone_in_ngspice_matches_scipy(tmp_path):
     trajectory as scipy's RK45, within 1e-4 of the state range over 2 s (ngspice reltol 1e-6)."""
     plant = Pendulum(horizon=2.0)
     x0 = np.array([0.3, -0.5])
-    c = loop_circuit(_identity_model(), plant, Circuit("u only", (VSource("y", "y_0", "0", 0.1),), outputs=("y_0",)))
+    identity = (np.float64(0.0), np.float64(1.0))  # the MLP's input drive: volts = inputs
+    c = loop_circuit(identity, plant, Circuit("u only", (VSource("y", "y_0", "0", 0.1),), outputs=("y_0",)))
     run = loop.loop_run(plant, x0, 0.01)
     run = replace(run, tolerances=Tolerances(reltol=1e-6))
     vec = get_engine().run(c, run, tmp_path)
@@ -74,10 +75,6 @@ def test_plant_alone_in_ngspice_matches_scipy(tmp_path):
     dev = np.abs(table[:, 1:3] - ref.y.T) / plant.span()
     assert dev.max() < 1e-4, dev.max()
     np.testing.assert_allclose(table[:, 3], 0.5, rtol=1e-12)  # u = limit * clip(0.1)
-
-
-class _identity_model(torch.nn.Module):
-    """A stand-in with the MLP's input affine (volts = inputs)."""
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +100,7 @@ def test_circuit_loop_matches_the_torch_loop(controller, tmp_path):
     net, plant, x0, t = _episodes(controller)
     ref, _ = rollout(net.model, plant, x0, t)
     ctrl = controller_circuit(net.model)
-    a = simulate_loop(loop_circuit(net.model, plant, ctrl), plant, x0, t, tmp_path / "a")
+    a = simulate_loop(loop_circuit(loop.drive_affine(net.model), plant, ctrl), plant, x0, t, tmp_path / "a")
     b = simulate_lockstep(ctrl, plant, loop.drive_affine(net.model), x0, t, tmp_path / "b")
     assert not a.failed and not b.failed
     for got in (a.states, b.states):
@@ -123,7 +120,9 @@ def test_a_failed_episode_is_named_and_the_others_kept(controller, tmp_path, mon
         return real(circuit, run, work, **kw)
 
     monkeypatch.setattr(engine, "run", flaky)
-    res = simulate_loop(loop_circuit(net.model, plant, controller_circuit(net.model)), plant, x0, t, tmp_path)
+    res = simulate_loop(
+        loop_circuit(loop.drive_affine(net.model), plant, controller_circuit(net.model)), plant, x0, t, tmp_path
+    )
     assert list(res.failed) == [1] and "theta=" in res.failed[1] and "timestep too small" in res.failed[1]
     assert np.isfinite(res.states[[0, 2]]).all() and np.isnan(res.states[1]).all()
 

@@ -15,9 +15,10 @@ import torch
 from click.testing import CliRunner
 
 from anasim.data import load_dataset
-from anasim.devices import _bundled
+from anasim.devices import bundled_models
 from anasim.library import EXAMPLES, compile_example, run_example, subckt_name
 from anasim.pipeline import load
+from anasim.sidecar import path_of
 from anasim_cli.main import cli
 
 NETLISTS = Path(__file__).resolve().parents[1] / "netlists"
@@ -37,9 +38,9 @@ def test_device_library_equals_fresh_export(tmp_path):
         assert fresh[name] == committed[name], f"netlists/devices/{name} is stale: run 'make netlists'"
 
 
-@pytest.mark.parametrize("name", sorted(_bundled()))
+@pytest.mark.parametrize("name", sorted(bundled_models()))
 def test_device_subckt_sweep_matches_torch(name, tmp_path):
-    d = _bundled()[name]
+    d = bundled_models()[name]
     sub = subckt_name(d)
     lo, hi = d.v_range
     step = (hi - lo) / 200
@@ -63,6 +64,8 @@ def test_example_recompiles_byte_for_byte(ex, tmp_path):
     deck = compile_example(ex, NETLISTS / "examples", tmp_path)
     committed = NETLISTS / "examples" / f"{ex.name}.cir"
     assert deck.read_bytes() == committed.read_bytes(), f"{committed} differs from a recompile: run 'make netlists'"
+    side = path_of(committed)  # and its sidecar, which simulate --netlist reads
+    assert path_of(deck).read_bytes() == side.read_bytes(), f"{side} differs from a recompile: run 'make netlists'"
 
 
 def _expected(ex) -> np.ndarray:

@@ -5,6 +5,8 @@ libngspice; a ``--netlist`` deck and what it includes hold circuit statements on
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shlex
 import subprocess
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 
 from anasim.circuit.ir import BSource, Circuit, Resistor
 from anasim.errors import AnasimError
+from anasim.sidecar import path_of
 from anasim.sim.batch import sweep
 from anasim.sim.ngspice.deckcheck import check_deck, shipped_library
 from anasim.sim.ngspice.process import run_deck
@@ -63,7 +66,7 @@ def test_no_spiceinit_reaches_libngspice(tmp_path):
     folder of its own. A fresh process, since the library starts once per process."""
     marker = tmp_path / "marker"
     spiceinit(tmp_path, marker)
-    code = "from anasim.sim.ngspice import libngspice; libngspice._engine(); print('started')"
+    code = "from anasim.sim.ngspice import libngspice; libngspice.shared(); print('started')"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "started" in proc.stdout, proc.stderr[-2000:]
     assert not marker.exists()
@@ -178,6 +181,13 @@ def test_a_changed_nested_include_is_run_again(tmp_path):
     assert "reused_runs" not in again.rusage
 
 
+def resign(deck: Path) -> None:
+    """Record ``deck``'s present text in its sidecar, as simulate --netlist checks it."""
+    card = json.loads(path_of(deck).read_text())
+    card["netlist_sha256"] = hashlib.sha256(deck.read_bytes()).hexdigest()
+    path_of(deck).write_text(json.dumps(card))
+
+
 def test_simulate_refuses_a_netlist_including_a_control_block(tmp_path):
     """Through the CLI: exit 1, one line naming the included file and line, nothing run."""
     marker = tmp_path / "marker"
@@ -185,6 +195,7 @@ def test_simulate_refuses_a_netlist_including_a_control_block(tmp_path):
     assert CliRunner().invoke(cli, ["compile", str(TDKAN), "-o", str(deck)]).exit_code == 0
     write(tmp_path / "extra.lib", f"* extra\n.control\nshell touch {marker}\n.endc\n")
     deck.write_text(deck.read_text().replace("\n.end\n", "\n.include extra.lib\n.end\n"))
+    resign(deck)  # a deck edited on purpose and its sidecar made to match: the deck check still reads it
     run_dir = tmp_path / "run"
     res = CliRunner().invoke(cli, ["simulate", str(TDKAN), "--netlist", str(deck), "--samples", "2",
                                    "--run-dir", str(run_dir)])  # fmt: skip

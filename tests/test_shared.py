@@ -105,7 +105,7 @@ def test_runs_in_one_process_are_identical_and_leave_nothing_behind():
     second = run_lockstep(LOOP, plant, [X0], ["Vobs"], ["u"], 1e-2, 1.0)
     for name in ("t", "x", "y", "v"):
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
-    assert shared._engine().plot_names == ["const"]  # each run's plot and circuit removed (the leak)
+    assert shared.shared().plot_names == ["const"]  # each run's plot and circuit removed (the leak)
 
 
 def test_a_transient_that_fails_raises_simerror_with_ngspice_output():
@@ -126,7 +126,7 @@ def test_an_error_in_the_plant_stops_ngspice_and_is_raised():
             raise ValueError("plant broke")
         return plant(x, u)
 
-    shared._engine()  # created beforehand: the time below is the run's
+    shared.shared()  # created beforehand: the time below is the run's
     start = time.perf_counter()
     with pytest.raises(ValueError, match="plant broke"):
         run_lockstep(LOOP, broken, [X0], ["Vobs"], ["u"], 1e-6, 0.2)  # 2e5 points (5 s or more) if it went on
@@ -136,7 +136,7 @@ def test_an_error_in_the_plant_stops_ngspice_and_is_raised():
 
 def test_ctrl_c_stops_the_run_at_once():
     """Without the run's own SIGINT handler cffi swallows the KeyboardInterrupt and the run goes on."""
-    shared._engine()  # created beforehand: the signal must land in the run
+    shared.shared()  # created beforehand: the signal must land in the run
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
     timer.start()

@@ -43,9 +43,9 @@ def strict_json(path: Path) -> dict:
     [
         ("own", None),
         ("other model", "was compiled from model mlp.pt sha256 "),
-        ("csv", "not an anasim netlist"),
-        ("text", "not an anasim netlist"),
-        ("binary", "not an anasim netlist"),
+        ("csv", "no sidecar deck.cir.json beside it"),
+        ("text", "no sidecar deck.cir.json beside it"),
+        ("binary", "no sidecar deck.cir.json beside it"),
     ],
 )
 def test_netlist_of_another_model_or_not_a_netlist_is_refused(tmp_path, kind, needle):

@@ -24,7 +24,7 @@ import torch
 from click.testing import CliRunner
 
 from anasim import openvaf, veriloga
-from anasim.devices import DeviceModel, _bundled
+from anasim.devices import DeviceModel, bundled_models
 from anasim.errors import AnasimError, DeviceError
 from anasim.library import device_va, subckt_name
 from anasim.sim.ngspice.process import batch_command
@@ -55,12 +55,12 @@ def check(d: DeviceModel, v: np.ndarray, currents: list[np.ndarray]) -> None:
 
 
 def committed(name: str) -> str:
-    return (NETLISTS / "devices" / f"{subckt_name(_bundled()[name])}.va").read_text()
+    return (NETLISTS / "devices" / f"{subckt_name(bundled_models()[name])}.va").read_text()
 
 
 @cache
 def osdi_of(name: str) -> Path:
-    d = _bundled()[name]
+    d = bundled_models()[name]
     return openvaf.compile_va(committed(name), {veriloga.module_name(subckt_name(d)): d.name})
 
 
@@ -111,7 +111,7 @@ def vacask_sweep(osdi: Path, module: str, d: DeviceModel, work: Path) -> tuple[n
 # -- every bundled device: compiles, ngspice through OSDI, VACASK -----------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(_bundled()))
+@pytest.mark.parametrize("name", sorted(bundled_models()))
 def test_module_compiles_with_openvaf(name):
     osdi = osdi_of(name)
     assert osdi.read_bytes()[:4] == b"\x7fELF"
@@ -119,10 +119,10 @@ def test_module_compiles_with_openvaf(name):
 
 
 @pytest.mark.parametrize("simulator", ["ngspice", "vacask"])
-@pytest.mark.parametrize("name", sorted(_bundled()))
+@pytest.mark.parametrize("name", sorted(bundled_models()))
 def test_osdi_sweep_equals_torch(name, simulator, tmp_path):
     """The module loaded into ngspice (pre_osdi) and into VACASK: its I-V sweep is torch's curve."""
-    d = _bundled()[name]
+    d = bundled_models()[name]
     sweep = {"ngspice": ngspice_sweep, "vacask": vacask_sweep}[simulator]
     v, currents = sweep(osdi_of(name), veriloga.module_name(subckt_name(d)), d, tmp_path)
     assert len(v) == 241
@@ -227,9 +227,9 @@ def test_unwritable_cache_folder_says_what_to_do(monkeypatch, tmp_path):
 
 def test_rejected_module_names_the_device_and_quotes_the_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("ANASIM_CACHE", str(tmp_path))
-    emosfet = _bundled()["emosfet"]
+    emosfet = bundled_models()["emosfet"]
     monkeypatch.setitem(veriloga.TEMPLATES, "max", "no_such_function({0}, {1})")
-    text = veriloga.source([veriloga.device_module(d, subckt_name(d)) for d in (_bundled()["a21"], emosfet)])
+    text = veriloga.source([veriloga.device_module(d, subckt_name(d)) for d in (bundled_models()["a21"], emosfet)])
     with pytest.raises(openvaf.CompileError) as err:
         openvaf.compile_va(text, {"cmtd_a21": "a21", "emosfet": "emosfet"})
     assert err.value.devices == ("emosfet",)
@@ -313,7 +313,7 @@ def test_user_device_is_exported_and_its_text_sanitized(tmp_path, monkeypatch):
 def test_pwl_flat_ends_equal_torch_bit_for_bit():
     """Beyond the last knot torch gives the last segment at the last knot (not always the last
     current to the bit): the module's flat end is that very float."""
-    d = _bundled()["a21"]
+    d = bundled_models()["a21"]
     lines = veriloga.pwl_lines(d.knots_v, d.knots_i)
     top = float(lines[1].split("y = ")[1].rstrip(";"))
     assert top == float(d.torch_current(torch.tensor([d.knots_v[-1] + 1.0], dtype=torch.float64))[0])

@@ -95,3 +95,11 @@ def clipper(name: str, src: str, dst: str, v_range, mapping: str, gain: float = 
         mid, span = (lo + hi) / 2, hi - lo
         expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*({v}-{num(mid)})))"
     return Clipper(name, dst, "0", "V", expr, src, (float(lo), float(hi)), mapping, float(gain))
+
+
+def column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
+    """The column line of layer ``li``'s output j that a weight ``theta`` under the fused scale
+    ``s`` feeds: ``l<li>_c<j>p`` (the difference amplifier adds it) or ``..n`` (subtracts);
+    ``inverted`` when the rows carry the negated signal. Shared by the crossbar lowerings."""
+    positive = ((theta > 0) == (s >= 0)) != inverted
+    return f"l{li}_c{j}{'p' if positive else 'n'}"

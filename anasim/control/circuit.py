@@ -42,9 +42,7 @@ def drive_affine(model) -> tuple[np.ndarray, np.ndarray]:
     """(offset, gain) from a model input to its input node's volts, scalars or one per input (a
     TD-KAN's ``row`` drive): the TD-KAN's row drive, or the identity (the device MLP's inputs
     are its row voltages)."""
-    if hasattr(model, "row_drive"):
-        return model.in_offset.detach().double().numpy(), model.in_gain.detach().double().numpy()
-    return np.float64(0.0), np.float64(1.0)
+    return family_of(model).drive(model)
 
 
 def observations(plant: Plant, states: np.ndarray) -> np.ndarray:
@@ -64,12 +62,13 @@ def controller_circuit(model, defaults: dict | None = None, **options) -> Circui
     return family.lower(model, make_options(family, options, FAMILIES, defaults))[0]
 
 
-def loop_circuit(model, plant: Plant, controller: Circuit) -> Circuit:
-    """``controller`` (ports in_<i> -> y_0) closed around ``plant``; saved nodes: states, then u."""
+def loop_circuit(drive, plant: Plant, controller: Circuit) -> Circuit:
+    """``controller`` (ports in_<i> -> y_0) closed around ``plant``, its inputs driven by ``drive``
+    ((offset, gain): :func:`drive_affine`) of the observations; saved nodes: states, then u."""
     s = ops("spice")
     x = [Spice(f"V({state_node(n)})") for n in plant.states]
     u = Spice("V(u)")
-    offset, gain = drive_affine(model)
+    offset, gain = drive
     plant_parts = []
     for name, f in zip(plant.states, plant.deriv(x, u, s)):
         plant_parts += [

@@ -111,7 +111,7 @@ def _control_simulate(
         t0 = time.perf_counter()
         try:
             if engine == "netlist":
-                loop = loop_circuit(net.model, plant, ctrl)
+                loop = loop_circuit(drive_affine(net.model), plant, ctrl)
                 res = simulate_loop(loop, plant, x0, t, rd.path / "loop", jobs, dt, bar)
             else:
                 res = simulate_lockstep(ctrl, plant, drive_affine(net.model), x0, t, rd.path / "loop", jobs, dt, bar)

@@ -17,10 +17,10 @@ import torch
 
 from ..data import Dataset
 from ..errors import AnasimError
+from ..families import FAMILIES
 from ..train import TrainOptions, train_model
 from .plants import Plant, ops, plant_named
 
-ARCHS = ("tdkan", "mlp")
 DAGGER_EPISODES = 40  # initial conditions per DAgger round (states every 0.05 s: 8,000 a round)
 
 
@@ -43,16 +43,22 @@ def imitation_data(plant: Plant, n: int, seed: int) -> Dataset:
     return Dataset(f"control-{plant.name}", x_tr, y_tr, x_va, y_va, x_te, y_te, info, task="regression")
 
 
+def controllers() -> list[str]:
+    """The families a controller can be: static crossbars (a DC analysis) from observation to action."""
+    return [name for name, family in FAMILIES.items() if "dc" in family.analyses]
+
+
 def controller_config(plant: Plant, arch: str, hidden: list[int], bases: list[str], activation: str) -> dict:
-    if arch not in ARCHS:
-        raise AnasimError(f"controller architecture {arch!r}; valid: {', '.join(ARCHS)}")
+    family = FAMILIES.get(arch)
+    if family is None or "dc" not in family.analyses:
+        raise AnasimError(f"controller architecture {arch!r}; valid: {', '.join(controllers())}")
     if not hidden or any(h < 1 for h in hidden):
         raise AnasimError(f"hidden sizes {hidden}: give one or more positive widths, e.g. --hidden 8")
     dims = [plant.n_obs, *hidden, 1]
     control = {"plant": plant.name, "action_limit": plant.action_limit}
-    if arch == "tdkan":
-        return {"arch": "tdkan", "dims": dims, "bases": list(bases), "norm": "batch", "control": control}
-    return {"arch": "mlp", "dims": dims, "activation": activation, "control": control}
+    # each family takes its own: a TD-KAN its bases (batch norm), a device MLP its activation
+    given = {"bases": list(bases), "norm": "batch", "activation": activation}
+    return family.config(dims, given) | {"control": control}
 
 
 def train_controller(

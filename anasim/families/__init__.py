@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..errors import CheckpointError
-from .base import Deck, Family, SimSettings, make_options
+from .base import Deck, Family, SimSettings, crossbar_params, make_options
 from .kirchhoff import FAMILY as KIRCHHOFFNET
 from .mlp import FAMILY as MLP
 from .tdkan import FAMILY as TDKAN
@@ -63,13 +63,8 @@ def _ints(config: dict, key: str, label: str) -> list[int]:
 
 def estimated_params(config: dict) -> int:
     """About how many weights ``config`` makes (the coefficients or edges that dominate)."""
-    dims = config["dims"]
-    if config.get("arch") == "kirchhoffnet":
-        repeat = config.get("repeat", 2)
-        if config.get("topology", "fc") == "proj":
-            return sum(2 * repeat * (dims[0] + p) * p for p in config.get("proj_nodes", ()))
-        return sum(2 * repeat * n * n for n in config.get("nodes", ()))
-    return sum(a * b for a, b in zip(dims, dims[1:])) * max(1, len(config.get("bases") or ()))
+    family = FAMILIES.get(config.get("arch"))
+    return (family.params if family is not None else crossbar_params)(config)
 
 
 def check_config(config, where: str = "") -> dict:

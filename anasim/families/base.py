@@ -2,8 +2,10 @@
 
 A :class:`Family` is a plain record of functions (torchdiffeq's registries as plain dicts, one
 level up): its model builder, option dataclass, lowering, torch reference, ngspice simulation,
-compile decks and ``info`` rows. ``anasim.families.FAMILIES`` maps the checkpoint's ``arch`` to
-one; nothing else in anasim dispatches on the model type.
+compile decks and ``info`` rows, and what training and the controllers ask of a model (its config
+from options, its input drive, its hardware limits). ``anasim.families.FAMILIES`` maps the
+checkpoint's ``arch`` to one; nothing else in anasim dispatches on the model type
+(tests/test_layering.py checks it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import AnasimError
 
@@ -27,6 +31,8 @@ class SimSettings:
     whole: bool = False  # the whole network in one deck instead of stage by stage
     plain: bool = False  # decks as lowered, without the runner's exact rewrites (anasim.circuit.partition)
     netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
+    # --netlist: its outputs are the model's times this (its sidecar's output scale); None: 1
+    netlist_scale: float | None = None
     chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
     progress: bool = False  # samples done and time left on stderr (the CLI's runs)
     power_samples: int = 0  # DC: static power at the operating points of the first N samples
@@ -63,6 +69,17 @@ class Deck:
     run: object | None
 
 
+def crossbar_params(config: dict) -> int:
+    """A crossbar's weights: one per edge and device basis."""
+    dims = config["dims"]
+    return sum(a * b for a, b in zip(dims, dims[1:])) * max(1, len(config.get("bases") or ()))
+
+
+def picked(name: str, dims, given: dict, keys: tuple[str, ...]) -> dict:
+    """The config ``{"arch": name, "dims": dims}`` and those of ``keys`` that are in ``given``."""
+    return {"arch": name, "dims": dims} | {k: given[k] for k in keys if k in given}
+
+
 @dataclass(frozen=True)
 class Family:
     name: str  # the checkpoint's config["arch"]
@@ -84,6 +101,14 @@ class Family:
     eq6: Callable | None = None
     # (model, options, training inputs loader) -> the options fitted to the training data (TD-KAN --swing)
     fit: Callable | None = None
+    # (dims, given) -> the model config ``train`` builds: arch, dims and the keys of ``given`` (train's
+    # or a controller's options, already parsed) that this family reads, in its order
+    config: Callable = lambda dims, given: {}
+    params: Callable = crossbar_params  # config -> about how many weights it makes (checked before building)
+    # model -> (offset, gain) from a model input to its input node's volts (scalars or one per input)
+    drive: Callable = lambda model: (np.float64(0.0), np.float64(1.0))
+    project: Callable = lambda model: None  # after each optimizer step: parameters back within hardware limits
+    limit_errors: Callable = lambda model: []  # model -> what in loaded weights lies beyond its hardware limits
 
 
 def option_names(family: Family) -> set[str]:

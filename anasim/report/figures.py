@@ -23,16 +23,9 @@ def _plt():
     return plt
 
 
-def plain_text(fig) -> None:
-    """Titles, axis labels and legends carry user text (descriptions, file names, units): a '$'
-    there is a dollar sign, not the start of math text, whose parser fails on e.g. '$v_1_2$'."""
-    for ax in fig.axes:
-        legend = ax.get_legend()
-        for text in (ax.title, ax.xaxis.label, ax.yaxis.label, *(legend.get_texts() if legend else ())):
-            text.set_parse_math(False)
-
-
 def _png(fig) -> bytes:
+    from ..plots import plain_text  # with the figure code of the device side (loads pyplot: late)
+
     plain_text(fig)
     buf = io.BytesIO()
     fig.tight_layout()

@@ -10,7 +10,7 @@ import torch
 
 from ...errors import AnasimError
 from ...sim.engine import get_engine
-from ..base import Deck, Family
+from ..base import Deck, Family, picked
 from .deck import lower_network, network_run
 from .lower import RELTOL, lower_layer, replicate
 from .model import KirchhoffNet, build
@@ -84,6 +84,22 @@ def prepare(config: dict, data) -> dict:
     return config
 
 
+def config(dims, given: dict) -> dict:
+    """Proj's kernel and projection nodes only with --topology proj; init_std only when given."""
+    keys = ("nodes", "repeat", "branch", "period", "topology")
+    keys += ("kernel", "proj_nodes") if given.get("topology") == "proj" else ()
+    keys += ("ground", "adjoint", "train_tol") + (("init_std",) if given.get("init_std") is not None else ())
+    return picked("kirchhoffnet", dims, given, keys)
+
+
+def params(config: dict) -> int:
+    """Two weights per branch: per layer, ``repeat`` copies of every ordered node pair."""
+    repeat, dims = config.get("repeat", 2), config["dims"]
+    if config.get("topology", "fc") == "proj":
+        return sum(2 * repeat * (dims[0] + p) * p for p in config.get("proj_nodes", ()))
+    return sum(2 * repeat * n * n for n in config.get("nodes", ()))
+
+
 def describe(s: dict) -> list[tuple[str, object]]:
     return [
         ("topology", s["topology"]),
@@ -107,4 +123,6 @@ FAMILY = Family(
     devices=lambda config: [],
     analyses=("tran",),
     trajectories=trajectories,
+    config=config,
+    params=params,
 )

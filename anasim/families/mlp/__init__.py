@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...devices import parse_bases
 from .. import crossbar
-from ..base import Family
+from ..base import Family, picked
 from .lower import lower, lower_stages
 from .model import IDEAL, DeviceMLP, build
 from .options import MlpOptions
@@ -40,6 +41,13 @@ def describe(s: dict) -> list[tuple[str, object]]:
     ]
 
 
+def config(dims, given: dict) -> dict:
+    """A device activation is checked against the registry before training (relu, sigmoid are not devices)."""
+    if given.get("activation") not in (*IDEAL, None):
+        parse_bases(given["activation"])
+    return picked("mlp", dims, given, ("activation",))
+
+
 FAMILY = Family(
     name="mlp",
     title="device MLP",
@@ -52,4 +60,5 @@ FAMILY = Family(
     compile=compile_,
     describe=describe,
     devices=lambda config: [] if config.get("activation") in (*IDEAL, None) else [config["activation"]],
+    config=config,
 )

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit.blocks import neuron
+from ...circuit.blocks import column, neuron
 from ...circuit.ir import BSource, Circuit, Curve, Device, ISource, OpAmp, Resistor
 from ...errors import AnasimError
-from ..tdkan.lower import column
 from .model import DeviceMLP
 from .options import MlpOptions
 

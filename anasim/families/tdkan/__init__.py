@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from ...devices import parse_bases
 from .. import crossbar
-from ..base import Family, SimSettings
+from ..base import Family, SimSettings, picked
 from .lower import lower, lower_stages, swing_scales
 from .model import TDKAN, build, eq6_twin
 from .options import TdkanOptions
@@ -18,7 +16,6 @@ from .swing import FIT_SAMPLES, fit
 # --swing's held-out check: an op-amp output beyond the swing by more than this fraction (ten
 # times the DC sweeps' reltol, so that solver noise at a peak fitted exactly is not counted)
 SWING_TOL = 1e-5
-_SCALE_LINE = re.compile(r"^\* output scale (\S+):", re.MULTILINE)
 
 
 def simulate(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings, run_dir):
@@ -35,11 +32,10 @@ def undo_swing(res, opts: TdkanOptions, n_layers: int, s: SimSettings):
     output scale, and ``extra["swing"]``: the scales and how many samples took an op-amp output
     beyond the swing (stage by stage, where every op-amp output is a stage output)."""
     stage_peak = res.extra.pop("stage_peak_v", None)
-    if s.netlist is not None:  # the deck that ran decides: its header records its output scale
-        found = _SCALE_LINE.search(Path(s.netlist).read_text()[:20000])
-        if found is None:
+    if s.netlist is not None:  # the deck that ran decides: its sidecar records its output scale
+        if s.netlist_scale is None:
             return res
-        beta, info = float(found.group(1)), {"output_scale": float(found.group(1)), "from": str(s.netlist)}
+        beta, info = s.netlist_scale, {"output_scale": s.netlist_scale, "from": str(s.netlist)}
     elif opts.swing is None:
         return res
     else:
@@ -88,6 +84,7 @@ def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
         drive_header(model),
         "inputs: nodes in_<i> (row drive in volts, clipped in the circuit); outputs: nodes y_<j> (volts)",
     ]
+    info["output_scale"] = info["layers"][-1]["swing"]["output_scale"] if opts.swing is not None else None
     return crossbar.compile_decks(circuit, x, f"{data_file}_outputs"), info
 
 
@@ -128,6 +125,17 @@ def describe(s: dict) -> list[tuple[str, object]]:
     ]
 
 
+def config(dims, given: dict) -> dict:
+    """The bases are checked against the device registry before training."""
+    given = given | ({"bases": parse_bases(given["bases"])} if "bases" in given else {})
+    return picked("tdkan", dims, given, ("bases", "norm", "mapping", "in_gain", "drive", "train_noise"))
+
+
+def drive(model: TDKAN):
+    """The row drive: in_<i> = offset_i + gain_i * z_i (the DAC in front of the rows)."""
+    return model.in_offset.detach().double().numpy(), model.in_gain.detach().double().numpy()
+
+
 FAMILY = Family(
     name="tdkan",
     title="TD-KAN",
@@ -141,4 +149,8 @@ FAMILY = Family(
     describe=describe,
     eq6=eq6_twin,
     fit=fit,
+    config=config,
+    drive=drive,
+    project=TDKAN.project_,
+    limit_errors=TDKAN.limit_errors,
 )

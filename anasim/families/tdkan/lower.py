@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ...circuit.blocks import clipper, summing, tias
+from ...circuit.blocks import clipper, column, summing, tias
 from ...circuit.ir import VCCS, Circuit, Curve, Device, ISource, OpAmp, Resistor
 from ...errors import AnasimError
 from .model import TDKAN
@@ -62,13 +62,6 @@ class KanLayer:
     def column(self, i: int, j: int, k: int, inverted: bool = False) -> str:
         """Column of output j that realizes the sign of s * theta (+ column adds, - subtracts)."""
         return column(self.index, j, self.theta[i, j, k], self.s[j], inverted)
-
-
-def column(li: int, j: int, theta: float, s: float, inverted: bool) -> str:
-    """Column of output j for a weight theta under fused scale s; ``inverted`` when the rows carry
-    the negated signal."""
-    positive = ((theta > 0) == (s >= 0)) != inverted
-    return f"l{li}_c{j}{'p' if positive else 'n'}"
 
 
 def curves(bases) -> tuple[Curve, ...]:

@@ -23,7 +23,7 @@ machine (the cost and memory figures by ``benchmarks/lockstep.py``, the others b
   the run's vectors). With ``destroy all`` and ``remcirc`` after each run, +1.5 MiB flat, but
   1.3 kB a run remained (+1.3 MiB over 1,000 runs of 100 points, a probe script): ngspice's
   command history, which PySpice clears every 10,000 commands only. Clearing it after each run
-  too (:func:`_clean`): +2.0, +2.1, +2.1 MiB, and +0.04 MiB over the 1,000 short runs. One plot
+  too (:func:`clean`): +2.0, +2.1, +2.1 MiB, and +0.04 MiB over the 1,000 short runs. One plot
   ('const') remains.
 
 No user's ``.spiceinit``: libngspice 39's ngSpice_Init sources ``./.spiceinit`` if there is one,
@@ -52,10 +52,10 @@ _LOG.propagate = False
 
 
 _ENGINE = None
-_LOCK = threading.RLock()  # libngspice is one simulator per process: one run at a time (re-entry refused)
+LOCK = threading.RLock()  # libngspice is one simulator per process: one run at a time (re-entry refused)
 
 
-def _engine():
+def shared():
     """The process's one libngspice, created on first use with our callbacks."""
     global _ENGINE
     if _ENGINE is not None:
@@ -118,8 +118,8 @@ def library_version() -> str:
     """``ngspice-46``: the version the loaded libngspice reports (``version -s``), to compare with
     the ``ngspice`` binary's (:func:`.process.ngspice_version`): the lock-step runs and
     the batch runs must be the same engine (NGSPICE_LIBRARY_PATH picks the library, PATH the binary)."""
-    with _LOCK:
-        text = _engine().exec_command("version -s")
+    with LOCK:
+        text = shared().exec_command("version -s")
     m = re.search(r"ngspice-(\S+)", text)
     return f"ngspice-{m.group(1)}" if m else "ngspice (unknown version)"
 
@@ -155,7 +155,7 @@ def check_deck(deck: str) -> list[str]:
     return found
 
 
-def _clean(engine) -> None:
+def clean(engine) -> None:
     """Drop the run's plot and circuit (without this every run keeps both: the leak PySpice 1.5
     has per run) and ngspice's history of the commands sent (1.3 kB a run; PySpice clears it only
     every 10,000 commands)."""

@@ -228,8 +228,8 @@ def run_lockstep(
 
     loop = _Loop(f, observe, x0, {c.encode(): i for i, c in enumerate(cards)}, outputs, len(inputs))
     start = time.perf_counter()
-    with libngspice._LOCK:
-        engine = libngspice._engine()
+    with libngspice.LOCK:
+        engine = libngspice.shared()
         if engine.loop is not None:
             raise AnasimError("run_lockstep called from a plant_step or observe of a running lock-step")
         main, handler = threading.current_thread() is threading.main_thread(), None
@@ -243,7 +243,7 @@ def run_lockstep(
             if handler is not None:
                 signal.signal(signal.SIGINT, handler)
             engine.loop = None
-            libngspice._clean(engine)
+            libngspice.clean(engine)
     if loop.error is not None:
         raise loop.error
     complete = loop.ts and abs(loop.ts[-1] - t_stop) <= 1e-9 * t_stop

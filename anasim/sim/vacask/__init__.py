@@ -114,8 +114,8 @@ class Vacask:
 
     def check_included(self, path) -> list[Path]:
         raise AnasimError(
-            f"{path}: VACASK runs the circuits anasim lowers; a netlist file (--netlist) is an ngspice deck: "
-            "run it with --engine ngspice"
+            f"{path}: VACASK runs the circuits anasim lowers, not netlist files (--netlist): simulate the "
+            "checkpoint without --netlist, or a deck compiled for ngspice with --engine ngspice"
         )
 
     def lockstep(self, circuit, plant_step, x0, inputs, outputs, dt: float, t_stop: float, observe=None, options=None):
