@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -11,10 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .devices import DeviceModel  # noqa: E402
 from .errors import AnasimError  # noqa: E402
-from .ivdata import IVSweep  # noqa: E402
 from .outputs import write_bytes  # noqa: E402
+
+if TYPE_CHECKING:  # annotations only: the report draws with plain_text and loads no torch
+    from .devices import DeviceModel
+    from .ivdata import IVSweep
 
 
 def plain_text(fig) -> None:
