@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("families", ("anasim.families",)),
     ("models and records", ("anasim.data", "anasim.checkpoint", "anasim.train", "anasim.metrics",
                             "anasim.results", "anasim.sidecar", "anasim.summary")),
-    ("runs", ("anasim.pipeline", "anasim.montecarlo", "anasim.fanout", "anasim.mcsummary")),
+    # mcbatch: Monte Carlo's batches of realizations (on branch s36-mc when this was written)
+    ("runs", ("anasim.pipeline", "anasim.montecarlo", "anasim.mcbatch", "anasim.fanout", "anasim.mcsummary")),
     ("applications", ("anasim.control", "anasim.library", "anasim.report")),
     ("cli", ("cli", "anasim_cli")),
 ]  # fmt: skip
