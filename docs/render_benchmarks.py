@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAGE = REPO / "docs" / "benchmarks.md"
+WIDE = 12  # a table of more columns than this and fewer rows than columns is turned (a row per field)
 PERCENT = ("accuracy", "agreement", "success_rate", "target")  # keys whose values in [0, 1] are fractions
 
 
@@ -63,6 +64,12 @@ def table(rows: list[dict], columns: list[tuple[str, str]] | None = None) -> str
         for r in rows:
             keys += [k for k, v in r.items() if k not in keys and k != "command" and not _nested(v)]
         columns = [(k, k) for k in keys]
+    if len(columns) > WIDE and len(rows) < len(columns):  # a few runs of many fields read better turned
+        names = [" / ".join(fmt(r.get(k), k) for _, k in columns[:3]) for r in rows]
+        lines = ["| field | " + " | ".join(names) + " |", "|" + "---|" * (len(rows) + 1)]
+        for h, k in columns[3:]:
+            lines.append(f"| {h} | " + " | ".join(fmt(r.get(k), k) for r in rows) + " |")
+        return "\n".join(lines) + "\n"
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(k), k) for _, k in columns) + " |")
@@ -278,33 +285,47 @@ class Section:
     writer: str  # the benchmark that writes the file
     render: Callable[[object], str]
     title: str = ""
+    group: str = "Other results"  # the page's second-level heading the section goes under
 
+
+GROUPS = [
+    "Training",
+    "Circuit against model",
+    "Speed",
+    "Power, latency and energy",
+    "Physical crossbars",
+    "Monte Carlo",
+    "KirchhoffNet",
+    "Closed-loop control",
+    "Engines and solvers",
+    "Other results",
+]  # the page's order
 
 RENDERERS: dict[str, Section] = {
-    "accuracy.json": Section("benchmarks/accuracy.py", accuracy, "Reference accuracy and training time"),
-    "mlp_search.json": Section("benchmarks/mlp_search.py", mlp_search, "The paper's device MLPs: learning rate and batch searched"),
-    "paper_circuits.json": Section("benchmarks/paper_circuits.py", circuit_rows, "The paper's Fashion-MNIST configurations through their circuits"),
-    "drive.json": Section("benchmarks/drive.py", drive, "Any pair of bases with the default row drive"),
-    "fidelity.json": Section("benchmarks/fidelity.py", circuit_rows, "Circuit against PyTorch, by op-amp gain"),
-    "speed.json": Section("benchmarks/speed.py", generic, "Circuit speed"),
-    "speed_paired.json": Section("benchmarks/speed.py --paired", generic, "Edge against shared mapping, paired turns"),
-    "speed_against_c1c8bec.json": Section("benchmarks/speed.py --against c1c8bec", generic, "Speed against commit c1c8bec"),
-    "speed_against_a228ae4.json": Section("benchmarks/speed.py --against a228ae4", generic, "Speed against commit a228ae4"),
-    "speed_fashion_10k.json": Section("benchmarks/speed.py --fashion-10k", generic, "The whole Fashion-MNIST test set through the edge circuit"),
-    "fashion_edge_power.json": Section("anasim simulate (recorded below)", simulate_json, "Fashion-MNIST edge circuit: static power (DC)"),
-    "fashion_edge_tran.json": Section("anasim simulate (recorded below)", simulate_json, "Fashion-MNIST edge circuit: transient latency and energy"),
-    "physical.json": Section("benchmarks/physical.py", physical, "Physical crossbars: wires and tiles"),
-    "montecarlo.json": Section("benchmarks/montecarlo.py", montecarlo, "Monte Carlo: accuracy against mismatch, and speed"),
-    "mc_reuse.json": Section("benchmarks/mc_reuse.py", generic, "Could one parsed deck serve every Monte Carlo realization?"),
-    "kirchhoff_table1.json": Section("benchmarks/kirchhoff_table1.py", generic, "KirchhoffNet: the paper's Table I"),
-    "kirchhoff_digits.json": Section("benchmarks/kirchhoff_digits.py", generic, "KirchhoffNet on digits (Proj layer)"),
-    "kirchhoff.json": Section("benchmarks/kirchhoff.py", generic, "KirchhoffNet: circuit against torchdiffeq, and the adjoint"),
-    "kirchhoff_scale.json": Section("benchmarks/kirchhoff_scale.py", generic, "KirchhoffNet at small time scales"),
-    "control.json": Section("benchmarks/control.py", control, "Closed-loop control"),
-    "lockstep.json": Section("benchmarks/lockstep.py", generic, "Lock-step co-simulation cost"),
-    "engines.json": Section("benchmarks/engines.py", rows_and_runs, "ngspice: Sparse against KLU"),
-    "osdi.json": Section("benchmarks/osdi.py", rows_and_runs, "Device curves as OSDI modules against B-sources"),
-    "vacask.json": Section("benchmarks/vacask.py", rows_and_runs, "VACASK against ngspice"),
+    "accuracy.json": Section("benchmarks/accuracy.py", accuracy, "Reference accuracy and training time", "Training"),
+    "mlp_search.json": Section("benchmarks/mlp_search.py", mlp_search, "The paper's device MLPs: learning rate and batch searched", "Training"),
+    "paper_circuits.json": Section("benchmarks/paper_circuits.py", circuit_rows, "The paper's Fashion-MNIST configurations through their circuits", "Circuit against model"),
+    "drive.json": Section("benchmarks/drive.py", drive, "Any pair of bases with the default row drive", "Training"),
+    "fidelity.json": Section("benchmarks/fidelity.py", circuit_rows, "Circuit against PyTorch, by op-amp gain", "Circuit against model"),
+    "speed.json": Section("benchmarks/speed.py", generic, "Circuit speed", "Speed"),
+    "speed_paired.json": Section("benchmarks/speed.py --paired", generic, "Edge against shared mapping, paired turns", "Speed"),
+    "speed_against_c1c8bec.json": Section("benchmarks/speed.py --against c1c8bec", generic, "Speed against commit c1c8bec", "Speed"),
+    "speed_against_a228ae4.json": Section("benchmarks/speed.py --against a228ae4", generic, "Speed against commit a228ae4", "Speed"),
+    "speed_fashion_10k.json": Section("benchmarks/speed.py --fashion-10k", generic, "The whole Fashion-MNIST test set through the edge circuit", "Speed"),
+    "fashion_edge_power.json": Section("anasim simulate (recorded below)", simulate_json, "Fashion-MNIST edge circuit: static power (DC)", "Power, latency and energy"),
+    "fashion_edge_tran.json": Section("anasim simulate (recorded below)", simulate_json, "Fashion-MNIST edge circuit: transient latency and energy", "Power, latency and energy"),
+    "physical.json": Section("benchmarks/physical.py", physical, "Physical crossbars: wires and tiles", "Physical crossbars"),
+    "montecarlo.json": Section("benchmarks/montecarlo.py", montecarlo, "Monte Carlo: accuracy against mismatch, and speed", "Monte Carlo"),
+    "mc_reuse.json": Section("benchmarks/mc_reuse.py", generic, "Could one parsed deck serve every Monte Carlo realization?", "Monte Carlo"),
+    "kirchhoff_table1.json": Section("benchmarks/kirchhoff_table1.py", generic, "KirchhoffNet: the paper's Table I", "KirchhoffNet"),
+    "kirchhoff_digits.json": Section("benchmarks/kirchhoff_digits.py", generic, "KirchhoffNet on digits (Proj layer)", "KirchhoffNet"),
+    "kirchhoff.json": Section("benchmarks/kirchhoff.py", generic, "KirchhoffNet: circuit against torchdiffeq, and the adjoint", "KirchhoffNet"),
+    "kirchhoff_scale.json": Section("benchmarks/kirchhoff_scale.py", generic, "KirchhoffNet at small time scales", "KirchhoffNet"),
+    "control.json": Section("benchmarks/control.py", control, "Closed-loop control", "Closed-loop control"),
+    "lockstep.json": Section("benchmarks/lockstep.py", generic, "Lock-step co-simulation cost", "Closed-loop control"),
+    "engines.json": Section("benchmarks/engines.py", rows_and_runs, "ngspice: Sparse against KLU", "Engines and solvers"),
+    "osdi.json": Section("benchmarks/osdi.py", rows_and_runs, "Device curves as OSDI modules against B-sources", "Engines and solvers"),
+    "vacask.json": Section("benchmarks/vacask.py", rows_and_runs, "VACASK against ngspice", "Engines and solvers"),
 }  # fmt: skip
 
 
@@ -328,14 +349,18 @@ def render() -> str:
         "are those the file records; older files record none. Accuracies and agreements are in %, "
         "errors as a fraction of the output range unless the column says otherwise.\n",
     ]
-    for name, sec in RENDERERS.items():
+    group = None
+    for name, sec in sorted(RENDERERS.items(), key=lambda item: GROUPS.index(item[1].group)):
         path = RESULTS / name
         if not path.exists():
             continue
         data = json.loads(path.read_text())
         date, machine = provenance(data)
         cmds = commands_of(data)
-        parts.append(f"## {sec.title or name}\n")
+        if sec.group != group:
+            group = sec.group
+            parts.append(f"## {group}\n")
+        parts.append(f"### {sec.title or name}\n")
         parts.append(f"- file: `benchmarks/results/{name}`, written by `{sec.writer}`")
         parts.append(f"- date: {date}")
         parts.append(f"- machine: {machine}")

@@ -66,6 +66,10 @@ def test_getting_started_blocks_run(tmp_path):
     assert (tmp_path / "report" / "report.html").exists()
     sim = json.loads((tmp_path / "sim.json").read_text())
     assert sim["samples"] == 360 and sim["argmax_agreement"] >= 0.99  # the page shows 100% on this model
+    # the output the page and the README quote is this run's (training is seeded, on one thread)
+    quoted = f"circuit accuracy     {100 * sim['circuit_accuracy']:.2f}%"
+    for doc in (REPO / "docs" / "getting-started.md", REPO / "README.md"):
+        assert quoted in doc.read_text(), f"{doc.name} quotes another output than the run's {quoted!r}"
 
 
 @pytest.fixture(scope="module")
