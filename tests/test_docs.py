@@ -118,3 +118,12 @@ def test_built_pages_render_in_headless_chromium(site, page, tmp_path):
     assert len(images) == html.read_text().count("<img ") >= 1
     for complete, width, height in images:
         assert complete and width > 0 and height > 0  # no missing image
+
+
+def test_readme_is_short_and_its_links_resolve():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250  # issue 33: a README a newcomer reads in five minutes
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10
+    for link in links:
+        assert (REPO / link).exists(), f"README.md links to {link}, which does not exist"
