@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := dataset-fashion-mnist chromium
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all demo test lint bench system-deps install device-models netlists e2e clean
+.PHONY: all demo test lint bench docs system-deps install device-models netlists e2e clean
 
 all: test
 
@@ -46,6 +46,11 @@ test: install lint
 demo: install
 	bash examples/demo.sh
 
+# The documentation site into site/ (mkdocs.yml): docs/benchmarks.md rendered from benchmarks/results/*.json first.
+docs: install
+	$(BIN)/python docs/render_benchmarks.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 bench: install
 	cd benchmarks && ../$(BIN)/python run_all.py
 
@@ -63,4 +68,4 @@ e2e: install
 	bash .ci/e2e.sh
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache site

@@ -8,12 +8,14 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from anasim.report import make_report
 
 REPO = Path(__file__).resolve().parents[1]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 # Appended to a copy of the page: after load, every <img> reports whether it decoded, and its size.
 CHECK = """<script>
 window.addEventListener("load", () => {
@@ -24,9 +26,13 @@ window.addEventListener("load", () => {
 
 
 def chromium(*args, cwd) -> subprocess.CompletedProcess:
+    """One headless Chromium run with a new profile folder (under cwd): nothing of a user's profile is read."""
     exe = shutil.which("chromium")
     assert exe, "chromium is not installed: run 'make install' (Debian package chromium)"
-    return subprocess.run([exe, *FLAGS, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=cwd)
+    return subprocess.run(
+        [exe, *FLAGS, f"--user-data-dir={profile}", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_report_in_headless_chromium(results, tmp_path):

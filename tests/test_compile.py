@@ -254,6 +254,6 @@ def test_readme_python_example_runs(digits_model, tmp_path, monkeypatch):
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    Path("model.pt").write_bytes(digits_model.read_bytes())
+    Path("digits.pt").write_bytes(digits_model.read_bytes())
     exec(compile(code, "README.md", "exec"), {})
     assert Path("layer.cir").read_text().startswith("* anasim TD-KAN crossbar")
