@@ -10,6 +10,9 @@ against tile size and network size; ratios from one run, nothing else on the 2 c
     python physical.py fashion    # the Fashion-MNIST [784,64,10] TD-KAN (trained here if missing: 88.7%),
                                   # tiles of 64, 128 and 256 rows; 1,000 test images unless --samples
     python physical.py fashion --samples 100 --tiles 64 --ohms 1   # one cell of that table
+    python physical.py fashion --samples 1000 --tiles 64 --ohms 1 --engine vacask --jobs 2
+                                  # on another engine (or several: ngspice,vacask), 2 engine runs at once;
+                                  # its report (JSON and .npz) kept beside the checkpoint
     python physical.py cost       # what one wired deck costs ngspice (KLU): the first deck of that
                                   # model's layer 0 with 1 ohm wires, tiles of 64, 128 and 256 rows
     python physical.py fill       # the LU fill of one wired tile's mesh (scipy, natural order against
@@ -59,12 +62,17 @@ def checkpoint(name: str) -> Path:
     return ckpt
 
 
-def cell(ckpt: Path, samples: int, tile: int, ohms: float) -> dict:
-    """One run: accuracy, agreement, largest error (of the output range) and seconds per sample."""
+def cell(ckpt: Path, samples: int, tile: int, ohms: float, engine: str = "ngspice", jobs: int | None = None,
+         keep: Path | None = None) -> dict:  # fmt: skip
+    """One run: accuracy, agreement, largest error (of the output range) and seconds per sample.
+    ``engine``: one engine or several (ngspice,vacask: each engine's CPU seconds and their largest
+    difference); ``keep``: the report's JSON and .npz stay at this path (else a temporary one)."""
     with tempfile.TemporaryDirectory() as tmp:
-        js = Path(tmp) / "run.json"
+        js = keep or Path(tmp) / "run.json"
         args = ["simulate", str(ckpt), "--samples", str(samples), "--mapping", "edge", "--tile", f"{tile},{tile}",
                 "--wire-r", f"{ohms:g}"]  # fmt: skip
+        args += [] if engine == "ngspice" else ["--engine", engine]  # (the ngspice rows keep their commands)
+        args += [] if jobs is None else ["--jobs", str(jobs)]
         print("$ anasim", " ".join(args[:1] + [ckpt.name] + args[2:]), flush=True)
         t0, c0, load = time.perf_counter(), children_cpu(), os.getloadavg()[0]
         subprocess.run([ANASIM, *args, "--json", str(js)], check=True, stdout=subprocess.DEVNULL)
@@ -85,21 +93,36 @@ def cell(ckpt: Path, samples: int, tile: int, ohms: float) -> dict:
         "load1_before": round(load, 2),
         "simulator": rep.get("engine", {}).get("simulator"),
         "date": time.strftime("%Y-%m-%d"),
-    }
+    } | engine_figures(rep, rep["samples"])
 
 
-def table(name: str, samples: int | None, tiles, ohms) -> list[dict]:
+def engine_figures(rep: dict, n: int) -> dict:
+    """The engines' own CPU seconds per sample (their processes, without anasim's Python), and
+    with several engines each one's and the largest difference between them (of the range)."""
+    if "engines" not in rep:
+        return {"engine_cpu_s_per_sample": round(rep["rusage"]["cpu_s"] / n, 4)}
+    out = {f"{name}_cpu_s_per_sample": round(e["engine_cpu_s"] / n, 4) for name, e in rep["engines"].items()}
+    out |= {f"{name}_wall_s": round(e["wall_s"], 2) for name, e in rep["engines"].items()}
+    for name, e in rep["engines"].items():  # each engine's own accuracy figures
+        for key in ("circuit_accuracy", "argmax_agreement", "max_error_rel_range"):
+            if key in e:
+                out[f"{name}_{key}"] = e[key]
+    return out | {"engines_max_diff_rel_range": rep["engine_agreement"]["max_diff_rel_range"]}
+
+
+def table(name: str, samples: int | None, tiles, ohms, engine: str = "ngspice", jobs: int | None = None) -> list[dict]:
     ckpt, n, default_tiles = checkpoint(name), SETS[name][1], SETS[name][2]
     done = json.loads(OUT.read_text()) if OUT.is_file() else {}
     rows = {r["command"]: r for r in done.get(name, [])}
     for tile in tiles or default_tiles:
         for r in ohms or OHMS:
-            row = cell(ckpt, samples or n, tile, r)
+            keep = ckpt.parent / f"{name}_{engine.replace(',', '_')}_t{tile}_r{r:g}_{samples or n}.json"
+            row = cell(ckpt, samples or n, tile, r, engine, jobs, keep)
             rows[row["command"]] = row
             print(f"  tile {tile}, {r:g} ohm: circuit {row['circuit_accuracy']:.2%} (reference "
                   f"{row['reference_accuracy']:.2%}), agreement {row['argmax_agreement']:.2%}, largest error "
                   f"{row['max_error_rel_range']:.2g} of range, {row['cpu_s_per_sample']:.3g} CPU s/sample", flush=True)  # fmt: skip
-            done[name] = sorted(rows.values(), key=lambda x: (x["samples"], x["tile"], x["wire_r"]))
+            done[name] = sorted(rows.values(), key=lambda x: (x["samples"], x["tile"], x["wire_r"], x["command"]))
             OUT.write_text(json.dumps(done, indent=1) + "\n")  # each cell as it finishes
     return done[name]
 
@@ -232,8 +255,10 @@ def main(args: list[str] | None = None):
             return None
         return [cast(v) for v in args[args.index(flag) + 1].split(",")]
 
-    samples = opt("--samples", int)
-    table(args[0], samples[0] if samples else None, opt("--tiles", int), opt("--ohms", float))
+    samples, jobs, engine = opt("--samples", int), opt("--jobs", int), opt("--engine", str)
+    engine = ",".join(engine) if engine else "ngspice"
+    table(args[0], samples[0] if samples else None, opt("--tiles", int), opt("--ohms", float), engine,
+          jobs[0] if jobs else None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice)."""
+(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice,
+the wired Fashion-MNIST table on both engines)."""
 
 import accuracy
 import control
@@ -18,6 +19,7 @@ import montecarlo
 import osdi
 import paper_circuits
 import physical
+import scale
 import speed
 import vacask
 
@@ -51,3 +53,9 @@ if __name__ == "__main__":
     engines.main([])
     osdi.main([])  # after engines.py, which trains the [64,32,10] digits model
     vacask.main([])  # VACASK against ngspice; after engines.py (its models)
+    # the wired Fashion-MNIST table on both engines (CPU s per image, tiles 64/128/256), VACASK's options and
+    # threads, and 1,000 wired images on VACASK (the 15-minute goal) with the engines' agreement on a subset
+    scale.main(["table"])
+    scale.main(["tuning"])
+    physical.main(["fashion", "--samples", "1000", "--tiles", "64", "--ohms", "1", "--engine", "vacask", "--jobs", "2"])
+    scale.main(["summary"])
