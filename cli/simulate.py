@@ -80,8 +80,8 @@ def _list_variations(ctx, param, value):
     default=None,
     metavar="SECONDS",
     callback=lambda ctx, param, v: None if v is None else _positive(v, "--sample-timeout"),
-    help="DC: a sample still not converged after this long is recorded as failed and the others go on "
-    "[60 s plus 10 ms per circuit element of its deck].",
+    help="DC: a sample still not converged after this many CPU seconds of the simulator is recorded as "
+    "failed and the others go on [60 s plus 10 ms per circuit element of its deck].",
 )
 @solver_option(" A sample KLU does not converge on runs again under Sparse (said in the results).")
 @engine_option(several=True)

@@ -43,7 +43,7 @@ def test_sample_past_its_budget_fails_with_why_and_the_others_go_on(tmp_path):
     res = sweep(no_solution_circuit(), x, tmp_path, jobs=1, sample_timeout=2.0)
     assert list(res.failed) == [1]
     why = res.failed[1]
-    assert "no convergence within 2 s (--sample-timeout)" in why and "negative-resistance" in why, why
+    assert "no convergence within 2 CPU s (--sample-timeout)" in why and "negative-resistance" in why, why
     assert "--tile" in why and "--wire-r" in why and str(tmp_path / "sample_000001") in why
     root = (1 - np.sqrt(1 - 4 * x[[0, 2], 0])) / 2
     np.testing.assert_allclose(res.outputs[[0, 2], 0], root, rtol=0, atol=1e-5)
@@ -53,14 +53,15 @@ def test_sample_past_its_budget_fails_with_why_and_the_others_go_on(tmp_path):
 
 def test_point_reports_are_read_while_ngspice_runs_and_a_stall_is_killed(tmp_path):
     """run_deck reads ngspice's ' Reference value : v' reports as they come (on_point(int(v) + 1))
-    and kills a run that reports no new point for ``stall`` seconds. This transient reports its
+    and kills a run that reports no new point for ``stall`` CPU seconds (of ngspice: a busy machine
+    does not shorten the budget). This transient reports its
     time, below 1 s for all its run, four times a second of CPU: point 1 comes and no other."""
     deck = "endless\nR1 a 0 1\nV1 a 0 sin(0 1 1e6)\n.control\ntran 1n 10 0 1n\n.endc\n.end\n"
     seen = []
     with pytest.raises(Stalled) as err:
         run_deck(deck, tmp_path, "out.txt", on_point=seen.append, stall=1.0)
     assert seen == [1] and err.value.done == 1
-    assert "no sample finished within 1 s" in str(err.value) and str(tmp_path) in str(err.value)
+    assert "no sample finished within 1 CPU s" in str(err.value) and str(tmp_path) in str(err.value)
     assert "Reference value" in (tmp_path / "ngspice.log").read_text()
 
 
@@ -78,3 +79,29 @@ def test_slow_samples_get_the_cost_note_once(monkeypatch, capsys):
     batch.run_chunks(lambda start: time.sleep(0.05), [0, 1, 2], 3, 1, 1, True, lambda: None)
     err = capsys.readouterr().err
     assert err.count("s a sample:") == 1 and "factors at each Newton iteration" in err
+
+
+def test_the_budget_clock_counts_the_simulators_cpu_not_the_wall(tmp_path):
+    """live.cpu_clock reads a process's CPU seconds: a process that waits is not charged for the
+    wall time passing (so a busy machine, which makes a run wait, does not shorten its budget),
+    one that computes is. Tolerances: 0.1 CPU s for the waiting one, and the spinning one at least
+    0.2 CPU s of its 0.6 s of spinning (it may share a core with other work)."""
+    import sys
+
+    from anasim.sim import live
+
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    waiting = live.start(["sleep", "0.6"], tmp_path)
+    busy = live.start([sys.executable, "-c", spin], tmp_path)
+    try:
+        clocks = live.cpu_clock(waiting), live.cpu_clock(busy)
+        time.sleep(0.3)
+        readings = [c() for c in clocks]
+        while busy.poll() is None:  # its last reading is kept after it ends
+            readings[1] = clocks[1]()
+            time.sleep(0.02)
+    finally:
+        for proc in (waiting, busy):
+            proc.wait()
+            live.forget(proc)
+    assert readings[0] < 0.1 and readings[1] >= 0.2, readings

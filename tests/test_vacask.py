@@ -364,7 +364,7 @@ def test_a_sample_past_its_budget_fails_with_why_on_vacask_too(tmp_path):
     with engine_scope("vacask") as engine, engine.solver_scope():
         res = batch.sweep(no_solution_circuit(), x, tmp_path, jobs=1, sample_timeout=2.0)
     assert list(res.failed) == [1]
-    assert "vacask: no convergence within 2 s (--sample-timeout)" in res.failed[1]
+    assert "vacask: no convergence within 2 CPU s (--sample-timeout)" in res.failed[1]
     root = (1 - np.sqrt(1 - 4 * x[[0, 2], 0])) / 2
     np.testing.assert_allclose(res.outputs[[0, 2], 0], root, rtol=0, atol=1e-5)
     log = next(tmp_path.rglob("vacask.log")).read_text()

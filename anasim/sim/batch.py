@@ -116,8 +116,9 @@ SLOW_SAMPLE_S = 5.0  # a sample slower than this gets the note above once (most 
 
 
 def default_sample_timeout(circuit: Circuit) -> float:
-    """Seconds a sample may take: 60 plus 10 ms per element (a 12,000-element wired layer: 3 min,
-    some 20 times its samples' time on a busy 2-core machine)."""
+    """CPU seconds of the simulator a sample may take: 60 plus 10 ms per element (a 12,000-element
+    wired layer: 3 min, some 20 times its samples' time); CPU, not wall, so a busy machine does not
+    fail samples that would converge."""
     return 60.0 + 0.01 * len(circuit.elements)
 
 
@@ -147,7 +148,7 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: b
 def _why(exc: SimError, budget: float | None) -> str:
     name = get_engine().name
     if isinstance(exc, Stalled):
-        return f"{name}: no convergence within {budget:g} s (--sample-timeout): {STALL_HINT} (run directory: {exc.run_dir})"
+        return f"{name}: no convergence within {budget:g} CPU s (--sample-timeout): {STALL_HINT} (run directory: {exc.run_dir})"
     return f"{name}: {exc.args[0]} (run directory: {exc.run_dir})"
 
 
@@ -270,7 +271,7 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
               fast: bool = True, budget: float | None = None, on_point=None, fallback: set | None = None):  # fmt: skip
     """Outputs [len(x), n_out] of a circuit split into ``parts``, each run on its own inputs
     (folder ``part<p>`` when there are several); a sample failing in any part fails. ``budget``:
-    seconds per sample (None: :func:`default_sample_timeout` of each part); ``on_point(p, n)``:
+    CPU seconds per sample (None: :func:`default_sample_timeout` of each part); ``on_point(p, n)``:
     part p has finished n samples."""
     out, failed = np.full((len(x), n_out), np.nan), {}
     for p, part in enumerate(parts):

@@ -181,14 +181,15 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
     """Run one deck in ``work``; returns ngspice's output (also kept as ngspice.log). A SimError
     names the folder when ngspice times out or does not write ``expect``; :class:`Stopped` when
     it was killed by :func:`anasim.sim.live.stop_all`. A sweep reports its points as ngspice prints them:
-    ``on_point(n)`` with n points finished; ``stall`` seconds without a new one (from the start
-    for the first) kill it with :class:`Stalled`."""
+    ``on_point(n)`` with n points finished; ``stall`` CPU seconds of ngspice without a new one
+    (from the start for the first) kill it with :class:`Stalled`."""
     live.check()
     work.mkdir(parents=True, exist_ok=True)
     (work / "deck.cir").write_text(text)
     (work / expect).unlink(missing_ok=True)
     proc = live.start(batch_command("deck.cir"), work)
-    out, err, seen = [], [], {"done": 0, "at": time.monotonic()}
+    clock = live.cpu_clock(proc)  # the budget counts ngspice's CPU seconds, not a busy machine's wall
+    out, err, seen = [], [], {"done": 0, "at": clock()}
 
     def point(chunks: list[bytes]) -> None:  # in a reader thread: the last complete progress line
         found = _POINT.findall(b"".join(chunks[-2:])[-4096:])
@@ -198,7 +199,7 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
             except ValueError:
                 return
             if done > seen["done"]:
-                seen.update(done=done, at=time.monotonic())
+                seen.update(done=done, at=clock())
                 if on_point is not None:
                     on_point(done)
 
@@ -218,8 +219,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600, on_point
             now = time.monotonic()
             if now - t0 > timeout:
                 why = f"ngspice did not finish within {timeout:.0f} s"
-            elif stall is not None and now - seen["at"] > stall:
-                why, stalled = f"no sample finished within {stall:g} s", True
+            elif stall is not None and clock() - seen["at"] > stall:
+                why, stalled = f"no sample finished within {stall:g} CPU s", True
             if why is not None:
                 proc.kill()
                 proc.wait()

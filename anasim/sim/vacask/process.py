@@ -111,11 +111,11 @@ class _Reader(threading.Thread):
     """Reads a pipe to its end (VACASK blocks on a full pipe) into lines, counting sweep points:
     ``points`` started, ``at`` when the last one started; ``on_point(n)``: n points finished."""
 
-    def __init__(self, stream, on_point=None):
+    def __init__(self, stream, clock, on_point=None):
         super().__init__(daemon=True)
-        self.stream, self.on_point = stream, on_point
+        self.stream, self.clock, self.on_point = stream, clock, on_point
         self.lines: list[bytes] = []
-        self.points, self.at = 0, time.monotonic()
+        self.points, self.at = 0, clock()
 
     def run(self) -> None:
         rest = b""
@@ -129,7 +129,7 @@ class _Reader(threading.Thread):
     def _line(self, line: bytes) -> None:
         if line.startswith(_POINT):
             self.points += 1
-            self.at = time.monotonic()
+            self.at = self.clock()
             if self.on_point is not None and self.points > 1:
                 self.on_point(self.points - 1)  # the point before this one is finished
             line = line[:LINE_KEPT] + (b" ..." if len(line) > LINE_KEPT else b"")
@@ -166,15 +166,16 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     """Run one deck in ``work``; VACASK's output (kept as vacask.log) and the process's wall and
     CPU seconds. A SimError names the folder when VACASK fails, times out or writes no ``expect``;
     :class:`Stopped` after :func:`anasim.sim.live.stop_all`. A sweep reports its points as VACASK starts them
-    (``on_point(n)``: n points finished); ``stall`` seconds without a new one (from the start for
-    the first) kill it with :class:`Stalled`, carrying the points finished."""
+    (``on_point(n)``: n points finished); ``stall`` CPU seconds of VACASK without a new one (from the
+    start for the first) kill it with :class:`Stalled`, carrying the points finished."""
     live.check()
     work.mkdir(parents=True, exist_ok=True)
     if not (work / deck_name).is_file() or (work / deck_name).read_text() != text:
         (work / deck_name).write_text(text)
     (work / expect).unlink(missing_ok=True)
     proc = live.start(command(deck_name, work), work, stderr=subprocess.STDOUT)
-    reader = _Reader(proc.stdout, on_point)
+    clock = live.cpu_clock(proc)  # the budget counts VACASK's CPU seconds, not a busy machine's wall
+    reader = _Reader(proc.stdout, clock, on_point)
     reader.start()
     t0, why, stalled, usage = time.monotonic(), None, False, None
     try:
@@ -187,8 +188,8 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
             now = time.monotonic()
             if now - t0 > timeout:
                 why = f"VACASK did not finish within {timeout:.0f} s"
-            elif stall is not None and now - reader.at > stall:
-                why, stalled = f"no sample finished within {stall:g} s", True
+            elif stall is not None and clock() - reader.at > stall:
+                why, stalled = f"no sample finished within {stall:g} CPU s", True
             if why is not None:
                 proc.kill()
                 proc.wait()
