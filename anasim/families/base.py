@@ -8,11 +8,14 @@ one; nothing else in anasim dispatches on the model type.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import AnasimError
+
+_LOWERING = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,10 @@ class SimSettings:
         """``make()``, or the circuit(s) kept under ``key`` in ``memo``."""
         if self.memo is None:
             return make()
-        if key not in self.memo:
-            self.memo[key] = make()
-        return self.memo[key]
+        with _LOWERING:  # the realizations of a Monte Carlo batch are threads: one lowers, the others wait
+            if key not in self.memo:
+                self.memo[key] = make()
+            return self.memo[key]
 
 
 @dataclass(frozen=True)
