@@ -3,9 +3,12 @@
 ``run`` computes the reference once and records the settings, then fans the realizations out
 (:mod:`anasim.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
 with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
-number of samples per ngspice run, so a realization's outputs do not depend on the workers. The
-parent saves each realization's outputs, then appends its row to ``rows.jsonl`` (flushed), and
-writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
+number of samples per ngspice run, so a realization's outputs do not depend on the workers. On an
+engine that reruns (VACASK), a worker takes a batch of realizations and runs them together
+(:mod:`anasim.mcbatch`): each deck parsed once, each realization's instance parameters altered
+before its analysis; a row's ``path`` says whether it ran so ("rerun") or with decks of its own
+("parse"). The parent saves each realization's outputs, then appends its row to ``rows.jsonl``
+(flushed), and writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
 the Dask scheduler is lost.
 ``resume`` reads the record and rows back and runs the missing realizations and again the failed
 ones (a killed worker, a timeout, a full disk may pass; a circuit failing for its own reasons fails

@@ -134,3 +134,21 @@ def test_the_group_deck_alters_what_differs_and_shares_equal_samples():
     assert not any("Ra" in line for line in deck if "alter" in line)  # equal everywhere: never altered
     assert sum(line.startswith("  var anasim_x") for line in deck) == 2  # a and b share their samples
     assert [line.split()[1] for line in deck if line.startswith("  analysis")] == ["m0000", "m0001", "m0002"]
+
+
+def test_a_group_vacask_cannot_finish_runs_each_realization_alone(vacask_run, tmp_path, monkeypatch):
+    from anasim.errors import SimError
+    from anasim.sim.vacask import alter
+
+    real = alter.process.run_deck
+
+    def failing(text, work, *args, **kw):
+        if "  alter instance(" in text:  # every shared deck fails, as a sample without convergence would
+            raise SimError("no convergence (test)", work, "", "vacask")
+        return real(text, work, *args, **kw)
+
+    monkeypatch.setattr(alter.process, "run_deck", failing)
+    folder = run_mc(tmp_path, "vacask")
+    assert [r["path"] for r in rows_of(folder)] == ["parse"] * N  # each ran decks of its own, and says so
+    diff = np.abs(outputs(folder) - outputs(vacask_run)).max() / span(folder)
+    assert diff <= 1e-12, diff  # the same numbers either way
