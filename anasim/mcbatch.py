@@ -79,6 +79,9 @@ def realize_batch(ctx, batch: Batch) -> list[dict]:
                 t.join()
         except BaseException:  # Ctrl-C or a worker's SIGTERM: no engine run outlives the batch
             engine.stop_all()
+            for t in threads:  # their runs are killed: they return at once
+                t.join(timeout=10)
+            engine.resume_runs()  # as batch.run_chunks: later runs of this process may start again
             raise
     share = (time.perf_counter() - t0) / len(batch.tasks)
     for res in results:
