@@ -3,9 +3,12 @@
 ``run`` computes the reference once and records the settings, then fans the realizations out
 (:mod:`anasim.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
 with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
-number of samples per ngspice run, so a realization's outputs do not depend on the workers. The
-parent saves each realization's outputs, then appends its row to ``rows.jsonl`` (flushed), and
-writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
+number of samples per ngspice run, so a realization's outputs do not depend on the workers. On an
+engine that reruns (VACASK), a worker takes a batch of realizations and runs them together
+(:mod:`anasim.mcbatch`): each deck parsed once, each realization's instance parameters altered
+before its analysis; a row's ``path`` says whether it ran so ("rerun") or with decks of its own
+("parse"). The parent saves each realization's outputs, then appends its row to ``rows.jsonl``
+(flushed), and writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
 the Dask scheduler is lost.
 ``resume`` reads the record and rows back and runs the missing realizations and again the failed
 ones (a killed worker, a timeout, a full disk may pass; a circuit failing for its own reasons fails
@@ -35,7 +38,9 @@ import torch
 from . import __version__
 from .errors import AnasimError, Interrupted
 from .families import FAMILIES, SimSettings
-from .fanout import SchedulerLost, WorkerLost, check_scheduler, run_tasks
+from .fanout import SchedulerLost, WorkerLost, check_scheduler, default_workers, run_tasks
+from .mcbatch import Batch, batches, realize_batch, reruns
+from .mcbatch import size as batch_size
 from .mcsummary import coefficient_sigma, reference_head, row_metrics, summarize
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
@@ -49,7 +54,9 @@ from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 CHUNK = 1000
 FORMAT = "anasim-montecarlo/1"  # of the summary JSON: what `anasim report` checks
 TORCH_STREAM = 0x746F7263  # "torc": the torch draws of realization r never reuse the circuit's stream
-TIMES = ("ngspice_s", "ngspice_elapsed_s")  # ngspice's analysis time and its whole run, summed over its runs
+# the engine's analysis time and its whole run (wall), summed over its runs, and the CPU seconds
+# of its processes where the engine counts them (VACASK; a shared process: this realization's share)
+TIMES = ("ngspice_s", "ngspice_elapsed_s", "engine_cpu_s")
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,10 @@ def realize(ctx: Context, task: Task) -> dict:
         return {"error": str(exc).splitlines()[0], "wall_s": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
     times = {"ngspice_s": res.rusage.get("analysis_s"), "ngspice_elapsed_s": res.rusage.get("elapsed_s")}
+    times["engine_cpu_s"] = res.rusage.get("cpu_s")
     out = {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
+    # rerun: every engine run of it altered a circuit already loaded (mcbatch); parse: decks of its own
+    out["path"] = "rerun" if res.rusage.get("reruns") else "parse"
     if res.solver_fallback:  # samples run again under Sparse: said in the realization's row
         out["solver_fallback"] = res.solver_fallback
     sigma = coefficient_sigma(task.sigmas)
@@ -149,6 +159,15 @@ def realize(ctx: Context, task: Task) -> dict:
         finally:
             torch.set_num_threads(threads)
     return out
+
+
+def _each(it):
+    """(task, result) pairs of the fan-out, a batch's one by one (a lost batch: each task lost)."""
+    for task, res in it:
+        if isinstance(task, Batch):
+            yield from zip(task.tasks, res if isinstance(res, list) else [res] * len(task.tasks))
+        else:
+            yield task, res
 
 
 def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, settings: SimSettings) -> dict:
@@ -171,7 +190,7 @@ def record_of(net, mc: MonteCarlo, data, split: str, samples: int, opts, setting
         "engine": get_engine().version(),
         "solver": settings.solver,
         "realizations": mc.realizations,
-    }
+    } | ({"path": "rerun: batches of realizations altered in one engine process"} if reruns(settings.engine) else {})
 
 
 def _resume_check(folder: Path, record: dict, resume: bool) -> None:
@@ -266,6 +285,12 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                     yield Task(p, r, sig, mc.seed, mc.dist)
 
     save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
+    # an engine that reruns takes the realizations in batches, one process each (mcbatch)
+    if reruns(settings.engine):
+        todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
+        fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers()))
+    else:
+        fn, work = realize, tasks()
     ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
     total = mc.realizations * len(points)
     key = "loss" if data.task == "regression" else "accuracy"
@@ -276,9 +301,9 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         bar = Progress(total, "monte carlo", "realizations", initial=len(rows))
         with (
             (folder / "rows.jsonl").open("a") as fh,
-            closing(run_tasks(realize, ctx, tasks(), workers, scheduler)) as it,
+            closing(run_tasks(fn, ctx, work, workers, scheduler)) as it,
         ):
-            for task, res in it:
+            for task, res in _each(it):
                 if task.point < 0:
                     if isinstance(res, WorkerLost) or "error" in res:
                         raise AnasimError(f"the nominal circuit could not be simulated: {res}")
@@ -305,6 +330,8 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                         row["first_failure"] = f"sample {first}: {res['failed'][first]}"
                 if isinstance(res, dict):  # timings: vary from run to run, unlike the rest of the row
                     row |= {"wall_s": round(res["wall_s"], 3)} | {k: res.get(k) for k in TIMES}
+                    if "path" in res:
+                        row["path"] = res["path"]
                 append_line(fh, rows_file, json.dumps(row), again)
                 rows.append(row)
                 if row.get(key) is not None:

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
-(and whether one parsed deck could serve its realizations), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice,
+(and whether one parsed deck could serve its realizations; VACASK reruns of one parsed circuit), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice,
 the wired Fashion-MNIST table on both engines)."""
 
 import accuracy
@@ -14,6 +14,7 @@ import kirchhoff_scale
 import kirchhoff_table1
 import lockstep
 import mc_reuse
+import mc_vacask
 import mlp_search
 import montecarlo
 import osdi
@@ -40,6 +41,7 @@ if __name__ == "__main__":
     kirchhoff_scale.main([])
     montecarlo.main(["speed", "--full", "figures"])
     mc_reuse.main([])
+    mc_vacask.main([])  # after montecarlo.py (its checkpoints): VACASK reruns beside ngspice
     physical.main(["digits"])
     physical.main(["cost"])  # trains its Fashion-MNIST [784,64,10] model if missing
     # the Fashion-MNIST wire table as far as ngspice reaches in hours: 1,000 images without wires, wired

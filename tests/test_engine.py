@@ -48,7 +48,7 @@ def test_an_unknown_engine_is_refused_naming_the_engines(name):
 
 
 def order(capability: str):
-    known = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu")
+    known = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu", "reruns")
     return (known.index(capability) if capability in known else 99, capability)
 
 

@@ -10,6 +10,7 @@ checkpoint's ``arch`` to one; nothing else in anasim dispatches on the model typ
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnasimError
+
+_LOWERING = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ class SimSettings:
         """``make()``, or the circuit(s) kept under ``key`` in ``memo``."""
         if self.memo is None:
             return make()
-        if key not in self.memo:
-            self.memo[key] = make()
-        return self.memo[key]
+        with _LOWERING:  # the realizations of a Monte Carlo batch are threads: one lowers, the others wait
+            if key not in self.memo:
+                self.memo[key] = make()
+            return self.memo[key]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ class Engine(Protocol):
 
     name: str  # "ngspice"
     runs_as: str  # how results describe its runs, e.g. "ngspice -b subprocesses"
-    # what it runs: "dc-sweep", "op", "tran", "static-power", "lockstep"; "klu" when it has KLU
+    # what it runs: "dc-sweep", "op", "tran", "static-power", "lockstep"; "klu" when it has KLU;
+    # "reruns" when a batch of Monte Carlo realizations can share its process (:meth:`reruns`)
     capabilities: frozenset[str]
     tuning: Tuning  # part sizes and sweep settings measured on it
 
@@ -78,6 +79,11 @@ class Engine(Protocol):
         """A Python plant in lock-step with ``circuit`` in one transient (capability ``lockstep``;
         an engine without it raises AnasimError)."""
 
+    def reruns(self) -> AbstractContextManager:
+        """Capability ``reruns``: inside, the runs of the threads that join the yielded session
+        (``join``/``leave``) wait for each other and run the decks that differ only in instance
+        parameters and samples as one process, the circuit parsed once (Monte Carlo batches)."""
+
     def stop_all(self) -> None:
         """Kill every run in progress and refuse new ones until :meth:`resume_runs` (Ctrl-C)."""
 
@@ -92,7 +98,7 @@ _ACTIVE: list[str] = [DEFAULT]
 
 def describe() -> str:
     """Every engine and what it runs, e.g. ``ngspice (dc-sweep, lockstep, ...)``: for messages."""
-    order = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu")
+    order = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu", "reruns")
     rank = {c: i for i, c in enumerate(order)}
     return ", ".join(
         f"{n} ({', '.join(sorted(ENGINES[n].capabilities, key=lambda c: (rank.get(c, 99), c)))})"

@@ -112,6 +112,9 @@ class Ngspice:
 
         return run_lockstep(circuit, plant_step, x0, inputs, outputs, dt, t_stop, observe, options)
 
+    def reruns(self):
+        raise AnasimError("ngspice has no reruns (capability reruns): its Monte Carlo parses a deck per realization")
+
     # --- the linear solver and what results call the engine --------------------------------------
 
     def resolve_solver(self, solver: str) -> str:

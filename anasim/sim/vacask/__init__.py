@@ -25,10 +25,11 @@ from ...circuit.stimulus import Run
 from ...errors import AnasimError
 from .. import live
 from ..run import Vectors
-from . import process, writer
+from . import alter, process, writer
 from .tuning import TUNING
 
-CAPABILITIES = frozenset({"dc-sweep", "op", "tran", "static-power"})
+# reruns: the runs of a batch of Monte Carlo realizations share one VACASK process (:mod:`.alter`)
+CAPABILITIES = frozenset({"dc-sweep", "op", "tran", "static-power", "reruns"})
 SOLVER = "klu"  # what VACASK solves with (the only solver it has)
 
 
@@ -42,6 +43,7 @@ class Vacask:
 
     def __init__(self):
         self._label: str | None = None  # the engine a deck written now names (a scope's)
+        self._session: alter.Session | None = None  # the Monte Carlo batch whose runs are grouped
 
     def version(self) -> str:
         return process.version()
@@ -62,6 +64,13 @@ class Vacask:
         fails. ``on_point(n)``: n sweep points finished; ``stall``: seconds without a new one
         before the run is killed (:class:`~anasim.errors.Stalled`)."""
         text = self.write(circuit, run) if deck is None else deck
+        if self._session is not None:  # a member of a rerun batch: run with the others when all wait
+            return self._session.submit(alter.Request(circuit, run, folder, text, timeout, stall, on_point))
+        return self.run_alone(circuit, run, folder, text, timeout, on_point, stall)
+
+    def run_alone(self, circuit: Circuit, run: Run, folder: Path, text: str, timeout: float = 3600.0,
+                  on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip
+        """One deck, one VACASK process (what :meth:`run` does outside a rerun batch)."""
         body = writer.body(circuit)
         folder.mkdir(parents=True, exist_ok=True)
         if body.va:
@@ -75,6 +84,19 @@ class Vacask:
         if on_point is not None:
             on_point(len(vec.scale))
         return vec
+
+    @contextmanager
+    def reruns(self):
+        """Inside, the runs of threads that :meth:`~.alter.Session.join` the yielded session wait
+        for each other and share a VACASK process where their decks differ only in instance
+        parameters and samples (capability ``reruns``). One batch at a time per process."""
+        if self._session is not None:
+            raise AnasimError("VACASK reruns: a batch is running already in this process")
+        self._session = alter.Session(self)
+        try:
+            yield self._session
+        finally:
+            self._session = None
 
     def results_file(self, run: Run) -> str:
         return writer.results_file(run)

@@ -34,6 +34,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ...errors import AnasimError
 from ...veriloga import comment
@@ -271,47 +272,56 @@ class Library:
 
     def expression(self, element: str, p: str, n: str, kind: str, expr: str) -> Use:
         """``kind`` I (current from p through the element to n) or V (V(p, n)) of ``expr``."""
-        nodes: list[str] = []
-        refs: dict[str, str] = {}
-
-        def port(node: str) -> str:
-            if node not in nodes:
-                nodes.append(node)
-            return f"c{nodes.index(node)}"
-
-        def voltage(m: re.Match) -> str:
-            a, b = m.group(1), m.group(2) or "0"
-            if a == "0" and b == "0":
-                text = "0.0"
-            elif b == "0":
-                text = f"V({port(a)})"
-            elif a == "0":
-                text = f"(-V({port(b)}))"
-            else:
-                text = f"V({port(a)}, {port(b)})"
-            key = f"anasim_v{len(refs)}"
-            refs[key] = text
-            return key
-
         try:
-            text = _VREF.sub(voltage, expr)
-            if "V(" in text.replace(" ", ""):
-                raise Untranslatable("a node voltage that is not V(node) or V(node,node)")
-            printer = _Printer(refs)
-            y = printer.expr(ast.parse(text, mode="eval").body)
+            name, text, nodes, values = _translate(kind, expr)
         except (SyntaxError, Untranslatable, RecursionError) as exc:
             raise AnasimError(
                 f"element {element}: the expression {expr[:200]!r} cannot be written in Verilog-A for VACASK: "
                 f"{_why(exc)}"
             ) from None
-        contribution = "I(op, on)" if kind == "I" else "V(op, on)"
-        body = [*printer.statements, f"{contribution} <+ {y};"]
-        params = [f"k{i}" for i in range(len(printer.params))]
-        name = _name("b", f"{len(nodes)}\n" + "\n".join(body))
-        ports = ["op", "on", *(f"c{i}" for i in range(len(nodes)))]
-        about = f"behavioural {kind} source, {len(nodes)} control node(s), {len(params)} parameter(s)"
-        self._add(name, _module(name, ports, params, printer.temps, body, about), f"element {element}")
-        return Use(name, (p, n, *nodes), tuple(zip(params, printer.params)))
+        self._add(name, text, f"element {element}")
+        return Use(name, (p, n, *nodes), tuple((f"k{i}", v) for i, v in enumerate(values)))
+
+
+# every deck of a Monte Carlo realization writes the same expressions again (its circuit is new,
+# its behavioural sources mostly are not): translated once per process
+@lru_cache(maxsize=8192)
+def _translate(kind: str, expr: str) -> tuple[str, str, tuple[str, ...], tuple[float, ...]]:
+    """(module name, module text, control nodes, parameter values) of ``expr``."""
+    nodes: list[str] = []
+    refs: dict[str, str] = {}
+
+    def port(node: str) -> str:
+        if node not in nodes:
+            nodes.append(node)
+        return f"c{nodes.index(node)}"
+
+    def voltage(m: re.Match) -> str:
+        a, b = m.group(1), m.group(2) or "0"
+        if a == "0" and b == "0":
+            text = "0.0"
+        elif b == "0":
+            text = f"V({port(a)})"
+        elif a == "0":
+            text = f"(-V({port(b)}))"
+        else:
+            text = f"V({port(a)}, {port(b)})"
+        key = f"anasim_v{len(refs)}"
+        refs[key] = text
+        return key
+
+    text = _VREF.sub(voltage, expr)
+    if "V(" in text.replace(" ", ""):
+        raise Untranslatable("a node voltage that is not V(node) or V(node,node)")
+    printer = _Printer(refs)
+    y = printer.expr(ast.parse(text, mode="eval").body)
+    contribution = "I(op, on)" if kind == "I" else "V(op, on)"
+    body = [*printer.statements, f"{contribution} <+ {y};"]
+    params = [f"k{i}" for i in range(len(printer.params))]
+    name = _name("b", f"{len(nodes)}\n" + "\n".join(body))
+    ports = ["op", "on", *(f"c{i}" for i in range(len(nodes)))]
+    about = f"behavioural {kind} source, {len(nodes)} control node(s), {len(params)} parameter(s)"
+    return name, _module(name, ports, params, printer.temps, body, about), tuple(nodes), tuple(printer.params)
 
 
 def _why(exc: BaseException) -> str:

@@ -1,0 +1,221 @@
+"""Monte Carlo reruns on VACASK: the decks of several realizations of one circuit as one VACASK process.
+
+Where it sits: Monte Carlo (:mod:`anasim.mcbatch`) runs a batch of realizations in threads of one
+worker inside :meth:`~anasim.sim.vacask.Vacask.reruns`; every ``Vacask.run`` of those threads
+becomes a :class:`Request` here. When every member thread waits on one, the requests whose decks
+differ only in instance parameter values, the samples and the analysis line (a nodeset) run as
+one deck: the first one's circuit is parsed and elaborated once, then for each other request
+``alter instance("name") k=v ...`` of every instance line that differs in the group (the values
+its own deck would have written, so the same numbers), its sweep and its analysis, each
+analysis's raw file its own (``m<k>.raw``), moved into the request's folder under the name its
+own run would have written. A group VACASK cannot finish (no convergence, a stall, a timeout)
+runs again request by request, as without reruns, so a failing sample fails as it would alone.
+
+Measured: DC sample sweeps give the numbers of their own decks (to 1e-12 of the output range,
+tests/test_montecarlo_vacask.py); an ``alter`` and back restores a transient bit for bit. But
+VACASK's transient depends on the analysis's name: a KirchhoffNet layer deck took 457 time
+points as ``out`` (the name of a run alone) and 444, the same numbers, as ``m0000``, ``abc``,
+``tran1`` or any other name tried (4e-6 V apart), so transient reruns differ from their own decks
+at about 1e-6 of the range (KirchhoffNet, cap 0.05: 3.4e-7 and 1.3e-6 of the range).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import process, writer
+
+STIMULUS = f"{writer.STIMULUS} "  # the samples' subcircuit instance: its x is the sweep's to set
+
+
+@dataclass
+class Request:
+    circuit: object
+    run: object
+    folder: Path
+    text: str
+    timeout: float
+    stall: float | None
+    on_point: object
+    done: bool = False
+    result: object = None  # Vectors, or the exception the run raised
+    lines: list[str] = field(default_factory=list)
+    key: tuple = ()
+
+
+def _shape(req: Request) -> None:
+    """The deck's lines and what must be equal to run it with others: every line but the sweep
+    and analysis lines of its control block, instance lines up to their parameters."""
+    lines = req.text.split("\n")
+    key, control = [], False
+    for line in lines:
+        if line == "control":
+            control = True
+        if control and line.startswith(("  sweep ", "  analysis ")):
+            key.append(" ".join(line.split(" ", 4)[2:4]))  # "sweep idx", "analysis out"
+        elif not control and line.startswith(STIMULUS):
+            key.append(writer.STIMULUS)
+        elif not control and "=" in line and not line.startswith(("//", "  ", "model ", "load ", "ground ")):
+            key.append(line[: line.index("=")].rsplit(" ", 1)[0])  # "Rname (a b) resistor"
+        else:
+            key.append(line)
+    req.lines, req.key = lines, (hash(tuple(key)), len(lines))
+
+
+def _params(line: str) -> tuple[str, str]:
+    """(instance name, its parameters as ``k=v`` text) of an instance line."""
+    head = line[: line.index("=")].rsplit(" ", 1)[0]
+    return line.split(" ", 1)[0], line[len(head) + 1 :]
+
+
+def group_deck(reqs: list[Request]) -> str:
+    """One deck running every request of ``reqs`` (of one shape) in turn: the first one's circuit,
+    then per request the alters of the instance lines that differ anywhere in the group, its
+    sweep and its analysis ``m<k>``."""
+    base = reqs[0].lines
+    start = base.index("control")
+    end = base.index("endc", start)
+    differ = sorted(
+        {i for r in reqs[1:] for i, (a, b) in enumerate(zip(base[:start], r.lines[:start])) if a != b}
+        - {i for i in range(start) if base[i].startswith(STIMULUS)}
+    )
+    name = writer.analysis_name(reqs[0].run)
+    head = [line for line in base[start:end] if not line.startswith(("  sweep ", "  analysis ", "  print "))]
+    out = base[:start] + head
+    samples: dict[str, str] = {}  # a list of samples -> the variable holding it: parsed once
+    for k, r in enumerate(reqs):
+        if k:
+            out += [f'  alter instance("{n}") {p}' for n, p in (_params(r.lines[i]) for i in differ)]
+        for line in r.lines[start:end]:
+            if line.startswith("  sweep ") and " values=" in line:
+                sweep, values = line.split(" values=", 1)
+                if values not in samples:  # the first layer's samples are every realization's
+                    samples[values] = f"anasim_x{len(samples)}"
+                    out.append(f"  var {samples[values]}={values}")
+                out.append(f"{sweep} values={samples[values]}")
+            elif line.startswith("  sweep "):
+                out.append(line)
+            elif line.startswith(f"  analysis {name} "):
+                out.append(f"  analysis m{k:04d} " + line[len(f"  analysis {name} ") :])
+    out += ["  print stats", *base[end:]]
+    return "\n".join(out)
+
+
+def _sections(log: str, n: int) -> list[str]:
+    """The log's part for each analysis ``m<k>`` (the parse and set-up go with the first)."""
+    parts = log.split("Running analysis 'm")
+    if len(parts) != n + 1:
+        return [log] * n
+    return [parts[0] + "Running analysis 'm" + parts[1], *("Running analysis 'm" + p for p in parts[2:])]
+
+
+class Session:
+    """The member threads of one batch and their pending requests: run when all of them wait."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.cond = threading.Condition()
+        self.members = 0
+        self.pending: list[Request] = []
+        self.counts = {"grouped_runs": 0, "grouped_requests": 0, "alone_runs": 0}
+
+    def join(self) -> None:
+        with self.cond:
+            self.members += 1
+
+    def leave(self) -> None:
+        with self.cond:
+            self.members -= 1
+            batch = self._take()
+        if batch:
+            self._dispatch(batch)
+
+    def _take(self) -> list[Request]:
+        # called under the lock: the requests to run now, when every live member waits on one
+        if self.pending and len(self.pending) >= self.members:
+            batch, self.pending = self.pending, []
+            return batch
+        return []
+
+    def submit(self, req: Request):
+        with self.cond:
+            self.pending.append(req)
+            batch = self._take()
+        if batch:
+            self._dispatch(batch)
+        with self.cond:
+            while not req.done:
+                self.cond.wait()
+        if isinstance(req.result, BaseException):
+            raise req.result
+        return req.result
+
+    def _dispatch(self, batch: list[Request]) -> None:
+        groups: dict[tuple, list[Request]] = {}
+        for r in batch:
+            _shape(r)
+            groups.setdefault(r.key, []).append(r)
+        try:
+            for reqs in groups.values():
+                if len(reqs) == 1 or not self._group(reqs):
+                    for r in reqs:
+                        self._alone(r)
+        except BaseException as exc:  # Ctrl-C, stop_all: every waiting thread gets it
+            for r in batch:
+                if not r.done:
+                    r.result, r.done = exc, True
+            raise
+        finally:
+            with self.cond:
+                for r in batch:
+                    r.done = True
+                self.cond.notify_all()
+
+    def _alone(self, r: Request) -> None:
+        self.counts["alone_runs"] += 1
+        try:
+            r.result = self.engine.run_alone(r.circuit, r.run, r.folder, r.text, r.timeout, r.on_point, r.stall)
+        except Exception as exc:  # noqa: BLE001 - handed to the request's own thread, as its run would raise it
+            r.result = exc
+        r.done = True
+
+    def _group(self, reqs: list[Request]) -> bool:
+        """Run ``reqs`` as one deck; False (nothing set) when VACASK could not finish it."""
+        from ...errors import SimError
+
+        work = reqs[0].folder / "reruns"
+        body = writer.body(reqs[0].circuit)
+        work.mkdir(parents=True, exist_ok=True)
+        if body.va:
+            process.link_modules(work, writer.va_file(body.va), body.va, body.owners)
+        stalls = [r.stall for r in reqs if r.stall is not None]
+        t0 = time.perf_counter()
+        try:
+            log, counters = process.run_deck(
+                group_deck(reqs), work, f"m{len(reqs) - 1:04d}.raw", sum(r.timeout for r in reqs),
+                max(stalls) if stalls else None,
+            )  # fmt: skip
+        except SimError:
+            return False
+        wall = time.perf_counter() - t0
+        self.counts["grouped_runs"] += 1
+        self.counts["grouped_requests"] += len(reqs)
+        for k, (r, part) in enumerate(zip(reqs, _sections(log, len(reqs)))):
+            r.folder.mkdir(parents=True, exist_ok=True)
+            target = r.folder / writer.results_file(r.run)
+            shutil.move(work / f"m{k:04d}.raw", target)
+            (r.folder / process.LOG).write_text(part)
+            vec = self.engine.load(r.circuit, r.run, r.folder)
+            # a share of the process: its wall and CPU seconds split evenly over the group
+            vec.counters = process.parse_stats(part) | {
+                "elapsed_s": wall / len(reqs), "cpu_s": counters.get("cpu_s", 0.0) / len(reqs), "reruns": 1.0,
+            }  # fmt: skip
+            vec.log = part
+            if r.on_point is not None:
+                r.on_point(len(vec.scale))
+            r.result, r.done = vec, True
+        return True

@@ -1,0 +1,147 @@
+"""Monte Carlo on VACASK without re-parsing (issue 31, item 4): its overhead and speed beside ngspice's.
+
+On VACASK a batch of realizations shares one process per deck: the circuit parsed once, each
+realization's instance parameters altered before its analysis (anasim/mcbatch.py,
+anasim/sim/vacask/alter.py). Every run is an `anasim simulate --mc` command, both engines in
+turns in this one run, printed and recorded in results/mc_vacask.json.
+
+* digits TD-KAN [64,16,10] (edge mapping, 360 test samples, area 0.05), 1 worker: the overhead of
+  a realization (everything but its analysis) over its analysis, the median over the rows of
+  (wall - analysis) / analysis as benchmarks/montecarlo.py computes it for ngspice, and from CPU
+  seconds: the realization's CPU (the difference of a short and a long run, start-up cancels) less
+  its analysis's (VACASK's analysis seconds times its process's CPU over its wall: the shared
+  machine slows both alike). Goal: under 20%.
+* the Fashion-MNIST 14x14 TD-KAN [196,64,10], 3 bases, shared mapping, 1,000 samples, area 0.05 +
+  op-amp gain 0.3 (log) + offset 1 mV, 2 workers: 500 realizations projected from the CPU
+  seconds of 20 realizations (a run of 22 less a run of 2), on 2 otherwise idle cores. Goal:
+  under 30 minutes. Projected, not timed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from cpu import children_cpu
+
+HERE = Path(__file__).parent
+OUT = HERE / "results" / "mc_vacask.json"
+RUNS = HERE / "results" / "montecarlo" / "runs"  # montecarlo.py's checkpoints (it trains them)
+ANASIM = str(Path(sys.executable).with_name("anasim"))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+ENGINES = ("vacask", "ngspice")
+COMMANDS: list[str] = []
+
+
+def anasim(args: list) -> tuple[float, float]:
+    """Run one anasim command: (wall s, CPU s of it and its workers and simulators)."""
+    line = "anasim " + " ".join(map(str, args))
+    print("$", line, flush=True)
+    COMMANDS.append(line.replace(str(RUNS) + "/", ""))
+    t0, c0 = time.perf_counter(), children_cpu()
+    subprocess.run([ANASIM, *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, children_cpu() - c0
+
+
+def model(name: str) -> Path:
+    ckpt = RUNS / f"{name}.pt"
+    if not ckpt.exists():  # montecarlo.py trains them (its MODELS)
+        import montecarlo
+
+        return montecarlo.model(name)
+    return ckpt
+
+
+def mc(name: str, tag: str, engine: str, args: list) -> tuple[list[dict], float, float]:
+    out = RUNS / f"vk_{tag}_{engine}.json"
+    shutil.rmtree(out.with_suffix(".mc"), ignore_errors=True)
+    wall, cpu = anasim(["simulate", model(name), "--json", out, "--engine", engine, *args])
+    rows = [json.loads(line) for line in (out.with_suffix(".mc") / "rows.jsonl").read_text().splitlines()]
+    return rows, wall, cpu
+
+
+def analysis_cpu(row: dict) -> float | None:
+    """A row's analysis in CPU seconds: its analysis (wall) times its engine processes' CPU over wall."""
+    if not row.get("engine_cpu_s") or not row.get("ngspice_elapsed_s"):
+        return None
+    return row["ngspice_s"] * row["engine_cpu_s"] / row["ngspice_elapsed_s"]
+
+
+def digits(short: int, long: int) -> dict:
+    res = {}
+    for engine in ENGINES:
+        args = ["--vary", "area=0.05", "--samples", 360, "--workers", 1]
+        _, _, c_short = mc("digits", f"digits_{short}", engine, ["--mc", short, *args])
+        rows, _, c_long = mc("digits", f"digits_{long}", engine, ["--mc", long, *args])
+        cpu_each = (c_long - c_short) / (long - short)
+        wall_over = float(np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows]))
+        one = {"cpu_s_per_realization": cpu_each, "overhead_wall_median": wall_over,
+               "analysis_s_median": float(np.median([r["ngspice_s"] for r in rows])),
+               "paths": sorted({r.get("path", "parse") for r in rows})}  # fmt: skip
+        an = [a for r in rows if (a := analysis_cpu(r)) is not None]
+        if an:
+            one["analysis_cpu_s_mean"] = float(np.mean(an))
+            one["overhead_cpu"] = (cpu_each - one["analysis_cpu_s_mean"]) / one["analysis_cpu_s_mean"]
+        res[engine] = one
+    v, n = res["vacask"], res["ngspice"]
+    res["ratio_cpu_per_realization_vacask_over_ngspice"] = v["cpu_s_per_realization"] / n["cpu_s_per_realization"]
+    res["ratio_overhead_wall_vacask_over_ngspice"] = v["overhead_wall_median"] / n["overhead_wall_median"]
+    print(f"digits [64,16,10], 360 samples, 1 worker: overhead (wall - analysis) / analysis, median: VACASK reruns "
+          f"{100 * v['overhead_wall_median']:.0f}%, ngspice {100 * n['overhead_wall_median']:.0f}% "
+          f"(ratio {res['ratio_overhead_wall_vacask_over_ngspice']:.2f}); from CPU seconds: VACASK "
+          f"{100 * v.get('overhead_cpu', float('nan')):.0f}%; CPU per realization {v['cpu_s_per_realization']:.3f} s "
+          f"against ngspice's {n['cpu_s_per_realization']:.3f} s "
+          f"(ratio {res['ratio_cpu_per_realization_vacask_over_ngspice']:.2f})")  # fmt: skip
+    return res
+
+
+def f14(short: int, long: int) -> dict:
+    res = {}
+    vary = ["--vary", "area=0.05", "--vary", "opamp-gain=0.3", "--vary", "opamp-offset=1e-3"]
+    for engine in ENGINES:
+        args = [*vary, "--mapping", "shared", "--samples", 1000, "--workers", 2, "--data-dir", FASHION_DIR]
+        _, w_short, c_short = mc("f14", f"f14_{short}", engine, ["--mc", short, *args])
+        rows, w_long, c_long = mc("f14", f"f14_{long}", engine, ["--mc", long, *args])
+        cpu_each = (c_long - c_short) / (long - short)
+        one = {"cpu_s_per_realization": cpu_each, "projected_500_min_2_idle_cores": 500 * cpu_each / 2 / 60,
+               "wall_per_realization_s": (w_long - w_short) / (long - short),
+               "projected_500_min_from_wall": 500 * (w_long - w_short) / (long - short) / 60,
+               "mean_accuracy": float(np.mean([r["accuracy"] for r in rows])),
+               "paths": sorted({r.get("path", "parse") for r in rows})}  # fmt: skip
+        an = [a for r in rows if (a := analysis_cpu(r)) is not None]
+        if an:
+            one["analysis_cpu_s_mean"] = float(np.mean(an))
+            one["overhead_cpu"] = (cpu_each - one["analysis_cpu_s_mean"]) / one["analysis_cpu_s_mean"]
+        res[engine] = one
+    v, n = res["vacask"], res["ngspice"]
+    res["projection_realizations"] = long - short
+    res["ratio_cpu_per_realization_vacask_over_ngspice"] = v["cpu_s_per_realization"] / n["cpu_s_per_realization"]
+    print(f"[196,64,10] shared, 1,000 samples, 2 workers, 500 realizations projected from {long - short}: VACASK "
+          f"{v['projected_500_min_2_idle_cores']:.1f} min on 2 idle cores ({v['cpu_s_per_realization']:.2f} CPU s a "
+          f"realization), ngspice {n['projected_500_min_2_idle_cores']:.1f} min ({n['cpu_s_per_realization']:.2f}); "
+          f"ratio {res['ratio_cpu_per_realization_vacask_over_ngspice']:.2f}; from the wall clock of this shared "
+          f"machine: {v['projected_500_min_from_wall']:.1f} and {n['projected_500_min_from_wall']:.1f} min")  # fmt: skip
+    return res
+
+
+def main(argv: list[str]) -> dict:
+    quick = "--quick" in argv
+    res = {"load1_before": round(os.getloadavg()[0], 2)}
+    res["digits"] = digits(*((2, 6) if quick else (4, 24)))
+    if "--no-f14" not in argv:
+        res["f14"] = f14(*((1, 3) if quick else (2, 22)))
+    res["load1_after"] = round(os.getloadavg()[0], 2)
+    res["commands"] = COMMANDS
+    OUT.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {OUT}")
+    return res
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
