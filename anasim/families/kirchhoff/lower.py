@@ -27,8 +27,9 @@ from .model import BRANCHES, KirchhoffLayer
 # they are compared. At 1e-8 and T/200 (and ngspice's trtol scaled, sim/ngspice/writer.py) both
 # are within 3.5e-7 on the Friedman examples. Tried and dropped: 1e-8 with T/50 left the 3-layer
 # example's engines 9.6e-7 apart; T/1000 at 1e-6 cost 11x ngspice's time on a 20-node net whose
-# own steps were few (fc, 760 branches), against 3.5x for 1e-8 with T/200 there. The digits net
-# of benchmarks/kirchhoff_digits.py took 2x the time steps at 1e-7 as at 1e-6 (issue 31).
+# own steps were few (fc, 760 branches), against 3.5x for 1e-8 with T/200 there (ngspice's trtol
+# unscaled). What it costs: ngspice ~10x its CPU seconds on the Friedman example (20 samples),
+# 5.7x on the 3-layer one, 8.5x the time points on the CI's 200 samples; VACASK 5-6x (issue 31).
 RELTOL = 1e-8
 POINTS = 200
 # ngspice's default charge tolerance (coulombs) and the hardware scale a it suits. Capacitor
