@@ -231,7 +231,7 @@ def options(run: Run) -> dict[str, float]:
     """``option`` name -> value of a run: its tolerances (trtol scaled to ngspice's estimate),
     then its ngspice-only settings."""
     found = {k: v for k in OPTION_ORDER[type(run.analysis)] if (v := getattr(run.tolerances, k)) is not None}
-    if "trtol" in found:
+    if "trtol" in found and isinstance(run.analysis, Tran):
         found["trtol"] = float(f"{found['trtol'] * TRTOL_SCALE:.12g}")  # 0.1, not 0.10000000000000001
     found |= run.extra.get("ngspice", {})
     for key in found:
