@@ -149,3 +149,18 @@ def test_only_the_registry_imports_an_engine_package():
     assert {p.parent.name for p in (ANASIM / "sim").glob("*/__init__.py")} == {
         p.rsplit(".", 1)[1] for p in ENGINE_PACKAGES
     }
+
+
+@pytest.mark.parametrize("package", ENGINE_PACKAGES)
+def test_no_engine_package_imports_another(package):
+    """What two engines share (sweep tolerances, the factored devices) lives in a neutral module
+    (anasim/sim/tuning.py), never in one engine's package that another imports."""
+    folder = ANASIM.parent / package.replace(".", "/")
+    others = tuple(p for p in ENGINE_PACKAGES if p != package)
+    offenders = {
+        path.name: sorted(m for m in imported_modules(path) if m.startswith(others))
+        for path in sorted(folder.rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    # the check sees such an import where there is one: the registry imports both
+    assert set(others) <= imported_modules(ANASIM / "sim" / "engine.py")

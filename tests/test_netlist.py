@@ -101,12 +101,14 @@ TOLERANCES = Tolerances(reltol=1e-6, abstol=1e-15, vntol=1e-9, chgtol=1e-14, trt
             Dc("idx", 0.0, 1.0, 1.0),
             "option reltol=1e-06 vntol=1e-09 abstol=1e-15 chgtol=1e-14 trtol=1.0 gminsteps=100.0",
         ),
-        (Tran(1e-11, 1e-9), "option reltol=1e-06 abstol=1e-15 vntol=1e-09 trtol=1.0 chgtol=1e-14 gminsteps=100.0"),
+        # a transient's trtol scaled to ngspice's truncation-error estimate (writer.TRTOL_SCALE)
+        (Tran(1e-11, 1e-9), "option reltol=1e-06 abstol=1e-15 vntol=1e-09 trtol=0.1 chgtol=1e-14 gminsteps=100.0"),
     ],
 )
 def test_typed_tolerances_then_the_engines_own_options(analysis, line):
     """A Run's tolerances are written in the order its decks always had (DC sweeps and transients
-    differ: the golden decks stay byte for byte), then what Run.extra holds for ngspice."""
+    differ: the golden decks stay byte for byte), a transient's trtol times 0.1, then what
+    Run.extra holds for ngspice."""
     c = Circuit("t", (Resistor("r", "n1", "0", 1.0),), outputs=("n1",))
     run = Run(None, analysis, ("n1",), TOLERANCES, {"ngspice": {"gminsteps": 100}, "xyce": {"ignored": 1}})
     assert line in netlist(c, run=run).splitlines()

@@ -1,4 +1,4 @@
-"""The runner's rewrites (anasim.circuit.partition, and ngspice's factor_devices): parts, merged
+"""The runner's rewrites (anasim.circuit.partition, and the engines' factor_devices): parts, merged
 parallel devices, folded clippers, folded column pairs; and the fast path against the plain one
 in ngspice."""
 
@@ -26,7 +26,7 @@ from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.sim.batch import layers, sweep
 from anasim.sim.engine import get_engine, netlist
-from anasim.sim.ngspice.tuning import factor_devices
+from anasim.sim.tuning import factor_devices
 
 ENGINE = get_engine("ngspice")
 LINEAR = ENGINE.tuning.part_linear  # linear elements per part: no bound the small test circuits reach

@@ -29,7 +29,7 @@ table: about half the tables (22,166 to 12,740 on the digits edge mapping [196,6
 :func:`ground_devices` then lets every device into an ideal TIA's input see V(row) - 0 V for
 V(row) - V(col), the same approximation: one derivative and two Jacobian entries per device.
 Such devices on one row all evaluate their curves at V(row): ngspice's tuning
-(:func:`anasim.sim.ngspice.tuning.factor_devices`) evaluates each (row, curve) once, into a
+(:func:`anasim.sim.tuning.factor_devices`) evaluates each (row, curve) once, into a
 voltage node, and makes every device a linear VCCS of its gain from it (the edge mapping
 becomes the shared mapping's structure, exactly: currents equal up to rounding). ngspice then
 evaluates K tables per row instead of one per edge, and a Monte Carlo realization's per-device

@@ -29,10 +29,8 @@ from ...circuit.ir import Branch, Capacitor, Circuit
 from ...circuit.stimulus import InitialState, Run, Tran
 from ...errors import AnasimError
 from ...sim.engine import get_engine
-from .lower import copy_node, lower_layer, tran_options
+from .lower import POINTS, copy_node, lower_layer, tran_options
 from .model import KirchhoffNet
-
-POINTS = 50  # maximum steps per layer: T / 50, as each of simulate's transients
 
 
 def _time(t: float) -> float:

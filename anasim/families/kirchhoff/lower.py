@@ -19,9 +19,19 @@ from ...circuit.stimulus import InitialState, Run, Tolerances, Tran
 from ...errors import AnasimError
 from .model import BRANCHES, KirchhoffLayer
 
-# The transients' relative tolerance (ngspice's reltol): 1e-6 keeps the circuit within about 1e-4 of the output range of
-# the torchdiffeq solution on a 10,000-branch digits net; 1e-7 costs 2x the time steps there.
-RELTOL = 1e-6
+# The transients' relative tolerance and largest step (T / POINTS). Both engines bound each step's
+# truncation error by reltol, but a KirchhoffNet layer amplifies the errors of its early steps
+# (ngspice's error on the Friedman example grows 20x from t = 0.4 T to T): at reltol 1e-6 and
+# steps up to T/50 ngspice ended 1.3e-5 of the output range from torchdiffeq (rtol 1e-12) and
+# VACASK 2.8e-6, so the engines differed by 1.0e-5 and neither was as close as the 1e-6 at which
+# they are compared. At 1e-8 and T/200 (and ngspice's trtol scaled, sim/ngspice/writer.py) both
+# are within 3.5e-7 on the Friedman examples. Tried and dropped: 1e-8 with T/50 left the 3-layer
+# example's engines 9.6e-7 apart; T/1000 at 1e-6 cost 11x ngspice's time on a 20-node net whose
+# own steps were few (fc, 760 branches), against 3.5x for 1e-8 with T/200 there (ngspice's trtol
+# unscaled). What it costs: ngspice ~10x its CPU seconds on the Friedman example (20 samples),
+# 5.7x on the 3-layer one, 8.5x the time points on the CI's 200 samples; VACASK 5-6x (issue 31).
+RELTOL = 1e-8
+POINTS = 200
 # ngspice's default charge tolerance (coulombs) and the hardware scale a it suits. Capacitor
 # charges are C a V, so below a = 1 ns they shrink under 1e-14 C and ngspice's charge-based
 # step control stops limiting the error (a = 1e-15: 10x the error of a = 1e-9 on a Friedman
@@ -75,7 +85,7 @@ def tran_options(a: float, reltol: float = RELTOL) -> Tolerances:
     return Tolerances(reltol=reltol, abstol=1e-15, vntol=1e-10, trtol=1.0, chgtol=chgtol)
 
 
-def layer_run(circuit: Circuit, v0: np.ndarray, stop: float, reltol: float = RELTOL, *, a: float, points=50) -> Run:
+def layer_run(circuit: Circuit, v0: np.ndarray, stop: float, reltol: float = RELTOL, *, a: float, points=POINTS) -> Run:
     """A transient of ``stop`` seconds from node voltages v0 [copies, N+1] (column 0 = ground)
     at hardware scale ``a``, saving every node voltage over time."""
     voltages = {o: float(v) for o, v in zip(circuit.outputs, v0[:, 1:].reshape(-1))}

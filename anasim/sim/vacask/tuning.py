@@ -1,19 +1,20 @@
 """VACASK's tuning: part sizes and sweep settings for the batched and transient runners.
 
-Where it sits: as :mod:`anasim.sim.ngspice.tuning` for ngspice, one :class:`~anasim.sim.run.Tuning`.
-The sweep tolerances are ngspice's (the same outputs to well within the comparator's 1e-3 of the
-range, and the two engines agree to 1e-6 of it); the factored devices of the runner's
-rewritten circuits are ngspice's rewrite too (one curve per row and curve, a linear VCCS per
-device: the same equations in any engine). Part sizes: ngspice's, not measured on VACASK yet.
+Where it sits: as :mod:`anasim.sim.ngspice.tuning` for ngspice, one :class:`~anasim.sim.run.Tuning`
+from the settings every engine shares (:mod:`anasim.sim.tuning`: sweep tolerances, the factored
+devices, the switch lag) and this engine's own part sizes.
 """
 
 from __future__ import annotations
 
-from ..ngspice.tuning import FAST_SWEEP, SWEEP, SWITCH_LAG, factor_devices
 from ..run import Tuning
+from ..tuning import FAST_SWEEP, SWEEP, SWITCH_LAG, factor_devices
 
-# ngspice's part sizes (anasim/sim/ngspice/tuning.py): not measured on VACASK, which solves with
-# KLU and orders the large wired meshes better (a 128-row tile in 5.6 CPU s against ngspice 46's 37.7)
+# Nonlinear elements per part: ngspice's 2,000, measured not to matter on VACASK (issue 31; CPU
+# seconds of the vacask processes, --jobs 1, two passes): the digits demo [64,16,10] on 360 test
+# images 0.19-0.24 s and a wired 64-row tile (digits [64,32,10], --tile 64,64 --wire-r 1, 10
+# images) 0.60-0.66 s at every size of 500, 1,000, 2,000, 4,000 and 8,000, within the passes'
+# spread. Linear elements per part: ngspice's, not measured on VACASK.
 PART_ELEMENTS = 2000
 PART_LINEAR = 25000
 
