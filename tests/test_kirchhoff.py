@@ -255,8 +255,9 @@ def test_proj_needs_an_image_grid():
 
 def test_digits_proj_trains_and_matches_ngspice(tmp_path):
     """Digits through the CLI with the paper's Proj layer (8x8 grid, kernel 3, 10 projected nodes
-    read as logits, shifted-ReLU branches): one epoch, then 4 test images in ngspice. Tolerance:
-    1e-3 of the output range, the comparator's acceptance level."""
+    read as logits, shifted-ReLU branches): one epoch, then 2 test images in ngspice at --reltol
+    1e-6 (the default 1e-8, tight enough for the engines to agree to 1e-6, costs this 7,744-branch
+    net minutes an image). Tolerance: 1e-3 of the output range, the comparator's acceptance level."""
     import json
 
     from click.testing import CliRunner
@@ -270,7 +271,7 @@ def test_digits_proj_trains_and_matches_ngspice(tmp_path):
     args = ["--topology", "proj", "--proj-nodes", 10, "--repeat", 1, "--branch", "shifted", "--train-tol", 1e-3]
     res = run("train", "--arch", "kirchhoffnet", "--dataset", "digits", *args, "--epochs", 1, "--lr", 5e-3, "-o", ckpt)
     assert res.exit_code == 0 and "7,744 parameters" in res.output, res.output
-    res = run("simulate", ckpt, "--samples", 4, "--json", js)
+    res = run("simulate", ckpt, "--samples", 2, "--reltol", 1e-6, "--json", js)
     assert res.exit_code == 0, res.output
     r = json.loads(js.read_text())
     assert r["argmax_agreement"] == 1.0 and r["max_abs_error"] <= 1e-3 * r["output_scale"]
