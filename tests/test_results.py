@@ -116,11 +116,14 @@ def test_a_row_with_an_unknown_field_is_read(results, tmp_path):
     shutil.copytree(results / "mc.mc", tmp_path / "mc.mc")
     rows_file = tmp_path / "mc.mc" / "rows.jsonl"
     lines = [json.loads(line) | {"reparsed": i % 2 == 0} for i, line in enumerate(rows_file.read_text().splitlines())]
+    # a failed realization, as montecarlo writes it: no figures, its times null when unmeasured
+    lines.append({"point": 0, "index": 3, "seed": [0, 3], "sigmas": {"area": 0.05}, "error": "sample 0: no convergence",
+                  "wall_s": 0.1, "ngspice_s": None, "ngspice_elapsed_s": None, "reparsed": False})  # fmt: skip
     rows_file.write_text("".join(json.dumps(r) + "\n" for r in lines))
     data = json.loads((results / "mc.json").read_text()) | {"results": str(tmp_path / "mc.mc")}
     (tmp_path / "mc.json").write_text(json.dumps(data))
     rows = read_rows(rows_file)
-    assert [r.extra["reparsed"] for r in rows] == [i % 2 == 0 for i in range(len(lines))]
+    assert [r.extra["reparsed"] for r in rows] == [i % 2 == 0 for i in range(len(lines) - 1)] + [False]
     assert [r.to_json() for r in rows] == lines
     assert "median" in make_report([tmp_path / "mc.json"], tmp_path / "rep").markdown.read_text()
 

@@ -64,8 +64,17 @@ class McRow(Record):
     ngspice_elapsed_s: float | None = None
     extra: dict = field(default_factory=dict)
 
+    TIMES: ClassVar[tuple[str, ...]] = ("ngspice_s", "ngspice_elapsed_s")  # written with wall_s, null or not
+
     def to_json(self) -> dict:
         out = super().to_json()
+        if self.wall_s is not None:  # a realization that returned has its times, null when unmeasured
+            timed = {}
+            for k, v in out.items():
+                timed[k] = v
+                if k == "wall_s":
+                    timed |= {t: getattr(self, t) for t in self.TIMES}
+            out = timed
         if self.error is not None:  # a failed realization has no figures, not null ones
             return {k: v for k, v in out.items() if v is not None or k not in self.KEEP_NULL}
         # a regression row has no accuracy or agreement, a classification row no loss
