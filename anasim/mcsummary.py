@@ -1,9 +1,10 @@
-"""Monte Carlo's figures: a realization's row, the summary JSON of the rows, the console table.
+"""Monte Carlo's figures: a realization's row, the summary record of the rows, the console table.
 
 Where it sits: :mod:`anasim.montecarlo` runs the realizations and appends one row per
-realization (:func:`row_metrics`); from the rows it writes the summary (:func:`summarize`, with
-the reference and nominal figures of :func:`reference_head`) at the end, on Ctrl-C and when the
-scheduler is lost; the CLI prints :func:`summary_rows`. Numbers only: no simulator, no torch.
+realization (:func:`row_metrics`); from the rows it writes the summary (:func:`summarize`, an
+:class:`~anasim.results.McRecord`, with the reference and nominal figures of :func:`reference_head`)
+at the end, on Ctrl-C and when the scheduler is lost; the CLI prints :func:`summary_rows`. Numbers
+only: no simulator, no torch.
 """
 
 from __future__ import annotations

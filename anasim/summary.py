@@ -2,7 +2,8 @@
 
 ``simulate --json`` calls these once per run so that ``anasim report`` can describe the model,
 draw the device curves and say how the figures were made without loading the checkpoint, torch
-or ngspice again (the report reads result files only). Everything here is plain JSON.
+or ngspice again (the report reads result files only). The model and its layers are records of
+:mod:`anasim.results` (:class:`~anasim.results.ModelRecord`); the devices and environment plain JSON.
 """
 
 from __future__ import annotations

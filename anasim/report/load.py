@@ -21,7 +21,7 @@ from ..results import McRecord, McRow, SimRecord, read_rows
 
 @dataclass
 class SimRun:
-    """One ``simulate --json`` result: the JSON and the arrays of the .npz beside it."""
+    """One ``simulate --json`` result: its record and the arrays of the .npz beside it."""
 
     path: Path
     record: SimRecord
