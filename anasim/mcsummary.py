@@ -1,9 +1,10 @@
-"""Monte Carlo's figures: a realization's row, the summary JSON of the rows, the console table.
+"""Monte Carlo's figures: a realization's row, the summary record of the rows, the console table.
 
 Where it sits: :mod:`anasim.montecarlo` runs the realizations and appends one row per
-realization (:func:`row_metrics`); from the rows it writes the summary (:func:`summarize`, with
-the reference and nominal figures of :func:`reference_head`) at the end, on Ctrl-C and when the
-scheduler is lost; the CLI prints :func:`summary_rows`. Numbers only: no simulator, no torch.
+realization (:func:`row_metrics`); from the rows it writes the summary (:func:`summarize`, an
+:class:`~anasim.results.McRecord`, with the reference and nominal figures of :func:`reference_head`)
+at the end, on Ctrl-C and when the scheduler is lost; the CLI prints :func:`summary_rows`. Numbers
+only: no simulator, no torch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from .metrics import Comparison
 from .outputs import read_npy, save_npz
+from .results import McPoint, McRecord, McRow, McSettings
 
 PLURAL = {"accuracy": "accuracies", "loss": "losses"}
 COEFFICIENT_LIKE = ("area", "iv-scale", "coeff")
@@ -38,8 +40,8 @@ def row_metrics(task_kind: str, ref, out, target, failed: dict) -> dict:
     return row | {"failed_samples": len(failed)}
 
 
-def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points) -> dict:
-    """The summary JSON: per point and, for a single point, at the top level too."""
+def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points) -> McRecord:
+    """The summary record: per point (a single point's figures are also written at the top level)."""
     key, worst, best, pct = ("loss", max, min, 95) if task_kind == "regression" else ("accuracy", min, max, 5)
 
     def band(v: np.ndarray) -> dict:  # of the circuit's realizations and of their torch companions
@@ -49,23 +51,26 @@ def summarize(rows: list[dict], record: dict, head: dict, task_kind: str, points
     for p, sigmas in enumerate(points):
         mine = sorted((r for r in rows if r["point"] == p), key=lambda r: r["index"])
         vals = np.array([r[key] for r in mine if r.get(key) is not None], dtype=float)
-        s = {"sigmas": dict(sigmas), "realizations": len(vals), "failed": [r for r in mine if r.get("error")]}
+        stats = {}
         if len(vals):
-            s |= band(vals) | {
+            stats = band(vals) | {
                 f"std_{key}": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                 f"p{pct:02d}_{key}": float(np.percentile(vals, pct)),
             }
             if task_kind != "regression":
-                s["mean_agreement"] = float(np.mean([r["agreement"] for r in mine if r.get("agreement") is not None]))
-        s[PLURAL[key]] = vals.tolist()
+                stats["mean_agreement"] = float(
+                    np.mean([r["agreement"] for r in mine if r.get("agreement") is not None])
+                )
         eq6 = np.array([r[f"torch_eq6_{key}"] for r in mine if r.get(f"torch_eq6_{key}") is not None], dtype=float)
-        if len(eq6):  # torch with eq. 6 noise at the point's coefficient sigma, as many draws
-            s["torch_eq6"] = {"sigma": coefficient_sigma(sigmas), **band(eq6), PLURAL[key]: eq6.tolist()}
-        per.append(s)
-    out = {"kind": "monte-carlo", **head, "settings": record, "points": per}
-    if len(per) == 1:
-        out |= {k: v for k, v in per[0].items() if k != "sigmas"}
-    return out
+        # torch with eq. 6 noise at the point's coefficient sigma, as many draws
+        twin = {"sigma": coefficient_sigma(sigmas), **band(eq6), PLURAL[key]: eq6.tolist()} if len(eq6) else None
+        failed = [McRow.from_json(r, "a Monte Carlo row") for r in mine if r.get("error")]
+        per.append(McPoint(dict(sigmas), len(vals), key, failed, stats, vals.tolist(), twin))
+    head = dict(head)
+    return McRecord(
+        head.pop("checkpoint_sha256"), McSettings.from_json(record, "the Monte Carlo settings"), per, key,
+        reference=head.pop(f"reference_{key}", None), nominal=head.pop(f"nominal_{key}", None), **head,
+    )  # fmt: skip
 
 
 def reference_head(task_kind: str, ref, target, folder: Path, nominal_file: Path) -> dict:

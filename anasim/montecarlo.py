@@ -45,6 +45,8 @@ from .mcsummary import coefficient_sigma, reference_head, row_metrics, summarize
 from .metrics import Comparison
 from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from .progress import Progress
+from .results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim report` checks
+from .results import mc_json
 from .sim.engine import engine_scope, get_engine
 from .summary import environment
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
@@ -52,7 +54,6 @@ from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 # Samples per ngspice run in every realization, whatever the workers: one run for 1,000 samples
 # (parse and set-up once; a [196,64,10] realization takes 6% less than two runs of 500)
 CHUNK = 1000
-FORMAT = "anasim-montecarlo/1"  # of the summary JSON: what `anasim report` checks
 TORCH_STREAM = 0x746F7263  # "torc": the torch draws of realization r never reuse the circuit's stream
 # the engine's analysis time and its whole run (wall), summed over its runs, and the CPU seconds
 # of its processes where the engine counts them (VACASK; a shared process: this realization's share)
@@ -358,7 +359,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
         head["samples_note"] = cut
     if beyond:  # rows of an earlier, larger --mc
         head["note"] = f"realizations 0-{mc.realizations - 1} summarized; {beyond} more rows kept in {folder}"
-    summary = summarize(rows, record, head, data.task, points)
+    summary = mc_json(summarize(rows, record, head, data.task, points))  # the record, as written
     write_json(json_out, summary, again)
     if interrupted or lost is not None:  # Ctrl-C: 130; a lost scheduler: 1
         raise (Interrupted if interrupted else SchedulerLost)(

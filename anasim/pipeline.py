@@ -29,7 +29,7 @@ from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
 from .outputs import check_outputs, json_outputs, output_lock
-from .results import FORMAT, check_writable, jsonable, write_report
+from .results import FORMAT, Agreement, EngineBlock, SimRecord, check_writable, jsonable, write_record
 from .sim import batch
 from .sim.batch import SimInterrupted
 from .sim.engine import engine_names, engine_scope, get_engine, netlist, require
@@ -413,8 +413,8 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
         "run_dir": str(res.run_dir) if res.run_dir else None,
     }
     if others:
-        info["engines"] = {names[0]: engine_block(get_engine(), res, primary, ref)}
-        info["engines"] |= {n: engine_block(get_engine(n), r, w, ref) for n, (r, w) in others.items()}
+        info["engines"] = {names[0]: engine_block(get_engine(), res, primary, ref).to_json()}
+        info["engines"] |= {n: engine_block(get_engine(n), r, w, ref).to_json() for n, (r, w) in others.items()}
         info |= agreement(names[0], res.outputs, {n: r.outputs for n, (r, _) in others.items()})
     result = Comparison(data.task, ref, res.outputs, target, dict(sorted(failed.items())), info, bounds or Bounds())
     if json_out is not None:
@@ -447,7 +447,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def engine_block(engine, res: SimResult, times: tuple[float, float], ref: np.ndarray) -> dict:
+def engine_block(engine, res: SimResult, times: tuple[float, float], ref: np.ndarray) -> EngineBlock:
     """One engine's run of a simulation on several engines: what ran, its counters, its samples,
     its wall time and the CPU seconds of its processes (``engine_cpu_s``; the engines run one
     after the other, so each one's processes are its own)."""
@@ -455,18 +455,18 @@ def engine_block(engine, res: SimResult, times: tuple[float, float], ref: np.nda
     ok = np.isfinite(res.outputs).all(axis=1) & np.isfinite(ref).all(axis=1)
     err = np.abs(res.outputs[ok] - ref[ok])
     span = float(np.ptp(ref[ok])) if ok.any() else float("nan")
-    return {
-        "simulator": res.simulator,
-        "mode": f"{engine.runs_as}, {res.mode}",
-        "solver": res.solver,
-        "solver_fallback": res.solver_fallback,
-        "samples_done": int(np.isfinite(res.outputs).all(axis=1).sum()),
-        "failed_samples": {str(k): res.failed[k] for k in sorted(res.failed)},
-        "max_error_rel_range": float(err.max()) / span if err.size and span else None,
-        "rusage": res.rusage,
-        "wall_s": round(wall, 3),
-        "engine_cpu_s": round(cpu, 3),
-    }
+    return EngineBlock(
+        simulator=res.simulator,
+        mode=f"{engine.runs_as}, {res.mode}",
+        solver=res.solver,
+        solver_fallback=res.solver_fallback,
+        samples_done=int(np.isfinite(res.outputs).all(axis=1).sum()),
+        failed_samples={str(k): res.failed[k] for k in sorted(res.failed)},
+        max_error_rel_range=float(err.max()) / span if err.size and span else None,
+        rusage=res.rusage,
+        wall_s=round(wall, 3),
+        engine_cpu_s=round(cpu, 3),
+    )
 
 
 def agreement(first: str, outputs: np.ndarray, others: dict[str, np.ndarray]) -> dict:
@@ -479,16 +479,17 @@ def agreement(first: str, outputs: np.ndarray, others: dict[str, np.ndarray]) ->
         diff = np.abs(outputs[ok] - out[ok])
         span = float(np.ptp(outputs[ok])) if ok.any() else float("nan")
         worst = int(np.flatnonzero(ok)[np.argmax(diff.max(axis=1))]) if diff.size else None
-        rows.append({
-            "engines": [first, name],
-            "samples_compared": int(ok.sum()),
-            "max_abs_diff_v": float(diff.max()) if diff.size else None,
-            "output_range_v": span,
-            "max_diff_rel_range": float(diff.max()) / span if diff.size and span else None,
-            "worst_sample": worst,
-        })  # fmt: skip
-    worst = max(rows, key=lambda r: -1.0 if r["max_diff_rel_range"] is None else r["max_diff_rel_range"])
-    return {"engine_agreement": worst, "engine_agreements": rows}
+        rows.append(Agreement(
+            engines=[first, name],
+            samples_compared=int(ok.sum()),
+            max_abs_diff_v=float(diff.max()) if diff.size else None,
+            output_range_v=span,
+            max_diff_rel_range=float(diff.max()) / span if diff.size and span else None,
+            worst_sample=worst,
+        ))  # fmt: skip
+    worst = max(rows, key=lambda r: -1.0 if r.max_diff_rel_range is None else r.max_diff_rel_range)
+    # the console table (Comparison.rows) and the record read them from the run's info
+    return {"engine_agreement": worst.to_json(), "engine_agreements": [r.to_json() for r in rows]}
 
 
 def write_results(
@@ -517,15 +518,13 @@ def write_results(
         with run_directory(None) as rd:
             arrays |= net.family.trajectories(net.model, z[first], opts, rd.path)
         arrays["trajectory_samples"] = first
-    seeds = {"train": model["train_seed"]}
-    report = {
-        "format": FORMAT,
-        "kind": "simulate",
-        **result.to_dict(),
-        "model": model,
-        "devices": device_curves(net.family.devices(net.ckpt["config"])),
-        "environment": environment(res.simulator, seeds),
-    }
+    seeds = {"train": model.train_seed}
+    record = SimRecord.from_json(
+        jsonable({"format": FORMAT, "kind": "simulate", **result.to_dict(), "model": model.to_json()}),
+        "the simulate results",
+    )
+    record.devices = device_curves(net.family.devices(net.ckpt["config"]))
+    record.environment = environment(res.simulator, seeds)
     if settings.analysis == "tran":
-        report["period_s"] = settings.period  # the time one inference holds the circuit: energy = power x period
-    write_report(json_out, report, **arrays)
+        record.period_s = settings.period  # the time one inference holds the circuit: energy = power x period
+    write_record(json_out, record, **arrays)

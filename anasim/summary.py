@@ -2,7 +2,8 @@
 
 ``simulate --json`` calls these once per run so that ``anasim report`` can describe the model,
 draw the device curves and say how the figures were made without loading the checkpoint, torch
-or ngspice again (the report reads result files only). Everything here is plain JSON.
+or ngspice again (the report reads result files only). The model and its layers are records of
+:mod:`anasim.results` (:class:`~anasim.results.ModelRecord`); the devices and environment plain JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from . import __version__
 from .circuit.ir import Capacitor, Device, OpAmp, Resistor
 from .devices import get_device
+from .results import LayerRecord, ModelRecord
 
 CURVE_POINTS = 200  # samples of each device curve in the results file: smooth at report size
 
@@ -80,15 +82,16 @@ def circuit_counts(circuit) -> dict:
     }
 
 
-def model_summary(net, opts) -> dict:
-    """Family, architecture, parameters and the lowered circuit's size, for the report."""
+def model_summary(net, opts) -> ModelRecord:
+    """Family, architecture, parameters and the lowered circuit's size, for the report; the layer
+    rows (crossbar size, tiles) are what the lowering reports."""
     from .checkpoint import summary
 
     info = summary(net.ckpt)
     circuit, lowered = net.family.lower(net.model, opts)
     layers = []
     for n, L in enumerate(lowered.get("layers", [])):
-        row = {"layer": n, **{k: v for k, v in L.items() if k in ("inputs", "outputs", "devices", "nodes")}}
+        row = {k: v for k, v in L.items() if k in ("inputs", "outputs", "devices", "nodes")}
         if "crossbar" in L:  # TD-KAN: the lowering's tiles (row tiles x column tiles) and one tile's size
             row |= {"crossbar_rows": L["crossbar"][0], "crossbar_columns": L["crossbar"][1]}
             row |= {"tiles": L["tiles"][0] * L["tiles"][1], "tile_grid": list(L["tiles"])}
@@ -97,25 +100,25 @@ def model_summary(net, opts) -> dict:
         for key in ("area_range", "rf_ohm"):
             if key in L:  # a range [lo, hi], or one value for all (MLP feedback resistors)
                 row[key] = [float(v) for v in np.ravel([L[key]])][:2] * (2 if np.ndim(L[key]) == 0 else 1)
-        layers.append(row)
-    return {
-        "family": net.family.name,
-        "title": net.family.title,
-        "checkpoint": str(net.path),
-        "checkpoint_sha256": net.digest,
-        "arch": info["arch"],
-        "dims": info["dims"],
-        "bases": info["bases"],
-        "activation": info["activation"],
-        "params": info["params"],
-        "dataset": info["dataset"],
-        "test_accuracy": info["test_accuracy"],
-        "test_loss": info["test_loss"],
-        "train_seed": net.ckpt.get("metrics", {}).get("options", {}).get("seed"),
-        "layers": layers,
+        layers.append(LayerRecord(n, **row))
+    return ModelRecord(
+        family=net.family.name,
+        title=net.family.title,
+        checkpoint=str(net.path),
+        checkpoint_sha256=net.digest,
+        arch=info["arch"],
+        dims=info["dims"],
+        bases=info["bases"],
+        activation=info["activation"],
+        params=info["params"],
+        dataset=info["dataset"],
+        test_accuracy=info["test_accuracy"],
+        test_loss=info["test_loss"],
+        train_seed=net.ckpt.get("metrics", {}).get("options", {}).get("seed"),
+        layers=layers,
         # KirchhoffNet's lowering is its first layer; the others have the same kind of elements
-        "circuit": circuit_counts(circuit),
-    }
+        circuit=circuit_counts(circuit),
+    )
 
 
 def device_curves(names) -> dict:

@@ -135,7 +135,7 @@ def _binary(results, tmp_path):
         ),
         (lambda r, t: [r / "sim.json", t / "nowhere.json"], r"nowhere\.json: no such results file"),
         (_older, r"old\.json: results file without a format version .*reads anasim-simulate/1"),
-        (_newer, r"new\.json: results format 'anasim-simulate/9'; this report reads anasim-simulate/1"),
+        (_newer, r"new\.json: results format 'anasim-simulate/9'; this anasim reads anasim-simulate/1"),
         (_empty_mc, r"mc\.json: the file is empty"),
         (_mc_without_realizations, r"mc0\.json: the Monte Carlo holds no finished realization"),
         (_missing_npz, r"lone\.json: its per-sample arrays lone\.npz are missing"),

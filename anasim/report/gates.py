@@ -11,31 +11,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AnasimError
+from ..results import SimRecord
 
 
-def _drop(d: dict):
-    if d.get("reference_accuracy") is None or d.get("circuit_accuracy") is None:
+def _drop(d: SimRecord):
+    if d.reference_accuracy is None or d.circuit_accuracy is None:
         return None
-    return 100 * (d["reference_accuracy"] - d["circuit_accuracy"])
+    return 100 * (d.reference_accuracy - d.circuit_accuracy)
 
 
-def _ratio(d: dict):
-    if d.get("reference_loss") is None or d.get("circuit_loss") is None:
+def _ratio(d: SimRecord):
+    if d.reference_loss is None or d.circuit_loss is None:
         return None
-    return d["circuit_loss"] / d["reference_loss"] if d["reference_loss"] else float("inf")
+    return d.circuit_loss / d.reference_loss if d.reference_loss else float("inf")
 
 
 # name -> (what it measures, "min": fail below the threshold / "max": fail above it, metric of a result)
 GATES = {
-    "agreement": ("argmax agreement (fraction)", "min", lambda d: d.get("argmax_agreement")),
+    "agreement": ("argmax agreement (fraction)", "min", lambda d: d.argmax_agreement),
     "accuracy-drop": ("reference minus circuit accuracy (points)", "max", _drop),
     "loss-ratio": ("circuit loss / reference loss", "max", _ratio),
-    "max-error": ("max output error / output range", "max", lambda d: d.get("max_error_rel_range")),
+    "max-error": ("max output error / output range", "max", lambda d: d.max_error_rel_range),
     # simulate --engine ngspice,vacask: the largest difference between the engines' outputs
     "engines": (
         "largest difference between engines / output range",
         "max",
-        lambda d: (d.get("engine_agreement") or {}).get("max_diff_rel_range"),
+        lambda d: d.engine_agreement.max_diff_rel_range if d.engine_agreement else None,
     ),
 }
 
@@ -83,7 +84,7 @@ def evaluate(gates, sims) -> list[GateResult]:
     out = []
     for name, threshold in gates:
         _, sense, metric = GATES[name]
-        values = [(metric(r.data), str(r.path)) for r in sims if metric(r.data) is not None]
+        values = [(metric(r.record), str(r.path)) for r in sims if metric(r.record) is not None]
         if not values:
             out.append(GateResult(name, threshold, None, None))
             continue

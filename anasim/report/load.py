@@ -3,7 +3,8 @@
 Results only: nothing here imports torch or runs ngspice. Each file is checked before any figure
 is drawn: it must exist, be a results file of a known format version (a simulate file without a
 ``format`` field is from an older anasim), carry its per-sample arrays, and all files of one
-report must come from one checkpoint (compared by its sha256).
+report must come from one checkpoint (compared by its sha256). The JSON is read into the typed
+records of :mod:`anasim.results` (``from_json``); the sections read their attributes.
 """
 
 from __future__ import annotations
@@ -15,24 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AnasimError
-from ..results import FORMAT as SIM_FORMAT
-
-# Monte Carlo summaries carry "format" since anasim-montecarlo/1; earlier ones (same fields, no
-# environment) are recognized by "kind": "monte-carlo" and still read.
-MC_FORMAT = "anasim-montecarlo/1"
+from ..results import McRecord, McRow, SimRecord, read_rows
 
 
 @dataclass
 class SimRun:
-    """One ``simulate --json`` result: the JSON and the arrays of the .npz beside it."""
+    """One ``simulate --json`` result: its record and the arrays of the .npz beside it."""
 
     path: Path
-    data: dict
+    record: SimRecord
     arrays: dict = field(default_factory=dict)
 
     @property
     def classification(self) -> bool:
-        return self.data.get("task") == "classification"
+        return self.record.classification
 
 
 @dataclass
@@ -40,12 +37,12 @@ class McRun:
     """One Monte Carlo summary and the rows of its folder (one per realization)."""
 
     path: Path
-    summary: dict
-    rows: list = field(default_factory=list)
+    record: McRecord
+    rows: list[McRow] = field(default_factory=list)
 
     @property
     def key(self) -> str:
-        return "accuracy" if "reference_accuracy" in self.summary else "loss"
+        return self.record.key
 
 
 @dataclass
@@ -80,20 +77,8 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _check_format(path: Path, data: dict, want: str, required: bool) -> None:
-    got = data.get("format")
-    if got == want or (got is None and not required):
-        return
-    if got is None:
-        raise AnasimError(
-            f"{path}: results file without a format version (written by an older anasim); this report reads "
-            f"{want}: run 'anasim simulate --json' again with this anasim"
-        )
-    raise AnasimError(f"{path}: results format {got!r}; this report reads {want}: run it again with this anasim")
-
-
 def read_sim(path: Path, data: dict) -> SimRun:
-    _check_format(path, data, SIM_FORMAT, required=True)
+    record = SimRecord.from_json(data, str(path))
     npz = path.with_suffix(".npz")
     if not npz.is_file():
         raise AnasimError(f"{path}: its per-sample arrays {npz.name} are missing (they are written beside the JSON)")
@@ -105,27 +90,18 @@ def read_sim(path: Path, data: dict) -> SimRun:
     for key in ("reference", "circuit", "target"):
         if key not in arrays:
             raise AnasimError(f"{npz}: no {key!r} array; not written by 'anasim simulate --json'")
-    return SimRun(path, data, arrays)
+    return SimRun(path, record, arrays)
 
 
 def read_mc(path: Path, data: dict) -> McRun:
-    _check_format(path, data, MC_FORMAT, required=False)
-    for key in ("points", "settings", "checkpoint_sha256"):
-        if key not in data:
-            raise AnasimError(f"{path}: Monte Carlo summary without {key!r}; not written by 'anasim simulate --mc'")
-    if not any(p.get("realizations") for p in data["points"]):
+    record = McRecord.from_json(data, str(path))
+    if not any(p.realizations for p in record.points):
         raise AnasimError(f"{path}: the Monte Carlo holds no finished realization; nothing to report")
-    rows = []
-    folder = Path(data.get("results") or path.with_suffix(".mc"))
+    folder = Path(record.results or path.with_suffix(".mc"))
     if not folder.is_dir():  # moved with its summary: look beside it
         folder = path.with_suffix(".mc")
-    if (folder / "rows.jsonl").is_file():
-        for line in (folder / "rows.jsonl").read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a last line cut short by a crash, as the writer's own reader treats it
-    return McRun(path, data, rows)
+    rows = read_rows(folder / "rows.jsonl") if (folder / "rows.jsonl").is_file() else []
+    return McRun(path, record, rows)
 
 
 def load_results(paths) -> Results:
@@ -143,9 +119,9 @@ def load_results(paths) -> Results:
             raise AnasimError(f"{p}: not an anasim results file (no 'kind': 'simulate' or 'monte-carlo')")
     owners = {}
     for r in sims:
-        owners[r.path] = (r.data["model"]["checkpoint_sha256"], Path(r.data["model"]["checkpoint"]).name)
+        owners[r.path] = (r.record.model.checkpoint_sha256, Path(r.record.model.checkpoint).name)
     for m in mcs:
-        owners[m.path] = (m.summary["checkpoint_sha256"], Path(m.summary.get("checkpoint", "?")).name)
+        owners[m.path] = (m.record.checkpoint_sha256, Path(m.record.checkpoint or "?").name)
     if len({sha for sha, _ in owners.values()}) > 1:
         listing = "; ".join(f"{p}: {name} (sha256 {sha})" for p, (sha, name) in owners.items())
         raise AnasimError(f"results of different models in one report: {listing}; make one report per model")

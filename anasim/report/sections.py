@@ -31,46 +31,46 @@ def g(v, fmt=".3g") -> str:
 def model_section(doc: Doc, res: Results) -> None:
     doc.h("Model")
     if not res.sims:
-        s = res.mcs[0].summary
+        s = res.mcs[0].record
         doc.p(
-            f"Checkpoint {Path(s.get('checkpoint', '?')).name} (sha256 {res.checkpoint}); dataset "
-            f"{s['settings'].get('dataset')}. The model summary comes from simulate results; none were given."
+            f"Checkpoint {Path(s.checkpoint or '?').name} (sha256 {res.checkpoint}); dataset "
+            f"{s.settings.dataset}. The model summary comes from simulate results; none were given."
         )
         return
-    m = res.sims[0].data["model"]
-    c = m["circuit"]
+    m = res.sims[0].record.model
+    c = m.circuit
     rows = [
-        ["family", m["title"]],
-        ["architecture", " x ".join(map(str, m["dims"]))],
-        ["checkpoint", f"{Path(m['checkpoint']).name} (sha256 {m['checkpoint_sha256']})"],
-        ["parameters", f"{m['params']:,}"],
-        ["dataset", m["dataset"]],
+        ["family", m.title],
+        ["architecture", " x ".join(map(str, m.dims))],
+        ["checkpoint", f"{Path(m.checkpoint).name} (sha256 {m.checkpoint_sha256})"],
+        ["parameters", f"{m.params:,}"],
+        ["dataset", m.dataset],
     ]
-    if m["bases"]:
-        rows.append(["bases", ", ".join(m["bases"])])
-    if m["activation"]:
-        rows.append(["activation", m["activation"]])
-    if m["test_accuracy"] is not None:
-        rows.append(["trained test accuracy (torch)", pct(m["test_accuracy"])])
-    if m["test_loss"] is not None:
-        rows.append(["trained test loss (torch)", g(m["test_loss"], ".4g")])
-    for L in m["layers"]:
-        if "crossbar_rows" in L:
+    if m.bases:
+        rows.append(["bases", ", ".join(m.bases)])
+    if m.activation:
+        rows.append(["activation", m.activation])
+    if m.test_accuracy is not None:
+        rows.append(["trained test accuracy (torch)", pct(m.test_accuracy)])
+    if m.test_loss is not None:
+        rows.append(["trained test loss (torch)", g(m.test_loss, ".4g")])
+    for L in m.layers:
+        if L.crossbar_rows is not None:
             rows.append(
                 [
-                    f"layer {L['layer']} crossbar",
-                    f"{L['crossbar_rows']} rows x {L['crossbar_columns']} columns"
+                    f"layer {L.layer} crossbar",
+                    f"{L.crossbar_rows} rows x {L.crossbar_columns} columns"
                     + (
                         ", 1 tile, "
-                        if L["tiles"] == 1
-                        else f" per tile (at most), {L['tiles']} tiles ({L['tile_grid'][0]} row x "
-                        f"{L['tile_grid'][1]} column tiles), "
+                        if L.tiles == 1 or L.tile_grid is None
+                        else f" per tile (at most), {L.tiles} tiles ({L.tile_grid[0]} row x "
+                        f"{L.tile_grid[1]} column tiles), "
                     )
-                    + f"{L['devices']:,} devices",
+                    + f"{L.devices:,} devices",
                 ]
             )
-        elif "nodes" in L:
-            rows.append([f"layer {L['layer']}", f"{L['nodes']} nodes, {L['devices']} branches"])
+        elif L.nodes is not None:
+            rows.append([f"layer {L.layer}", f"{L.nodes} nodes, {L.devices} branches"])
     if c["devices_by_basis"]:
         rows.append(["devices by basis", ", ".join(f"{k} {v:,}" for k, v in c["devices_by_basis"].items())])
     if c["area_range"]:
@@ -84,7 +84,7 @@ def model_section(doc: Doc, res: Results) -> None:
 
 
 def device_section(doc: Doc, res: Results) -> None:
-    devices = res.sims[0].data.get("devices", {}) if res.sims else {}
+    devices = res.sims[0].record.devices if res.sims else {}
     if not devices:
         return
     doc.h("Devices")
@@ -112,43 +112,37 @@ def comparison_rows(sims: list[SimRun]) -> tuple[list[str], list[list]]:
     head += ["max error (V)", "max error / range", "mean error (V)", "failed", "wall (s)"]
     rows = []
     for r in sims:
-        d = r.data
-        row = [r.path.name, d["samples"], engine_text(d.get("engine", {})), d.get("analysis", "-")]
+        d = r.record
+        row = [r.path.name, d.samples, engine_text(d.engine.to_json()), d.analysis or "-"]
         if cls:
-            row += [pct(d.get("reference_accuracy")), pct(d.get("circuit_accuracy")), pct(d.get("argmax_agreement"))]
+            row += [pct(d.reference_accuracy), pct(d.circuit_accuracy), pct(d.argmax_agreement)]
         else:
-            row += [g(d.get("reference_loss"), ".4g"), g(d.get("circuit_loss"), ".4g")]
+            row += [g(d.reference_loss, ".4g"), g(d.circuit_loss, ".4g")]
         row += [
-            g(d["max_abs_error"]),
-            g(d["max_error_rel_range"]),
-            g(d["mean_abs_error"]),
-            len(d["failed_samples"]),
-            g(d.get("wall_s")),
+            g(d.max_abs_error),
+            g(d.max_error_rel_range),
+            g(d.mean_abs_error),
+            len(d.failed_samples),
+            g(d.wall_s),
         ]
         rows.append(row)
     return head, rows
 
 
-def engine_name(data: dict) -> str:
-    """The engine a result's circuit outputs come from (ngspice for results before it was recorded)."""
-    return data.get("engine", {}).get("name") or "ngspice"
-
-
 def engines_table(doc: Doc, sims: list[SimRun]) -> None:
     """Simulations run on several engines: each engine's run, then their agreement."""
-    multi = [r for r in sims if r.data.get("engines")]
+    multi = [r for r in sims if r.record.engines]
     if not multi:
         return
     doc.p("The same circuits on several engines: each engine's run, and the largest difference between them.")
     rows = []
     for r in multi:
-        for name, e in r.data["engines"].items():
-            rows.append([r.path.name, name, e.get("simulator", "-"), e.get("samples_done", "-"),
-                         len(e.get("failed_samples", {})), g(e.get("max_error_rel_range")),
-                         g(e.get("engine_cpu_s")), g(e.get("wall_s"))])  # fmt: skip
-        for a in r.data.get("engine_agreements", []):
-            rows.append([r.path.name, " vs ".join(a["engines"]), "agreement", a["samples_compared"], "-",
-                         g(a.get("max_diff_rel_range")), "-", "-"])  # fmt: skip
+        for name, e in r.record.engines.items():
+            rows.append([r.path.name, name, e.simulator or "-", e.samples_done, len(e.failed_samples),
+                         g(e.max_error_rel_range), g(e.engine_cpu_s), g(e.wall_s)])  # fmt: skip
+        for a in r.record.engine_agreements or []:
+            rows.append([r.path.name, " vs ".join(a.engines), "agreement", a.samples_compared, "-",
+                         g(a.max_diff_rel_range), "-", "-"])  # fmt: skip
     head = ["results", "engine", "simulator", "samples", "failed", "max error / range", "engine CPU (s)", "wall (s)"]
     doc.table(head, rows)
 
@@ -168,7 +162,7 @@ def comparison_section(doc: Doc, res: Results) -> str:
         doc.fig(
             f"scatter_{n}",
             f"{r.path.name}: circuit against reference outputs",
-            figures.scatter(ref, out, f"{name}: {engine_name(r.data)} vs torch, {r.data['samples']} samples"),
+            figures.scatter(ref, out, f"{name}: {r.record.engine_name} vs torch, {r.record.samples} samples"),
         )
         doc.fig(
             f"errors_{n}",
@@ -221,44 +215,44 @@ def mc_section(doc: Doc, res: Results) -> None:
     curve, key = [], res.mcs[0].key
     fmt = pct if key == "accuracy" else (lambda v: g(v, ".4g"))
     for n, m in enumerate(res.mcs):
-        s, st = m.summary, m.summary["settings"]
-        walls = [r["wall_s"] for r in m.rows if r.get("wall_s") is not None]
+        s, st = m.record, m.record.settings
+        walls = [r.wall_s for r in m.rows if r.wall_s is not None]
         doc.p(
-            f"{m.path.name}: {st['samples']} samples of {st['dataset']} ({st['split']}), seed {st['seed']}, "
-            f"noise {st['noise_dist']}"
+            f"{m.path.name}: {st.samples} samples of {st.dataset} ({st.split}), seed {st.seed}, "
+            f"noise {st.noise_dist}"
             + (f", median {np.median(walls):.2f} s per realization" if walls else "")
-            + (" (partial: interrupted)" if s.get("partial") else "")
+            + (" (partial: interrupted)" if s.partial else "")
         )
         rows = [
-            [f"reference {key} (torch)", fmt(s.get(f"reference_{key}"))],
-            [f"nominal circuit {key}", fmt(s.get(f"nominal_{key}"))],
+            [f"reference {key} (torch)", fmt(s.reference)],
+            [f"nominal circuit {key}", fmt(s.nominal)],
         ]
         hists = []
-        for i, p in enumerate(s["points"]):
-            label = ", ".join(f"{k}={v:g}" for k, v in p["sigmas"].items()) or "no variation"
-            if not p["realizations"]:
-                rows.append([label, f"no realization finished, {len(p['failed'])} failed"])
+        for i, p in enumerate(s.points):
+            label = ", ".join(f"{k}={v:g}" for k, v in p.sigmas.items()) or "no variation"
+            if not p.realizations:
+                rows.append([label, f"no realization finished, {len(p.failed)} failed"])
                 continue
             rows.append(
                 [
                     label,
-                    f"{p['realizations']} realizations: mean {fmt(p[f'mean_{key}'])}, worst {fmt(p[f'worst_{key}'])}, "
-                    f"best {fmt(p[f'best_{key}'])}, std {fmt(p[f'std_{key}'])}"
-                    + (f", {len(p['failed'])} failed" if p["failed"] else ""),
+                    f"{p.realizations} realizations: mean {fmt(p.stat('mean'))}, worst {fmt(p.stat('worst'))}, "
+                    f"best {fmt(p.stat('best'))}, std {fmt(p.stat('std'))}"
+                    + (f", {len(p.failed)} failed" if p.failed else ""),
                 ]
             )
-            if "torch_eq6" in p:  # the software Monte Carlo at the same sigma, as many draws
-                t = p["torch_eq6"]
+            if p.torch_eq6 is not None:  # the software Monte Carlo at the same sigma, as many draws
+                t = p.torch_eq6
                 rows.append([f"{label}, torch eq. 6 (sigma {t['sigma']:g})",
                              f"mean {fmt(t[f'mean_{key}'])}, worst {fmt(t[f'worst_{key}'])}, best {fmt(t[f'best_{key}'])}"])  # fmt: skip
-            vals = np.array(p.get("accuracies" if key == "accuracy" else "losses", []), dtype=float)
+            vals = np.array(p.values, dtype=float)
             title = f"Monte Carlo {label}: {key} per realization"
-            hist = figures.mc_histogram(vals, key, s.get(f"reference_{key}"), s.get(f"nominal_{key}"), title)
+            hist = figures.mc_histogram(vals, key, s.reference, s.nominal, title)
             hists.append((f"mc_hist_{n}_{i}", f"{m.path.name}, {label}: {key} of each realization", hist))
-            if len(p["sigmas"]) == 1:
-                ((name, sigma),) = p["sigmas"].items()
-                stats = {k: p[k] for k in p if k.startswith(("mean_", "worst_", "best_"))}
-                torch_eq6 = {"torch": p["torch_eq6"]} if "torch_eq6" in p else {}  # TD-KAN: eq. 6 in software
+            if len(p.sigmas) == 1:
+                ((name, sigma),) = p.sigmas.items()
+                stats = {k: v for k, v in p.stats.items() if k.startswith(("mean_", "worst_", "best_"))}
+                torch_eq6 = {"torch": p.torch_eq6} if p.torch_eq6 is not None else {}  # TD-KAN: eq. 6 in software
                 curve.append({"name": name, "sigma": sigma, **stats, **torch_eq6})
         doc.table(["", key], rows)
         for fig in hists:
@@ -267,27 +261,27 @@ def mc_section(doc: Doc, res: Results) -> None:
     if len(names) != 1:
         return  # no single variation to put on an axis
     (name,) = names
-    first = res.mcs[0].summary
-    nominal = first.get(f"nominal_{key}")
+    first = res.mcs[0].record
+    nominal = first.nominal
     if nominal is not None:  # the nominal circuit is the sigma = 0 point, where torch is the reference
         zero = {"name": name, "sigma": 0.0, **{f"{w}_{key}": nominal for w in ("mean", "worst", "best")}}
-        if any("torch" in c for c in curve) and first.get(f"reference_{key}") is not None:
-            zero["torch"] = {f"{w}_{key}": first[f"reference_{key}"] for w in ("mean", "worst", "best")}
+        if any("torch" in c for c in curve) and first.reference is not None:
+            zero["torch"] = {f"{w}_{key}": first.reference for w in ("mean", "worst", "best")}
         curve.append(zero)
     title = f"Monte Carlo: {key} against sigma ({name})"
-    png = figures.mc_sigma(curve, key, first.get(f"reference_{key}"), title, _sigma_label(name))
+    png = figures.mc_sigma(curve, key, first.reference, title, _sigma_label(name))
     doc.fig("mc_sigma", f"{key} against sigma of {name}: mean with the worst-best band", png)
 
 
 def physical_section(doc: Doc, res: Results) -> None:
     doc.h("Physical figures")
-    tran = [r for r in res.sims if "settling_time_s" in r.data]
+    tran = [r for r in res.sims if r.record.settling_time_s is not None]
     if tran:
         rows = []
         for r in tran:
-            d, st, pw = r.data, r.data["settling_time_s"], r.data["static_power_w"]
-            period = d.get("period_s")
-            energy = f"{d['energy_j'] * 1e9:.3g}" if d.get("energy_j") is not None else "-"
+            d, st, pw = r.record, r.record.settling_time_s, r.record.static_power_w
+            period = d.period_s
+            energy = f"{d.energy_j * 1e9:.3g}" if d.energy_j is not None else "-"
             rows.append(
                 [
                     r.path.name,
@@ -319,8 +313,8 @@ def physical_section(doc: Doc, res: Results) -> None:
 def option_sweep(doc: Doc, sims: list[SimRun]) -> None:
     """A metric against the one hardware option (wire resistance, op-amp gain, ...) that differs
     between simulate results of the same analysis."""
-    dc = [r for r in sims if r.data.get("analysis") == sims[0].data.get("analysis")] if sims else []
-    keys = {k for r in dc for k, v in r.data.get("hardware", {}).items() if v != dc[0].data["hardware"].get(k)}
+    dc = [r for r in sims if r.record.analysis == sims[0].record.analysis] if sims else []
+    keys = {k for r in dc for k, v in r.record.hardware.items() if v != dc[0].record.hardware.get(k)}
     if len(dc) < 2 or len(keys) != 1:
         doc.p(
             "Accuracy against wire resistance (or another hardware option): needs simulate results that differ "
@@ -328,14 +322,14 @@ def option_sweep(doc: Doc, sims: list[SimRun]) -> None:
         )
         return
     (key,) = keys
-    pairs = [(r.data["hardware"][key], r) for r in dc if isinstance(r.data["hardware"][key], int | float)]
+    pairs = [(r.record.hardware[key], r) for r in dc if isinstance(r.record.hardware.get(key), int | float)]
     xs = [x for x, _ in pairs]
     metric, label = (
         ("argmax_agreement", "argmax agreement (%)")
         if pairs[0][1].classification
         else ("circuit_loss", "circuit loss (MSE)")
     )
-    ys = [(100 if metric == "argmax_agreement" else 1) * r.data[metric] for _, r in pairs]
+    ys = [(100 if metric == "argmax_agreement" else 1) * getattr(r.record, metric) for _, r in pairs]
     unit = "ohm" if "wire" in key or key.startswith("r_") else ""
     xlabel = f"{key.replace('_', ' ')}" + (f" ({unit})" if unit else "")
     log = min(xs) > 0 and max(xs) / min(xs) > 50
@@ -352,10 +346,10 @@ def kirchhoff_section(doc: Doc, res: Results) -> None:
         return
     doc.h("KirchhoffNet: node voltages over time")
     r = runs[0]
-    a = r.data.get("scale_a", 1.0)
+    a = r.record.scale_a
     doc.p(
-        f"Loss: reference {g(r.data.get('reference_loss'), '.4g')}, circuit {g(r.data.get('circuit_loss'), '.4g')} "
-        f"(MSE on targets scaled to [0, 1]); forward time {g(r.data.get('end_time_s'))} s at a = {a:g}."
+        f"Loss: reference {g(r.record.reference_loss, '.4g')}, circuit {g(r.record.circuit_loss, '.4g')} "
+        f"(MSE on targets scaled to [0, 1]); forward time {g(r.record.end_time_s)} s at a = {a:g}."
     )
     doc.fig(
         "trajectories",
@@ -368,7 +362,7 @@ def environment_section(doc: Doc, res: Results) -> None:
     doc.h("Environment")
     rows = []
     for r in res.sims:
-        e = r.data.get("environment", {})
+        e = r.record.environment
         seeds = ", ".join(f"{k} {v}" for k, v in e.get("seeds", {}).items()) or "-"
         rows.append(
             [
@@ -381,14 +375,13 @@ def environment_section(doc: Doc, res: Results) -> None:
             ]
         )
     for m in res.mcs:
-        s, e = m.summary, m.summary.get("environment", {})  # summaries before anasim-montecarlo/1 have none
-        seeds = f"monte carlo {s['settings'].get('seed')}"
-        rows.append([m.path.name, s.get("anasim", "-"), e.get("simulator") or e.get("ngspice") or "-", e.get("git_commit") or "-",
+        s, e = m.record, m.record.environment or {}  # summaries before anasim-montecarlo/1 have none
+        seeds = f"monte carlo {s.settings.seed}"
+        rows.append([m.path.name, s.anasim or "-", e.get("simulator") or e.get("ngspice") or "-", e.get("git_commit") or "-",
                      e.get("date", "-"), seeds])  # fmt: skip
     doc.table(["results", "anasim", "simulator", "git commit", "date (UTC)", "seeds"], rows)
-    commands = [f"{r.path.name}: {r.data['environment']['command']}" for r in res.sims if "environment" in r.data] + [
-        f"{m.path.name}: {m.summary['environment']['command']}" for m in res.mcs if "environment" in m.summary
-    ]
+    commands = [f"{r.path.name}: {r.record.environment['command']}" for r in res.sims if r.record.environment]
+    commands += [f"{m.path.name}: {m.record.environment['command']}" for m in res.mcs if m.record.environment]
     if commands:
         doc.p("Command lines:")
         doc.pre("\n".join(commands))

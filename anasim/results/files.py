@@ -1,4 +1,4 @@
-"""Results on disk: what the comparator hands to the report step.
+"""Results on disk: strict JSON and the per-sample arrays beside it, written together or not at all.
 
 ``write_report`` writes a comparison as JSON and its per-sample arrays as an .npz beside it;
 the pipeline calls it before raising on failed samples or on Ctrl-C, so partial results are on
@@ -18,12 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AnasimError
-from .outputs import WriteError, atomic_write_all, npz_writer, text_writer, why_not_written
-
-# Version of the simulate results file; the report refuses files of other versions by name.
-# 1: the first with "format", "kind", "model", "devices" and "environment" (anasim 0.2.0).
-FORMAT = "anasim-simulate/1"
+from ..errors import AnasimError
+from ..outputs import WriteError, atomic_write_all, npz_writer, text_writer, why_not_written
 
 
 def jsonable(value):
@@ -85,3 +81,13 @@ def keep_elsewhere(json_out: Path, files) -> str:
         f"the computed results are kept in {folder / json_out.name} and its .npz: free space and move them to "
         f"{json_out}"
     )
+
+
+def write_record(json_out, record, **arrays: np.ndarray) -> None:
+    """A simulate record (:class:`~anasim.results.simulate.SimRecord`) to ``json_out`` and ``arrays`` to its .npz (:func:`write_report`)."""
+    write_report(json_out, record.to_json(), **arrays)
+
+
+def mc_json(record) -> dict:
+    """A Monte Carlo summary as the JSON written to disk (strict: NaN as null)."""
+    return jsonable(record.to_json())
