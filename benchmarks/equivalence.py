@@ -6,7 +6,7 @@ the shared mapping, a device-activation MLP [64,12,10] (a21) and a KirchhoffNet-
 7 nodes, relu branches). Same samples and ``--jobs 2`` (the DC sweeps' chunking is part of the
 result: each sweep point starts from the previous one's solution).
 
-    python equivalence.py --record   # on the code before the change: trains the models if absent
+    python equivalence.py --record [CASE ...]   # on the code before the change: trains the models if absent
     python equivalence.py            # after it: max |after - before| / output range, must be <= 1e-12
 
 The recording is ``results/equivalence/before.npz``; ``tests/test_equivalence.py`` runs the check.
@@ -17,7 +17,11 @@ parallel devices merged, clippers folded) changed Newton's path, by at most 3.8e
 were folded into one column, the rewritten decks' abstol went to 1e-13 A and devices into ideal
 TIA inputs were controlled by their row voltage alone (stop 22), by 6.0e-7 (edge), 4.3e-7
 (shared), 4.8e-8 (MLP), 0 (KirchhoffNet); and when device MLPs went stage by stage (cut at
-their activation TIAs' outputs, ideal sources), by 4.8e-8 (MLP) and 0 for the others.
+their activation TIAs' outputs, ideal sources), by 4.8e-8 (MLP) and 0 for the others. And
+KirchhoffNet alone (``--record kirchhoffnet_s``, on ngspice 46) when its transients went to
+reltol 1e-8, steps up to T/200 and ngspice's trtol x0.1 so that ngspice and VACASK agree to 1e-6
+(issue 31): by 9.0e-6 of the range (on the Friedman examples each engine went from up to 1.3e-5
+of the range off torchdiffeq to within 3.5e-7).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent / "results" / "equivalence"
 TOLERANCE = 1e-12  # of the output range: ngspice prints 12 digits, so this is "the same numbers"
 RECORDED_ENGINE = "ngspice-39"  # the engine before.npz comes from
+RECORDED_ON = {"kirchhoffnet_s": "ngspice-46"}  # cases recorded again since, on another engine
 # KirchhoffNet's transient under another engine: ngspice 46 picks other time steps (329 against
 # 323 points on a golden deck), moving the outputs by 6.3e-9 of the range here; 1e-6 of the range
 # is the tolerance the re-recordings above were held to. The DC sweeps stay at TOLERANCE.
@@ -43,7 +48,7 @@ OTHER_ENGINE_TRANSIENT = 1e-6
 def tolerance(case: str) -> float:
     from anasim.sim.engine import get_engine
 
-    if case.startswith("kirchhoffnet") and get_engine().version() != RECORDED_ENGINE:
+    if case.startswith("kirchhoffnet") and get_engine().version() != RECORDED_ON.get(case, RECORDED_ENGINE):
         return OTHER_ENGINE_TRANSIENT
     return TOLERANCE
 
@@ -84,14 +89,16 @@ def simulate(name: str, work: Path) -> np.ndarray:
     return np.load(js.with_suffix(".npz"))["circuit"]
 
 
-def record() -> None:
+def record(names: list[str]) -> None:
+    """Record ``names`` (the others keep their recording)."""
     HERE.mkdir(parents=True, exist_ok=True)
     for ckpt, train_args, _ in CASES.values():
         if train_args is not None and not (HERE / ckpt).is_file():
             anasim("train", *train_args, "--threads", "1", "-o", str(HERE / ckpt))
+    kept = dict(np.load(HERE / "before.npz")) if (HERE / "before.npz").is_file() else {}
     with tempfile.TemporaryDirectory() as work:
-        outs = {name: simulate(name, Path(work)) for name in CASES}
-    np.savez(HERE / "before.npz", **outs)
+        outs = {name: simulate(name, Path(work)) for name in names}
+    np.savez(HERE / "before.npz", **(kept | outs))
     print(f"recorded {', '.join(f'{k} {v.shape}' for k, v in outs.items())} -> {HERE / 'before.npz'}")
 
 
@@ -108,10 +115,11 @@ def check() -> dict[str, float]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--record", action="store_true", help="record the outputs of the code as it is now")
+    p.add_argument("--record", nargs="*", metavar="CASE", choices=list(CASES),
+                   help="record the outputs of the code as it is now (of the cases named; all without a name)")  # fmt: skip
     args = p.parse_args(argv)
-    if args.record:
-        record()
+    if args.record is not None:
+        record(args.record or list(CASES))
         return 0
     errors = check()
     print(json.dumps(errors, indent=1))
