@@ -152,3 +152,21 @@ def test_a_group_vacask_cannot_finish_runs_each_realization_alone(vacask_run, tm
     assert [r["path"] for r in rows_of(folder)] == ["parse"] * N  # each ran decks of its own, and says so
     diff = np.abs(outputs(folder) - outputs(vacask_run)).max() / span(folder)
     assert diff <= 1e-12, diff  # the same numbers either way
+
+
+@pytest.mark.parametrize("keep", [0, 1])  # 0: every sample list written afresh (the parse path's text)
+def test_sample_text_written_once_equals_the_text_written_afresh(vacask_run, tmp_path, monkeypatch, keep):
+    from anasim.sim.vacask import writer
+
+    monkeypatch.setattr(writer, "_SAMPLE_KEEP", keep)
+    monkeypatch.setattr(writer, "_SAMPLE_TEXT", {})
+    folder = run_mc(tmp_path, "vacask")
+    diff = np.abs(outputs(folder) - outputs(vacask_run)).max() / span(folder)
+    assert diff <= 1e-12, diff  # the reused text is the same numbers
+    x = np.random.default_rng(1).standard_normal((50, 7))
+    fresh = "{[" + "], [".join(", ".join(map(repr, r)) for r in x.tolist()) + "]}"
+    assert writer._samples(x) == writer._samples(x.copy()) == fresh
+    y = x.copy()
+    y[3, 4] = np.nextafter(y[3, 4], 9.0)  # one bit apart: a text of its own
+    assert writer._samples(y) != fresh and repr(float(y[3, 4])) in writer._samples(y)
+    assert len(writer._SAMPLE_TEXT) <= keep
