@@ -66,6 +66,22 @@ def mc(name: str, tag: str, engine: str, args: list) -> tuple[list[dict], float,
     return rows, wall, cpu
 
 
+def per_realization(name: str, tag: str, engine: str, args: list, short: int, long: int) -> tuple[list[dict], dict]:
+    """Runs of ``short`` and ``long`` realizations: the longer one's rows, and per realization (the
+    difference of the two, so set-up and the reference cancel) its CPU and wall seconds, with its
+    analysis CPU and the overhead beside it where the engine counts its CPU (:func:`analysis_cpu`)."""
+    _, w_short, c_short = mc(name, f"{tag}_{short}", engine, ["--mc", short, *args])
+    rows, w_long, c_long = mc(name, f"{tag}_{long}", engine, ["--mc", long, *args])
+    one = {"cpu_s_per_realization": (c_long - c_short) / (long - short),
+           "wall_per_realization_s": (w_long - w_short) / (long - short),
+           "paths": sorted({r.get("path", "parse") for r in rows})}  # fmt: skip
+    an = [a for r in rows if (a := analysis_cpu(r)) is not None]
+    if an:
+        one["analysis_cpu_s_mean"] = float(np.mean(an))
+        one["overhead_cpu"] = (one["cpu_s_per_realization"] - one["analysis_cpu_s_mean"]) / one["analysis_cpu_s_mean"]
+    return rows, one
+
+
 def analysis_cpu(row: dict) -> float | None:
     """A row's analysis in CPU seconds: its analysis (wall) times its engine processes' CPU over wall."""
     if not row.get("engine_cpu_s") or not row.get("ngspice_elapsed_s"):
@@ -77,17 +93,9 @@ def digits(short: int, long: int) -> dict:
     res = {}
     for engine in ENGINES:
         args = ["--vary", "area=0.05", "--samples", 360, "--workers", 1]
-        _, _, c_short = mc("digits", f"digits_{short}", engine, ["--mc", short, *args])
-        rows, _, c_long = mc("digits", f"digits_{long}", engine, ["--mc", long, *args])
-        cpu_each = (c_long - c_short) / (long - short)
-        wall_over = float(np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows]))
-        one = {"cpu_s_per_realization": cpu_each, "overhead_wall_median": wall_over,
-               "analysis_s_median": float(np.median([r["ngspice_s"] for r in rows])),
-               "paths": sorted({r.get("path", "parse") for r in rows})}  # fmt: skip
-        an = [a for r in rows if (a := analysis_cpu(r)) is not None]
-        if an:
-            one["analysis_cpu_s_mean"] = float(np.mean(an))
-            one["overhead_cpu"] = (cpu_each - one["analysis_cpu_s_mean"]) / one["analysis_cpu_s_mean"]
+        rows, one = per_realization("digits", "digits", engine, args, short, long)
+        one["overhead_wall_median"] = float(np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows]))
+        one["analysis_s_median"] = float(np.median([r["ngspice_s"] for r in rows]))
         res[engine] = one
     v, n = res["vacask"], res["ngspice"]
     res["ratio_cpu_per_realization_vacask_over_ngspice"] = v["cpu_s_per_realization"] / n["cpu_s_per_realization"]
@@ -106,18 +114,10 @@ def f14(short: int, long: int) -> dict:
     vary = ["--vary", "area=0.05", "--vary", "opamp-gain=0.3", "--vary", "opamp-offset=1e-3"]
     for engine in ENGINES:
         args = [*vary, "--mapping", "shared", "--samples", 1000, "--workers", 2, "--data-dir", FASHION_DIR]
-        _, w_short, c_short = mc("f14", f"f14_{short}", engine, ["--mc", short, *args])
-        rows, w_long, c_long = mc("f14", f"f14_{long}", engine, ["--mc", long, *args])
-        cpu_each = (c_long - c_short) / (long - short)
-        one = {"cpu_s_per_realization": cpu_each, "projected_500_min_2_idle_cores": 500 * cpu_each / 2 / 60,
-               "wall_per_realization_s": (w_long - w_short) / (long - short),
-               "projected_500_min_from_wall": 500 * (w_long - w_short) / (long - short) / 60,
-               "mean_accuracy": float(np.mean([r["accuracy"] for r in rows])),
-               "paths": sorted({r.get("path", "parse") for r in rows})}  # fmt: skip
-        an = [a for r in rows if (a := analysis_cpu(r)) is not None]
-        if an:
-            one["analysis_cpu_s_mean"] = float(np.mean(an))
-            one["overhead_cpu"] = (cpu_each - one["analysis_cpu_s_mean"]) / one["analysis_cpu_s_mean"]
+        rows, one = per_realization("f14", "f14", engine, args, short, long)
+        one["projected_500_min_2_idle_cores"] = 500 * one["cpu_s_per_realization"] / 2 / 60
+        one["projected_500_min_from_wall"] = 500 * one["wall_per_realization_s"] / 60
+        one["mean_accuracy"] = float(np.mean([r["accuracy"] for r in rows]))
         res[engine] = one
     v, n = res["vacask"], res["ngspice"]
     res["projection_realizations"] = long - short

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import SimError
 from . import process, writer
 
 STIMULUS = f"{writer.STIMULUS} "  # the samples' subcircuit instance: its x is the sweep's to set
@@ -47,6 +48,11 @@ class Request:
     key: tuple = ()
 
 
+def _head(line: str) -> str:
+    """An instance line up to its parameters: ``Rname (a b) resistor``."""
+    return line[: line.index("=")].rsplit(" ", 1)[0]
+
+
 def _shape(req: Request) -> None:
     """The deck's lines and what must be equal to run it with others: every line but the sweep
     and analysis lines of its control block, instance lines up to their parameters."""
@@ -60,7 +66,7 @@ def _shape(req: Request) -> None:
         elif not control and line.startswith(STIMULUS):
             key.append(writer.STIMULUS)
         elif not control and "=" in line and not line.startswith(("//", "  ", "model ", "load ", "ground ")):
-            key.append(line[: line.index("=")].rsplit(" ", 1)[0])  # "Rname (a b) resistor"
+            key.append(_head(line))
         else:
             key.append(line)
     req.lines, req.key = lines, (hash(tuple(key)), len(lines))
@@ -68,8 +74,7 @@ def _shape(req: Request) -> None:
 
 def _params(line: str) -> tuple[str, str]:
     """(instance name, its parameters as ``k=v`` text) of an instance line."""
-    head = line[: line.index("=")].rsplit(" ", 1)[0]
-    return line.split(" ", 1)[0], line[len(head) + 1 :]
+    return line.split(" ", 1)[0], line[len(_head(line)) + 1 :]
 
 
 def group_deck(reqs: list[Request]) -> str:
@@ -185,8 +190,6 @@ class Session:
 
     def _group(self, reqs: list[Request]) -> bool:
         """Run ``reqs`` as one deck; False (nothing set) when VACASK could not finish it."""
-        from ...errors import SimError
-
         work = reqs[0].folder / "reruns"
         body = writer.body(reqs[0].circuit)
         work.mkdir(parents=True, exist_ok=True)
