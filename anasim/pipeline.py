@@ -12,7 +12,6 @@ no output may overwrite an input or another output, and ``--json`` is locked whi
 from __future__ import annotations
 
 import hashlib
-import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -33,6 +32,7 @@ from .results import FORMAT, Agreement, EngineBlock, SimRecord, check_writable, 
 from .sim import batch
 from .sim.batch import SimInterrupted
 from .sim.engine import engine_names, engine_scope, get_engine, netlist, require
+from .sim.live import children_cpu
 from .sim.run import SimResult, finish, run_directory
 
 # Hardware the time-multiplexed transient adds unless told otherwise: 1 pF lines, 100 MHz op-amps.
@@ -439,12 +439,6 @@ def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir,
             res.run_dir,
         )
     return result
-
-
-def children_cpu() -> float:
-    """User + system seconds of this process's finished child processes (the engines' runs)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def engine_block(engine, res: SimResult, times: tuple[float, float], ref: np.ndarray) -> EngineBlock:

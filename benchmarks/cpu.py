@@ -1,9 +1,6 @@
-"""CPU seconds of the benchmark's finished child processes (anasim, its workers and simulators)."""
+"""CPU seconds of the benchmark's finished child processes (anasim, its workers and simulators):
+anasim's own clock of them (:func:`anasim.sim.live.children_cpu`)."""
 
-import resource
+from anasim.sim.live import children_cpu
 
-
-def children_cpu() -> float:
-    """User + system seconds of every waited-for child so far: a difference around a run is its CPU."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+__all__ = ["children_cpu"]

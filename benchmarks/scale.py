@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import shutil
 import subprocess
@@ -226,12 +225,11 @@ def tuning(reps: int = 3) -> list[dict]:
                     if line:
                         text = text.replace("  options sweep_debug=1", f"  options sweep_debug=1\n  {line}")
                     (work / "deck.sim").write_text(text)
-                    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    c0 = children_cpu()
                     log = subprocess.run([str(tools().vacask), "-n", threads, "-b", "1", "--tomlfile", "anasim.toml",
                                           "deck.sim"], cwd=work, env=dict(os.environ, OMP_NUM_THREADS=omp),
                                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-                    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+                    cpu = children_cpu() - c0
                     best[v][i] = min(best[v][i], cpu)
                     raw = read_raw(work / "out.raw")
                     out = np.array([raw[k] for k in sorted(raw) if k.startswith("y_")])

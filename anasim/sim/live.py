@@ -10,6 +10,7 @@ stop together and no runner keeps a copy of this bookkeeping.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -58,6 +59,13 @@ def cpu_clock(proc: subprocess.Popen):
         return last[0]  # a process that has ended: its last reading
 
     return now
+
+
+def children_cpu() -> float:
+    """User + system seconds of this process's finished child processes (the engines' runs, a
+    benchmark's anasim and its workers): a difference around a run is its CPU."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def forget(proc: subprocess.Popen) -> None:
