@@ -56,7 +56,7 @@ bench: install
 
 # Refit the bundled device models from the raw sweeps shipped in device_models/sweeps/ (not needed to use anasim).
 device-models: install
-	$(BIN)/python -m anasim.bundled device_models/sweeps/cmtd_dft_negf
+	$(BIN)/python -m anasim.devices.bundled device_models/sweeps/cmtd_dft_negf
 
 # The ngspice and Verilog-A device libraries (.lib, .va: what 'anasim devices export -o netlists/devices' writes for the bundled devices) and the golden example circuits in netlists/ (committed: a change
 # to them is deliberate and shows in review). Checkpoints of the examples are trained only if missing.

@@ -2,7 +2,7 @@
 
 ``export_devices`` writes one ``.subckt`` per bundled device model (``anasim devices export``),
 from the same curve text the compiler puts in every deck, and beside it the same device as a
-Verilog-A module (``<subckt>.va``, :mod:`anasim.veriloga`) for any simulator that loads OSDI;
+Verilog-A module (``<subckt>.va``, :mod:`anasim.devices.veriloga`) for any simulator that loads OSDI;
 the command adds the user's own fitted devices. ``build_examples`` compiles the small
 committed checkpoints of ``EXAMPLES`` with their stimulus, runs each deck with bare ``ngspice -n -b``
 and keeps its output beside it as the expected result (``make netlists``); the tests re-run the
@@ -23,11 +23,11 @@ from pathlib import Path
 from . import __version__
 from .circuit.ir import Curve
 from .devices import DeviceModel, bundled_models, registry
+from .devices.veriloga import device_module, module_name, source
 from .errors import AnasimError
 from .outputs import WriteError, reason, write_text
 from .sidecar import path_of
 from .sim.engine import get_engine
-from .veriloga import device_module, module_name, source
 
 # the library and the examples are ngspice decks: written and run by that engine
 ENGINE = "ngspice"

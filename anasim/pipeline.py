@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, sidecar, variations
+from . import __version__, sidecar
 from .checkpoint import load_checkpoint
 from .circuit.ir import Circuit, file_name
 from .data import load_dataset
 from .errors import AnasimError, Interrupted, SimError
 from .families import FAMILIES, Family, SimSettings, family_of, make_options
 from .metrics import Bounds, Comparison
+from .montecarlo import variations
 from .outputs import check_outputs, json_outputs, output_lock
 from .results import FORMAT, Agreement, EngineBlock, SimRecord, check_writable, jsonable, write_record
 from .sim import batch
@@ -273,8 +274,8 @@ def monte_carlo(
     scheduler: str | None = None,
     resume: bool = False,
 ) -> dict:
-    """``mc`` (a :class:`~anasim.montecarlo.MonteCarlo`) on ``net``'s circuit; see :mod:`anasim.montecarlo`."""
-    from . import montecarlo
+    """``mc`` (a :class:`~anasim.montecarlo.realizations.MonteCarlo`) on ``net``'s circuit; see :mod:`anasim.montecarlo.realizations`."""
+    from .montecarlo import realizations as montecarlo
 
     if settings is not None and settings.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")

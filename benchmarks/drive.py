@@ -71,8 +71,8 @@ def user_devices(folder: Path) -> list[str]:
     """Fit the two current-at-0-V devices from CSV sweeps, as `anasim devices fit` does, into
     ``folder`` (made the user device folder)."""
     from anasim.devices import get_device
-    from anasim.fitting import fit_device
-    from anasim.ivdata import read_iv_csv
+    from anasim.devices.fitting import fit_device
+    from anasim.devices.ivdata import read_iv_csv
 
     os.environ["ANASIM_DEVICE_DIR"] = str(folder)
     z15 = get_device("z15")

@@ -11,7 +11,7 @@ result: each sweep point starts from the previous one's solution).
 
 The recording is ``results/equivalence/before.npz``; ``tests/test_equivalence.py`` runs the check.
 Re-recorded three times on purpose, each time inside the 1e-6 of the range the sweeps solve to:
-when the batched runner's exact rewrites (anasim.circuit.partition: decks split into parts,
+when the batched runner's exact rewrites (anasim.sim.partition: decks split into parts,
 parallel devices merged, clippers folded) changed Newton's path, by at most 3.8e-7 of the range
 (edge 3.8e-7, shared 3.2e-8, MLP 2.4e-8, KirchhoffNet 0); and when differential column pairs
 were folded into one column, the rewritten decks' abstol went to 1e-13 A and devices into ideal

@@ -3,7 +3,7 @@
 A realization of the digits TD-KAN [64,16,10] (edge mapping, 360 samples, area mismatch 0.05)
 pays ngspice's parse of its decks beside a short analysis. ngspice 39 cannot change a behavioural
 source's expression after the parse, but it can ``alter`` an element's value. After the runner's
-rewrites (:mod:`anasim.circuit.partition`) a realization's layer-0 deck differs from the nominal
+rewrites (:mod:`anasim.sim.partition`) a realization's layer-0 deck differs from the nominal
 one only in its devices' linear gains (``factor_devices`` made each device a VCCS), so this
 measures, on ``G`` realizations of layer 0:
 
@@ -39,10 +39,10 @@ from montecarlo import RUNS, model
 from anasim.circuit.ir import VCCS, BSource
 from anasim.families.tdkan.lower import lower_stages
 from anasim.families.tdkan.options import TdkanOptions
+from anasim.montecarlo.variations import Perturbation
 from anasim.pipeline import load
 from anasim.sim.batch import deck_text, fast_parts
 from anasim.sim.ngspice.process import ngspice_path, read_wrdata
-from anasim.variations import Perturbation
 
 OUT = Path(__file__).parent / "results" / "mc_reuse.json"
 WORK = RUNS / "reuse"

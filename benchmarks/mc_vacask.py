@@ -1,7 +1,7 @@
 """Monte Carlo on VACASK without re-parsing (issue 31, item 4): its overhead and speed beside ngspice's.
 
 On VACASK a batch of realizations shares one process per deck: the circuit parsed once, each
-realization's instance parameters altered before its analysis (anasim/mcbatch.py,
+realization's instance parameters altered before its analysis (anasim/montecarlo/batch.py,
 anasim/sim/vacask/alter.py). Every run is an `anasim simulate --mc` command, both engines in
 turns in this one run, printed and recorded in results/mc_vacask.json.
 

@@ -41,8 +41,8 @@ from cpu import children_cpu  # noqa: E402
 from anasim.families.tdkan.lower import coefficient_index, lower_stages  # noqa: E402
 from anasim.families.tdkan.model import scale_coefficients  # noqa: E402
 from anasim.families.tdkan.options import TdkanOptions  # noqa: E402
+from anasim.montecarlo.variations import VARIATIONS, Perturbation, coefficient_factors  # noqa: E402
 from anasim.pipeline import load  # noqa: E402
-from anasim.variations import VARIATIONS, Perturbation, coefficient_factors  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "montecarlo"
 RUNS = OUT / "runs"

@@ -6,8 +6,8 @@ by ngspice 46 with KLU (``.options klu``, as the deck asks) two ways:
 * ``bsource``: the deck as anasim writes it: each device ``Bd.. p n I=<area*A/unit>*iv_<c>(V(p,n))``
   with ``.func iv_<c>(x) {pwl(x, ...)}``;
 * ``osdi``: each such B-source replaced by ``Nd.. p n m_<c> area=<coefficient / A per unit>``, an
-  instance of the Verilog-A library module of curve ``<c>`` (:mod:`anasim.veriloga`, one .va of
-  the deck's curves compiled once by openvaf-r, :mod:`anasim.openvaf`), loaded by ``pre_osdi`` in
+  instance of the Verilog-A library module of curve ``<c>`` (:mod:`anasim.devices.veriloga`, one .va of
+  the deck's curves compiled once by openvaf-r, :mod:`anasim.devices.openvaf`), loaded by ``pre_osdi`` in
   the .control block; the ``.func`` lines go. Everything else (limiters, stimulus, op-amps,
   wires) is the same text. ngspice evaluates OSDI devices in OpenMP threads, as many as the
   variable ``num_threads`` says: the system spinit of Debian's ngspice 46 sets 8;
@@ -90,8 +90,7 @@ def rel(p: Path) -> str:
 def to_osdi(deck: Path, out: Path, threads: int | None = None) -> dict:
     """The deck with its device B-sources as OSDI instances of the library modules (and
     ``set num_threads`` when ``threads``); what it did."""
-    from anasim import openvaf, veriloga
-    from anasim.devices import bundled_models
+    from anasim.devices import bundled_models, openvaf, veriloga
     from anasim.library import subckt_name
 
     lines = deck.read_text().splitlines()
@@ -173,7 +172,7 @@ def machine() -> dict:
 
 
 def versions() -> dict:
-    from anasim import openvaf
+    from anasim.devices import openvaf
 
     out = subprocess.run(["ngspice", "-v"], capture_output=True, text=True).stdout
     ng = " / ".join(line.strip("* ").strip() for line in out.splitlines() if "ngspice-" in line or "Compiled" in line)

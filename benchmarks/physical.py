@@ -136,12 +136,12 @@ def cost(tiles=(64, 128, 256), n: int = 2) -> list[dict]:
 
     import torch
 
-    from anasim.circuit.partition import fold_clippers, merge_parallel, split
     from anasim.families.tdkan.lower import lower_stages
     from anasim.families.tdkan.options import TdkanOptions
     from anasim.pipeline import load
     from anasim.sim.batch import run_chunk
     from anasim.sim.engine import get_engine
+    from anasim.sim.partition import fold_clippers, merge_parallel, split
 
     net = load(checkpoint("fashion"))
     torch.manual_seed(0)

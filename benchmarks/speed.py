@@ -270,7 +270,7 @@ def summarize(js: Path, wall: float, command: str) -> dict:
 
 def paired(dims, bases, n, reps=3, jobs=2, unfolded=True) -> dict:
     """Seconds per sample of the fast path for the edge mapping, the shared mapping and the edge
-    mapping without :func:`~anasim.circuit.partition.fold_pairs`, run in turns ``reps`` times on
+    mapping without :func:`~anasim.sim.partition.fold_pairs`, run in turns ``reps`` times on
     the same ``n`` samples; medians and the median of the per-turn ratios."""
     m = network(dims, bases)
     z = torch.randn(n, dims[0], dtype=torch.float64)

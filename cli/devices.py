@@ -42,9 +42,9 @@ def list_():
 def plot(name, output, data):
     """Plot device NAME (data vs fit when --data is given)."""
     from anasim.devices import get_device
-    from anasim.ivdata import read_iv_csv
+    from anasim.devices.ivdata import read_iv_csv
+    from anasim.devices.plots import plot_device
     from anasim.outputs import check_outputs
-    from anasim.plots import plot_device
 
     model = get_device(name)
     output = output or f"{model.name}.png"
@@ -68,8 +68,8 @@ def plot(name, output, data):
 def fit(csv, name, method, grid, unit, amps_per_unit, force):
     """Fit a measured I-V sweep in CSV and store it where 'devices list' finds it."""
     from anasim.devices import registry, user_device_dir
-    from anasim.fitting import check_sweep_file, fit_device
-    from anasim.ivdata import read_iv_csv
+    from anasim.devices.fitting import check_sweep_file, fit_device
+    from anasim.devices.ivdata import read_iv_csv
     from anasim.outputs import check_outputs
 
     name = name.strip().lower()

@@ -1,5 +1,5 @@
 """``anasim simulate model.pt``: run the circuit in ngspice and compare with PyTorch; with
-``--mc N``, a Monte Carlo of circuit non-idealities (:mod:`anasim.montecarlo`)."""
+``--mc N``, a Monte Carlo of circuit non-idealities (:mod:`anasim.montecarlo.realizations`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _positive(value: float, flag: str) -> float:
 def _list_variations(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
-    from anasim.variations import describe
+    from anasim.montecarlo.variations import describe
 
     for name, unit, families, meaning in describe():
         click.echo(f"{name:<13} {unit:<15} {families:<13} {meaning}")
@@ -220,9 +220,9 @@ def simulate(
         return
     if strict:
         raise click.UsageError("--strict applies to a single simulation, not to --mc")
-    from anasim.mcsummary import summary_rows
-    from anasim.montecarlo import MonteCarlo
-    from anasim.variations import parse_sigma, parse_sweep
+    from anasim.montecarlo.realizations import MonteCarlo
+    from anasim.montecarlo.summary import summary_rows
+    from anasim.montecarlo.variations import parse_sigma, parse_sweep
 
     if len(sweep) > 1:
         raise click.UsageError(f"--sweep is given {len(sweep)} times: a Monte Carlo sweeps one variation")

@@ -1,5 +1,5 @@
 """mkdocs hooks (mkdocs.yml `hooks:`): what the pages take from the code or the results at build time,
-so it cannot drift. `<!-- anasim:variations -->` becomes the table of anasim.variations.VARIATIONS;
+so it cannot drift. `<!-- anasim:variations -->` becomes the table of anasim.montecarlo.variations.VARIATIONS;
 the figures in benchmarks/results/ are served under figures/ without a copy in docs/."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ FAMILY = {"tdkan": "TD-KAN", "mlp": "device MLP", "kirchhoffnet": "KirchhoffNet"
 
 
 def variations_table() -> str:
-    from anasim.variations import describe
+    from anasim.montecarlo.variations import describe
 
     rows = ["| name | unit | families | what varies |", "|---|---|---|---|"]
     for name, unit, families, meaning in describe():

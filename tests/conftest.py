@@ -20,7 +20,7 @@ def _isolate_user_devices(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolate_cache(tmp_path_factory):
-    # Compiled Verilog-A modules (anasim.openvaf) go to a folder of the test session, not ~/.cache.
+    # Compiled Verilog-A modules (anasim.devices.openvaf) go to a folder of the test session, not ~/.cache.
     mp = pytest.MonkeyPatch()
     mp.setenv("ANASIM_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield

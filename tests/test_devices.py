@@ -9,12 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from anasim import bundled
-from anasim.devices import DeviceModel, bundled_dir, get_device, registry
+from anasim.devices import DeviceModel, bundled, bundled_dir, get_device, registry
+from anasim.devices.expr import Expr
+from anasim.devices.fitting import fit_device
+from anasim.devices.ivdata import read_iv_csv
 from anasim.errors import DataError, DeviceError
-from anasim.expr import Expr
-from anasim.fitting import fit_device
-from anasim.ivdata import read_iv_csv
 from anasim_cli.main import cli
 
 CMTD = ["a21", "z21", "z15", "zaz21"]
@@ -164,7 +163,7 @@ def dense_pwl(sweep, knots):
 
 @pytest.mark.parametrize("name, step", [("z15", None), ("z15", 0.2), ("a21", 0.013), ("zaz21", 0.004)])
 def test_banded_pwl_fit_equals_the_dense_solve(cmtd_dir, name, step):
-    from anasim.fitting import fit_pwl
+    from anasim.devices.fitting import fit_pwl
 
     sweep = read_iv_csv(cmtd_dir / f"{name}.csv")
     knots, values = fit_pwl(sweep, step)
@@ -178,8 +177,8 @@ def test_large_sweep_fits_in_little_memory():
     (3.2 GB); the banded one stays within 50 MB of numpy memory and interpolates the data."""
     import tracemalloc
 
-    from anasim.fitting import fit_pwl
-    from anasim.ivdata import IVSweep
+    from anasim.devices.fitting import fit_pwl
+    from anasim.devices.ivdata import IVSweep
 
     v = np.linspace(-1.0, 1.5, 20_000)
     sweep = IVSweep(v, np.sin(4 * v) + 0.3 * v**2, "synthetic")
@@ -206,8 +205,8 @@ def test_large_sweep_fits_in_little_memory():
     ],
 )  # fmt: skip
 def test_grids_and_sweeps_too_fine_are_refused(step, points, message):
-    from anasim.fitting import fit_pwl
-    from anasim.ivdata import IVSweep
+    from anasim.devices.fitting import fit_pwl
+    from anasim.devices.ivdata import IVSweep
 
     v = np.linspace(0.1, 1.5, points)
     with pytest.raises(DataError, match=message):
@@ -231,8 +230,8 @@ def test_sweep_files_too_large_are_refused_before_reading(tmp_path):
     ],
 )
 def test_smoothing_spline_limits(points, message):
-    from anasim.fitting import fit_smooth
-    from anasim.ivdata import IVSweep
+    from anasim.devices.fitting import fit_smooth
+    from anasim.devices.ivdata import IVSweep
 
     v = np.linspace(-1.0, 1.5, points)
     i = np.sin(4 * v) + 0.01 * np.random.default_rng(0).standard_normal(points)

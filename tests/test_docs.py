@@ -86,7 +86,7 @@ def site(tmp_path_factory) -> Path:
 
 def test_site_builds_strict_with_generated_pages(site):
     mc = (site / "guide" / "montecarlo" / "index.html").read_text()
-    from anasim.variations import VARIATIONS
+    from anasim.montecarlo.variations import VARIATIONS
 
     for name in VARIATIONS:  # the table is generated from the registry at build time
         assert f"<code>{name}</code>" in mc, name
@@ -94,7 +94,7 @@ def test_site_builds_strict_with_generated_pages(site):
     for command in ("train", "compile", "simulate", "report", "--wire-r", "--list-variations"):
         assert command in cli, command
     api = (site / "api" / "index.html").read_text()
-    assert "anasim.pipeline.simulate" in api and "anasim.variations.VARIATIONS" in api
+    assert "anasim.pipeline.simulate" in api and "anasim.montecarlo.variations.VARIATIONS" in api
     assert (site / "figures" / "montecarlo" / "digits.png").stat().st_size > 10_000
 
 

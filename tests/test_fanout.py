@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anasim.fanout import WINDOW, run_tasks
-from anasim.montecarlo import MonteCarlo
+from anasim.montecarlo.fanout import WINDOW, run_tasks
+from anasim.montecarlo.realizations import MonteCarlo
 from anasim.pipeline import load, monte_carlo
 from anasim_cli.main import cli
 
@@ -111,7 +111,7 @@ def test_tasks_in_flight_stay_within_the_window(where, request):
 PARENT = """
 import os, subprocess, sys, time
 from pathlib import Path
-from anasim.fanout import run_tasks
+from anasim.montecarlo.fanout import run_tasks
 
 def task(folder, mode):
     Path(folder, str(os.getpid())).write_text("")
@@ -155,7 +155,7 @@ def test_a_killed_parent_leaves_no_worker_and_no_child_of_one(tmp_path, mode, n)
 
 KILLER = """
 import json, os, sys
-from anasim.fanout import WorkerLost, run_tasks
+from anasim.montecarlo.fanout import WorkerLost, run_tasks
 
 def task(_, k):
     if k == 0:
@@ -252,7 +252,7 @@ def test_a_lost_scheduler_stops_the_run_with_rows_kept_and_resume_finishes(refer
 
 def _flaky(monkeypatch, broken: set[int]):
     """Realizations in ``broken`` fail as an ngspice run that failed (in this process: --workers 1)."""
-    import anasim.montecarlo as mcmod
+    import anasim.montecarlo.realizations as mcmod
 
     real = mcmod.realize
 

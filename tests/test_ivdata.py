@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from anasim.devices.ivdata import read_iv_csv
 from anasim.errors import DataError
-from anasim.ivdata import read_iv_csv
 
 
 def test_reads_shared_sweep(cmtd_dir):

@@ -15,17 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 # Lowest first. A module may import modules of its own layer or of lower ones; the first prefix
 # that matches a module's dotted name gives its layer (the CLI's package installs as anasim_cli).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("anasim", "anasim.errors", "anasim.outputs", "anasim.progress", "anasim.expr")),
-    ("devices", ("anasim.ivdata", "anasim.devices", "anasim.fitting", "anasim.bundled", "anasim.veriloga",
-                 "anasim.openvaf", "anasim.plots")),
+    ("foundation", ("anasim", "anasim.errors", "anasim.outputs", "anasim.progress")),
+    ("devices", ("anasim.devices",)),
     ("circuit", ("anasim.circuit",)),
     ("sim", ("anasim.sim",)),
-    ("variations", ("anasim.variations",)),
+    ("variations", ("anasim.montecarlo.variations",)),
     ("families", ("anasim.families",)),
     ("models and records", ("anasim.data", "anasim.checkpoint", "anasim.train", "anasim.metrics",
                             "anasim.results", "anasim.sidecar", "anasim.summary")),
-    # mcbatch: Monte Carlo's batches of realizations (on branch s36-mc when this was written)
-    ("runs", ("anasim.pipeline", "anasim.montecarlo", "anasim.mcbatch", "anasim.fanout", "anasim.mcsummary")),
+    ("runs", ("anasim.pipeline", "anasim.montecarlo")),
     ("applications", ("anasim.control", "anasim.library", "anasim.report")),
     ("cli", ("cli", "anasim_cli")),
 ]  # fmt: skip

@@ -27,11 +27,11 @@ from anasim.families.mlp.options import MlpOptions
 from anasim.families.tdkan.lower import coefficient_index, lower, lower_stages
 from anasim.families.tdkan.model import scale_coefficients
 from anasim.families.tdkan.options import TdkanOptions
-from anasim.fanout import check_scheduler
-from anasim.montecarlo import MonteCarlo
+from anasim.montecarlo.fanout import check_scheduler
+from anasim.montecarlo.realizations import MonteCarlo
+from anasim.montecarlo.variations import VARIATIONS, Perturbation, coefficient_factors, parse_sigma, parse_sweep
 from anasim.pipeline import compare, load, monte_carlo
 from anasim.sim.batch import sweep
-from anasim.variations import VARIATIONS, Perturbation, coefficient_factors, parse_sigma, parse_sweep
 from anasim_cli.main import cli
 
 CKPT = Path(__file__).parents[1] / "benchmarks" / "results" / "equivalence"
@@ -192,7 +192,7 @@ def test_a_worker_lowers_the_network_once(tdkan, tmp_path, monkeypatch):
 def test_each_realization_has_its_torch_eq6_companion(tdkan, tmp_path):
     """Beside each circuit realization, torch with eq. 6 at the point's coefficient sigma:
     every coefficient times 1 + N(0, sigma^2) from the realization's own torch stream."""
-    from anasim.montecarlo import TORCH_STREAM
+    from anasim.montecarlo.realizations import TORCH_STREAM
 
     mc = MonteCarlo(3, (("opamp-offset", 1e-3),), ("area", (0.0, 0.2)), seed=2)
     s = monte_carlo(tdkan, mc, samples=40, json_out=tmp_path / "m.json", workers=1)
@@ -396,7 +396,7 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(one_worker_rows, tmp_pat
 
 
 def test_a_failing_realization_is_recorded_and_the_others_go_on(tdkan, tmp_path, monkeypatch):
-    import anasim.montecarlo as mcmod
+    import anasim.montecarlo.realizations as mcmod
 
     real = mcmod.realize
 

@@ -1,6 +1,6 @@
 """Monte Carlo on VACASK without re-parsing (issue 31, item 4): batches of realizations share one
 VACASK process per deck, each realization's instance parameters altered before its analysis
-(anasim/mcbatch.py, anasim/sim/vacask/alter.py). Its rows against the ngspice engine's, in other
+(anasim/montecarlo/batch.py, anasim/sim/vacask/alter.py). Its rows against the ngspice engine's, in other
 batches and orders, at sigma 0 and after a Ctrl-C and a resume. The equivalence benchmark's small
 TD-KAN checkpoint (80 digits samples) keeps it fast.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anasim import mcbatch
 from anasim.families import SimSettings
-from anasim.montecarlo import MonteCarlo
+from anasim.montecarlo import batch as mcbatch
+from anasim.montecarlo.realizations import MonteCarlo
 from anasim.pipeline import load, monte_carlo
 from anasim.sim.vacask.alter import Request, _shape, group_deck
 

@@ -89,7 +89,7 @@ def test_an_output_that_would_overwrite_an_input_or_another_output_is_refused_be
         monkeypatch.setattr(f"anasim.pipeline.{name}", _no_work)
     monkeypatch.setattr("anasim.control.compare._control_simulate", _no_work)
     monkeypatch.setattr("anasim.report.load_results", _no_work)
-    monkeypatch.setattr("anasim.plots.plot_device", _no_work)
+    monkeypatch.setattr("anasim.devices.plots.plot_device", _no_work)
     res = invoke(*args)
     assert res.exit_code == 1 and needle in res.output, res.output
     assert sha(Path("m.pt")) == before and sorted(os.listdir()) == ["link.pt", "m.pt"]  # nothing written

@@ -1,4 +1,4 @@
-"""The runner's rewrites (anasim.circuit.partition, and the engines' factor_devices): parts, merged
+"""The runner's rewrites (anasim.sim.partition, and the engines' factor_devices): parts, merged
 parallel devices, folded clippers, folded column pairs; and the fast path against the plain one
 in ngspice."""
 
@@ -12,7 +12,13 @@ import torch
 
 from anasim.circuit.blocks import clipper, summing, tias
 from anasim.circuit.ir import VCCS, VCVS, BSource, Circuit, Curve, Device, ISource, Resistor, Table
-from anasim.circuit.partition import (
+from anasim.devices import get_device
+from anasim.families.tdkan.lower import lower_stages
+from anasim.families.tdkan.model import TDKAN
+from anasim.families.tdkan.options import TdkanOptions
+from anasim.sim.batch import layers, sweep
+from anasim.sim.engine import get_engine, netlist
+from anasim.sim.partition import (
     fold_clippers,
     fold_pairs,
     ground_devices,
@@ -20,12 +26,6 @@ from anasim.circuit.partition import (
     split,
     whole,
 )
-from anasim.devices import get_device
-from anasim.families.tdkan.lower import lower_stages
-from anasim.families.tdkan.model import TDKAN
-from anasim.families.tdkan.options import TdkanOptions
-from anasim.sim.batch import layers, sweep
-from anasim.sim.engine import get_engine, netlist
 from anasim.sim.tuning import factor_devices
 
 ENGINE = get_engine("ngspice")
@@ -236,10 +236,10 @@ def test_linear_crossbars_are_cut_by_their_resistor_count(monkeypatch, tmp_path)
     """A device MLP layer holds few nonlinear elements and many resistors: parts are bounded by
     the engine's part_linear linear elements too (columns kept whole), and the parts give the whole deck's
     outputs (1e-6 of range, the sweeps' reltol)."""
-    from anasim.circuit import partition
     from anasim.families.mlp.lower import lower_stages as mlp_stages
     from anasim.families.mlp.model import DeviceMLP
     from anasim.families.mlp.options import MlpOptions
+    from anasim.sim import partition
 
     torch.manual_seed(0)
     model = DeviceMLP([40, 12, 5], "a21").double().eval()

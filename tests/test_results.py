@@ -85,7 +85,7 @@ def test_round_trip(record):
 
 
 def test_a_single_point_is_also_at_the_top_level():
-    """As mcsummary wrote it before the records (the console and older readers read it there)."""
+    """As montecarlo/summary.py wrote it before the records (the console and older readers read it there)."""
     data = MC.to_json()
     assert data["mean_accuracy"] == 0.9 and data["accuracies"] == [0.85, 0.95] and data["format"] == MC_FORMAT
     assert "mean_loss" not in MC_SWEEP.to_json()  # two points: figures per point only

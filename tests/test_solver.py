@@ -26,7 +26,7 @@ from anasim.families.kirchhoff.lower import RELTOL
 from anasim.families.tdkan.lower import lower
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.metrics import engine_text
-from anasim.montecarlo import _resume_check
+from anasim.montecarlo.realizations import _resume_check
 from anasim.pipeline import load, simulate
 from anasim.sim.batch import deck_text, sweep, sweep_of
 from anasim.sim.engine import get_engine

@@ -14,8 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from anasim.devices.ivdata import read_iv_csv
 from anasim.errors import AnasimWarning
-from anasim.ivdata import read_iv_csv
 from anasim.metrics import Bounds, Comparison
 from anasim.results import write_report
 from anasim_cli.main import cli

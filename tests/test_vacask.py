@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anasim import openvaf
 from anasim.circuit.ir import BSource, Capacitor, Circuit, Clipper, Resistor, VSource
 from anasim.circuit.stimulus import Dc, Run, sweep_run
+from anasim.devices import openvaf
 from anasim.errors import AnasimError
 from anasim.library import EXAMPLES
 from anasim.pipeline import compile_network, load

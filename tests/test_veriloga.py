@@ -23,8 +23,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from anasim import openvaf, veriloga
-from anasim.devices import DeviceModel, bundled_models
+from anasim.devices import DeviceModel, bundled_models, openvaf, veriloga
 from anasim.errors import AnasimError, DeviceError
 from anasim.library import device_va, subckt_name
 from anasim.sim.ngspice.process import batch_command
@@ -130,7 +129,7 @@ def test_osdi_sweep_equals_torch(name, simulator, tmp_path):
 
 
 def test_every_expression_function_in_both_simulators(tmp_path):
-    """A user expression with every function of anasim.expr (softplus on both sides of torch's
+    """A user expression with every function of anasim.devices.expr (softplus on both sides of torch's
     threshold 20, negative constants) and a user pwl table: written, compiled, both simulators."""
     expr = DeviceModel(
         name="all_funcs",

@@ -197,7 +197,7 @@ class Device:
 class Table:
     """A two-terminal current I(V(p, n)) in amperes, linear between the points of ``table``
     (x0, i0, x1, i1, ...; flat end segments): what a runner makes of devices in parallel
-    (:func:`anasim.circuit.partition.merge_parallel`), never a lowering."""
+    (:func:`anasim.sim.partition.merge_parallel`), never a lowering."""
 
     name: str
     p: str
@@ -270,7 +270,7 @@ class Circuit:
     # variations need not guess roles from element names.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Inputs of ideal TIAs, within |V(out)| / gain of 0 V, that a runner's rewrite
-    # (:func:`anasim.circuit.partition.ground_devices`) takes as 0 V where they control a device
+    # (:func:`anasim.sim.partition.ground_devices`) takes as 0 V where they control a device
     # or table into them: the netlister writes I(V(p)) for those. Never set by a lowering.
     virtual_grounds: tuple[str, ...] = ()
 

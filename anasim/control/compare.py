@@ -153,7 +153,7 @@ def _control_simulate(
         arrays |= {"torch_actions": ref_actions, "circuit_actions": res.actions}
         write_pair(Path(json_out), json.dumps(out, indent=2) + "\n", arrays, compressed=True)
     if plot is not None:
-        from ..plots import plot_trajectories
+        from ..devices.plots import plot_trajectories
 
         title = f"{plant.name}: torch loop (lines) and circuit loop (dashed, {engine})"
         plot_trajectories(t, ref_states, res.states, plant.states, plot, title)

@@ -4,7 +4,7 @@ A plant's dynamics, observation and expert are one Python function over an ``ops
 so the same lines run in numpy (episodes, experts), in torch (differentiable: training and the
 torchdiffeq reference loop) and as ngspice expression text (the plant inside the controller's
 transient: each state a 1 F capacitor voltage charged by a behavioural current f_k). The three
-cannot drift apart, like :data:`anasim.expr.FUNCTIONS` for device models.
+cannot drift apart, like :data:`anasim.devices.expr.FUNCTIONS` for device models.
 
 Angles are radians, lengths metres, time seconds; ``x`` and ``u`` are sequences of per-state
 scalars or arrays [B].

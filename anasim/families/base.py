@@ -32,7 +32,7 @@ class SimSettings:
     settle_tol: float = 0.01  # tran: settled once every output stays within this fraction of the range
     settle_v: float = 0.01  # the same in volts (the pipeline sets it from the reference's range)
     whole: bool = False  # the whole network in one deck instead of stage by stage
-    plain: bool = False  # decks as lowered, without the runner's exact rewrites (anasim.circuit.partition)
+    plain: bool = False  # decks as lowered, without the runner's exact rewrites (anasim.sim.partition)
     netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
     # --netlist: its outputs are the model's times this (its sidecar's output scale); None: 1
     netlist_scale: float | None = None

@@ -24,7 +24,7 @@ def _plt():
 
 
 def _png(fig) -> bytes:
-    from ..plots import plain_text  # with the figure code of the device side (loads pyplot: late)
+    from ..devices.plots import plain_text  # with the figure code of the device side (loads pyplot: late)
 
     plain_text(fig)
     buf = io.BytesIO()

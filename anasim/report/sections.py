@@ -201,7 +201,7 @@ def comparison_section(doc: Doc, res: Results) -> str:
 
 
 def _sigma_label(name: str) -> str:
-    from ..variations import describe  # numpy only: the registry's units, no torch
+    from ..montecarlo.variations import describe  # numpy only: the registry's units, no torch
 
     unit = next((u for n, u, _, _ in describe() if n == name), "")
     return f"sigma of {name}" + (f" ({unit})" if unit else "")

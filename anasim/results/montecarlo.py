@@ -1,7 +1,7 @@
 """The Monte Carlo records: the summary (``--mc N --json mc.json``), its settings, its points and the
 rows of ``rows.jsonl`` (one per realization).
 
-Built by :mod:`anasim.mcsummary` from the rows :mod:`anasim.montecarlo` writes, read by :mod:`anasim.report`.
+Built by :mod:`anasim.montecarlo.summary` from the rows :mod:`anasim.montecarlo.realizations` writes, read by :mod:`anasim.report`.
 """
 
 from __future__ import annotations

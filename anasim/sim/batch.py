@@ -6,7 +6,7 @@ N samples. Samples are split into chunks run in parallel; a chunk that fails is 
 sample so that only the failing samples are lost, and they are named. ``layers`` chains circuits
 cut at ideal sources (each sees the previous one's simulated outputs), chunk by chunk, so the
 samples of a chunk are finished through every stage while later chunks wait. Each circuit is
-split into independent parts (:mod:`anasim.circuit.partition`), one deck each: a per-edge
+split into independent parts (:mod:`anasim.sim.partition`), one deck each: a per-edge
 crossbar's columns in decks of about 2,000 devices run several times faster than in one deck.
 
 A chunk's outputs stay in its folder with the hash of its deck: a rerun in the same folder reuses
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from ..circuit.ir import Circuit
-from ..circuit.partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
 from ..circuit.stimulus import Run, sweep_run
 from ..errors import SimError, Stalled
 from ..progress import Progress
 from .engine import get_engine, sparse_fallback
+from .partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
 from .run import SimResult, add_counters
 
 # part_elements: the engine's own part size (its Tuning.part_elements); None runs plain decks
@@ -292,7 +292,7 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
             sample_timeout: float | None = None) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
-    runs each circuit as rewrites of it (:mod:`anasim.circuit.partition`): differential column
+    runs each circuit as rewrites of it (:mod:`anasim.sim.partition`): differential column
     pairs folded into one column and ideal TIA inputs taken as 0 V by the devices into them (both
     exact up to the op-amps' 1/gain), each (row, curve) of devices into those evaluated once and
     the devices made linear VCCS from it, devices in parallel merged, parts of about

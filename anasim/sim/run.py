@@ -65,13 +65,13 @@ def add_counters(total: dict[str, float], counters: dict[str, float]) -> None:
 class Tuning:
     """What was measured to run fastest on one engine (the measurements are beside the values)."""
 
-    part_elements: int  # nonlinear elements per part of a split circuit (anasim.circuit.partition)
+    part_elements: int  # nonlinear elements per part of a split circuit (anasim.sim.partition)
     part_linear: int  # linear elements per part
     sweep: Tolerances  # a DC sample sweep's tolerances
     fast_sweep: Tolerances  # the same for the batched runner's rewritten circuits
     sweep_extra: dict = field(default_factory=dict)  # a sweep's Run.extra (engine-only settings)
     # the engine's own exact rewrite of a circuit whose ideal TIA inputs are virtual grounds
-    # (applied by the batched runner after anasim.circuit.partition.ground_devices)
+    # (applied by the batched runner after anasim.sim.partition.ground_devices)
     rewrite: Callable[[Circuit], Circuit] = lambda c: c
     # scheduled branches switch this fraction of a layer's period after its boundary (KirchhoffNet)
     switch_lag: float = 0.0

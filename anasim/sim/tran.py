@@ -23,12 +23,12 @@ import numpy as np
 
 from ..circuit.blocks import opamp_primitives
 from ..circuit.ir import VCCS, VCVS, BSource, Capacitor, Circuit, Device, ISource, OpAmp, Resistor, Table, VSource
-from ..circuit.partition import merge_parallel, split
 from ..circuit.stimulus import TimeSequence, Waveforms, sequence_run, sweep_run
 from ..errors import AnasimError
 from ..progress import Progress
 from .batch import TUNED, deck_digest, part_size
 from .engine import get_engine
+from .partition import merge_parallel, split
 from .run import SimResult, Vectors, add_counters
 
 
@@ -95,7 +95,7 @@ def chained(
 ) -> SimResult:
     """:func:`sequence` run stage by stage, each stage in its independent parts, ``jobs`` at a
     time: the transient of a circuit too large for one deck. Stages and parts are cut at ideal
-    sources (op-amp outputs, clippers, the inputs; :func:`anasim.circuit.partition.split`),
+    sources (op-amp outputs, clippers, the inputs; :func:`anasim.sim.partition.split`),
     which no load changes, so each part is the same equations as in the whole circuit, driven
     by the waveforms of the stage before (its outputs at every time point the engine took, thinned
     to 1e-6 of ``tol``). What differs from one transient of the whole circuit is each part's own

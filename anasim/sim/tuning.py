@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import replace
 
 from ..circuit.ir import VCCS, BSource, Circuit, Device, OpAmp, nodes_of
-from ..circuit.partition import flat_ends
 from ..circuit.stimulus import Tolerances
+from .partition import flat_ends
 
 # The DC sweeps' tolerances: 1e-6 relative keeps outputs well inside the comparator's 1e-3 of range.
 SWEEP = Tolerances(reltol=1e-6, vntol=1e-9, abstol=1e-15)
-# The runner's rewritten decks (anasim.circuit.partition): a folded column pair's tables carry
+# The runner's rewritten decks (anasim.sim.partition): a folded column pair's tables carry
 # plus minus scaled minus currents, which pass through 0 A where a device's convergence test
 # falls back on abstol alone. At 1e-15 A that cost a fourth Newton iteration on most samples of
 # the digits edge mapping (27 against 21 per sample over its 7 decks), at 1e-13 A it does not;
@@ -38,7 +38,7 @@ SWITCH_LAG = 1e-9
 
 def factor_devices(circuit: Circuit) -> Circuit:
     """Devices into virtual grounds as one curve per (row, curve) and a VCCS per device. A device
-    into a virtual ground carries gain * I(V(row)) (:func:`~anasim.circuit.partition.ground_devices`), and every device of
+    into a virtual ground carries gain * I(V(row)) (:func:`~anasim.sim.partition.ground_devices`), and every device of
     the same curve on the same row evaluates the same I(V(row)): one voltage source per (row,
     curve) holds it, ``phi_<curve>_<row>`` (``phi<k>`` past 64 characters) = I(V(row)) in the
     curve's units, and each device becomes a linear VCCS of its gain (area * amps_per_unit *

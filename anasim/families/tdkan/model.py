@@ -198,7 +198,7 @@ def eq6_twin(model: TDKAN, sigma: float, seed, dist: str = "gauss") -> TDKAN:
     """A copy of ``model`` whose every coefficient is multiplied by 1 + delta, the paper's eq. 6
     in software, delta drawn by ``variations.eq6`` from ``np.random.default_rng(seed)``: the torch
     Monte Carlo a circuit realization is shown beside."""
-    from ...variations import eq6
+    from ...montecarlo.variations import eq6
 
     rng = np.random.default_rng(seed)
     twin = copy.deepcopy(model)

@@ -1,7 +1,7 @@
 """ngspice's tuning: what was measured to run fastest on it, as one :class:`~anasim.sim.run.Tuning`.
 
 Where it sits: the batched runner (:mod:`anasim.sim.batch`) and the transient runner split
-circuits into parts of ``part_elements`` and ``part_linear`` (:func:`anasim.circuit.partition.split`)
+circuits into parts of ``part_elements`` and ``part_linear`` (:func:`anasim.sim.partition.split`)
 and sweep samples with this engine's ``sweep_extra`` options; the sweep tolerances, the factored
 devices and the switch lag are every engine's (:mod:`anasim.sim.tuning`). All measured on
 ngspice 39 (Sparse 1.3) unless said otherwise."""

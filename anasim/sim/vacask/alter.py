@@ -1,6 +1,6 @@
 """Monte Carlo reruns on VACASK: the decks of several realizations of one circuit as one VACASK process.
 
-Where it sits: Monte Carlo (:mod:`anasim.mcbatch`) runs a batch of realizations in threads of one
+Where it sits: Monte Carlo (:mod:`anasim.montecarlo.batch`) runs a batch of realizations in threads of one
 worker inside :meth:`~anasim.sim.vacask.Vacask.reruns`; every ``Vacask.run`` of those threads
 becomes a :class:`Request` here. When every member thread waits on one, the requests whose decks
 differ only in instance parameter values, the samples and the analysis line (a nodeset) run as

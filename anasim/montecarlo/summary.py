@@ -1,6 +1,6 @@
 """Monte Carlo's figures: a realization's row, the summary record of the rows, the console table.
 
-Where it sits: :mod:`anasim.montecarlo` runs the realizations and appends one row per
+Where it sits: :mod:`anasim.montecarlo.realizations` runs the realizations and appends one row per
 realization (:func:`row_metrics`); from the rows it writes the summary (:func:`summarize`, an
 :class:`~anasim.results.McRecord`, with the reference and nominal figures of :func:`reference_head`)
 at the end, on Ctrl-C and when the scheduler is lost; the CLI prints :func:`summary_rows`. Numbers
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import Comparison
-from .outputs import read_npy, save_npz
-from .results import McPoint, McRecord, McRow, McSettings
+from ..metrics import Comparison
+from ..outputs import read_npy, save_npz
+from ..results import McPoint, McRecord, McRow, McSettings
 
 PLURAL = {"accuracy": "accuracies", "loss": "losses"}
 COEFFICIENT_LIKE = ("area", "iv-scale", "coeff")

@@ -1,7 +1,7 @@
 """Verilog-A text for anasim's device curves: the device library any Verilog-A/OSDI simulator loads.
 
 Where it sits in the flow: a device model (:class:`~anasim.devices.DeviceModel`, a pwl table or
-an expression of :mod:`anasim.expr`) -> this module (Verilog-A text) -> :mod:`anasim.openvaf`
+an expression of :mod:`anasim.devices.expr`) -> this module (Verilog-A text) -> :mod:`anasim.devices.openvaf`
 (``openvaf-r`` compiles it to an ``.osdi`` file, cached) -> a simulator that loads OSDI (ngspice
 ``pre_osdi``, VACASK ``load``). Engine-neutral: nothing here knows a simulator's netlist dialect.
 
@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from .errors import DeviceError
+from ..errors import DeviceError
 from .expr import FUNCTIONS, Expr
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -52,7 +52,7 @@ RESERVED = frozenset(
     a k v y area anasim_softplus""".split()
 )
 
-# Verilog-A for each function of anasim.expr (log() is base 10 in Verilog-A: ln is the natural one)
+# Verilog-A for each function of anasim.devices.expr (log() is base 10 in Verilog-A: ln is the natural one)
 TEMPLATES = {
     "exp": "exp({0})",
     "ln": "ln({0})",
@@ -63,7 +63,7 @@ TEMPLATES = {
     "max": "max({0}, {1})",
     "min": "min({0}, {1})",
 }
-assert set(TEMPLATES) == set(FUNCTIONS), "every function of anasim.expr needs its Verilog-A form"
+assert set(TEMPLATES) == set(FUNCTIONS), "every function of anasim.devices.expr needs its Verilog-A form"
 
 # torch.nn.functional.softplus (beta 1, threshold 20): x above the threshold, else log1p(exp(x)),
 # log1p by Goldberg's identity (exact to a few ulp where 1 + u rounds; ln(1 + u) is not)

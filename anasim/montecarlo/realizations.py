@@ -1,14 +1,14 @@
 """Monte Carlo of circuit non-idealities: perturbed circuits in ngspice against the torch reference.
 
 ``run`` computes the reference once and records the settings, then fans the realizations out
-(:mod:`anasim.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
-with a :class:`~anasim.variations.Perturbation` applied to every lowered circuit and a fixed
+(:mod:`anasim.montecarlo.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
+with a :class:`~anasim.montecarlo.variations.Perturbation` applied to every lowered circuit and a fixed
 number of samples per ngspice run, so a realization's outputs do not depend on the workers. On an
 engine that reruns (VACASK), a worker takes a batch of realizations and runs them together
-(:mod:`anasim.mcbatch`): each deck parsed once, each realization's instance parameters altered
+(:mod:`anasim.montecarlo.batch`): each deck parsed once, each realization's instance parameters altered
 before its analysis; a row's ``path`` says whether it ran so ("rerun") or with decks of its own
 ("parse"). The parent saves each realization's outputs, then appends its row to ``rows.jsonl``
-(flushed), and writes the summary JSON from the rows (:mod:`anasim.mcsummary`): at the end, on Ctrl-C and when
+(flushed), and writes the summary JSON from the rows (:mod:`anasim.montecarlo.summary`): at the end, on Ctrl-C and when
 the Dask scheduler is lost.
 ``resume`` reads the record and rows back and runs the missing realizations and again the failed
 ones (a killed worker, a timeout, a full disk may pass; a circuit failing for its own reasons fails
@@ -35,20 +35,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .errors import AnasimError, Interrupted
-from .families import FAMILIES, SimSettings
+from .. import __version__
+from ..errors import AnasimError, Interrupted
+from ..families import FAMILIES, SimSettings
+from ..metrics import Comparison
+from ..outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
+from ..progress import Progress
+from ..results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim report` checks
+from ..results import mc_json
+from ..sim.engine import engine_scope, get_engine
+from ..summary import environment
+from .batch import Batch, batches, realize_batch, reruns
+from .batch import size as batch_size
 from .fanout import SchedulerLost, WorkerLost, check_scheduler, default_workers, run_tasks
-from .mcbatch import Batch, batches, realize_batch, reruns
-from .mcbatch import size as batch_size
-from .mcsummary import coefficient_sigma, reference_head, row_metrics, summarize
-from .metrics import Comparison
-from .outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
-from .progress import Progress
-from .results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim report` checks
-from .results import mc_json
-from .sim.engine import engine_scope, get_engine
-from .summary import environment
+from .summary import coefficient_sigma, reference_head, row_metrics, summarize
 from .variations import NOISE_DISTS, VARIATIONS, Perturbation
 
 # Samples per ngspice run in every realization, whatever the workers: one run for 1,000 samples
@@ -122,7 +122,7 @@ class Task:
 
 def realize(ctx: Context, task: Task) -> dict:
     """One realization in a worker: outputs, failed samples, wall time, or the error message."""
-    from .sim.run import finish, run_directory
+    from ..sim.run import finish, run_directory
 
     t0 = time.perf_counter()
     family = FAMILIES[ctx.family]
@@ -144,7 +144,7 @@ def realize(ctx: Context, task: Task) -> dict:
     times = {"ngspice_s": res.rusage.get("analysis_s"), "ngspice_elapsed_s": res.rusage.get("elapsed_s")}
     times["engine_cpu_s"] = res.rusage.get("cpu_s")
     out = {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
-    # rerun: every engine run of it altered a circuit already loaded (mcbatch); parse: decks of its own
+    # rerun: every engine run of it altered a circuit already loaded (montecarlo/batch.py); parse: decks of its own
     out["path"] = "rerun" if res.rusage.get("reruns") else "parse"
     if res.solver_fallback:  # samples run again under Sparse: said in the realization's row
         out["solver_fallback"] = res.solver_fallback
@@ -286,7 +286,7 @@ def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, wor
                     yield Task(p, r, sig, mc.seed, mc.dist)
 
     save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
-    # an engine that reruns takes the realizations in batches, one process each (mcbatch)
+    # an engine that reruns takes the realizations in batches, one process each (montecarlo/batch.py)
     if reruns(settings.engine):
         todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
         fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers()))

@@ -54,7 +54,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .ir import (
+from ..circuit.ir import (
     VCVS,
     Branch,
     BSource,

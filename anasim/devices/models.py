@@ -1,7 +1,7 @@
 """Device models: the one representation of a device's I-V curve shared by torch and netlists.
 
 A :class:`DeviceModel` is either a piecewise-linear table (fitted from a sweep, clamped flat
-beyond its end points) or an analytic expression (:mod:`anasim.expr`). The same object gives
+beyond its end points) or an analytic expression (:mod:`anasim.devices.expr`). The same object gives
 ``torch_current`` for training and ``spice_current`` for the netlist writer, so the two cannot
 drift. Models are JSON files: bundled ones in the data package ``anasim.device_models`` (the
 top-level ``device_models/`` of a checkout, read with :mod:`importlib.resources` so that an
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import AnasimWarning, DeviceError
+from ..errors import AnasimWarning, DeviceError
+from ..outputs import WriteError, reason, write_text
 from .expr import Expr
-from .outputs import WriteError, reason, write_text
 
 FORMAT = "anasim-device/1"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -1,6 +1,6 @@
 """How the bundled device models in ``device_models/`` are made (run once; tests re-check it).
 
-``python -m anasim.bundled [SWEEPS]`` refits the four cold-metal tunnel diodes from their
+``python -m anasim.devices.bundled [SWEEPS]`` refits the four cold-metal tunnel diodes from their
 DFT-NEGF sweeps (default: the copy shipped in ``device_models/sweeps/cmtd_dft_negf``, with its
 provenance in ``sweeps/README.md``): a plain ``pwl`` on the sweep's own 0.05 V grid and a
 ``*_smooth`` smoothing-spline variant. It also writes the analytic RTD (paper eq. 4, and with b
@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .devices import DeviceModel, bundled_dir, load_device_file, sweeps_dir
-from .errors import DeviceError
+from ..errors import DeviceError
 from .fitting import fit_device
 from .ivdata import read_iv_csv
+from .models import DeviceModel, bundled_dir, load_device_file, sweeps_dir
 
 CMTD = {
     "a21": "cold-metal tunnel diode, armchair, 21 A barrier (N-type NDR)",

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .circuit.ir import VCCS, Branch, Capacitor, Circuit, Device, OpAmp, Resistor
-from .errors import AnasimError
+from ..circuit.ir import VCCS, Branch, Capacitor, Circuit, Device, OpAmp, Resistor
+from ..errors import AnasimError
 
 CROSSBARS = ("tdkan", "mlp")
 NOISE_DISTS = ("gauss", "binary", "uniform")

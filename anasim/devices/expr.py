@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 # name -> (torch implementation, ngspice template). softplus is written out for ngspice because
 # ngspice has none; it evaluates in double precision where exp() of the RTD's arguments is finite.

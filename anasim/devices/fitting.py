@@ -25,9 +25,9 @@ from scipy import sparse
 from scipy.interpolate import make_smoothing_spline
 from scipy.linalg import LinAlgError, cho_solve_banded, cholesky_banded
 
-from .devices import DeviceModel, check_name
-from .errors import DataError
+from ..errors import DataError
 from .ivdata import IVSweep
+from .models import DeviceModel, check_name
 
 METHODS = ("pwl", "smooth")
 # The knot table is written into the device file, every checkpoint that uses the device and every

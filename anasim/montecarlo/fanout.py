@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait as wait_sentinels
 
-from .errors import AnasimError
+from ..errors import AnasimError
 
 RETRIES = 2  # extra attempts for a task whose worker process died
 WINDOW = 2  # tasks in flight per worker: one running, one waiting so that no worker idles on the parent

@@ -12,12 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .errors import AnasimError  # noqa: E402
-from .outputs import write_bytes  # noqa: E402
+from ..errors import AnasimError  # noqa: E402
+from ..outputs import write_bytes  # noqa: E402
 
 if TYPE_CHECKING:  # annotations only: the report draws with plain_text and loads no torch
-    from .devices import DeviceModel
     from .ivdata import IVSweep
+    from .models import DeviceModel
 
 
 def plain_text(fig) -> None:

@@ -1,8 +1,8 @@
 """Monte Carlo batches: realizations that share an engine process (capability ``reruns``).
 
-Where it sits: :func:`anasim.montecarlo.run` hands a worker a :class:`Batch` of tasks instead of
+Where it sits: :func:`anasim.montecarlo.realizations.run` hands a worker a :class:`Batch` of tasks instead of
 one task when the engine reruns (VACASK). The worker runs each realization of the batch with the
-family's own code (:func:`anasim.montecarlo.realize`, the same lowering, perturbation, rewrites
+family's own code (:func:`anasim.montecarlo.realizations.realize`, the same lowering, perturbation, rewrites
 and failure handling as alone) in a thread of its own inside the engine's rerun session: the
 engine runs their decks together, the circuit parsed once and each realization's instance
 parameters altered before its analysis. A realization's values still come from its own stream
@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .sim.engine import get_engine
+from ..sim.engine import get_engine
 
 BATCH = 8  # realizations per batch: a worker's share of a VACASK process (memory: 8 circuits at once)
 
@@ -51,10 +51,10 @@ def batches(tasks, size: int):
 
 
 def realize_batch(ctx, batch: Batch) -> list[dict]:
-    """The results of every task of ``batch`` (as :func:`~anasim.montecarlo.realize` gives them),
+    """The results of every task of ``batch`` (as :func:`~anasim.montecarlo.realizations.realize` gives them),
     each with ``path`` "rerun" (its circuit altered in a shared process) or "parse" (a deck of
     its own), and its share of the batch's wall time."""
-    from .montecarlo import realize
+    from .realizations import realize
 
     engine = get_engine(ctx.settings.engine)
     results: list[dict | None] = [None] * len(batch.tasks)
