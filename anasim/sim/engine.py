@@ -53,6 +53,11 @@ class Engine(Protocol):
     def results_file(self, run: Run) -> str:
         """The file a deck of ``run`` writes its saved vectors to when run alone (``compile``)."""
 
+    def standalone(self, run: Run, finals: str, saved: str) -> str:
+        """What a compiled deck of ``run`` gives when run alone, for its header: the values it
+        prints at the end (``run.finals``, described as ``finals``) where the engine prints them,
+        and the file it writes ``saved`` (a description of ``run.save``) to."""
+
     def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
         """The vectors a finished run left in ``folder`` (no counters), or None."""
 

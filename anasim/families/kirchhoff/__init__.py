@@ -61,12 +61,7 @@ def compile_(model: KirchhoffNet, opts: KirchhoffOptions, z, data_file: str):
     info["header"] += [
         f"{len(v0)} sample(s) as copies s<b>_ of the network; outputs are nodes {model.outputs} of the last layer "
         f"at t = {len(model.layers) * stop:g} s",
-        (  # an engine that prints values at the end of a run (ngspice) names them
-            f"'{engine.name} -b' prints them as s<b>_y<k> (sample b, output k) and writes"
-            if engine.name == "ngspice"
-            else f"'{engine.name}' writes"
-        )
-        + f" the last layer's nodes to {engine.results_file(run)}",
+        engine.standalone(run, "s<b>_y<k> (sample b, output k)", "the last layer's nodes"),
     ]
     return [Deck("", circuit, run)], info
 

@@ -68,6 +68,11 @@ class Ngspice:
     def results_file(self, run: Run) -> str:
         return writer.results_file(run)
 
+    def standalone(self, run: Run, finals: str, saved: str) -> str:
+        # a .control block's print shows run.finals at the end of the run
+        printed = f"prints them as {finals} and " if run.finals else ""
+        return f"'ngspice -b' {printed}writes {saved} to {writer.results_file(run)}"
+
     def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
         """The vectors a finished run of ``run`` left in ``folder`` (None when it left none)."""
         path = folder / writer.results_file(run)

@@ -101,6 +101,10 @@ class Vacask:
     def results_file(self, run: Run) -> str:
         return writer.results_file(run)
 
+    def standalone(self, run: Run, finals: str, saved: str) -> str:
+        # VACASK prints nothing at the end of a run: run.finals are in its raw file
+        return f"'vacask' writes {saved} to {writer.results_file(run)}"
+
     def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
         """The vectors a finished run of ``run`` left in ``folder`` (None when it left none)."""
         path = folder / writer.results_file(run)
