@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from scipy.integrate import solve_ivp
 
+from anasim.circuit.expr import evaluate
 from anasim.circuit.ir import Circuit, VSource
 from anasim.circuit.stimulus import Tolerances
 from anasim.control import circuit as loop
@@ -29,13 +30,6 @@ from anasim_cli.main import cli
 PLANTS = [Pendulum(), plant_named("pendulum-swingup"), CartPole()]
 
 
-def spice_eval(text: str, values: dict[str, float]) -> float:
-    """Evaluate a B-source expression of V(node) terms with Python's math (the same functions)."""
-    for node, v in values.items():
-        text = text.replace(f"V({node})", repr(float(v)))
-    return eval(text, {"sin": math.sin, "cos": math.cos, "min": min, "max": max})  # noqa: S307
-
-
 @pytest.mark.parametrize("plant", PLANTS, ids=lambda p: p.name)
 def test_dynamics_agree_in_numpy_torch_and_spice_text(plant):
     """One definition, three backends: equal to 1e-12 relative (float64 everywhere)."""
@@ -46,9 +40,9 @@ def test_dynamics_agree_in_numpy_torch_and_spice_text(plant):
     f_t = torch.stack(plant.deriv(list(torch.as_tensor(x).T), torch.as_tensor(u), ops("torch")), 1).numpy()
     np.testing.assert_allclose(f_t, f_np, rtol=1e-12, atol=1e-12)
     names = [f"x_{s}" for s in plant.states]
-    text = [Spice.of(f) for f in plant.deriv([Spice(f"V({n})") for n in names], Spice("V(u)"), SPICE)]
+    trees = [Spice.of(f) for f in plant.deriv([Spice.node(n) for n in names], Spice.node("u"), SPICE)]
     for b in range(5):
-        got = [spice_eval(t, dict(zip(names, x[b])) | {"u": u[b]}) for t in text]
+        got = [evaluate(t, dict(zip(names, x[b])) | {"u": u[b]}) for t in trees]
         np.testing.assert_allclose(got, f_np[b], rtol=1e-12, atol=1e-12)
 
 

@@ -15,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anasim.circuit.ir import Circuit, Resistor
+from anasim.circuit.stimulus import sweep_run
 from anasim.families import SimSettings
 from anasim.montecarlo import batch as mcbatch
 from anasim.montecarlo.realizations import MonteCarlo
 from anasim.pipeline import load, monte_carlo
+from anasim.sim.engine import engine_scope
 from anasim.sim.vacask.alter import Request, _shape, group_deck
 
 CKPT = Path(__file__).parents[1] / "benchmarks" / "results" / "equivalence" / "tdkan.pt"
@@ -114,21 +117,24 @@ def test_ctrl_c_and_resume_give_the_same_rows(vacask_run, tmp_path):
     assert diff <= 1e-12, diff  # realizations 0-4 are the one-shot run's, whatever ran them
 
 
-def _request(text: str) -> Request:
-    r = Request(None, type("R", (), {"name": ""})(), Path("."), text, 1.0, None, None)
-    _shape(r)
+def _request(rb: Resistor, x: list[float]) -> Request:
+    c = Circuit("title", (Resistor("a", "in_0", "out", 1000.0), rb), inputs=("in_0",), outputs=("out",))
+    with engine_scope("vacask") as engine, engine.solver_scope():
+        run = sweep_run(np.array([[v] for v in x]), c.outputs, engine.tuning.sweep)
+        r = Request(c, run, Path("."), engine.write(c, run), 1.0, None, None)
+        _shape(r, engine.engine_line(run))
     return r
 
 
 def test_the_group_deck_alters_what_differs_and_shares_equal_samples():
-    head = ["title", "ground 0", "model resistor resistor", "Ra (in_0 out) resistor r=1000.0"]
-    ctl = ["control", "  abort always", '  sweep idx instance="Xanasim_samples" parameter="x" values={[1.0], [2.0]}',
-           "  analysis out op", "  print stats", "endc"]  # fmt: skip
-    a = _request("\n".join([*head, "Rb (out 0) resistor r=1000.0", *ctl]))
-    b = _request("\n".join([*head, "Rb (out 0) resistor r=2000.0", *ctl]))
-    c = _request("\n".join([*head, "Rb (out 0) resistor r=1000.0", *ctl]).replace("[2.0]}", "[3.0]}"))
-    other = _request("\n".join([*head, "Rb (out in_0) resistor r=1000.0", *ctl]))
+    """Requests of one shape: the writer's pieces, never deck text read back. The group deck
+    alters what differs, shares equal sample lists, and runs each request's own analysis."""
+    a = _request(Resistor("b", "out", "0", 1000.0), [1.0, 2.0])
+    b = _request(Resistor("b", "out", "0", 2000.0), [1.0, 2.0])
+    c = _request(Resistor("b", "out", "0", 1000.0), [1.0, 3.0])
+    other = _request(Resistor("b", "out", "in_0", 1000.0), [1.0, 2.0])
     assert a.key == b.key == c.key != other.key  # values may differ, nodes may not
+    assert a.parts.text() == a.text  # the pieces are the deck
     deck = group_deck([a, b, c]).splitlines()
     assert deck.count('  alter instance("Rb") r=2000.0') == 1 and deck.count('  alter instance("Rb") r=1000.0') == 1
     assert not any("Ra" in line for line in deck if "alter" in line)  # equal everywhere: never altered

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from anasim.circuit.expr import Num, V, call
 from anasim.circuit.ir import Branch, BSource, Capacitor, Circuit, Curve, Device, OpAmp, Resistor, VSource
 from anasim.circuit.stimulus import Dc, InitialState, Run, Tolerances, Tran, sweep_run
 from anasim.errors import AnasimError
@@ -169,7 +170,10 @@ def test_netlist_names_are_sanitized():
     for element in (
         Resistor("r; .control", "a", "0", 1.0),
         VSource("v1", "a b", "0", 1.0),
-        BSource("b1", "a", "0", "V", "1\n.control"),
+        BSource("b1", "a", "0", "V", Num("1\n.control")),
+        BSource("b2", "a", "0", "V", V("a\n.control")),
+        BSource("b3", "a", "0", "V", call("system", Num(1.0))),
+        BSource("b4", "a", "0", "V", "1\n.control"),
         Resistor("r1", "a", "0", float("nan")),
         Device("d1", "a", "0", "missing_curve"),
         OpAmp("u1", "0", "a", "b", -1.0),

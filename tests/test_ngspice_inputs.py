@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from anasim.circuit.expr import Num, V, mul
 from anasim.circuit.ir import BSource, Circuit, Resistor
 from anasim.errors import AnasimError
 from anasim.sidecar import path_of
@@ -31,7 +32,7 @@ TDKAN = REPO / "benchmarks" / "results" / "equivalence" / "tdkan.pt"
 # 1 Mohm dividers: ngspice's rshunt of 1 kohm at every node would pull V(out) from x/2 to ~0
 DIVIDER = Circuit(
     "divider",
-    elements=(BSource("d", "mid", "0", "V", "V(in_0)*1.0"), Resistor("a", "mid", "out", 1e6), Resistor("b", "out", "0", 1e6)),
+    elements=(BSource("d", "mid", "0", "V", mul(V("in_0"), Num(1.0))), Resistor("a", "mid", "out", 1e6), Resistor("b", "out", "0", 1e6)),
     inputs=("in_0",),
     outputs=("out",),
 )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from anasim.circuit.blocks import clipper, summing, tias
+from anasim.circuit.expr import Pwl, V
 from anasim.circuit.ir import VCCS, VCVS, BSource, Circuit, Curve, Device, ISource, Resistor, Table
 from anasim.devices import get_device
 from anasim.families.tdkan.lower import lower_stages
@@ -198,7 +199,7 @@ def test_devices_into_virtual_grounds_factor_into_one_curve_per_row():
     c = factor_devices(ground_devices(fold_pairs(pair())))
     sources = {e.name: e for e in c.elements if isinstance(e, BSource)}
     assert sorted(sources) == ["phi_lin_in_0", "phi_lin_in_1"]
-    assert sources["phi_lin_in_1"].expr == "pwl(V(in_1),-1.0,0.0,0.0,0.0,1.0,2.0,2.0,2.0)"
+    assert sources["phi_lin_in_1"].expr == Pwl(V("in_1"), (-1.0, 0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0))
     cells = {e.name: e for e in c.elements if isinstance(e, VCCS)}
     assert sorted(cells) == ["n0", "n1", "p0", "p1"] and not any(isinstance(e, Device) for e in c.elements)
     n1 = cells["n1"]  # area 1.5, scale -Rf_n / Rf_p: its current gain * I(V(in_1)) from in_1 into cp

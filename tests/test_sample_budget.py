@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_ngspice_inputs import TDKAN
 
+from anasim.circuit.expr import V, add, mul
 from anasim.circuit.ir import BSource, Circuit, Resistor
 from anasim.errors import Stalled
 from anasim.sim.batch import sweep
@@ -24,7 +25,7 @@ def no_solution_circuit(n: int = 40) -> Circuit:
     iterations before it gives up). An n x n grid of 1 kohm hung on o by 1 Mohm makes each
     iteration cost a factorization of n^2 nodes: a sample with a root takes about 4 iterations
     (0.3 s for 4 samples with n = 40), the one without tens of seconds."""
-    els = [BSource("q", "0", "o", "I", "V(in_0)+V(o)*V(o)"), Resistor("r", "o", "0", 1.0)]
+    els = [BSource("q", "0", "o", "I", add(V("in_0"), mul(V("o"), V("o")))), Resistor("r", "o", "0", 1.0)]
     for i in range(n):
         for j in range(n):
             if j + 1 < n:

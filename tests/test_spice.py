@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from anasim.circuit import expr as ex
+from anasim.circuit.expr import Pwl, V, call
 from anasim.circuit.ir import BSource, Circuit, Curve, Resistor
 from anasim.devices import registry
 from anasim.families.mlp.lower import lower as lower_mlp
@@ -38,7 +40,7 @@ def test_device_dc_sweep_matches_torch(name, tmp_path):
     circuit = Circuit(
         title=f"dc sweep of {name}",
         curves=(Curve(name, dev.spice_current("x"), dev.amps_per_unit),),
-        elements=(BSource("dev", "0", "out", "I", f"iv_{name}(V(in_0))"), Resistor("load", "out", "0", 1.0)),
+        elements=(BSource("dev", "0", "out", "I", ex.Curve(name, V("in_0"))), Resistor("load", "out", "0", 1.0)),
         inputs=("in_0",),
         outputs=("out",),
     )
@@ -53,7 +55,7 @@ def test_pwl_clamps_only_with_flat_end_points(tmp_path):
     """Fact the device writer relies on: ngspice's pwl() extrapolates its end segments linearly."""
     circuit = Circuit(
         title="pwl extrapolation",
-        elements=(BSource("p", "out", "0", "V", "pwl(V(in_0),0,0,1,1)"),),
+        elements=(BSource("p", "out", "0", "V", Pwl(V("in_0"), (0.0, 0.0, 1.0, 1.0))),),
         inputs=("in_0",),
         outputs=("out",),
     )
@@ -64,7 +66,7 @@ def test_pwl_clamps_only_with_flat_end_points(tmp_path):
 def test_runs_of_equal_inputs_keep_their_values(tmp_path):
     """The stimulus leaves out points inside runs of equal values; every sample still sees its own."""
     x = np.array([[0.3], [0.3], [0.3], [0.7], [0.7], [0.1], [0.1], [0.1], [0.1], [0.9]])
-    circuit = Circuit("copy", (BSource("c", "out", "0", "V", "V(in_0)"),), inputs=("in_0",), outputs=("out",))
+    circuit = Circuit("copy", (BSource("c", "out", "0", "V", V("in_0")),), inputs=("in_0",), outputs=("out",))
     text = netlist(circuit, run=sweep_of(circuit, x, fast=False))
     assert "pwl(V(idx),0,0.3,2,0.3,3,0.7,4,0.7,5,0.1,8,0.1,9,0.9)" in text
     res = sweep(circuit, x, tmp_path, jobs=1)
@@ -163,7 +165,7 @@ def test_failing_sample_is_named_and_others_kept(tmp_path):
     """ngspice cannot solve ln(-1): that sample is reported, the other samples' outputs stay."""
     circuit = Circuit(
         title="one bad sample",
-        elements=(BSource("b", "out", "0", "V", "ln(V(in_0))"), Resistor("r", "out", "0", 1.0)),
+        elements=(BSource("b", "out", "0", "V", call("ln", V("in_0"))), Resistor("r", "out", "0", 1.0)),
         inputs=("in_0",),
         outputs=("out",),
     )

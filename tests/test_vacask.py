@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from anasim.circuit.ir import BSource, Capacitor, Circuit, Clipper, Resistor, VSource
+from anasim.circuit import expr as ex
+from anasim.circuit.expr import Num, Pwl, V, add, call, mul
+from anasim.circuit.ir import BSource, Capacitor, Circuit, Clipper, Curve, Resistor, VSource
 from anasim.circuit.stimulus import Dc, Run, sweep_run
-from anasim.devices import openvaf
+from anasim.devices import openvaf, registry
 from anasim.errors import AnasimError
 from anasim.library import EXAMPLES
 from anasim.pipeline import compile_network, load
@@ -218,10 +220,10 @@ def test_one_module_serves_every_element_of_an_expression_template():
     are instance parameters (the pwl's knots baked), so the modules are few."""
     lib = modules.Library()
     uses = [
-        lib.expression("a", "o1", "0", "V", "max(0.0,min(1.25,V(in_0)))"),
-        lib.expression("b", "o2", "0", "V", "max(-1.0,min(2.5,V(in_7)))"),
-        lib.expression("c", "o3", "0", "V", "pwl(V(r),-1.0,0.0,0.0,0.0,1.0,2.0)"),
-        lib.expression("d", "o4", "0", "V", "pwl(V(s),-1.0,0.0,0.0,1.0,1.0,-3.0)"),
+        lib.expression("a", "o1", "0", "V", call("max", Num(0.0), call("min", Num(1.25), V("in_0")))),
+        lib.expression("b", "o2", "0", "V", call("max", Num(-1.0), call("min", Num(2.5), V("in_7")))),
+        lib.expression("c", "o3", "0", "V", Pwl(V("r"), (-1.0, 0.0, 0.0, 0.0, 1.0, 2.0))),
+        lib.expression("d", "o4", "0", "V", Pwl(V("s"), (-1.0, 0.0, 0.0, 1.0, 1.0, -3.0))),
     ]
     assert uses[0].module == uses[1].module and uses[2].module == uses[3].module
     assert len(lib.modules) == 2
@@ -235,7 +237,7 @@ def test_a_sample_vacask_cannot_solve_is_named_and_the_others_kept(tmp_path):
     """sqrt of a negative voltage at sample 1: that sample fails, named with VACASK's words; the
     others are run alone and kept."""
     c = Circuit(
-        "sqrt", (BSource("s", "0", "out", "I", "sqrt(V(in_0)+1.5)"), Resistor("r", "out", "0", 1e3)), (),
+        "sqrt", (BSource("s", "0", "out", "I", call("sqrt", add(V("in_0"), Num(1.5)))), Resistor("r", "out", "0", 1e3)), (),
         ("in_0",), ("out",),
     )  # fmt: skip
     x = np.array([[1.0], [-4.0], [4.0], [9.0]])
@@ -275,10 +277,19 @@ def test_a_solver_other_than_auto_is_refused_for_vacask(command, tmp_path):
 
 
 def test_an_expression_without_a_verilog_a_form_names_its_element(tmp_path):
-    c = Circuit("odd", (BSource("weird", "out", "0", "V", "floor(V(in_0))"), Resistor("r", "out", "0", 1.0)), (),
-                ("in_0",), ("out",))  # fmt: skip
+    """A device curve called from a behavioural source (ngspice's .func): no Verilog-A form."""
+    dev = registry()["a21"]
+    c = Circuit(
+        "odd",
+        (BSource("weird", "out", "0", "V", ex.Curve("a21", V("in_0"))), Resistor("r", "out", "0", 1.0)),
+        (Curve("a21", dev.spice_current("x"), dev.amps_per_unit),),
+        ("in_0",),
+        ("out",),
+    )
     with engine_scope("vacask") as engine, engine.solver_scope():
-        with pytest.raises(AnasimError, match=r"element weird: the expression 'floor\(V\(in_0\)\)' cannot be written"):
+        with pytest.raises(
+            AnasimError, match=r"element weird: the expression 'curve a21\(V\(in_0\)\)' cannot be written"
+        ):
             engine.write(c, sweep_run(np.ones((1, 1)), c.outputs, engine.tuning.sweep))
 
 
@@ -288,7 +299,7 @@ def test_a_module_openvaf_rejects_names_the_element(tmp_path, monkeypatch):
     monkeypatch.setenv("ANASIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(modules.FUNCTIONS, "tanh", ("no_such_function({0})", 1))
     writer.body.cache_clear()
-    c = Circuit("rails", (BSource("rail", "out", "0", "V", "10.0*tanh(V(in_0))"), Resistor("r", "out", "0", 1.0)), (),
+    c = Circuit("rails", (BSource("rail", "out", "0", "V", mul(Num(10.0), call("tanh", V("in_0")))), Resistor("r", "out", "0", 1.0)), (),
                 ("in_0",), ("out",))  # fmt: skip
     try:
         with engine_scope("vacask") as engine, engine.solver_scope():
@@ -306,7 +317,7 @@ def test_nodes_named_like_vacask_words_are_quoted(tmp_path):
     """A node called ``model`` (a word VACASK reserves) and a clipper into it: quoted, run, read back."""
     c = Circuit(
         "words",
-        (Clipper("lim", "model", "0", "V", "max(0.0,min(1.0,V(in_0)))", "in_0"), Resistor("r", "model", "out", 1e3),
+        (Clipper("lim", "model", "0", "V", call("max", Num(0.0), call("min", Num(1.0), V("in_0"))), "in_0"), Resistor("r", "model", "out", 1e3),
          Resistor("s", "out", "0", 1e3), Capacitor("c", "out", "0", 1e-12)),
         (), ("in_0",), ("out", "model"),
     )  # fmt: skip

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from .ir import VCCS, VCVS, BSource, Capacitor, Circuit, Clipper, OpAmp, Resistor, VSource, num
+from .expr import Neg, Num, Paren, V, add, call, div, mul, sub
+from .ir import VCCS, VCVS, BSource, Capacitor, Circuit, Clipper, OpAmp, Resistor, VSource
 
 GM = 1e-3  # transconductance of the single-pole op-amp's integrator stage (S)
 
@@ -26,7 +27,7 @@ def opamp_primitives(a: OpAmp) -> list:
     if a.gbw is None:
         if a.rails is None:
             return [*prims, VCVS(a.name, a.out, "0", inp, a.inn, a.gain)]
-        expr = f"{num(a.rails)}*tanh({num(a.gain / a.rails)}*V({inp},{a.inn}))"
+        expr = mul(Num(float(a.rails)), call("tanh", mul(Num(float(a.gain / a.rails)), V(inp, a.inn))))
         return [*prims, BSource(a.name, a.out, "0", "V", expr)]
     # A transconductance integrator rather than a huge VCVS into an RC: its node swings only as
     # far as the output, which keeps the transient well conditioned even at gain 1e9.
@@ -38,7 +39,7 @@ def opamp_primitives(a: OpAmp) -> list:
     ]
     if a.rails is None:
         return [*prims, VCVS(f"{a.name}_buf", a.out, "0", node, "0", 1.0)]
-    expr = f"{num(a.rails)}*tanh(V({node})/{num(a.rails)})"
+    expr = mul(Num(float(a.rails)), call("tanh", div(V(node), Num(float(a.rails)))))
     return [*prims, BSource(f"{a.name}_buf", a.out, "0", "V", expr)]
 
 
@@ -88,12 +89,13 @@ def clipper(name: str, src: str, dst: str, v_range, mapping: str, gain: float = 
     """Ideal limiter driving ``dst`` from ``src``: a hard clip into v_range, or the unit-slope
     sigmoid of the models' ``map_input``, of ``gain`` * V(src) (1: the text has no gain)."""
     lo, hi = v_range
-    v = f"V({src})" if gain == 1.0 else f"({num(gain)}*V({src}))"
+    v = V(src) if gain == 1.0 else Paren(mul(Num(float(gain)), V(src)))
     if mapping == "clip":
-        expr = f"max({num(lo)},min({num(hi)},{v}))"
-    else:
+        expr = call("max", Num(float(lo)), call("min", Num(float(hi)), v))
+    else:  # lo + span / (1 + exp(-(4 / span) (v - mid)))
         mid, span = (lo + hi) / 2, hi - lo
-        expr = f"{num(lo)}+{num(span)}/(1+exp(-{num(4 / span)}*({v}-{num(mid)})))"
+        slope = mul(Neg(Num(float(4 / span))), sub(v, Num(float(mid))))
+        expr = add(Num(float(lo)), div(Num(float(span)), add(Num(1), call("exp", slope))))
     return Clipper(name, dst, "0", "V", expr, src, (float(lo), float(hi)), mapping, float(gain))
 
 

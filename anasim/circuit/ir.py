@@ -19,10 +19,11 @@ from functools import cache
 import numpy as np
 
 from ..errors import AnasimError
+from .expr import check as check_tree
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-# Behavioural expressions are built by anasim from numbers, node names and function names only.
 _PATH = re.compile(r"^[A-Za-z0-9_./+-]{1,4000}$")
+# a KirchhoffNet branch law: a template of numbers, names and function names only
 _EXPR = re.compile(r"^[A-Za-z0-9_+\-*/(),.{} ]{1,2000000}$")
 
 
@@ -135,14 +136,15 @@ class VCCS(Controlled):
 
 @dataclass(frozen=True, slots=True)
 class BSource:
-    """Behavioural source for fixed functions (clippers, ideal activations); ``expr`` is built by
-    anasim from numbers and node names only. Devices and branches have their own types."""
+    """Behavioural source for fixed functions (clippers, op-amp rails, ideal activations, plants):
+    ``expr`` is a tree of :mod:`anasim.circuit.expr` (numbers, node voltages, a few functions),
+    which each engine's writer prints. Devices and branches have their own types."""
 
     name: str
     p: str
     n: str
     kind: str  # "I" or "V"
-    expr: str
+    expr: object  # an anasim.circuit.expr tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +310,10 @@ def _check_element(e, curves: set[str]) -> None:
         ident(node)
     for attr in _numbers(type(e)):
         finite(getattr(e, attr), f"{e.name}.{attr}")
-    if isinstance(e, BSource) and (e.kind not in ("I", "V") or not _EXPR.match(e.expr)):
-        raise AnasimError(f"{e.name}: behavioural source must be I or V with a plain arithmetic expression")
+    if isinstance(e, BSource):
+        if e.kind not in ("I", "V"):
+            raise AnasimError(f"{e.name}: behavioural source kind {e.kind!r}: give I or V")
+        check_tree(e.expr, f"behavioural source {e.name}", ident, curves)
     if isinstance(e, Device) and e.curve not in curves:
         raise AnasimError(f"device {e.name}: curve {e.curve!r} is not among the circuit's curves {sorted(curves)}")
     if isinstance(e, Table):

@@ -66,8 +66,8 @@ def loop_circuit(drive, plant: Plant, controller: Circuit) -> Circuit:
     """``controller`` (ports in_<i> -> y_0) closed around ``plant``, its inputs driven by ``drive``
     ((offset, gain): :func:`drive_affine`) of the observations; saved nodes: states, then u."""
     s = ops("spice")
-    x = [Spice(f"V({state_node(n)})") for n in plant.states]
-    u = Spice("V(u)")
+    x = [Spice.node(state_node(n)) for n in plant.states]
+    u = Spice.node("u")
     offset, gain = drive
     plant_parts = []
     for name, f in zip(plant.states, plant.deriv(x, u, s)):
@@ -79,7 +79,7 @@ def loop_circuit(drive, plant: Plant, controller: Circuit) -> Circuit:
     offsets, gains = np.broadcast_to(offset, (n,)), np.broadcast_to(gain, (n,))
     for node, z, o, g in zip(controller.inputs, plant.observe(x, s), offsets, gains):
         plant_parts.append(BSource(f"obs_{node}", node, "0", "V", Spice.of(float(o) + float(g) * z)))
-    act = plant.act(Spice(f"V({controller.outputs[0]})"), s)
+    act = plant.act(Spice.node(controller.outputs[0]), s)
     plant_parts.append(BSource("act", "u", "0", "V", Spice.of(act)))
     header = (*controller.header, f"plant {plant.name}: states {', '.join(plant.states)} as 1 F capacitor voltages")
     return replace(

@@ -19,23 +19,28 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..circuit.ir import num
+from ..circuit.expr import Bin, Neg, Num, Paren, V, call
 from ..errors import AnasimError
 
 
 class Spice:
-    """Expression text for an ngspice B-source, built by arithmetic on node voltages."""
+    """An expression tree (:mod:`anasim.circuit.expr`) for a behavioural source, built by
+    arithmetic on node voltages: each operation parenthesized, as the plant's formula is written."""
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, tree):
+        self.tree = tree
 
     @staticmethod
-    def of(value) -> str:
-        return value.text if isinstance(value, Spice) else num(value)
+    def of(value):
+        return value.tree if isinstance(value, Spice) else Num(float(value))
+
+    @staticmethod
+    def node(name: str) -> Spice:
+        return Spice(V(name))
 
     def _op(self, other, sym: str, flip: bool = False) -> Spice:
         a, b = Spice.of(self), Spice.of(other)
-        return Spice(f"({b}{sym}{a})" if flip else f"({a}{sym}{b})")
+        return Spice(Paren(Bin(sym, b, a) if flip else Bin(sym, a, b)))
 
     def __add__(self, o):
         return self._op(o, "+")
@@ -62,7 +67,7 @@ class Spice:
         return self._op(o, "/", True)
 
     def __neg__(self):
-        return Spice(f"(-{self.text})")
+        return Spice(Paren(Neg(self.tree)))
 
 
 def _torch_ops():
@@ -73,9 +78,9 @@ def _torch_ops():
 
 NUMPY = SimpleNamespace(sin=np.sin, cos=np.cos, clip=np.clip)
 SPICE = SimpleNamespace(
-    sin=lambda a: Spice(f"sin({Spice.of(a)})"),
-    cos=lambda a: Spice(f"cos({Spice.of(a)})"),
-    clip=lambda a, lo, hi: Spice(f"min(max({Spice.of(a)},{num(lo)}),{num(hi)})"),
+    sin=lambda a: Spice(call("sin", Spice.of(a))),
+    cos=lambda a: Spice(call("cos", Spice.of(a))),
+    clip=lambda a, lo, hi: Spice(call("min", call("max", Spice.of(a), Num(float(lo))), Num(float(hi)))),
 )
 
 

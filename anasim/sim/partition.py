@@ -46,7 +46,6 @@ fastest: the part sizes are the engine's tuning (:class:`anasim.sim.run.Tuning`)
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 
@@ -54,6 +53,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..circuit.expr import nodes
 from ..circuit.ir import (
     VCVS,
     Branch,
@@ -73,7 +73,6 @@ from ..circuit.ir import (
 # ground_devices takes a TIA input for 0 V: at 1e9 they are within 1e-8 V of it for 10 V
 # outputs, a current change of 1e-7 of a device's own at 0.1 V.
 IDEAL_GAIN = 1e9
-_V = re.compile(r"V\(\s*([A-Za-z0-9_]+)\s*(?:,\s*([A-Za-z0-9_]+)\s*)?\)")
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def _drive(e) -> tuple[str, set[str]] | None:
     if isinstance(e, VSource) and e.n == "0":
         return e.p, set()
     if isinstance(e, BSource) and e.kind == "V" and e.n == "0":
-        return e.p, {n for m in _V.finditer(e.expr) for n in m.groups() if n}
+        return e.p, nodes(e.expr)
     if isinstance(e, OpAmp):  # an ideal op-amp output follows its inputs whatever the load
         return e.out, {e.inp, e.inn}
     if isinstance(e, VCVS) and e.n == "0":
@@ -119,7 +118,7 @@ def held_nodes(circuit: Circuit) -> set[str]:
 def _nodes(e) -> set[str]:
     found = set(nodes_of(e))
     if isinstance(e, BSource):
-        found |= {n for m in _V.finditer(e.expr) for n in m.groups() if n}
+        found |= nodes(e.expr)
     return found
 
 

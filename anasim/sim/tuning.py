@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+from ..circuit.expr import Pwl, V
 from ..circuit.ir import VCCS, BSource, Circuit, Device, OpAmp, nodes_of
 from ..circuit.stimulus import Tolerances
 from .partition import flat_ends
@@ -78,8 +79,7 @@ def factor_devices(circuit: Circuit) -> Circuit:
             if len(node) > 64 or node in taken:  # long user curve names: a plain numbered node
                 node = next(f"phi{k}" for k in range(len(sense), 10**9) if f"phi{k}" not in taken)
             taken.add(node)
-            table = ",".join(map(repr, curves[e.curve].table))
-            sense[(e.p, e.curve)] = BSource(node, node, "0", "V", f"pwl(V({e.p}),{table})")
+            sense[(e.p, e.curve)] = BSource(node, node, "0", "V", Pwl(V(e.p), tuple(curves[e.curve].table)))
         node = sense[(e.p, e.curve)].name
         elements.append(VCCS(e.name, e.p, e.n, node, "0", e.area * curves[e.curve].amps_per_unit * e.scale))
     if not sense:

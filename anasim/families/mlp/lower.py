@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit.blocks import column, neuron
+from ...circuit.expr import Neg, Num, V, add, call, div
 from ...circuit.ir import BSource, Circuit, Curve, Device, ISource, OpAmp, Resistor
 from ...errors import AnasimError
 from .model import DeviceMLP
@@ -107,7 +108,9 @@ def _layer(model: DeviceMLP, li: int, rows: list[str], outs: list[str], opts: Ml
 def activation(li: int, j: int, src: str, dst: str, name: str, dev, opts: MlpOptions) -> list:
     """V(dst) = -act(V(src)): a device into a TIA, or a behavioural source for relu/sigmoid."""
     if dev is None:
-        expr = f"-max(V({src}),0)" if name == "relu" else f"-1/(1+exp(-V({src})))"
+        # -relu(v) or -sigmoid(v) = -1 / (1 + exp(-v))
+        v = V(src)
+        expr = Neg(call("max", v, Num(0))) if name == "relu" else div(Neg(Num(1)), add(Num(1), call("exp", Neg(v))))
         return [BSource(f"act{li}_{j}", dst, "0", "V", expr)]
     sense = f"l{li}_s{j}"
     return [

@@ -18,6 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
+from ...circuit import expr as ex
 from ...circuit.blocks import primitives
 from ...circuit.ir import (
     VCCS,
@@ -48,6 +49,25 @@ PREFIX = {Resistor: "R", Capacitor: "C", VSource: "V", ISource: "I", VCVS: "E", 
 
 def curve_func(curve: str) -> str:
     return f"iv_{curve}"
+
+
+def _leaf(e, inner) -> str:
+    if isinstance(e, ex.Num):
+        return str(e.value) if type(e.value) is int else num(e.value)
+    if isinstance(e, ex.V):
+        return f"V({e.p})" if e.n is None else f"V({e.p},{e.n})"
+    if isinstance(e, ex.Call):
+        return f"{e.fn}({','.join(map(inner, e.args))})"
+    if isinstance(e, ex.Pwl):  # the knots as Python's shortest exact repr, as every other number
+        return f"pwl({inner(e.x)},{','.join(map(repr, e.points))})"
+    if isinstance(e, ex.Curve):
+        return f"{curve_func(e.name)}({inner(e.x)})"
+    raise AnasimError(f"netlister: no ngspice form for the expression node {type(e).__name__}")
+
+
+def expression(e) -> str:
+    """A behavioural source's expression tree (:mod:`anasim.circuit.expr`) as ngspice text."""
+    return ex.infix(e, _leaf)
 
 
 def card_name(e) -> str:
@@ -93,7 +113,7 @@ def _element(e, curves: dict, ic: dict, inline: bool = False, grounds: frozenset
     if isinstance(e, VCVS | VCCS):
         return f"{PREFIX[type(e)]}{e.name} {e.p} {e.n} {e.cp} {e.cn} {num(e.gain)}"
     if isinstance(e, BSource):
-        return f"B{e.name} {e.p} {e.n} {e.kind}={e.expr}"
+        return f"B{e.name} {e.p} {e.n} {e.kind}={expression(e.expr)}"
     raise AnasimError(f"netlister: no ngspice form for {type(e).__name__}")
 
 

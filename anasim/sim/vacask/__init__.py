@@ -50,13 +50,13 @@ class Vacask:
 
     # --- decks and runs ------------------------------------------------------------------------
 
-    def _engine_line(self, run: Run | None) -> str:
+    def engine_line(self, run: Run | None) -> str:
         if run is None:
             return ""
         return f"engine {run.engine}, solver KLU (VACASK's only one)"
 
     def write(self, circuit: Circuit, run: Run | None = None) -> str:
-        return writer.deck(circuit, run, self._engine_line(run))[0]
+        return writer.deck(circuit, run, self.engine_line(run))[0]
 
     def run(self, circuit: Circuit, run: Run, folder: Path, *, deck: str | None = None, timeout: float = 3600.0,
             on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip

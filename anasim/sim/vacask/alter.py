@@ -8,7 +8,9 @@ one deck: the first one's circuit is parsed and elaborated once, then for each o
 ``alter instance("name") k=v ...`` of every instance line that differs in the group (the values
 its own deck would have written, so the same numbers), its sweep and its analysis, each
 analysis's raw file its own (``m<k>.raw``), moved into the request's folder under the name its
-own run would have written. A group VACASK cannot finish (no convergence, a stall, a timeout)
+own run would have written. The writer hands each deck over in its pieces
+(:class:`~.writer.Parts`: instances with their parameters apart, the samples, the analysis), so
+nothing here reads deck text back. A group VACASK cannot finish (no convergence, a stall, a timeout)
 runs again request by request, as without reruns, so a failing sample fails as it would alone.
 
 Measured: DC sample sweeps give the numbers of their own decks (to 1e-12 of the output range,
@@ -24,13 +26,11 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SimError
 from . import process, writer
-
-STIMULUS = f"{writer.STIMULUS} "  # the samples' subcircuit instance: its x is the sweep's to set
 
 
 @dataclass
@@ -44,70 +44,47 @@ class Request:
     on_point: object
     done: bool = False
     result: object = None  # Vectors, or the exception the run raised
-    lines: list[str] = field(default_factory=list)
+    parts: writer.Parts | None = None  # the deck's pieces (:func:`~.writer.parts`), when grouped
     key: tuple = ()
 
 
-def _head(line: str) -> str:
-    """An instance line up to its parameters: ``Rname (a b) resistor``."""
-    return line[: line.index("=")].rsplit(" ", 1)[0]
+def _shape(req: Request, engine_line: str = "") -> None:
+    """The deck's pieces, as the writer makes them, and the key of what decks run together
+    must share: every line but instance parameters, samples and the analysis."""
+    req.parts = writer.parts(req.circuit, req.run, engine_line)
+    shape = req.parts.shape()
+    req.key = (hash(shape), len(req.parts.body.instances))
 
 
-def _shape(req: Request) -> None:
-    """The deck's lines and what must be equal to run it with others: every line but the sweep
-    and analysis lines of its control block, instance lines up to their parameters."""
-    lines = req.text.split("\n")
-    key, control = [], False
-    for line in lines:
-        if line == "control":
-            control = True
-        if control and line.startswith(("  sweep ", "  analysis ")):
-            key.append(" ".join(line.split(" ", 4)[2:4]))  # "sweep idx", "analysis out"
-        elif not control and line.startswith(STIMULUS):
-            key.append(writer.STIMULUS)
-        elif not control and "=" in line and not line.startswith(("//", "  ", "model ", "load ", "ground ")):
-            key.append(_head(line))
-        else:
-            key.append(line)
-    req.lines, req.key = lines, (hash(tuple(key)), len(lines))
-
-
-def _params(line: str) -> tuple[str, str]:
-    """(instance name, its parameters as ``k=v`` text) of an instance line."""
-    return line.split(" ", 1)[0], line[len(_head(line)) + 1 :]
+def _instances(p: writer.Parts) -> list[tuple[str, str, str]]:
+    """The instances a rerun may alter, in deck order: the circuit's, then the input sources
+    (not the samples' own: the sweep sets its x)."""
+    stim = [s for s in p.stimulus if not isinstance(s, str) and s[0] != writer.STIMULUS]
+    return [*p.body.instances, *stim]
 
 
 def group_deck(reqs: list[Request]) -> str:
     """One deck running every request of ``reqs`` (of one shape) in turn: the first one's circuit,
-    then per request the alters of the instance lines that differ anywhere in the group, its
-    sweep and its analysis ``m<k>``."""
-    base = reqs[0].lines
-    start = base.index("control")
-    end = base.index("endc", start)
-    differ = sorted(
-        {i for r in reqs[1:] for i, (a, b) in enumerate(zip(base[:start], r.lines[:start])) if a != b}
-        - {i for i in range(start) if base[i].startswith(STIMULUS)}
-    )
-    name = writer.analysis_name(reqs[0].run)
-    head = [line for line in base[start:end] if not line.startswith(("  sweep ", "  analysis ", "  print "))]
-    out = base[:start] + head
+    then per request the alters of the instances whose parameters differ anywhere in the group,
+    its sweep and its analysis ``m<k>``."""
+    base = reqs[0].parts
+    mine = [_instances(r.parts) for r in reqs]
+    differ = sorted({i for m in mine[1:] for i, (a, b) in enumerate(zip(mine[0], m)) if a[2] != b[2]})
+    out = [*base.head, *base.body.lines, *map(writer.Parts.line, base.stimulus), *base.control]
     samples: dict[str, str] = {}  # a list of samples -> the variable holding it: parsed once
-    for k, r in enumerate(reqs):
+    for k, (r, inst) in enumerate(zip(reqs, mine)):
         if k:
-            out += [f'  alter instance("{n}") {p}' for n, p in (_params(r.lines[i]) for i in differ)]
-        for line in r.lines[start:end]:
-            if line.startswith("  sweep ") and " values=" in line:
-                sweep, values = line.split(" values=", 1)
-                if values not in samples:  # the first layer's samples are every realization's
-                    samples[values] = f"anasim_x{len(samples)}"
-                    out.append(f"  var {samples[values]}={values}")
-                out.append(f"{sweep} values={samples[values]}")
-            elif line.startswith("  sweep "):
-                out.append(line)
-            elif line.startswith(f"  analysis {name} "):
-                out.append(f"  analysis m{k:04d} " + line[len(f"  analysis {name} ") :])
-    out += ["  print stats", *base[end:]]
-    return "\n".join(out)
+            out += [f'  alter instance("{inst[i][0]}") {inst[i][2]}' for i in differ]
+        sweep = r.parts.sweep
+        if sweep is not None and sweep[1]:
+            if sweep[1] not in samples:  # the first layer's samples are every realization's
+                samples[sweep[1]] = f"anasim_x{len(samples)}"
+                out.append(f"  var {samples[sweep[1]]}={sweep[1]}")
+            out.append(f"{sweep[0]} values={samples[sweep[1]]}")
+        elif sweep is not None:
+            out.append(sweep[0])
+        out.append(f"  analysis m{k:04d} {r.parts.analysis[1]}")
+    return "\n".join([*out, *base.tail]) + "\n"
 
 
 def _sections(log: str, n: int) -> list[str]:
@@ -162,7 +139,7 @@ class Session:
     def _dispatch(self, batch: list[Request]) -> None:
         groups: dict[tuple, list[Request]] = {}
         for r in batch:
-            _shape(r)
+            _shape(r, self.engine.engine_line(r.run))
             groups.setdefault(r.key, []).append(r)
         try:
             for reqs in groups.values():

@@ -32,15 +32,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ...circuit import expr as ex
 from ...devices.veriloga import comment
 from ...errors import AnasimError
 
-# a node voltage of the IR's expressions: V(a) or V(a,b), nodes checked identifiers or 0
-_VREF = re.compile(r"\bV\(\s*([A-Za-z_][A-Za-z0-9_]*|0)\s*(?:,\s*([A-Za-z_][A-Za-z0-9_]*|0)\s*)?\)")
 # ngspice function -> (Verilog-A template, arguments); pwl and u are built by the printer
 FUNCTIONS = {
     "exp": ("exp({0})", 1),
@@ -270,24 +268,48 @@ class Library:
 
     # --- behavioural sources and branches: one module per expression template ------------------
 
-    def expression(self, element: str, p: str, n: str, kind: str, expr: str) -> Use:
-        """``kind`` I (current from p through the element to n) or V (V(p, n)) of ``expr``."""
+    def expression(self, element: str, p: str, n: str, kind: str, expr) -> Use:
+        """``kind`` I (current from p through the element to n) or V (V(p, n)) of ``expr``: a
+        behavioural source's tree (:mod:`anasim.circuit.expr`) or a branch law (text with
+        placeholder names, and the nodes they stand for: :func:`~.writer.branch_law`)."""
         try:
             name, text, nodes, values = _translate(kind, expr)
         except (SyntaxError, Untranslatable, RecursionError) as exc:
+            shown = expr[0][:200] if isinstance(expr, tuple) else ex.show(expr)[:200]
             raise AnasimError(
-                f"element {element}: the expression {expr[:200]!r} cannot be written in Verilog-A for VACASK: "
-                f"{_why(exc)}"
+                f"element {element}: the expression {shown!r} cannot be written in Verilog-A for VACASK: {_why(exc)}"
             ) from None
         self._add(name, text, f"element {element}")
         return Use(name, (p, n, *nodes), tuple((f"k{i}", v) for i, v in enumerate(values)))
 
 
+def _syntax(e, voltage) -> ast.expr:
+    """A tree of :mod:`anasim.circuit.expr` as the Python syntax tree the printer reads, each
+    node voltage the placeholder name ``voltage(p, n)`` gives."""
+    if isinstance(e, ex.Num):
+        return ast.Constant(e.value)
+    if isinstance(e, ex.V):
+        return ast.Name(voltage(e.p, e.n or "0"))
+    if isinstance(e, ex.Bin):
+        op = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}[e.op]()
+        return ast.BinOp(_syntax(e.a, voltage), op, _syntax(e.b, voltage))
+    if isinstance(e, ex.Neg):
+        return ast.UnaryOp(ast.USub(), _syntax(e.a, voltage))
+    if isinstance(e, ex.Paren):
+        return _syntax(e.a, voltage)
+    if isinstance(e, ex.Call):
+        return ast.Call(ast.Name(e.fn), [_syntax(a, voltage) for a in e.args], [])
+    if isinstance(e, ex.Pwl):
+        return ast.Call(ast.Name("pwl"), [_syntax(e.x, voltage), *map(ast.Constant, e.points)], [])
+    raise Untranslatable(f"the expression node {type(e).__name__} has no Verilog-A form here")
+
+
 # every deck of a Monte Carlo realization writes the same expressions again (its circuit is new,
 # its behavioural sources mostly are not): translated once per process
 @lru_cache(maxsize=8192)
-def _translate(kind: str, expr: str) -> tuple[str, str, tuple[str, ...], tuple[float, ...]]:
-    """(module name, module text, control nodes, parameter values) of ``expr``."""
+def _translate(kind: str, expr) -> tuple[str, str, tuple[str, ...], tuple[float, ...]]:
+    """(module name, module text, control nodes, parameter values) of ``expr`` (a tree, or a
+    branch law: (text, ((placeholder, node), ...)))."""
     nodes: list[str] = []
     refs: dict[str, str] = {}
 
@@ -296,8 +318,7 @@ def _translate(kind: str, expr: str) -> tuple[str, str, tuple[str, ...], tuple[f
             nodes.append(node)
         return f"c{nodes.index(node)}"
 
-    def voltage(m: re.Match) -> str:
-        a, b = m.group(1), m.group(2) or "0"
+    def voltage(a: str, b: str) -> str:
         if a == "0" and b == "0":
             text = "0.0"
         elif b == "0":
@@ -310,11 +331,18 @@ def _translate(kind: str, expr: str) -> tuple[str, str, tuple[str, ...], tuple[f
         refs[key] = text
         return key
 
-    text = _VREF.sub(voltage, expr)
-    if "V(" in text.replace(" ", ""):
-        raise Untranslatable("a node voltage that is not V(node) or V(node,node)")
+    if isinstance(expr, tuple):  # a branch law (:func:`~.writer.branch_law`): its voltages are placeholders
+
+        class Voltages(ast.NodeTransformer):  # in the order they appear, as the ports of a tree
+            def visit_Name(self, node):
+                return ast.Name(voltage(controls[node.id], "0")) if node.id in controls else node
+
+        text, controls = expr[0], dict(expr[1])
+        tree = Voltages().visit(ast.parse(text, mode="eval").body)
+    else:
+        tree = _syntax(expr, voltage)
     printer = _Printer(refs)
-    y = printer.expr(ast.parse(text, mode="eval").body)
+    y = printer.expr(tree)
     contribution = "I(op, on)" if kind == "I" else "V(op, on)"
     body = [*printer.statements, f"{contribution} <+ {y};"]
     params = [f"k{i}" for i in range(len(printer.params))]

@@ -115,6 +115,9 @@ class Body:
     osdi: tuple[str, ...]  # VACASK's own OSDI files to load
     va: str  # the Verilog-A source of the generated modules ("" when none)
     owners: tuple[tuple[str, str], ...]  # module -> the element it was first written for
+    # each line's instance: (instance name, its line up to the parameters, the parameters' text);
+    # what a Monte Carlo rerun alters (:mod:`.alter`) where only the parameters differ
+    instances: tuple[tuple[str, str, str], ...] = ()
 
 
 def _params(params) -> str:
@@ -127,7 +130,7 @@ def body(circuit: Circuit) -> Body:
     circuit.validate()
     curves = {c.name: c for c in circuit.curves}
     grounds = frozenset(circuit.virtual_grounds)
-    lib, masters, osdi, lines = Library(), set(), set(), []
+    lib, masters, osdi, instances = Library(), set(), set(), []
     for e in primitives(circuit):
         kind = type(e)
         if kind in MASTER:
@@ -142,7 +145,7 @@ def body(circuit: Circuit) -> Body:
             ends = f"({' '.join(node(n) for n in _nodes(e))})"
             value = {Resistor: "r", Capacitor: "c", VSource: "dc", ISource: "dc"}.get(kind, "gain")
             amount = e.value if kind in (Resistor, Capacitor) else (e.dc if kind in (VSource, ISource) else e.gain)
-            lines.append(f"{card_name(e)} {ends} {MASTER[kind]} {value}={num(amount)}")
+            instances.append((card_name(e), f"{card_name(e)} {ends} {MASTER[kind]}", f"{value}={num(amount)}"))
             continue
         if isinstance(e, Device):
             use = lib.device(e, curves[e.curve], e.n in grounds)
@@ -155,23 +158,25 @@ def body(circuit: Circuit) -> Body:
         else:
             raise AnasimError(f"VACASK writer: no form for {type(e).__name__} {e.name}")
         ends = f"({' '.join(node(n) for n in use.ports)})"
-        lines.append(f"{card_name(e)} {ends} {use.module} {_params(use.params)}".rstrip())
+        instances.append((card_name(e), f"{card_name(e)} {ends} {use.module}", _params(use.params)))
     va = lib.source() if lib.modules else ""
-    return Body(tuple(lines), tuple(sorted(masters | set(lib.modules))), tuple(sorted(osdi)), va,
-                tuple(sorted(lib.owners.items())))  # fmt: skip
+    lines = tuple(f"{head} {params}".rstrip() for _, head, params in instances)
+    return Body(lines, tuple(sorted(masters | set(lib.modules))), tuple(sorted(osdi)), va,
+                tuple(sorted(lib.owners.items())), tuple(instances))  # fmt: skip
 
 
 def _nodes(e) -> tuple[str, ...]:
     return (e.p, e.n, e.cp, e.cn) if isinstance(e, VCVS | VCCS) else (e.p, e.n)
 
 
-def branch_law(e: Branch) -> str:
-    """A branch's current as the IR's expression text (the ngspice deck's): its law filled in,
-    times unit steps of time when it is scheduled."""
-    v = {"vs": "0" if e.p == "0" else f"V({e.p})", "vd": "0" if e.n == "0" else f"V({e.n})"}
+def branch_law(e: Branch) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A branch's current: its law (a template of the family's, ngspice syntax) filled in with
+    its thetas and the placeholder names ``anasim_vs`` / ``anasim_vd`` for V(p) / V(n), times
+    unit steps of time when it is scheduled; and the nodes those names stand for."""
+    v = {"vs": "0" if e.p == "0" else "anasim_vs", "vd": "0" if e.n == "0" else "anasim_vd"}
     law = e.law.format(**v, **dict(zip("abc", (num(t) for t in e.theta))))
     gate = ("" if e.on is None else f"u(time-{num(e.on)})*") + ("" if e.off is None else f"u({num(e.off)}-time)*")
-    return f"{gate}({law})" if gate else law
+    return (f"{gate}({law})" if gate else law), (("anasim_vs", e.p), ("anasim_vd", e.n))
 
 
 def va_file(va: str) -> str:
@@ -183,7 +188,8 @@ def _vector(values) -> str:
     return "[" + ", ".join(map(repr, np.asarray(values, dtype=float).tolist())) + "]"
 
 
-def _stimulus(circuit: Circuit, stim) -> list[str]:
+def _stimulus(circuit: Circuit, stim) -> list:
+    """The stimulus lines: fixed text, and the input sources as instances (name, head, parameters)."""
     if isinstance(stim, SampleSweep):
         x = np.asarray(stim.x, dtype=np.float64)
         k = len(circuit.inputs)
@@ -196,7 +202,7 @@ def _stimulus(circuit: Circuit, stim) -> list[str]:
             f"  parameters x={_vector(np.zeros(k))}",
             *(f"  Vin{i} (i{i} 0) vsource dc=x[{i}]" for i in range(k)),
             "ends",
-            f"{STIMULUS} ({' '.join(node(n) for n in circuit.inputs)}) {SAMPLES} x={_vector(first)}",
+            (STIMULUS, f"{STIMULUS} ({' '.join(node(n) for n in circuit.inputs)}) {SAMPLES}", f"x={_vector(first)}"),
         ]
     if isinstance(stim, TimeSequence):
         lines = ["// inputs: sample k is applied from t = k*T (ramp 'rise') and read at t = (k+1)*T"]
@@ -206,13 +212,13 @@ def _stimulus(circuit: Circuit, stim) -> list[str]:
                 t = kk * stim.period + stim.rise
                 pts += [t, prev, t + stim.rise, value]
                 prev = value
-            lines.append(f'Vin{i} ({node(name)} 0) vsource type="pwl" wave={_vector(pts)}')
+            lines.append((f"Vin{i}", f"Vin{i} ({node(name)} 0) vsource", f'type="pwl" wave={_vector(pts)}'))
         return lines
     if isinstance(stim, Waveforms):
         lines = ["// inputs: waveforms computed by the stage before"]
         for i, (name, t, v) in enumerate(zip(circuit.inputs, stim.t, stim.v, strict=True)):
             pts = np.stack([np.asarray(t, float), np.asarray(v, float)], axis=1).reshape(-1)
-            lines.append(f'Vin{i} ({node(name)} 0) vsource type="pwl" wave={_vector(pts)}')
+            lines.append((f"Vin{i}", f"Vin{i} ({node(name)} 0) vsource", f'type="pwl" wave={_vector(pts)}'))
         return lines
     return []
 
@@ -227,7 +233,7 @@ def _breakpoints(a) -> list[str]:
         raise AnasimError(f"VACASK writer: breakpoints {a.breakpoints} must rise strictly between 0 and {a.stop} s")
     wave = [v for j, t in enumerate(times) for v in (t, float(j % 2))]
     return ["// breakpoints: time points at which scheduled branches switch",
-            f'Vanasim_breaks (anasim_breaks 0) vsource type="pwl" wave={_vector(wave)}']  # fmt: skip
+            ("Vanasim_breaks", "Vanasim_breaks (anasim_breaks 0) vsource", f'type="pwl" wave={_vector(wave)}')]  # fmt: skip
 
 
 # the text of the latest sample lists, by their bytes: each realization of a Monte Carlo batch
@@ -282,7 +288,9 @@ def _nodeset(voltages: dict[str, float]) -> str:
     return "{" + ", ".join(f'"{ident(n)}", {num(v)}' for n, v in voltages.items()) + "}"
 
 
-def _control(circuit: Circuit, run: Run) -> list[str]:
+def _control(circuit: Circuit, run: Run) -> tuple[list[str], tuple[str, str] | None, tuple[str, str]]:
+    """The control block: its lines before the sweep, the sweep (its line up to the samples, and
+    the samples' text or ""), and the analysis (its name, and what follows the name)."""
     lines = ["control", "  abort always", '  options rawfile="binary"']
     opts = options(run)
     if opts:
@@ -291,40 +299,79 @@ def _control(circuit: Circuit, run: Run) -> list[str]:
         lines.append("  save default")
     else:
         lines.append("  save " + " ".join(f"v({node(n)})" for n in run.save))
-    name, a, stim = analysis_name(run), run.analysis, run.stimulus
+    name, a, stim, sweep = analysis_name(run), run.analysis, run.stimulus, None
     if isinstance(a, Dc):
         if isinstance(stim, SampleSweep) and a.source == "idx":
             x = np.asarray(stim.x, dtype=np.float64)
             lines.append("  options sweep_debug=1")  # a line as each point starts: the runner's progress
-            lines.append(f'  sweep idx instance="{STIMULUS}" parameter="x" values=' + _samples(x))
+            sweep = (f'  sweep idx instance="{STIMULUS}" parameter="x"', _samples(x))
         else:
             ident(a.source)
-            lines.append(f'  sweep {ident(a.source)} instance="V{a.source}" parameter="dc" from={num(a.start)} '
-                         f"to={num(a.stop)} step={num(a.step)}")  # fmt: skip
-        op = f"  analysis {name} op"
+            sweep = (f'  sweep {ident(a.source)} instance="V{a.source}" parameter="dc" from={num(a.start)} '
+                     f"to={num(a.stop)} step={num(a.step)}", "")  # fmt: skip
+        op = "op"
         if isinstance(stim, SampleSweep) and len(stim.x) and _has_rails(circuit):
             # as ngspice's .nodeset: op-amps with tanh rails diverge from the all-zero first guess
             op += " nodeset=" + _nodeset(dict(zip(circuit.inputs, np.asarray(stim.x[0], float).tolist())))
-        lines.append(op)
+        analysis = (name, op)
     elif isinstance(a, Tran):
         tail = f" maxstep={num(a.max_step)}" if a.max_step is not None else ""
         if a.uic:
             ic = run.stimulus.voltages if isinstance(run.stimulus, InitialState) else {}
             tail += ' icmode="uic"' + (f" ic={_nodeset(ic)}" if ic else "")
-        lines.append(f"  analysis {name} tran step={num(a.step)} stop={num(a.stop)}{tail}")
+        analysis = (name, f"tran step={num(a.step)} stop={num(a.stop)}{tail}")
     else:
         raise AnasimError(f"VACASK writer: unknown analysis {a!r}")
-    lines.append("  print stats")  # the engine's counters, read back from the log
-    return [*lines, "endc"]
+    return lines, sweep, analysis
 
 
 def _has_rails(circuit: Circuit) -> bool:
     return any(isinstance(e, OpAmp) and e.rails is not None for e in circuit.elements)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """A deck in the pieces a Monte Carlo rerun group (:mod:`.alter`) reads: everything but the
+    instances' parameters, the samples and the analysis is the deck's shape; the rest may differ
+    between realizations run in one process. :meth:`text` is the deck."""
+
+    head: tuple[str, ...]  # title and comments, ground, loads, models
+    body: Body
+    stimulus: tuple  # fixed lines (str) and input sources (name, head, parameters)
+    control: tuple[str, ...]  # the control block up to the sweep
+    sweep: tuple[str, str] | None  # its line up to the samples, and their text ("": none)
+    analysis: tuple[str, str] | None  # its name, and what follows the name
+    tail: tuple[str, ...]  # "print stats", "endc", and an embedded Verilog-A file
+
+    @staticmethod
+    def line(item) -> str:
+        return item if isinstance(item, str) else f"{item[1]} {item[2]}".rstrip()
+
+    def text(self) -> str:
+        lines = [*self.head, *self.body.lines, *map(self.line, self.stimulus), *self.control]
+        if self.sweep is not None:
+            lines.append(f"{self.sweep[0]} values={self.sweep[1]}" if self.sweep[1] else self.sweep[0])
+        if self.analysis is not None:
+            lines.append(f"  analysis {self.analysis[0]} {self.analysis[1]}")
+        return "\n".join([*lines, *self.tail]) + "\n"
+
+    def shape(self) -> tuple:
+        """What decks run in one process must share: all but parameters, samples and analysis."""
+        stim = tuple(s if isinstance(s, str) else s[1] for s in self.stimulus)
+        heads = tuple(head for _, head, _ in self.body.instances)
+        return (self.head, heads, stim, self.control, self.sweep and self.sweep[0], self.analysis and self.analysis[0],
+                self.tail)  # fmt: skip
+
+
 def deck(circuit: Circuit, run: Run | None = None, engine_line: str = "") -> tuple[str, Body]:
     """The deck text of ``circuit`` (and ``run``) and its body (the modules it loads). A Run
     with a name, or none, makes a deck to run alone: it embeds its Verilog-A."""
+    p = parts(circuit, run, engine_line)
+    return p.text(), p.body
+
+
+def parts(circuit: Circuit, run: Run | None = None, engine_line: str = "") -> Parts:
+    """The deck of :func:`deck` in its :class:`Parts`."""
     if run is not None:
         options(run)  # refused before any text is written
         if run.solver != "klu":
@@ -351,9 +398,11 @@ def deck(circuit: Circuit, run: Run | None = None, engine_line: str = "") -> tup
     ):
         masters.add("vsource")  # the input (and breakpoint) sources
     lines += [f"model {m} {m}" for m in sorted(masters)]
-    lines += b.lines
+    stimulus, control, sweep, analysis, tail = [], [], None, None, []
     if run is not None:
-        lines += _stimulus(circuit, run.stimulus) + _breakpoints(run.analysis) + _control(circuit, run)
+        stimulus = _stimulus(circuit, run.stimulus) + _breakpoints(run.analysis)
+        control, sweep, analysis = _control(circuit, run)
+        tail = ["  print stats", "endc"]  # print stats: the engine's counters, read back from the log
     if b.va and alone:
-        lines += [f'embed "{va_file(b.va)}.va" <<<FILE', b.va.rstrip("\n"), ">>>FILE"]
-    return "\n".join(lines) + "\n", b
+        tail += [f'embed "{va_file(b.va)}.va" <<<FILE', b.va.rstrip("\n"), ">>>FILE"]
+    return Parts(tuple(lines), b, tuple(stimulus), tuple(control), sweep, analysis, tuple(tail))
