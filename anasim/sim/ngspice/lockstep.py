@@ -189,10 +189,10 @@ def run_lockstep(
             if not (isinstance(e, VSource) and e.external):
                 raise AnasimError(f"input {name!r}: not an external VSource of circuit {circuit.title!r}")
         cards = [card_name(byname[name]).lower() for name in inputs]
-        deck = netlist(circuit)
-    else:
+        deck, external = netlist(circuit), cards  # checked on the IR above, not read back from the text
+    else:  # a deck of text from elsewhere: read for its external sources and what would crash
         cards, deck = [ident(name).lower() for name in inputs], circuit
-    external = check_deck(deck)
+        external = check_deck(deck)
     for name, card in zip(inputs, cards):
         if card not in external:
             raise AnasimError(f"input {name!r}: the deck has no external source {card!r} ('Vname p n external')")
