@@ -17,6 +17,8 @@ _API = {
     "simulate": "pipeline",
     "compare": "pipeline",
     "compile_network": "pipeline",
+    "monte_carlo": "pipeline",
+    "Job": "pipeline",
     "Network": "pipeline",
     "netlist": "sim.engine",
     "Circuit": "circuit.ir",

@@ -42,6 +42,27 @@ TRAJECTORY_SAMPLES = 3  # KirchhoffNet: samples whose node voltages over time th
 
 
 @dataclass(frozen=True)
+class Job:
+    """What a simulation or a Monte Carlo reads and writes, besides the checkpoint: its samples
+    (dataset, split, how many), the family's hardware ``options`` (None: its defaults), how to
+    simulate (:class:`SimSettings`), and where runs and results go."""
+
+    dataset: str | None = None  # None: the checkpoint's own
+    samples: int = 1000
+    split: str = "test"
+    options: dict | None = None
+    settings: SimSettings | None = None
+    data_dir: str | Path | None = None
+    run_dir: str | Path | None = None  # the engine's run folders (None: a temporary one)
+    json_out: str | Path | None = None  # the results file (and .npz, or a Monte Carlo's .mc folder)
+
+
+def job_of(job: Job | None, fields: dict) -> Job:
+    """``job`` (default: all defaults) with ``fields`` (a library caller's keywords) set."""
+    return replace(job or Job(), **fields)
+
+
+@dataclass(frozen=True)
 class Network:
     """A verified checkpoint: its dict, the model in float64 (eval mode) and its family."""
 
@@ -156,9 +177,10 @@ def _compile_network(net: Network, out, options, stimulus, dataset, data_dir):
     return paths, info
 
 
-def check_sim_outputs(net: Network, settings: SimSettings | None, json_out, run_dir, mc: bool = False) -> None:
+def check_sim_outputs(net: Network, job: Job, mc: bool = False) -> None:
     """Refuse, before any work, outputs of a simulation that would overwrite its checkpoint or
     netlist or each other: --json, what goes beside it (.npz arrays, a Monte Carlo's .mc folder), --run-dir."""
+    settings, json_out, run_dir = job.settings, job.json_out, job.run_dir
     inputs = [(f"the checkpoint {net.path}", net.path)]
     if settings is not None and settings.netlist is not None:
         inputs.append((f"the netlist {settings.netlist}", settings.netlist))
@@ -184,8 +206,9 @@ def settings_for(family: Family, settings: SimSettings, given: dict) -> tuple[Si
     return replace(settings, analysis=analysis), (TRAN_DEFAULTS if analysis == "tran" else None)
 
 
-def prepare(net: Network, dataset, samples: int, options: dict | None, settings: SimSettings | None, data_dir):
+def prepare(net: Network, job: Job):
     """Settings, family options and dataset of a simulation, checked before any work."""
+    dataset, samples, options, settings, data_dir = job.dataset, job.samples, job.options, job.settings, job.data_dir
     if samples < 1:
         raise AnasimError("--samples must be at least 1")
     given = dict(options or {})
@@ -259,67 +282,50 @@ def check_netlist(net: Network, path) -> sidecar.Sidecar:
     return card
 
 
-def monte_carlo(
-    net: Network,
-    mc,
-    dataset: str | None = None,
-    samples: int = 1000,
-    split: str = "test",
-    options: dict | None = None,
-    settings: SimSettings | None = None,
-    data_dir=None,
-    run_dir=None,
-    json_out="mc.json",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    resume: bool = False,
-) -> dict:
-    """``mc`` (a :class:`~anasim.montecarlo.realizations.MonteCarlo`) on ``net``'s circuit; see :mod:`anasim.montecarlo.realizations`."""
+def monte_carlo(net: Network, mc, job: Job | None = None, *, workers: int | None = None, scheduler: str | None = None,
+                resume: bool = False, **fields) -> dict:  # fmt: skip
+    """``mc`` (a :class:`~anasim.montecarlo.realizations.MonteCarlo`) on ``net``'s circuit for ``job``
+    (or a Job of ``fields``: dataset=, samples=, ...; results in ``mc.json`` unless ``json_out``),
+    on ``workers`` local processes or a Dask ``scheduler``, continuing its rows with ``resume``;
+    see :mod:`anasim.montecarlo.realizations`."""
     from .montecarlo import realizations as montecarlo
 
-    if settings is not None and settings.netlist is not None:
+    job = job_of(job, fields)
+    job = job if job.json_out is not None else replace(job, json_out="mc.json")
+    if job.settings is not None and job.settings.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; drop --netlist")
-    check_sim_outputs(net, settings, json_out, run_dir, mc=True)
-    check_writable(json_out, "--json", "the Monte Carlo results")
-    name = settings.engine if settings is not None else "ngspice"
+    check_sim_outputs(net, job, mc=True)
+    check_writable(job.json_out, "--json", "the Monte Carlo results")
+    name = job.settings.engine if job.settings is not None else "ngspice"
     if len(engine_names(name)) > 1:
         raise AnasimError(f"--engine {name}: a Monte Carlo runs on one engine; give one")
-    with output_lock(json_out, "--json"), engine_scope(name):  # two runs on one folder would write every row twice
-        settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+    # two runs on one folder would write every row twice
+    with output_lock(job.json_out, "--json"), engine_scope(name):
+        settings, opts, data = prepare(net, job)
         check_engine(settings)
         for name in [n for n, _ in mc.vary] + ([mc.sweep[0]] if mc.sweep else []):
             variations.parse_sigma(f"{name}=0", net.family.name)  # refuses a variation of another family
-        return montecarlo.run(
-            net, mc, data, split, samples, opts, settings, json_out, workers, scheduler, run_dir, resume
-        )
+        fanout = montecarlo.Fanout(workers, scheduler)
+        return montecarlo.run(net, mc, data, replace(job, settings=settings), opts, fanout, resume)
 
 
-def compare(
-    net: Network,
-    dataset: str | None = None,
-    samples: int = 1000,
-    split: str = "test",
-    options: dict | None = None,
-    settings: SimSettings | None = None,
-    data_dir=None,
-    run_dir=None,
-    json_out=None,
-    bounds: Bounds | None = None,
-) -> Comparison:
-    """Circuit against reference on ``samples`` samples of ``split``; a SimError after writing
-    ``json_out`` when some samples could not be simulated, Interrupted after writing the finished
-    ones (``"partial": true``) on Ctrl-C. Results outside ``bounds`` are flagged."""
-    check_sim_outputs(net, settings, json_out, run_dir)
-    if json_out is not None:
-        check_writable(json_out, "--json")
+def compare(net: Network, job: Job | None = None, *, bounds: Bounds | None = None, **fields) -> Comparison:
+    """Circuit against reference for ``job`` (or a Job of ``fields``: samples=, split=, ...); a
+    SimError after writing ``json_out`` when some samples could not be simulated, Interrupted
+    after writing the finished ones (``"partial": true``) on Ctrl-C. Results outside ``bounds``
+    are flagged."""
+    job = job_of(job, fields)
+    check_sim_outputs(net, job)
+    if job.json_out is not None:
+        check_writable(job.json_out, "--json")
+    settings = job.settings
     names = engine_names(settings.engine if settings is not None else "ngspice")
     solver = settings.solver if settings is not None else "auto"
     solvers = engine_solvers(names, solver)
     # two runs replacing one file: neither's results would be whole
-    with output_lock(json_out, "--json"), engine_scope(names[0]) as engine:
+    with output_lock(job.json_out, "--json"), engine_scope(names[0]) as engine:
         with engine.solver_scope(solvers[names[0]]):
-            return _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds,
-                            solvers)  # fmt: skip
+            return _compare(net, job, bounds, solvers)
 
 
 def engine_solvers(names: list[str], solver: str) -> dict[str, str]:
@@ -339,11 +345,11 @@ def engine_solvers(names: list[str], solver: str) -> dict[str, str]:
     return found
 
 
-def _compare(net, dataset, samples, split, options, settings, data_dir, run_dir, json_out, bounds,
-             solvers=None) -> Comparison:  # fmt: skip
+def _compare(net: Network, job: Job, bounds: Bounds | None, solvers: dict | None = None) -> Comparison:
     t0 = time.perf_counter()
     family = net.family
-    settings, opts, data = prepare(net, dataset, samples, options, settings, data_dir)
+    samples, split, run_dir, json_out = job.samples, job.split, job.run_dir, job.json_out
+    settings, opts, data = prepare(net, job)
     names = engine_names(settings.engine)
     for name in names:
         check_engine(settings, name)

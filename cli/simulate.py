@@ -194,7 +194,7 @@ def simulate(
     """
     from anasim.families import SimSettings
     from anasim.metrics import Bounds
-    from anasim.pipeline import compare, load, monte_carlo
+    from anasim.pipeline import Job, compare, load, monte_carlo
 
     settings = SimSettings(
         jobs, analysis, period, whole=whole, plain=plain, netlist=Path(netlist_path).resolve() if netlist_path else None
@@ -202,13 +202,12 @@ def simulate(
     settings = replace(
         settings, power_samples=power_samples, sample_timeout=sample_timeout, solver=solver, engine=engine
     )
+    job = Job(dataset, samples, split, given(**hw), settings, data_dir, run_dir, json_out)
     if mc is None:
         if vary or sweep or resume or workers or scheduler or allow_failed:
             raise click.UsageError("--vary, --sweep, --resume, --workers, --scheduler and --allow-failed need --mc N")
-        settings, bounds = replace(settings, progress=True), Bounds(max_range, max_power, max_error)
-        net = load(checkpoint)
-        result = compare(net, dataset=dataset, samples=samples, split=split, options=given(**hw), settings=settings,
-                         data_dir=data_dir, run_dir=run_dir, json_out=json_out, bounds=bounds)  # fmt: skip
+        bounds = Bounds(max_range, max_power, max_error)
+        result = compare(load(checkpoint), replace(job, settings=replace(settings, progress=True)), bounds=bounds)
         table(result.rows())
         flags = result.plausibility()["flags"]
         for flag in flags:
@@ -230,22 +229,8 @@ def simulate(
         mc, tuple(parse_sigma(v) for v in vary), parse_sweep(sweep[0]) if sweep else None, seed, noise_dist
     )
     json_out = json_out or f"{Path(checkpoint).stem}-mc.json"
-    net = load(checkpoint)
-    summary = monte_carlo(
-        net,
-        spec,
-        dataset=dataset,
-        samples=samples,
-        split=split,
-        options=given(**hw),
-        settings=settings,
-        data_dir=data_dir,
-        run_dir=run_dir,
-        json_out=json_out,
-        workers=workers,
-        scheduler=scheduler,
-        resume=resume,
-    )
+    job = replace(job, json_out=json_out)
+    summary = monte_carlo(load(checkpoint), spec, job, workers=workers, scheduler=scheduler, resume=resume)
     table(summary_rows(summary))
     failed = sum(len(p["failed"]) for p in summary["points"])
     if failed and not allow_failed:

@@ -231,10 +231,21 @@ def read_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def run(net, mc: MonteCarlo, data, split, samples, opts, settings, json_out, workers=None, scheduler=None,
-        run_dir=None, resume=False) -> dict:  # fmt: skip
-    """Run (or continue) the Monte Carlo and return its summary; raises Interrupted on Ctrl-C
-    after writing the summary of the rows done so far."""
+@dataclass(frozen=True)
+class Fanout:
+    """Where the realizations run: ``workers`` local processes (None: the cores), or the workers
+    of the Dask ``scheduler`` at that address."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+
+def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume: bool = False) -> dict:
+    """Run (or continue) the Monte Carlo of ``job`` (:class:`anasim.pipeline.Job`, its settings
+    checked and its dataset loaded as ``data``; ``opts`` the family's options) and return its
+    summary; raises Interrupted on Ctrl-C after writing the summary of the rows done so far."""
+    split, samples, settings, json_out, run_dir = job.split, job.samples, job.settings, job.json_out, job.run_dir
+    workers, scheduler = fanout.workers, fanout.scheduler
     mc = mc.check()
     family = net.family
     z_all, t_all = data.split(split)
