@@ -6,7 +6,7 @@ function that turns its JSON into markdown; a file with no entry is an error (``
 tests/test_docs.py name it): add one line, ``RENDERERS["new.json"] = Section("benchmarks/new.py",
 generic)``, or a function of your own. Reads JSON only: no anasim import, no torch.
 
-    python docs/render_benchmarks.py          # write docs/benchmarks.md
+    python docs/render_benchmarks.py          # write docs/benchmarks.md (and README.md's tables)
     python docs/render_benchmarks.py --check  # exit 1 when docs/benchmarks.md is not current
 """
 
@@ -388,17 +388,54 @@ def render() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+# ---------------------------------------------------------------- README blocks
+
+README = REPO / "README.md"
+
+
+def engines_table() -> str:
+    """The CPU seconds per engine and tile size (issue 31), from scale.json's one run."""
+    data = json.loads((RESULTS / "scale.json").read_text())
+    load = data.get("machine", {}).get("loadavg", [None])[0]
+    where = (
+        f"one run on {data.get('date', 'a date not recorded')}, {data.get('machine', {}).get('cpus', '?')} shared cores"
+    )
+    where += f" (load {load:.1f} at its start)" if isinstance(load, int | float) else ""
+    return (
+        f"{data['table_markdown'].rstrip()}\n\n*Wired Fashion-MNIST [784,64,10] tiles, the same images on both engines: "
+        f"`benchmarks/scale.py`, {where}; more in [docs/benchmarks.md](docs/benchmarks.md).*"
+    )
+
+
+# <!-- bench:NAME --> ... <!-- /bench:NAME --> in README.md: what fills it
+README_BLOCKS: dict[str, Callable[[], str]] = {"engines": engines_table}
+
+
+def render_readme(text: str) -> str:
+    for name, make in README_BLOCKS.items():
+        start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+        if start not in text or end not in text:
+            raise SystemExit(f"README.md has no {start} ... {end} block for README_BLOCKS[{name!r}]")
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{make()}\n{end}{rest.split(end, 1)[1]}"
+    return text
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    text, readme = render(), render_readme(README.read_text())
     if "--check" in argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
+        stale = [
+            p.relative_to(REPO) for p, t in ((PAGE, text), (README, readme)) if not p.exists() or p.read_text() != t
+        ]
+        if stale:
             print(
-                "docs/benchmarks.md is not current with benchmarks/results/*.json: run python docs/render_benchmarks.py"
+                f"{', '.join(map(str, stale))} not current with benchmarks/results/*.json: run python docs/render_benchmarks.py"
             )
             return 1
         return 0
     PAGE.write_text(text)
-    print(f"wrote {PAGE.relative_to(REPO)} ({len(text.splitlines())} lines)")
+    README.write_text(readme)
+    print(f"wrote {PAGE.relative_to(REPO)} ({len(text.splitlines())} lines) and README.md's figures")
     return 0
 
 

@@ -36,6 +36,10 @@ def test_benchmarks_page_is_current_with_the_results():
     assert render_benchmarks.PAGE.read_text() == text, (
         "docs/benchmarks.md is not current with benchmarks/results/*.json: run python docs/render_benchmarks.py"
     )
+    readme = render_benchmarks.README.read_text()
+    assert render_benchmarks.render_readme(readme) == readme, (
+        "README.md's measured tables are not current with benchmarks/results/*.json: run python docs/render_benchmarks.py"
+    )
 
 
 def test_a_results_file_without_a_renderer_is_named(tmp_path, monkeypatch):
