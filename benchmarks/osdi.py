@@ -12,7 +12,12 @@ by ngspice 46 with KLU (``.options klu``, as the deck asks) two ways:
   wires) is the same text. ngspice evaluates OSDI devices in OpenMP threads, as many as the
   variable ``num_threads`` says: the system spinit of Debian's ngspice 46 sets 8;
 * ``osdi_1t``: the same with ``set num_threads=1`` first in the .control block (B-sources are
-  evaluated in one thread whatever it says: measured, no change).
+  evaluated in one thread whatever it says: measured, no change);
+* ``osdi_card``: ``.options num_threads=1`` as a card instead: whether a deck's options reach
+  the variable (they do not: ``num_threads`` is a shell variable the .control block sets).
+
+How anasim's own runs compare (their decks factor and inline the devices): benchmarks/osdi_runs.py,
+whose rows (``anasim_runs``) and the ``decision`` this script keeps when it rewrites the file.
 
 Decks: ``plain``: netlists/examples/digits_tdkan.pt ([64,4,10]), 360 test images;
 ``wired64``: a digits TD-KAN [64,32,10] (benchmarks/engines.py's, trained there if missing),
@@ -58,7 +63,7 @@ DECKS = {
     "wired64_small": (TDKAN, WIRE, 10),
 }
 DEVICE = re.compile(r"^B(\S+) (\S+) (\S+) I=([-+0-9.eE]+)\*iv_([A-Za-z0-9_]+)\(V\((\S+?),(\S+?)\)\)$")
-WAYS = ("bsource", "osdi", "osdi_1t")
+WAYS = ("bsource", "osdi", "osdi_1t", "osdi_card")
 FIT = re.compile(r"^\* device ([a-z0-9_]+): fit ([0-9a-f]+),")
 
 
@@ -87,9 +92,9 @@ def rel(p: Path) -> str:
         return str(p)
 
 
-def to_osdi(deck: Path, out: Path, threads: int | None = None) -> dict:
+def to_osdi(deck: Path, out: Path, threads: int | None = None, card: bool = False) -> dict:
     """The deck with its device B-sources as OSDI instances of the library modules (and
-    ``set num_threads`` when ``threads``); what it did."""
+    ``set num_threads`` when ``threads``, or ``.options num_threads=1`` when ``card``); what it did."""
     from anasim.devices import bundled_models, openvaf, veriloga
     from anasim.library import subckt_name
 
@@ -118,6 +123,8 @@ def to_osdi(deck: Path, out: Path, threads: int | None = None) -> dict:
             n += 1
         elif ln.startswith(".func iv_") and ln[len(".func iv_") :].split("(")[0] in devices:
             continue
+        elif ln == ".options klu" and card:
+            new += [ln, ".options num_threads=1"]
         elif ln == ".control":
             new += [f".model m_{c} {m}" for c, m in modules.items()]
             new += [ln, *([f"set num_threads={threads}"] if threads else []), f"pre_osdi {osdi}"]
@@ -186,6 +193,12 @@ def versions() -> dict:
     }
 
 
+def ways(rows: list[dict]) -> list[dict]:
+    """One flat row per deck and way (what docs/benchmarks.md shows: the per-way dicts nest)."""
+    keys = ("cpu_s", "analysis_s", "load_s", "cpu_ratio_bsource_over_this", "max_diff_rel_range")
+    return [{"deck": r["deck"], "way": w, **{k: r[w].get(k) for k in keys}} for r in rows for w in WAYS if w in r]
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="runs of each way per deck, the order swapped each round")
@@ -204,9 +217,10 @@ def main(argv: list[str] | None = None) -> dict:
             for w in WAYS:
                 (work / w).mkdir(parents=True)
             deck, command = compile_deck(name, work / "bsource")
-            decks = {"bsource": deck, "osdi": work / "osdi" / deck.name, "osdi_1t": work / "osdi_1t" / deck.name}
+            decks = {w: work / w / deck.name for w in WAYS} | {"bsource": deck}
             conv = to_osdi(deck, decks["osdi"])
             to_osdi(deck, decks["osdi_1t"], threads=1)
+            to_osdi(deck, decks["osdi_card"], card=True)
             runs = {w: [] for w in WAYS}
             for rnd in range(a.rounds):
                 for way in WAYS if rnd % 2 == 0 else WAYS[::-1]:
@@ -245,11 +259,15 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": "ngspice 46 with KLU on every deck; cpu_s: the ngspice process (user + sys), the fastest of the "
         "rounds (cpu_s_all: every round); ngspice_s/analysis_s/load_s: ngspice's own 'Total elapsed time', 'Total "
         "analysis time', 'Matrix load time' (device evaluation and stamping); osdi: OSDI devices with ngspice's "
-        "default OpenMP threads (the system spinit's num_threads=8), osdi_1t: 'set num_threads=1'; osdi_compile_s: "
+        "default OpenMP threads (the system spinit's num_threads=8), osdi_1t: 'set num_threads=1' in the .control "
+        "block, osdi_card: '.options num_threads=1' as a card; osdi_compile_s: "
         "openvaf-r on the deck's curves with an empty cache (not in cpu_s: a cached module is reused); "
         "max_diff_rel_range: max |osdi - bsource| of the deck's outputs over the range of the bsource outputs",
         "rows": rows,
+        "ways": ways(rows),
     }
+    old = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
+    result |= {k: old[k] for k in ("anasim_runs", "decision") if k in old}  # osdi_runs.py's and the verdict
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n{'deck':<14} {'devices':>7} {'way':<8} {'cpu s':>7} {'B/this':>7} {'analysis s':>10} {'B/this':>7} "
           f"{'load s':>7} {'max|diff|/range':>16}")  # fmt: skip

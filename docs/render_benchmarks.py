@@ -260,6 +260,8 @@ def rows_and_runs(data) -> str:
     notes = data.get("notes")
     if notes:
         out.append(f"Notes recorded with the results: {fmt(notes)}\n")
+    if data.get("decision"):  # what the measurement decided (osdi.json: OSDI devices in ngspice decks or not)
+        out.append(f"Decision: {fmt(data['decision'])}\n")
     return "\n".join(out)
 
 

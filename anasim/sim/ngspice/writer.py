@@ -7,6 +7,12 @@ one ``.func`` per I-V curve, the elements (op-amps expanded by their macro-model
 (options from its tolerances, analysis, what to save, in files :func:`results_file` names). The
 same inputs give the same bytes, so a content hash can name a run. Names and expressions are
 validated first; comment text is reduced to printable ASCII.
+
+Devices stay pwl B-sources, not OSDI instances of the Verilog-A library (issue 31, item 2;
+benchmarks/osdi.py and osdi_runs.py, results/osdi.json): OSDI ran a compiled deck's devices 2-3x
+faster, but the decks of anasim's runs factor and inline them, and there it saved 0 to 10% of a
+run's CPU (wired Fashion-MNIST 64-row tiles: ngspice 1.145x), only under ``set num_threads=1``
+(ngspice's default OpenMP threads made it slower), with outputs up to 3.7e-9 of the range apart.
 """
 
 from __future__ import annotations
