@@ -23,7 +23,7 @@ _API = {
     "netlist": "sim.engine",
     "Circuit": "circuit.ir",
     "SimResult": "sim.run",
-    "SimSettings": "families.base",
+    "SimSettings": "sim.plan",
     "Comparison": "metrics",
     "FAMILIES": "families",
     "AnasimError": "errors",

@@ -30,7 +30,7 @@ from .metrics import Bounds, Comparison
 from .montecarlo import variations
 from .outputs import check_outputs, json_outputs, output_lock
 from .results import FORMAT, Agreement, EngineBlock, SimRecord, check_writable, jsonable, write_record
-from .sim import batch
+from .sim import batch, driver
 from .sim.batch import SimInterrupted
 from .sim.engine import engine_names, engine_scope, get_engine, netlist, require
 from .sim.live import children_cpu
@@ -110,7 +110,8 @@ def simulate(target, x, *, jobs: int | None = None, run_dir=None, **options) -> 
             opts = make_options(family, options, FAMILIES)
             opts = fit_options(target, opts) if isinstance(target, Network) else opts
             z = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-            res = family.simulate(model, z, opts, SimSettings(jobs=jobs), rd.path)
+            settings = SimSettings(jobs=jobs)
+            res = driver.simulate(family.plan(model, z, opts, settings), settings, rd.path)
         return finish(res, rd)
 
 
@@ -372,7 +373,8 @@ def _compare(net: Network, job: Job, bounds: Bounds | None, solvers: dict | None
     interrupted, cpu0, wall0 = False, children_cpu(), time.perf_counter()
     with run_directory(run_dir) as rd:
         try:
-            res = family.simulate(net.model, z, opts, settings, rd.path)
+            plan = family.plan(net.model, z, opts, settings)  # lowered once, run on every engine
+            res = driver.simulate(plan, settings, rd.path)
         except KeyboardInterrupt as exc:  # what finished is written below, then Interrupted
             interrupted, rd.keep = True, True
             res = exc.result if isinstance(exc, SimInterrupted) else SimResult(np.full(ref.shape, np.nan))
@@ -383,7 +385,7 @@ def _compare(net: Network, job: Job, bounds: Bounds | None, solvers: dict | None
             t1, cpu1 = time.perf_counter(), children_cpu()
             with engine_scope(name) as engine, engine.solver_scope((solvers or {}).get(name, "auto")):
                 try:
-                    other = family.simulate(net.model, z, opts, settings, rd.path / f"engine_{name}")
+                    other = driver.simulate(plan, settings, rd.path / f"engine_{name}")
                 except KeyboardInterrupt as exc:
                     interrupted, rd.keep = True, True
                     other = exc.result if isinstance(exc, SimInterrupted) else SimResult(np.full(ref.shape, np.nan))

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from anasim.families import count_params
+from anasim.families.kirchhoff import KirchhoffOptions
+from anasim.families.kirchhoff.lower import plan
 from anasim.families.kirchhoff.model import KirchhoffNet
-from anasim.families.kirchhoff.run import chunk_size
-from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
 from anasim.families.kirchhoff.topology import fc
+from anasim.sim import ivp
 
 OUT = Path(__file__).parent / "results"
 
@@ -40,9 +41,10 @@ def run(nodes, a, samples=20):
         ref = net.trajectory(x)[-1][1][-1].numpy()
     t_torch = time.perf_counter() - t0
     t0 = time.perf_counter()
-    work, step = Path(tempfile.mkdtemp(prefix="anasim-kn-")), chunk_size(net)  # decks as `simulate` cuts them
-    v = np.concatenate(
-        [simulate_kirchhoff(net, x[s : s + step].numpy(), a, work / f"c{s}")[0] for s in range(0, samples, step)]
+    p = plan(net, x, KirchhoffOptions(scale_a=a))
+    work, step, stages = Path(tempfile.mkdtemp(prefix="anasim-kn-")), p.carry.chunk, [st.circuit for st in p.stages]
+    v = np.concatenate(  # decks as `simulate` cuts them, one after another
+        [ivp.states(stages, p.x[s : s + step], p.carry, work / f"c{s}")[0] for s in range(0, samples, step)]
     )
     t_spice = time.perf_counter() - t0
     row = {

@@ -11,6 +11,17 @@ from anasim.families.kirchhoff.model import KirchhoffLayer, KirchhoffNet
 from anasim.families.kirchhoff.topology import fc, ne, proj, to_ground, validate
 
 
+def simulate_kirchhoff(net, x, a, work):
+    """Node voltages [B, N+1] after the last layer and the failed samples, from the plan the
+    driver runs (anasim.sim.ivp: one transient per layer, the state carried)."""
+    from anasim.families.kirchhoff import KirchhoffOptions
+    from anasim.families.kirchhoff.lower import plan
+    from anasim.sim import ivp
+
+    p = plan(net, torch.as_tensor(x), KirchhoffOptions(scale_a=a))
+    return ivp.states([stage.circuit for stage in p.stages], p.x, p.carry, work)
+
+
 @pytest.mark.parametrize("nodes, params", [(7, 168), (12, 528), (20, 1520)])
 def test_friedman_sizes_match_table_1(nodes, params):
     """KirchhoffNet-s/m/l on Friedman: one FC layer, repeat 2, eq. 10 (2 parameters per branch)."""
@@ -77,8 +88,6 @@ def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
     a = 1 ns: ngspice (reltol 1e-6) against dopri5 (rtol 1e-9) within 1e-4 of the output range."""
     import numpy as np
 
-    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
-
     torch.manual_seed(1)
     layers = [
         {"nodes": 7, "edges": fc(7, 2) + to_ground(range(1, 8)), "branch": branch},
@@ -94,8 +103,6 @@ def test_ngspice_transient_matches_torchdiffeq(branch, tmp_path):
 
 
 def test_hardware_scale_must_be_positive(tmp_path):
-    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
-
     net = KirchhoffNet([{"nodes": 3, "edges": fc(3)}], in_dim=2, outputs=[3])
     with pytest.raises(AnasimError, match="must be positive"):
         simulate_kirchhoff(net, torch.rand(2, 2).numpy(), a=0.0, work=tmp_path)
@@ -182,8 +189,6 @@ def _unstable_net():
 def test_sample_ngspice_cannot_follow_is_named_with_its_time_point(tmp_path):
     """Sample 1 (v2 > v1) diverges, samples 0 and 2 (v1 >= v2: the branch is off) are exact."""
     import numpy as np
-
-    from anasim.families.kirchhoff.run import simulate_states as simulate_kirchhoff
 
     x = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     v, failed = simulate_kirchhoff(_unstable_net(), x, a=1e-9, work=tmp_path)

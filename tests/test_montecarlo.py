@@ -177,9 +177,10 @@ def test_area_mismatch_equals_torch_with_the_same_draws(tdkan, tmp_path):
         assert np.abs(out - np.load(tmp_path / "mc.mc" / "nominal.npy")).max() > 1e-2 * span  # it did vary
 
 
-def test_a_worker_lowers_the_network_once(tdkan, tmp_path, monkeypatch):
-    """The nominal run and every realization share one lowering; perturbations copy the kept
-    circuits (the torch cross-check above would see a perturbation leaking into the next)."""
+def test_the_network_is_lowered_once(tdkan, tmp_path, monkeypatch):
+    """The parent lowers the network once into the plan it ships: the nominal run and every
+    realization share it; perturbations copy its circuits (the torch cross-check above would see
+    a perturbation leaking into the next)."""
     import anasim.families.tdkan as tdkan_family
 
     calls = []

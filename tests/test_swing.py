@@ -19,8 +19,13 @@ from anasim.families.tdkan.lower import lower, swing_scales
 from anasim.families.tdkan.model import TDKAN
 from anasim.families.tdkan.options import TdkanOptions
 from anasim.families.tdkan.swing import fit, node_voltages, peaks
+from anasim.sim.driver import simulate
 
-SIMULATE = FAMILIES["tdkan"].simulate
+
+def run_tdkan(model, z, opts, settings, run_dir):  # the family's plan through the one driver
+    return simulate(FAMILIES["tdkan"].plan(model, z, opts, settings), settings, run_dir)
+
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "netlists" / "examples" / "digits_tdkan.pt"
 
 
@@ -75,8 +80,8 @@ def test_swing_fitted_circuit_equals_the_unscaled_one(opts, tmp_path):
     nominal = replace(opts, swing=None, swing_peaks=None)
     assert all(a < 1 and out < 1 for a, out, _ in swing_scales(opts, 2))  # every layer scaled down
     assert all(sense < 1 for *_, sense in swing_scales(opts, 2)) == (opts.r_sense > 1e5)
-    free = SIMULATE(model, z, nominal, SimSettings(jobs=1), tmp_path / "free")
-    res = SIMULATE(model, z, opts, SimSettings(jobs=1), tmp_path / "swing")
+    free = run_tdkan(model, z, nominal, SimSettings(jobs=1), tmp_path / "free")
+    res = run_tdkan(model, z, opts, SimSettings(jobs=1), tmp_path / "swing")
     assert not free.failed and not res.failed
     assert np.abs(res.outputs - free.outputs).max() <= 1e-6 * np.ptp(free.outputs)
     sw = res.extra["swing"]
@@ -93,8 +98,8 @@ def test_whole_network_deck_gives_the_same_outputs(tmp_path):
     # outputs as stage by stage, 1e-6 of the range, and the held-out check says it did not run
     model, z = trained()
     opts = swung(model, z, TdkanOptions(), 0.5)
-    stages = SIMULATE(model, z[:10], opts, SimSettings(jobs=1), tmp_path / "s")
-    whole = SIMULATE(model, z[:10], opts, SimSettings(jobs=1, whole=True), tmp_path / "w")
+    stages = run_tdkan(model, z[:10], opts, SimSettings(jobs=1), tmp_path / "s")
+    whole = run_tdkan(model, z[:10], opts, SimSettings(jobs=1, whole=True), tmp_path / "w")
     assert np.abs(whole.outputs - stages.outputs).max() <= 1e-6 * np.ptp(stages.outputs)
     assert whole.extra["swing"]["held_out"].startswith("not checked")
 
@@ -106,7 +111,7 @@ def test_held_out_samples_beyond_the_swing_are_counted(tmp_path):
     # the two might round differently: checked below)
     model, z = trained()
     opts, held = swung(model, z[:5], TdkanOptions(), 0.5), z[5:]
-    res = SIMULATE(model, held, opts, SimSettings(jobs=1), tmp_path)
+    res = run_tdkan(model, held, opts, SimSettings(jobs=1), tmp_path)
     scales = swing_scales(opts, 2)
     worst = np.zeros(len(held))
     for v, (a, out, _) in zip(node_voltages(model, opts, held), scales):
@@ -131,11 +136,11 @@ def test_rails_at_the_swing_change_nothing_but_rails_below_the_peaks_do(tmp_path
     model, z = trained()
     opts = replace(swung(model, z, TdkanOptions(opamp_gain=1e6), 0.5), opamp_gain=1e6)
     z = z[:8]  # failing samples are re-run alone, each through ngspice's gmin and source stepping: slow
-    free = SIMULATE(model, z, opts, SimSettings(jobs=1), tmp_path / "free")
-    railed = SIMULATE(model, z, replace(opts, rails=1.1 * opts.swing), SimSettings(jobs=1), tmp_path / "rails")
+    free = run_tdkan(model, z, opts, SimSettings(jobs=1), tmp_path / "free")
+    railed = run_tdkan(model, z, replace(opts, rails=1.1 * opts.swing), SimSettings(jobs=1), tmp_path / "rails")
     assert not railed.failed and np.abs(railed.outputs - free.outputs).max() <= 1e-4 * np.ptp(free.outputs)
     nominal = replace(opts, swing=None, swing_peaks=None, rails=opts.swing)
-    hurt = SIMULATE(model, z, nominal, SimSettings(jobs=1), tmp_path / "hurt")
+    hurt = run_tdkan(model, z, nominal, SimSettings(jobs=1), tmp_path / "hurt")
     ok = np.isfinite(hurt.outputs).all(axis=1)
     assert hurt.failed or np.abs(hurt.outputs[ok] - free.outputs[ok]).max() > 0.01 * np.ptp(free.outputs)
 

@@ -13,22 +13,25 @@ import ast
 import math
 import re
 from collections.abc import Callable, Mapping
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import DeviceError
 
-# name -> (torch implementation, ngspice template). softplus is written out for ngspice because
-# ngspice has none; it evaluates in double precision where exp() of the RTD's arguments is finite.
-FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
-    "exp": (torch.exp, "exp({0})"),
-    "ln": (torch.log, "ln({0})"),
-    "atan": (torch.atan, "atan({0})"),
-    "tanh": (torch.tanh, "tanh({0})"),
-    "sqrt": (torch.sqrt, "sqrt({0})"),
-    "softplus": (torch.nn.functional.softplus, "ln(1+exp({0}))"),
-    "max": (torch.maximum, "max({0},{1})"),
-    "min": (torch.minimum, "min({0},{1})"),
+if TYPE_CHECKING:  # torch is imported on the first evaluation: rendering an expression into a
+    import torch  # netlist needs none (a Monte Carlo worker runs circuits without torch)
+
+# name -> (torch implementation, its path under torch; ngspice template). softplus is written out
+# for ngspice because ngspice has none; it evaluates in double precision where exp() of the RTD's
+# arguments is finite.
+FUNCTIONS: dict[str, tuple[str, str]] = {
+    "exp": ("exp", "exp({0})"),
+    "ln": ("log", "ln({0})"),
+    "atan": ("atan", "atan({0})"),
+    "tanh": ("tanh", "tanh({0})"),
+    "sqrt": ("sqrt", "sqrt({0})"),
+    "softplus": ("nn.functional.softplus", "ln(1+exp({0}))"),
+    "max": ("maximum", "max({0},{1})"),
+    "min": ("minimum", "min({0},{1})"),
 }
 CONSTANTS = {"pi": math.pi}
 ARITY = {name: len(set(re.findall(r"\{(\d)\}", spice))) for name, (_, spice) in FUNCTIONS.items()}
@@ -104,7 +107,11 @@ class Expr:
             if node.id == "V":
                 return v
             return self.constants.get(node.id, CONSTANTS.get(node.id))
-        fn = FUNCTIONS[node.func.id][0]
+        import torch
+
+        fn = torch
+        for part in FUNCTIONS[node.func.id][0].split("."):
+            fn = getattr(fn, part)
         args = [self._eval(a, v) for a in node.args]
         args = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=v.dtype) for a in args]
         return fn(*args)

@@ -24,13 +24,16 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import AnasimWarning, DeviceError
 from ..outputs import WriteError, reason, write_text
 from .expr import Expr
+
+if TYPE_CHECKING:  # imported where a curve is evaluated: a Monte Carlo worker runs circuits without torch
+    import torch
 
 FORMAT = "anasim-device/1"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -93,6 +96,8 @@ class DeviceModel:
             object.__setattr__(self, "_expr", Expr(self.expr, self.constants))
             # an expression that overflows (exp(1000*V)) or leaves its domain (ln(V) at 0) would
             # put inf or NaN into training and the netlist: refuse it over the operating range
+            import torch
+
             v = torch.linspace(lo, hi, 201, dtype=torch.float64)
             with torch.no_grad():
                 bad = ~torch.isfinite(self._expr.torch(v) + 0 * v)
@@ -109,6 +114,8 @@ class DeviceModel:
     # -- evaluation ------------------------------------------------------------------------
     def torch_current(self, v: torch.Tensor) -> torch.Tensor:
         """Differentiable, batched I(v) in ``unit``; any shape."""
+        import torch
+
         if self.kind == "expr":
             return self._expr.torch(v)
         xs, ys = _knot_tensors(self, v.dtype, v.device)
@@ -120,6 +127,8 @@ class DeviceModel:
 
     def current(self, v) -> np.ndarray:
         """I(v) as float64 numpy, for plots and fit reports."""
+        import torch
+
         t = torch.as_tensor(np.asarray(v, dtype=np.float64))
         return self.torch_current(t).detach().numpy()
 
@@ -189,6 +198,8 @@ _TENSORS: dict = {}
 
 
 def _knot_tensors(dev: DeviceModel, dtype, device):
+    import torch
+
     key = (dev.name, dev.fit_hash, dtype, str(device))
     if key not in _TENSORS:
         _TENSORS[key] = (

@@ -1,67 +1,25 @@
 """What a model family provides, and the settings every simulation shares.
 
 A :class:`Family` is a plain record of functions (torchdiffeq's registries as plain dicts, one
-level up): its model builder, option dataclass, lowering, torch reference, ngspice simulation,
-compile decks and ``info`` rows, and what training and the controllers ask of a model (its config
-from options, its input drive, its hardware limits). ``anasim.families.FAMILIES`` maps the
-checkpoint's ``arch`` to one; nothing else in anasim dispatches on the model type
-(tests/test_layering.py checks it).
+level up): its model builder, option dataclass, lowering, torch reference, simulation plan
+(the circuits and input voltages :mod:`anasim.sim.driver` runs), compile decks and ``info``
+rows, and what training and the controllers ask of a model (its config from options, its input
+drive, its hardware limits). ``anasim.families.FAMILIES`` maps the checkpoint's ``arch`` to
+one; nothing else in anasim dispatches on the model type (tests/test_layering.py checks it).
+:class:`SimSettings` lives with the plan in the sim layer (:mod:`anasim.sim.plan`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import AnasimError
+from ..sim.plan import SimSettings
 
-_LOWERING = threading.RLock()
-
-
-@dataclass(frozen=True)
-class SimSettings:
-    """How to simulate, whatever the family: parallel runs, analysis and its timing."""
-
-    jobs: int | None = None  # parallel ngspice runs (None: the cores, at most 8)
-    analysis: str | None = None  # None: the family's own ("dc" for crossbars); "tran": time-multiplexed
-    period: float = 2e-6  # tran: time per sample (s)
-    settle_tol: float = 0.01  # tran: settled once every output stays within this fraction of the range
-    settle_v: float = 0.01  # the same in volts (the pipeline sets it from the reference's range)
-    whole: bool = False  # the whole network in one deck instead of stage by stage
-    plain: bool = False  # decks as lowered, without the runner's exact rewrites (anasim.sim.partition)
-    netlist: Path | None = None  # a netlist from `anasim compile` to simulate instead of lowering
-    # --netlist: its outputs are the model's times this (its sidecar's output scale); None: 1
-    netlist_scale: float | None = None
-    chunk: int | None = None  # samples per ngspice run (None: split evenly over jobs, at most 500)
-    progress: bool = False  # samples done and time left on stderr (the CLI's runs)
-    power_samples: int = 0  # DC: static power at the operating points of the first N samples
-    sample_timeout: float | None = None  # DC: seconds a sample may take (None: scaled to the deck)
-    # linear solver: auto (KLU where ngspice has it), klu or sparse; Monte Carlo workers get the
-    # resolved name, so every realization runs the solver its settings.json records
-    solver: str = "auto"
-    # the engine that runs the circuits (anasim.sim.engine.ENGINES); Monte Carlo workers enter it
-    engine: str = "ngspice"
-    # Monte Carlo: (circuit, stage key) -> perturbed circuit, applied to every circuit lowered
-    perturb: Callable | None = None
-    # Monte Carlo: a worker's nominal lowered circuits, kept across its realizations (lowering a
-    # [196,64,10] network takes a second; perturbations copy the circuits, never edit them)
-    memo: dict | None = None
-
-    def vary(self, circuit, key: str):
-        return circuit if self.perturb is None else self.perturb(circuit, key)
-
-    def lowered(self, key: str, make: Callable):
-        """``make()``, or the circuit(s) kept under ``key`` in ``memo``."""
-        if self.memo is None:
-            return make()
-        with _LOWERING:  # the realizations of a Monte Carlo batch are threads: one lowers, the others wait
-            if key not in self.memo:
-                self.memo[key] = make()
-            return self.memo[key]
+__all__ = ["Deck", "Family", "SimSettings", "crossbar_params", "make_options", "option_names", "picked"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +51,10 @@ class Family:
     options: type  # frozen dataclass of hardware options, with .check()
     lower: Callable  # (model, options) -> (Circuit of the whole network, info)
     reference: Callable  # (model, z [N, in] float64) -> (outputs [N, out], {sample: why})
-    simulate: Callable  # (model, z, options, SimSettings, run_dir) -> SimResult
+    # (model, z [N, in], options, SimSettings) -> anasim.sim.plan.Plan: the circuits lowered once,
+    # the first stage's input voltages and the post-step, torch-free; anasim.sim.driver.simulate
+    # perturbs, runs and post-processes it (for every family: no family runs its own simulation)
+    plan: Callable
     compile: Callable  # (model, options, z | None, data_file stem) -> (list[Deck], info)
     describe: Callable  # (summary dict) -> [(label, value)] rows for `anasim info`
     prepare: Callable = lambda config, data: config  # train: sizes or layout taken from the data

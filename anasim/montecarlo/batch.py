@@ -1,9 +1,9 @@
 """Monte Carlo batches: realizations that share an engine process (capability ``reruns``).
 
 Where it sits: :func:`anasim.montecarlo.realizations.run` hands a worker a :class:`Batch` of tasks instead of
-one task when the engine reruns (VACASK). The worker runs each realization of the batch with the
-family's own code (:func:`anasim.montecarlo.realizations.realize`, the same lowering, perturbation, rewrites
-and failure handling as alone) in a thread of its own inside the engine's rerun session: the
+one task when the engine reruns (VACASK). The worker runs each realization of the batch as it
+runs one alone (:func:`anasim.montecarlo.worker.realize`: the same plan, perturbation, rewrites
+and failure handling) in a thread of its own inside the engine's rerun session: the
 engine runs their decks together, the circuit parsed once and each realization's instance
 parameters altered before its analysis. A realization's values still come from its own stream
 (seed, index) alone; the batch only decides which process runs it.
@@ -51,10 +51,10 @@ def batches(tasks, size: int):
 
 
 def realize_batch(ctx, batch: Batch) -> list[dict]:
-    """The results of every task of ``batch`` (as :func:`~anasim.montecarlo.realizations.realize` gives them),
+    """The results of every task of ``batch`` (as :func:`~anasim.montecarlo.worker.realize` gives them),
     each with ``path`` "rerun" (its circuit altered in a shared process) or "parse" (a deck of
     its own), and its share of the batch's wall time."""
-    from .realizations import realize
+    from .worker import realize
 
     engine = get_engine(ctx.settings.engine)
     results: list[dict | None] = [None] * len(batch.tasks)

@@ -1,9 +1,11 @@
 """Monte Carlo of circuit non-idealities: perturbed circuits in ngspice against the torch reference.
 
-``run`` computes the reference once and records the settings, then fans the realizations out
-(:mod:`anasim.montecarlo.fanout`). A worker simulates the checkpoint's circuit with the family's own code,
-with a :class:`~anasim.montecarlo.variations.Perturbation` applied to every lowered circuit and a fixed
-number of samples per ngspice run, so a realization's outputs do not depend on the workers. On an
+``run`` computes the reference once, records the settings and lowers the network once into the
+family's plan, then fans the realizations out (:mod:`anasim.montecarlo.fanout`). A worker
+(:mod:`anasim.montecarlo.worker`, no torch) runs the plan through the one driver with a
+:class:`~anasim.montecarlo.variations.Perturbation` applied to every circuit of it and a fixed
+number of samples per ngspice run, so a realization's outputs do not depend on the workers; the
+parent adds the row's torch eq. 6 twin. On an
 engine that reruns (VACASK), a worker takes a batch of realizations and runs them together
 (:mod:`anasim.montecarlo.batch`): each deck parsed once, each realization's instance parameters altered
 before its analysis; a row's ``path`` says whether it ran so ("rerun") or with decks of its own
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -37,19 +38,22 @@ import torch
 
 from .. import __version__
 from ..errors import AnasimError, Interrupted
-from ..families import FAMILIES, SimSettings
+from ..families import SimSettings
 from ..metrics import Comparison
 from ..outputs import append_line, read_npy, save_npy, save_npz, write_json, write_text
 from ..progress import Progress
 from ..results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim report` checks
 from ..results import mc_json
-from ..sim.engine import engine_scope, get_engine
+from ..sim.engine import get_engine
 from ..summary import environment
 from .batch import Batch, batches, realize_batch, reruns
 from .batch import size as batch_size
 from .fanout import SchedulerLost, WorkerLost, check_scheduler, default_workers, run_tasks
 from .summary import coefficient_sigma, reference_head, row_metrics, summarize
-from .variations import NOISE_DISTS, VARIATIONS, Perturbation
+from .variations import NOISE_DISTS, VARIATIONS
+from .worker import Context, Task, realize
+
+__all__ = ["CHUNK", "TORCH_STREAM", "Context", "MonteCarlo", "Task", "read_rows", "realize", "record_of", "run"]
 
 # Samples per ngspice run in every realization, whatever the workers: one run for 1,000 samples
 # (parse and set-up once; a [196,64,10] realization takes 6% less than two runs of 500)
@@ -99,67 +103,22 @@ class MonteCarlo:
         return out
 
 
-@dataclass(frozen=True)
-class Context:
-    """What every worker needs, sent once per worker: the model, its inputs and how to simulate."""
-
-    family: str
-    model: object
-    z: object  # torch float64 [N, features]
-    options: object
-    settings: SimSettings
-    run_dir: str | None
-
-
-@dataclass(frozen=True)
-class Task:
-    point: int  # -1: the nominal circuit
-    index: int
-    sigmas: tuple[tuple[str, float], ...]
-    seed: int
-    dist: str
-
-
-def realize(ctx: Context, task: Task) -> dict:
-    """One realization in a worker: outputs, failed samples, wall time, or the error message."""
-    from ..sim.run import finish, run_directory
-
-    t0 = time.perf_counter()
-    family = FAMILIES[ctx.family]
-    pert = Perturbation(task.sigmas, task.seed, task.index, task.dist) if task.point >= 0 else None
-    work = Path(ctx.run_dir) / f"p{task.point}_r{task.index:05d}" if ctx.run_dir else None
-    try:
-        # the solver the parent resolved (and settings.json records), not this worker's "auto"
-        with (
-            run_directory(work) as rd,
-            engine_scope(ctx.settings.engine) as engine,
-            engine.solver_scope(ctx.settings.solver),
-        ):
-            res = finish(
-                family.simulate(ctx.model, ctx.z, ctx.options, replace(ctx.settings, perturb=pert), rd.path), rd
-            )
-    except AnasimError as exc:
-        return {"error": str(exc).splitlines()[0], "wall_s": time.perf_counter() - t0}
-    wall = time.perf_counter() - t0
-    times = {"ngspice_s": res.rusage.get("analysis_s"), "ngspice_elapsed_s": res.rusage.get("elapsed_s")}
-    times["engine_cpu_s"] = res.rusage.get("cpu_s")
-    out = {"outputs": res.outputs, "failed": res.failed, "wall_s": wall} | times
-    # rerun: every engine run of it altered a circuit already loaded (montecarlo/batch.py); parse: decks of its own
-    out["path"] = "rerun" if res.rusage.get("reruns") else "parse"
-    if res.solver_fallback:  # samples run again under Sparse: said in the realization's row
-        out["solver_fallback"] = res.solver_fallback
+def torch_twin(family, model, z, task: Task):
+    """The software Monte Carlo beside a circuit realization: the family's eq. 6 model at the
+    point's coefficient sigma, from the realization's own stream [seed, index, TORCH_STREAM]
+    (it does not depend on the circuit, so the parent computes it), its outputs on ``z``; None
+    where the family has none or the point no single coefficient sigma."""
     sigma = coefficient_sigma(task.sigmas)
-    if task.point >= 0 and family.eq6 is not None and sigma is not None:
-        # the software Monte Carlo beside it: eq. 6 at the same sigma, its own seeded stream
-        dist = task.dist if dict(task.sigmas).get("coeff") else "gauss"
-        twin = family.eq6(ctx.model, sigma, [task.seed, task.index, TORCH_STREAM], dist)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a realization is one core's work: workers must not fight over cores
-        try:
-            out["torch_outputs"] = family.reference(twin, ctx.z)[0]
-        finally:
-            torch.set_num_threads(threads)
-    return out
+    if task.point < 0 or family.eq6 is None or sigma is None:
+        return None
+    dist = task.dist if dict(task.sigmas).get("coeff") else "gauss"
+    twin = family.eq6(model, sigma, [task.seed, task.index, TORCH_STREAM], dist)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core's work, as the workers did it: the same sums, the same numbers
+    try:
+        return family.reference(twin, z)[0]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _each(it):
@@ -253,9 +212,9 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
     cut = f"{len(z)} (of {samples} asked: the {split} split of {data.name} holds {len(z_all)})"
     if samples > len(z_all):  # said at once and in the summary, as plain simulate says it
         print(f"monte carlo: samples {cut}", file=sys.stderr, flush=True)
-    # every worker gets its own (empty) memo; the realizations report as rows, not progress bars
+    # the realizations report as rows, not progress bars
     settings = replace(
-        settings, jobs=1, chunk=CHUNK, memo={}, progress=False, solver=get_engine().resolve_solver(settings.solver)
+        settings, jobs=1, chunk=CHUNK, progress=False, solver=get_engine().resolve_solver(settings.solver)
     )
     record = record_of(net, mc, data, split, len(z), opts, settings)
     json_out = Path(json_out)
@@ -303,7 +262,9 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
         fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers()))
     else:
         fn, work = realize, tasks()
-    ctx = Context(family.name, net.model, z, opts, settings, None if run_dir is None else str(Path(run_dir).resolve()))
+    # lowered once, here: the workers get circuits and input voltages, never the model
+    plan = family.plan(net.model, z, opts, settings)
+    ctx = Context(plan, settings, None if run_dir is None else str(Path(run_dir).resolve()))
     total = mc.realizations * len(points)
     key = "loss" if data.task == "regression" else "accuracy"
     figures = [r[key] for r in rows if r.get(key) is not None]
@@ -332,8 +293,9 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
                 else:
                     save_npy(folder / "outputs" / f"p{task.point}_r{task.index:05d}.npy", res["outputs"], again)
                     row |= row_metrics(data.task, ref, res["outputs"], target, res["failed"])
-                    if "torch_outputs" in res:  # the torch eq. 6 model of the same realization
-                        m = Comparison(data.task, ref, res["torch_outputs"], target).metrics()
+                    twin = torch_twin(family, net.model, z, task)
+                    if twin is not None:  # the torch eq. 6 model of the same realization
+                        m = Comparison(data.task, ref, twin, target).metrics()
                         row[f"torch_eq6_{key}"] = m.get(f"circuit_{key}")
                     if res.get("solver_fallback"):  # samples KLU did not converge on, run under Sparse
                         row["solver_fallback"] = res["solver_fallback"]

@@ -2,8 +2,9 @@
 
 ``VARIATIONS`` is the registry: each name has a unit, a meaning, the families it applies to,
 the elements it perturbs (a type, or a group the lowering declared) and how. A
-:class:`Perturbation` holds one realization's sigmas and is called on every circuit a family
-simulates, with a key naming the stage (``stage0``, ``layer2``, ``whole``). Its draws come from
+:class:`Perturbation` holds one realization's sigmas; the driver (:mod:`anasim.sim.driver`)
+calls it on every circuit of a family's plan, with the key naming the stage (``stage0``,
+``layer2``, ``whole``). Its draws come from
 ``SeedSequence([seed, realization, crc32(key), v])`` for variation number v, so a realization
 does not depend on workers, their order or a resume; adding a variation leaves the others'
 draws unchanged; and every sigma of a sweep scales the same normal draws (common random numbers).

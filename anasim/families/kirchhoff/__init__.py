@@ -12,9 +12,9 @@ from ...errors import AnasimError
 from ...sim.engine import get_engine
 from ..base import Deck, Family, picked
 from .deck import lower_network, network_run
-from .lower import RELTOL, lower_layer, replicate
+from .lower import RELTOL, lower_layer, plan, replicate
 from .model import KirchhoffNet, build
-from .run import reference, simulate, trajectories
+from .reference import reference, trajectories
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ FAMILY = Family(
     options=KirchhoffOptions,
     lower=lower,
     reference=reference,
-    simulate=simulate,
+    plan=plan,
     compile=compile_,
     describe=describe,
     prepare=prepare,

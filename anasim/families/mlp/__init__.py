@@ -12,11 +12,11 @@ from .model import IDEAL, DeviceMLP, build
 from .options import MlpOptions
 
 
-def simulate(model: DeviceMLP, z, opts: MlpOptions, s, run_dir):
+def plan(model: DeviceMLP, z, opts: MlpOptions, s):
     x = z.double().numpy()  # standardized inputs are the row voltages
     n_out = model.linears[-1].out_features
     stages = None if s.whole else (lambda: lower_stages(model, opts))
-    return crossbar.simulate(lambda: lower(model, opts)[0], stages, x, np.zeros(x.shape[1]), n_out, s, run_dir)
+    return crossbar.plan(lambda: lower(model, opts)[0], stages, x, np.zeros(x.shape[1]), n_out, s)
 
 
 def compile_(model: DeviceMLP, opts: MlpOptions, z, data_file: str):
@@ -56,7 +56,7 @@ FAMILY = Family(
     options=MlpOptions,
     lower=lower,
     reference=crossbar.reference,
-    simulate=simulate,
+    plan=plan,
     compile=compile_,
     describe=describe,
     devices=lambda config: [] if config.get("activation") in (*IDEAL, None) else [config["activation"]],

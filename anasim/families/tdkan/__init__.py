@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ...devices import parse_bases
+from ...sim.plan import Plan, Rescale
 from .. import crossbar
 from ..base import Family, SimSettings, picked
 from .lower import lower, lower_stages, swing_scales
@@ -18,51 +18,35 @@ from .swing import FIT_SAMPLES, fit
 SWING_TOL = 1e-5
 
 
-def simulate(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings, run_dir):
+def plan(model: TDKAN, z: torch.Tensor, opts: TdkanOptions, s: SimSettings) -> Plan:
     x = model.row_drive(z.double()).detach().numpy()  # [N, in] row voltages before the clippers
     x0 = model.row_drive(torch.zeros(1, x.shape[1], dtype=torch.float64)).detach().numpy()[0]
     stages = None if s.whole else (lambda: lower_stages(model, opts))
     n_out = model.layers[-1].bias.numel()
-    res = crossbar.simulate(lambda: lower(model, opts)[0], stages, x, x0, n_out, s, run_dir, opts.swing is not None)
-    return undo_swing(res, opts, len(model.layers), s)
+    post = swing_step(opts, len(model.layers), s)
+    return crossbar.plan(lambda: lower(model, opts)[0], stages, x, x0, n_out, s, opts.swing is not None, post)
 
 
-def undo_swing(res, opts: TdkanOptions, n_layers: int, s: SimSettings):
-    """With ``--swing`` (or a compiled netlist that used it): outputs divided by the last layer's
-    output scale, and ``extra["swing"]``: the scales and how many samples took an op-amp output
-    beyond the swing (stage by stage, where every op-amp output is a stage output)."""
-    stage_peak = res.extra.pop("stage_peak_v", None)
+def swing_step(opts: TdkanOptions, n_layers: int, s: SimSettings) -> Rescale | None:
+    """With ``--swing`` (or a compiled netlist that used it): the post-step that divides the
+    outputs by the last layer's output scale and records under ``extra["swing"]`` the scales and
+    how many samples took an op-amp output beyond the swing (stage by stage, where every op-amp
+    output is a stage output)."""
     if s.netlist is not None:  # the deck that ran decides: its sidecar records its output scale
         if s.netlist_scale is None:
-            return res
-        beta, info = s.netlist_scale, {"output_scale": s.netlist_scale, "from": str(s.netlist)}
-    elif opts.swing is None:
-        return res
-    else:
-        scales = swing_scales(opts, n_layers)
-        beta = scales[-1][1]
-        info = {
-            "volts": opts.swing,
-            "output_scale": beta,
-            "fit": f"peaks of the nominal circuit on the first {FIT_SAMPLES} training samples (at most)",
-            "layers": [{"peaks_v": list(p), "scales": list(sc)} for p, sc in zip(opts.swing_peaks, scales)],
-        }
-    res.outputs = res.outputs / beta
-    if stage_peak is None:
-        info["held_out"] = "not checked: only stage-by-stage DC runs read every op-amp output"
-    else:
-        done = np.isfinite(stage_peak).all(axis=1)
-        worst = np.where(done, stage_peak.max(axis=1, initial=0.0, where=done[:, None]), 0.0)
-        outside = np.flatnonzero(done & (worst > opts.swing * (1 + SWING_TOL)))
-        info |= {
-            "samples_checked": int(done.sum()),
-            "samples_outside": len(outside),
-            "outside": outside[:20].tolist(),
-            "max_abs_v": float(worst.max()) if done.any() else None,
-            "tolerance": SWING_TOL,
-        }
-    res.extra["swing"] = info
-    return res
+            return None
+        return Rescale(s.netlist_scale, "swing", {"output_scale": s.netlist_scale, "from": str(s.netlist)})
+    if opts.swing is None:
+        return None
+    scales = swing_scales(opts, n_layers)
+    beta = scales[-1][1]
+    info = {
+        "volts": opts.swing,
+        "output_scale": beta,
+        "fit": f"peaks of the nominal circuit on the first {FIT_SAMPLES} training samples (at most)",
+        "layers": [{"peaks_v": list(p), "scales": list(sc)} for p, sc in zip(opts.swing_peaks, scales)],
+    }
+    return Rescale(beta, "swing", info, opts.swing, SWING_TOL)
 
 
 def compile_(model: TDKAN, opts: TdkanOptions, z, data_file: str):
@@ -144,7 +128,7 @@ FAMILY = Family(
     options=TdkanOptions,
     lower=lower,
     reference=crossbar.reference,
-    simulate=simulate,
+    plan=plan,
     compile=compile_,
     describe=describe,
     eq6=eq6_twin,

@@ -1,7 +1,7 @@
 """Check a deck anasim did not write (``simulate --netlist``) before ngspice reads it: circuit only.
 
 Where it sits: inside the ngspice engine, as its ``check_included``:
-:func:`anasim.families.crossbar.compiled_netlist` includes the user's deck in the deck anasim runs,
+:func:`anasim.sim.driver.compiled_netlist` includes the user's deck in the deck anasim runs,
 and the batched runner hashes what it reads. ngspice executes more than circuits: a ``.control``
 block (its ``shell`` command runs any program), a comment line starting ``*#`` (a control
 command, a Spice3 convention: ``*# shell touch x`` runs in ngspice 39, measured), and whatever a
