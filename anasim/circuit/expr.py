@@ -14,6 +14,7 @@ means the tree. Numbers print as Python's shortest exact repr; an ``int`` prints
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from ..errors import AnasimError
@@ -212,7 +213,7 @@ def evaluate(e, voltages: dict[str, float]) -> float:
         return float(_MATH[e.fn](*(evaluate(a, voltages) for a in e.args)))
     if isinstance(e, Pwl):
         x, xs, ys = evaluate(e.x, voltages), e.points[0::2], e.points[1::2]
-        j = min(max(0, next((k for k in range(len(xs) - 1) if x < xs[k + 1]), len(xs) - 2)), len(xs) - 2)
+        j = min(max(bisect_right(xs, x) - 1, 0), len(xs) - 2)  # the segment holding x, or an end one
         return ys[j] + (ys[j + 1] - ys[j]) * (x - xs[j]) / (xs[j + 1] - xs[j])
     raise AnasimError(f"{type(e).__name__}: evaluate() has no value for it (a curve needs its device model)")
 

@@ -3,7 +3,7 @@
 ``run_tasks(fn, context, tasks, workers, scheduler)`` yields ``(task, result)`` as tasks
 finish, in any order. ``tasks`` is read as work is handed out, at most ``WINDOW`` tasks per
 worker in flight, so a million realizations cost no more memory than ten. ``context`` is sent
-once per worker (the model, the samples, the settings); each task is small. ``fn(context, task)``
+once per worker (the plan: circuits and samples, and the settings); each task is small. ``fn(context, task)``
 must return a picklable result and report its own simulation failures in it: an exception here
 means the infrastructure failed. A task whose worker process dies is retried (``RETRIES`` times,
 on a fresh pool; on Dask the scheduler reruns it and recomputes a lost context) and then yielded
@@ -59,7 +59,7 @@ def _raise_exit(signum, frame):
 
 def _watch_parent(parent: int) -> None:
     # A parent killed by SIGKILL tells nobody: its workers would wait on the task queue for ever
-    # (each holds the queue's write end itself), each with the model in memory.
+    # (each holds the queue's write end itself), each with the plan in memory.
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
     # to the main thread, where the handler runs: it unwinds a running task (which kills its ngspice)
