@@ -50,8 +50,10 @@ class Request:
 
 def _shape(req: Request, engine_line: str = "") -> None:
     """The deck's pieces, as the writer makes them, and the key of what decks run together
-    must share: every line but instance parameters, samples and the analysis."""
-    req.parts = writer.parts(req.circuit, req.run, engine_line)
+    must share: every line but instance parameters, samples and the analysis. Pieces the request
+    came with (those of the deck its text was written from) are used as they are."""
+    if req.parts is None:
+        req.parts = writer.parts(req.circuit, req.run, engine_line)
     shape = req.parts.shape()
     req.key = (hash(shape), len(req.parts.body.instances))
 

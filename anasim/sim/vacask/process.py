@@ -109,13 +109,15 @@ LINE_KEPT = 300  # characters of a long line the log keeps
 
 class _Reader(threading.Thread):
     """Reads a pipe to its end (VACASK blocks on a full pipe) into lines, counting sweep points:
-    ``points`` started, ``at`` when the last one started; ``on_point(n)``: n points finished."""
+    ``points`` started; ``on_point(n)``: n points finished. It reads no clock: the CPU clock is a
+    read of /proc, and per point that was 40% of a Monte Carlo realization's Python on the digits
+    TD-KAN (720 points, 33 ms); :func:`run_deck` reads it as it polls."""
 
-    def __init__(self, stream, clock, on_point=None):
+    def __init__(self, stream, on_point=None):
         super().__init__(daemon=True)
-        self.stream, self.clock, self.on_point = stream, clock, on_point
+        self.stream, self.on_point = stream, on_point
         self.lines: list[bytes] = []
-        self.points, self.at = 0, clock()
+        self.points = 0
 
     def run(self) -> None:
         rest = b""
@@ -129,7 +131,6 @@ class _Reader(threading.Thread):
     def _line(self, line: bytes) -> None:
         if line.startswith(_POINT):
             self.points += 1
-            self.at = self.clock()
             if self.on_point is not None and self.points > 1:
                 self.on_point(self.points - 1)  # the point before this one is finished
             line = line[:LINE_KEPT] + (b" ..." if len(line) > LINE_KEPT else b"")
@@ -175,9 +176,10 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
     (work / expect).unlink(missing_ok=True)
     proc = live.start(command(deck_name, work), work, stderr=subprocess.STDOUT)
     clock = live.cpu_clock(proc)  # the budget counts VACASK's CPU seconds, not a busy machine's wall
-    reader = _Reader(proc.stdout, clock, on_point)
+    reader = _Reader(proc.stdout, on_point)
     reader.start()
     t0, why, stalled, usage = time.monotonic(), None, False, None
+    seen, seen_at = 0, clock()  # points started, and VACASK's CPU seconds when that count was first seen
     try:
         while True:
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
@@ -186,9 +188,11 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
                 break
             time.sleep(0.02 if time.monotonic() - t0 < 1 else 0.1)
             now = time.monotonic()
+            if stall is not None and reader.points != seen:  # a point started since the last poll
+                seen, seen_at = reader.points, clock()
             if now - t0 > timeout:
                 why = f"VACASK did not finish within {timeout:.0f} s"
-            elif stall is not None and clock() - reader.at > stall:
+            elif stall is not None and clock() - seen_at > stall:
                 why, stalled = f"no sample finished within {stall:g} CPU s", True
             if why is not None:
                 proc.kill()
