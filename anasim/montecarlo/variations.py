@@ -34,6 +34,10 @@ class Variation:
     select: Callable[[Circuit], list[int]]  # indices of the elements it perturbs
     draw: Callable  # (rng, sigma, n, dist) -> n values
     apply: Callable  # (element, values) -> element
+    # multiplies the current of each element it varies (a device's area or scale, a cell's
+    # conductance): a device the runner's rewrites made a linear VCCS of its current takes it
+    # as its gain (Perturbation.rewritten)
+    linear: bool = False
 
 
 def _of_type(*types) -> Callable:
@@ -106,12 +110,12 @@ VARIATIONS: dict[str, Variation] = {
             "area", "relative sigma", "device area mismatch per device (Gaussian, truncated to positive areas); "
             "TD-KAN: the device of each coefficient, in the shared mapping the crossbar cell standing for it "
             "(exact with ideal virtual grounds); device MLP: the activation devices",
-            CROSSBARS, _in_group("areas"), truncated, scale_coefficient,
+            CROSSBARS, _in_group("areas"), truncated, scale_coefficient, linear=True,
         ),
         Variation(
             "iv-scale", "relative sigma", "current scale of every device (Gaussian, truncated to positive); "
             "in the shared mapping each (input, basis) device is shared by all its coefficients",
-            CROSSBARS, _of_type(Device), truncated, lambda e, f: _device(e, scale=f),
+            CROSSBARS, _of_type(Device), truncated, lambda e, f: _device(e, scale=f), linear=True,
         ),
         Variation(
             "iv-shift", "V", "bias shift of every device: I(V - shift), shift ~ N(0, sigma^2)",
@@ -120,7 +124,7 @@ VARIATIONS: dict[str, Variation] = {
         Variation(
             "coeff", "relative sigma", "the TD-KAN paper's eq. 6, Theta (1 + delta) on every coefficient element "
             "(MLP: every weight resistor), delta from --noise-dist",
-            CROSSBARS, _in_group("coefficients"), eq6, scale_coefficient,
+            CROSSBARS, _in_group("coefficients"), eq6, scale_coefficient, linear=True,
         ),
         Variation(
             "opamp-gain", "log sigma", "open-loop gain of every op-amp: nominal (--opamp-gain) x exp(sigma z)",
@@ -210,8 +214,9 @@ class Perturbation:
     realization: int
     dist: str = "binary"
 
-    def __call__(self, circuit: Circuit, key: str) -> Circuit:
-        elements = list(circuit.elements)
+    def draws(self, circuit: Circuit, key: str):
+        """(variation, indices of the elements it varies, their values) for every nonzero sigma,
+        in registry order; a branch takes one value per theta (the rest one each)."""
         stage = zlib.crc32(key.encode())
         for name, sigma in self.sigmas:
             if sigma == 0:
@@ -220,11 +225,60 @@ class Perturbation:
             index = list(VARIATIONS).index(name)
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.realization, stage, index]))
             chosen = v.select(circuit)
-            sizes = [len(elements[i].theta) if isinstance(elements[i], Branch) else 1 for i in chosen]
+            sizes = [len(circuit.elements[i].theta) if isinstance(circuit.elements[i], Branch) else 1 for i in chosen]
             values = v.draw(rng, sigma, sum(sizes), self.dist)
-            at = 0
-            for i, size in zip(chosen, sizes):
-                part = values[at : at + size]  # a branch takes one value per theta
-                elements[i] = v.apply(elements[i], part if isinstance(elements[i], Branch) else float(part[0]))
-                at += size
+            cut = np.cumsum(sizes)[:-1]
+            yield v, chosen, np.split(values, cut) if any(s != 1 for s in sizes) else values
+
+    def __call__(self, circuit: Circuit, key: str) -> Circuit:
+        elements = list(circuit.elements)
+        for v, chosen, values in self.draws(circuit, key):
+            for i, value in zip(chosen, values):
+                elements[i] = v.apply(elements[i], value if isinstance(elements[i], Branch) else float(value))
         return replace(circuit, elements=tuple(elements))
+
+    def linear(self) -> bool:
+        """Whether every variation it draws is linear (:attr:`Variation.linear`)."""
+        return all(VARIATIONS[name].linear for name, sigma in self.sigmas if sigma != 0)
+
+    def rewritten(self, circuit: Circuit, key: str, parts: list) -> list | None:
+        """``parts``, the runner's rewrites of the nominal ``circuit`` (:func:`anasim.sim.batch.fast_parts`),
+        with this realization's draws for ``key`` applied to them; None where that is not the same
+        as rewriting the perturbed circuit. It is the same, up to rounding, when every variation is
+        linear and every element varied is in the parts once: as itself (the rewrites move a
+        device to another column or scale its current, which a factor commutes with) or as the
+        VCCS the rewrites made of a device, whose gain is the device's current per unit. A device
+        merged into a table (or a nonlinear variation) gives None: the caller perturbs, then rewrites.
+        Issue 31: the rewrites were 82% of a digits realization's Python."""
+        if not self.linear():
+            return None
+        draws = list(self.draws(circuit, key))
+        if not draws:
+            return parts
+        where: dict[str, tuple[int, int]] = {}
+        twice = set()  # names in more than one part: a held node's driver goes with every part that reads it
+        for p, part in enumerate(parts):
+            for k, e in enumerate(part.circuit.elements):
+                if where.setdefault(e.name, (p, k)) != (p, k):
+                    twice.add(e.name)
+        elements: dict[int, list] = {}
+        for v, chosen, values in draws:
+            for i, f in zip(chosen, values.tolist()):
+                orig = circuit.elements[i]
+                at = where.get(orig.name)
+                if at is None or orig.name in twice:
+                    return None
+                els = elements.get(at[0])
+                if els is None:
+                    els = elements[at[0]] = list(parts[at[0]].circuit.elements)
+                e = els[at[1]]
+                if type(e) is type(orig):
+                    els[at[1]] = v.apply(e, f)
+                elif isinstance(orig, Device) and isinstance(e, VCCS):
+                    els[at[1]] = VCCS(e.name, e.p, e.n, e.cp, e.cn, e.gain * f)
+                else:
+                    return None
+        return [
+            part if p not in elements else replace(part, circuit=replace(part.circuit, elements=tuple(elements[p])))
+            for p, part in enumerate(parts)
+        ]

@@ -80,6 +80,28 @@ def fast_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> lis
     return [fold_clippers(p) for p in split(c, part_size(part_elements), tuning.part_linear)]
 
 
+_NOMINAL: dict[tuple, tuple[Circuit, list]] = {}  # (id, part size, engine) -> (the circuit, its parts)
+_NOMINAL_KEEP = 16  # a plan's stages; the circuit is held, so its id is not reused while cached
+_NOMINAL_LOCK = threading.Lock()
+
+
+def nominal_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> list:
+    """:func:`fast_parts` of ``circuit``, made once per circuit object and engine: a Monte Carlo
+    worker rewrites a plan's nominal stages once, then varies the parts of each realization
+    (:func:`anasim.sim.driver.simulate`). The parts are not changed: a perturbation copies them."""
+    key = (id(circuit), part_elements, get_engine().name)
+    with _NOMINAL_LOCK:
+        hit = _NOMINAL.get(key)
+    if hit is not None and hit[0] is circuit:
+        return hit[1]
+    parts = fast_parts(circuit, part_elements)
+    with _NOMINAL_LOCK:
+        _NOMINAL[key] = (circuit, parts)
+        while len(_NOMINAL) > _NOMINAL_KEEP:
+            del _NOMINAL[next(iter(_NOMINAL))]
+    return parts
+
+
 def sweep_of(circuit: Circuit, x: np.ndarray, fast: bool = True, solver: str | None = None) -> Run:
     """One sweep over ``x`` [N, inputs] saving the circuit's outputs, with the engine's sweep
     settings (those of its rewritten circuits when ``fast``); ``solver``: klu or sparse instead
@@ -289,7 +311,7 @@ def run_parts(parts, x: np.ndarray, names: np.ndarray, folder: Path, chunk_name:
 
 def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
             progress=False, part_elements: int | str | None = TUNED, peaks: bool = False,
-            sample_timeout: float | None = None) -> SimResult:  # fmt: skip
+            sample_timeout: float | None = None, parts_of: Callable | None = None) -> SimResult:  # fmt: skip
     """Outputs of the last circuit for every row of ``x`` [N, inputs], each chunk of samples run
     through circuit 0, 1, ... (in ``folders``), chunks in parallel. The fast path (the default)
     runs each circuit as rewrites of it (:mod:`anasim.sim.partition`): differential column
@@ -303,7 +325,9 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     ``extra["stage_peak_v"]`` [N, circuits] holds each sample's largest |output| of every
     circuit (NaN where it failed): the op-amp outputs of stages cut at them. ``sample_timeout``:
     seconds a sample may take in one deck before it is recorded as failed (None: 60 s plus 10 ms
-    per element of the deck, :func:`default_sample_timeout`). See :func:`sweep`."""
+    per element of the deck, :func:`default_sample_timeout`). ``parts_of(i, circuit)``: circuit
+    i's parts instead of its fast-path rewrites (a Monte Carlo realization's, varied after the
+    rewrites: :func:`anasim.sim.driver.simulate`). See :func:`sweep`."""
     x = np.asarray(x, dtype=float)
     jobs = jobs or default_jobs()
     chunk = max(1, chunk or min(500, -(-len(x) // jobs)))
@@ -314,7 +338,10 @@ def chained(circuits: list[Circuit], folders: list[Path], x: np.ndarray, run_dir
     fallback: set[int] = set()  # samples run again under Sparse (KLU did not converge)
     fast = part_elements is not None
     # the rewrites, once per run: each chunk only builds its stimulus
-    parts = [fast_parts(c, part_elements) if fast else [whole(c)] for c in circuits]
+    if parts_of is not None and fast:
+        parts = [parts_of(i, c) for i, c in enumerate(circuits)]
+    else:
+        parts = [fast_parts(c, part_elements) if fast else [whole(c)] for c in circuits]
     # a chunk's progress: each deck's share of its samples, weighed by the deck's elements (the
     # wired first layer of a digits [64,32,10] network is most of the time)
     weights = [[max(1, len(p.circuit.elements)) for p in ps] for ps in parts]
@@ -367,9 +394,11 @@ def sweep(circuit: Circuit, x: np.ndarray, run_dir: Path, jobs=None, chunk=None,
 
 
 def layers(circuits: list[Circuit], x: np.ndarray, run_dir: Path, jobs=None, chunk=None, progress=False,
-           part_elements: int | str | None = TUNED, peaks: bool = False, sample_timeout: float | None = None):  # fmt: skip
+           part_elements: int | str | None = TUNED, peaks: bool = False, sample_timeout: float | None = None,
+           parts_of: Callable | None = None):  # fmt: skip
     """Run a network cut into stage circuits: every stage sees the previous stage's simulated
     outputs. A sample that fails in one stage is dropped from the next, and named with its stage.
-    ``peaks``: see :func:`chained`."""
+    ``peaks``, ``parts_of``: see :func:`chained`."""
     folders = [run_dir / f"layer{li}" for li in range(len(circuits))]
-    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements, peaks, sample_timeout)
+    return chained(circuits, folders, x, run_dir, jobs, chunk, progress, part_elements, peaks, sample_timeout,
+                   parts_of)  # fmt: skip

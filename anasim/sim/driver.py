@@ -28,28 +28,54 @@ from .run import SimResult
 
 def simulate(plan: Plan, s: SimSettings, run_dir: Path) -> SimResult:
     """Outputs [N, plan.n_out] of ``plan`` under ``s`` (perturbed by ``s.perturb``) in ``run_dir``."""
-    plan = perturbed(plan, s.perturb)
+    parts_of = after_rewrites(plan, s)
+    plan = perturbed(plan, s.perturb, stages=parts_of is None)
     if plan.analysis == "ivp":
         res = ivp.simulate(plan, s, run_dir)
     elif plan.analysis == "tran":
         res = transient(plan, s, run_dir)
     elif plan.analysis == "dc":
-        res = dc(plan, s, run_dir)
+        res = dc(plan, s, run_dir, parts_of)
     else:
         raise AnasimError(f"a plan's analysis is dc, tran or ivp, not {plan.analysis!r}")
     return rescaled(res, plan.post)
 
 
-def perturbed(plan: Plan, perturb) -> Plan:
-    """Every circuit of ``plan`` through ``perturb(circuit, key)``; the plan's own are left as they
-    are (a perturbation copies a circuit), so one plan serves every realization."""
+def perturbed(plan: Plan, perturb, stages: bool = True) -> Plan:
+    """Every circuit of ``plan`` through ``perturb(circuit, key)`` (the stages only with ``stages``);
+    the plan's own are left as they are (a perturbation copies a circuit), so one plan serves
+    every realization."""
     if perturb is None:
         return plan
     if plan.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
-    stages = tuple(Stage(st.key, perturb(st.circuit, st.key)) for st in plan.stages)
+    if stages:
+        stages = tuple(Stage(st.key, perturb(st.circuit, st.key)) for st in plan.stages)
+    else:
+        stages = plan.stages
     whole = None if plan.whole is None else Stage(plan.whole.key, perturb(plan.whole.circuit, plan.whole.key))
     return replace(plan, stages=stages, whole=whole)
+
+
+def after_rewrites(plan: Plan, s: SimSettings):
+    """``parts_of(i, circuit)`` for the batched runner: stage i's parts, rewritten once from the
+    nominal circuit (:func:`~anasim.sim.batch.nominal_parts`) and then perturbed, where the
+    perturbation can vary the rewritten parts (``perturb.rewritten``: its variations only scale
+    currents) and gives them; otherwise the stage perturbed, then rewritten. None when the run is
+    not stages of DC sweeps on the fast path with a perturbation that can. The same circuits up
+    to rounding: a digits realization's rewrites were 82% of its Python (issue 31)."""
+    perturb = s.perturb
+    if plan.analysis != "dc" or not plan.stages or s.plain or plan.netlist is not None:
+        return None
+    if not callable(getattr(perturb, "rewritten", None)) or not perturb.linear():
+        return None
+    keys = [st.key for st in plan.stages]
+
+    def parts_of(i: int, circuit: Circuit) -> list:
+        done = perturb.rewritten(circuit, keys[i], batch.nominal_parts(circuit))
+        return done if done is not None else batch.fast_parts(perturb(circuit, keys[i]))
+
+    return parts_of
 
 
 def compiled_netlist(path: Path, like: Circuit) -> Circuit:
@@ -64,8 +90,9 @@ def parts(s: SimSettings) -> str | None:
     return None if s.plain else batch.TUNED
 
 
-def dc(plan: Plan, s: SimSettings, run_dir: Path) -> SimResult:
-    """Batched DC sweeps: of a compiled netlist, of the stages in a chain, or of the whole circuit."""
+def dc(plan: Plan, s: SimSettings, run_dir: Path, parts_of=None) -> SimResult:
+    """Batched DC sweeps: of a compiled netlist, of the stages in a chain (``parts_of``: see
+    :func:`after_rewrites`), or of the whole circuit."""
     x = plan.x
     if plan.netlist is not None:
         ports = Circuit("ports", inputs=tuple(f"in_{i}" for i in range(x.shape[1])))
@@ -78,7 +105,8 @@ def dc(plan: Plan, s: SimSettings, run_dir: Path) -> SimResult:
         res.mode = "batched DC sweeps, whole network" + (" in one deck" if s.plain else "")
     else:
         circuits = [st.circuit for st in plan.stages]
-        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), plan.peaks, s.sample_timeout)
+        res = batch.layers(circuits, x, run_dir, s.jobs, s.chunk, s.progress, parts(s), plan.peaks, s.sample_timeout,
+                           parts_of)  # fmt: skip
         res.mode = "batched DC sweeps, stage by stage, cut at ideal sources" + (", plain decks" if s.plain else "")
     if s.power_samples and plan.netlist is None:
         n = min(s.power_samples, len(x))
