@@ -116,10 +116,9 @@ def held_nodes(circuit: Circuit) -> set[str]:
 
 
 def _nodes(e) -> set[str]:
-    found = set(nodes_of(e))
-    if isinstance(e, BSource):
-        found |= nodes(e.expr)
-    return found
+    if isinstance(e, BSource):  # a Clipper too
+        return {e.p, e.n} | nodes(e.expr)
+    return set(nodes_of(e))
 
 
 def weight(e) -> int:
@@ -240,6 +239,8 @@ def fold_pairs(circuit: Circuit) -> Circuit:
     output is a circuit output; the minus column holds only devices into it, a bias source into
     it, its feedback resistor and its TIA."""
     els = list(circuit.elements)
+    if not any(isinstance(e, OpAmp) and e.inp == "0" and ideal(e) for e in els):
+        return circuit  # no ideal TIA, no pair to fold (a Monte Carlo realization with op-amp offsets)
     users = defaultdict(list)  # node -> indices of the elements on it
     for k, e in enumerate(els):
         for n in _nodes(e):
@@ -336,6 +337,8 @@ def fold_clippers(part: Part) -> Part:
     """``part`` with every clipper that is the only element on an input applied to the stimulus
     instead (:meth:`Part.stimulus`): its output node becomes that input."""
     circuit = part.circuit
+    if not any(isinstance(e, Clipper) for e in circuit.elements):
+        return part  # a crossbar stage of the shared mapping: nodes need not be counted
     uses = Counter(n for e in circuit.elements for n in _nodes(e))
     position = {node: i for i, node in enumerate(circuit.inputs)}
     inputs, folded = list(circuit.inputs), []
