@@ -15,6 +15,8 @@ turns in this one run, printed and recorded in results/mc_vacask.json.
   op-amp gain 0.3 (log) + offset 1 mV, 2 workers: 500 realizations projected from the CPU
   seconds of 20 realizations (a run of 22 less a run of 2), on 2 otherwise idle cores. Goal:
   under 30 minutes. Projected, not timed whole.
+* ``--timed``: those 500 realizations timed whole on VACASK (wall and CPU seconds of the run, the
+  load beside them), added to the figures already in results/mc_vacask.json; nothing else runs.
 """
 
 from __future__ import annotations
@@ -130,7 +132,30 @@ def f14(short: int, long: int) -> dict:
     return res
 
 
+def timed(realizations: int = 500) -> dict:
+    """The [196,64,10] Monte Carlo of :func:`f14` run whole on VACASK: wall and CPU seconds."""
+    vary = ["--vary", "area=0.05", "--vary", "opamp-gain=0.3", "--vary", "opamp-offset=1e-3"]
+    args = ["--mc", realizations, *vary, "--mapping", "shared", "--samples", 1000, "--workers", 2,
+            "--data-dir", FASHION_DIR]  # fmt: skip
+    load = round(os.getloadavg()[0], 2)
+    rows, wall, cpu = mc("f14", f"f14_timed_{realizations}", "vacask", args)
+    res = {"realizations": realizations, "wall_min": wall / 60, "cpu_s": cpu, "cpu_min_on_2_cores": cpu / 2 / 60,
+           "failed_rows": sum(bool(r.get("error")) for r in rows), "paths": sorted({r.get("path", "parse") for r in rows}),
+           "mean_accuracy": float(np.mean([r["accuracy"] for r in rows if r.get("accuracy") is not None])),
+           "load1_before": load, "load1_after": round(os.getloadavg()[0], 2), "command": COMMANDS[-1]}  # fmt: skip
+    print(f"[196,64,10] shared, 1,000 samples, 2 workers, {realizations} realizations on VACASK timed whole: "
+          f"{res['wall_min']:.1f} min wall, {cpu:.0f} CPU s ({res['cpu_min_on_2_cores']:.1f} min of 2 cores), "
+          f"load {load} -> {res['load1_after']}")  # fmt: skip
+    return res
+
+
 def main(argv: list[str]) -> dict:
+    if "--timed" in argv:  # the whole run alone, beside the figures of the last full run
+        res = json.loads(OUT.read_text()) if OUT.is_file() else {}
+        res["f14_timed"] = timed()
+        OUT.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"wrote {OUT}")
+        return res
     quick = "--quick" in argv
     res = {"load1_before": round(os.getloadavg()[0], 2)}
     res["digits"] = digits(*((2, 6) if quick else (4, 24)))
@@ -139,6 +164,8 @@ def main(argv: list[str]) -> dict:
     elif OUT.is_file() and "f14" in (old := json.loads(OUT.read_text())):  # kept from the run that measured it
         res["f14"] = old["f14"] | {"measured_in": "an earlier run (this one ran --no-f14)"}
         res["commands_f14"] = [c for c in old.get("commands", []) if " f14.pt " in c]
+    if OUT.is_file() and "f14_timed" in (old := json.loads(OUT.read_text())):  # --timed's run, kept and named
+        res["f14_timed"] = old["f14_timed"] | {"measured_in": "an earlier run (mc_vacask.py --timed)"}
     res["load1_after"] = round(os.getloadavg()[0], 2)
     res["commands"] = COMMANDS
     OUT.write_text(json.dumps(res, indent=1) + "\n")
