@@ -137,12 +137,13 @@ def timed(realizations: int = 500) -> dict:
     vary = ["--vary", "area=0.05", "--vary", "opamp-gain=0.3", "--vary", "opamp-offset=1e-3"]
     args = ["--mc", realizations, *vary, "--mapping", "shared", "--samples", 1000, "--workers", 2,
             "--data-dir", FASHION_DIR]  # fmt: skip
-    load = round(os.getloadavg()[0], 2)
+    load, date = round(os.getloadavg()[0], 2), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows, wall, cpu = mc("f14", f"f14_timed_{realizations}", "vacask", args)
     res = {"realizations": realizations, "wall_min": wall / 60, "cpu_s": cpu, "cpu_min_on_2_cores": cpu / 2 / 60,
            "failed_rows": sum(bool(r.get("error")) for r in rows), "paths": sorted({r.get("path", "parse") for r in rows}),
            "mean_accuracy": float(np.mean([r["accuracy"] for r in rows if r.get("accuracy") is not None])),
-           "load1_before": load, "load1_after": round(os.getloadavg()[0], 2), "command": COMMANDS[-1]}  # fmt: skip
+           "load1_before": load, "load1_after": round(os.getloadavg()[0], 2), "date": date,
+           "command": COMMANDS[-1]}  # fmt: skip
     print(f"[196,64,10] shared, 1,000 samples, 2 workers, {realizations} realizations on VACASK timed whole: "
           f"{res['wall_min']:.1f} min wall, {cpu:.0f} CPU s ({res['cpu_min_on_2_cores']:.1f} min of 2 cores), "
           f"load {load} -> {res['load1_after']}")  # fmt: skip
@@ -157,7 +158,8 @@ def main(argv: list[str]) -> dict:
         print(f"wrote {OUT}")
         return res
     quick = "--quick" in argv
-    res = {"load1_before": round(os.getloadavg()[0], 2)}
+    res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": {"cpus": os.cpu_count()},
+           "load1_before": round(os.getloadavg()[0], 2)}  # fmt: skip
     res["digits"] = digits(*((2, 6) if quick else (4, 24)))
     if "--no-f14" not in argv:
         res["f14"] = f14(*((1, 3) if quick else (2, 22)))

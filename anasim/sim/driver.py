@@ -29,7 +29,7 @@ from .run import SimResult
 def simulate(plan: Plan, s: SimSettings, run_dir: Path) -> SimResult:
     """Outputs [N, plan.n_out] of ``plan`` under ``s`` (perturbed by ``s.perturb``) in ``run_dir``."""
     parts_of = after_rewrites(plan, s)
-    plan = perturbed(plan, s.perturb, stages=parts_of is None)
+    plan = perturbed(plan, s.perturb, with_stages=parts_of is None)
     if plan.analysis == "ivp":
         res = ivp.simulate(plan, s, run_dir)
     elif plan.analysis == "tran":
@@ -41,18 +41,17 @@ def simulate(plan: Plan, s: SimSettings, run_dir: Path) -> SimResult:
     return rescaled(res, plan.post)
 
 
-def perturbed(plan: Plan, perturb, stages: bool = True) -> Plan:
-    """Every circuit of ``plan`` through ``perturb(circuit, key)`` (the stages only with ``stages``);
+def perturbed(plan: Plan, perturb, with_stages: bool = True) -> Plan:
+    """Every circuit of ``plan`` through ``perturb(circuit, key)`` (the stages only ``with_stages``);
     the plan's own are left as they are (a perturbation copies a circuit), so one plan serves
     every realization."""
     if perturb is None:
         return plan
     if plan.netlist is not None:
         raise AnasimError("Monte Carlo perturbs the lowered circuit; a compiled --netlist cannot be varied")
-    if stages:
+    stages = plan.stages
+    if with_stages:
         stages = tuple(Stage(st.key, perturb(st.circuit, st.key)) for st in plan.stages)
-    else:
-        stages = plan.stages
     whole = None if plan.whole is None else Stage(plan.whole.key, perturb(plan.whole.circuit, plan.whole.key))
     return replace(plan, stages=stages, whole=whole)
 
