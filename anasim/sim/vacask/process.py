@@ -110,8 +110,8 @@ LINE_KEPT = 300  # characters of a long line the log keeps
 class _Reader(threading.Thread):
     """Reads a pipe to its end (VACASK blocks on a full pipe) into lines, counting sweep points:
     ``points`` started; ``on_point(n)``: n points finished. It reads no clock: the CPU clock is a
-    read of /proc, and per point that was 40% of a Monte Carlo realization's Python on the digits
-    TD-KAN (720 points, 33 ms); :func:`run_deck` reads it as it polls."""
+    read of /proc, and per point that was a third of a Monte Carlo realization's Python on the
+    digits TD-KAN (720 points: 33 of 95 ms); :func:`run_deck` reads it as it polls."""
 
     def __init__(self, stream, on_point=None):
         super().__init__(daemon=True)
