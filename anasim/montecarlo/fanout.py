@@ -145,7 +145,7 @@ def _local(fn, context, tasks: Iterator, workers: int):
                         break
                     try:
                         running[pool.submit(_call, fn, task)] = task
-                    except (BrokenProcessPool, ValueError, OSError):
+                    except (BrokenProcessPool, ValueError):
                         # ValueError "bad value(s) in fds_to_keep": a worker died while this submit
                         # spawned a replacement, handed the broken pool's closed pipe (CPython 3.11;
                         # seen once in test_a_killed_worker_is_retried under a full suite's load)

@@ -34,13 +34,12 @@ def copy_node(b: int, n: str) -> str:
 def replicate(circuit: Circuit, copies: int) -> Circuit:
     """``copies`` independent copies of ``circuit``: every name and node n gets the prefix s<b>_
     (the *same* circuit in each, so a perturbed chip stays one chip across its samples)."""
-    rename = copy_node
     elements = tuple(
-        replace(e, name=rename(b, e.name), p=rename(b, e.p), n=rename(b, e.n))
+        replace(e, name=copy_node(b, e.name), p=copy_node(b, e.p), n=copy_node(b, e.n))
         for b in range(copies)
         for e in circuit.elements
     )
-    outputs = tuple(rename(b, o) for b in range(copies) for o in circuit.outputs)
+    outputs = tuple(copy_node(b, o) for b in range(copies) for o in circuit.outputs)
     return replace(circuit, elements=elements, outputs=outputs)
 
 
