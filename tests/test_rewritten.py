@@ -115,3 +115,33 @@ def test_sigma_zero_gives_the_nominal_parts_themselves():
     parts = batch.nominal_parts(st.circuit)
     assert batch.nominal_parts(st.circuit) is parts  # rewritten once per circuit
     assert Perturbation((("area", 0.0),), 0, 0).rewritten(st.circuit, st.key, parts) is parts
+
+
+def test_threads_that_start_together_rewrite_a_stage_once(monkeypatch):
+    """A rerun batch's threads ask for a stage's parts at once: one makes them, the others wait
+    for them (before, each of 8 threads rewrote every stage)."""
+    import threading
+    import time
+
+    plan = plan_of("tdkan-edge")
+    circuit = plan.stages[0].circuit
+    made, real = [], batch.fast_parts
+
+    def slow(c, part_elements=batch.TUNED):
+        made.append(c)
+        time.sleep(0.05)  # long enough that the other threads ask while it makes them
+        return real(c, part_elements)
+
+    monkeypatch.setattr(batch, "fast_parts", slow)
+    got = [None] * 6
+
+    def member(i):
+        got[i] = batch.nominal_parts(circuit)
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1
+    assert all(g is got[0] for g in got)

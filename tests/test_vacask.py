@@ -70,7 +70,7 @@ def test_a_three_sample_sweep_is_exact_on_every_engine(name, tmp_path):
 
 def test_vacask_runs_what_it_says_and_no_lockstep():
     vacask = get_engine("vacask")
-    assert vacask.capabilities == {"dc-sweep", "op", "tran", "static-power", "reruns"}
+    assert vacask.capabilities == {"dc-sweep", "op", "tran", "static-power", "reruns", "scaled-reruns"}
     assert vacask.version() == f"vacask-{openvaf.PINNED}" and vacask.label() == f"vacask-{openvaf.PINNED}, klu"
     with pytest.raises(AnasimError, match="lock-step.*libngspice: use --engine ngspice"):
         vacask.lockstep(None, None, None, (), (), 1e-3, 1.0)
@@ -255,7 +255,7 @@ def test_an_unknown_engine_lists_the_engines_and_what_each_runs():
     assert (
         "engine 'xyce' is not known; the engines are: ngspice (dc-sweep, op, tran, static-power, lockstep" in res.output
     )
-    assert "vacask (dc-sweep, op, tran, static-power, reruns)" in res.output
+    assert "vacask (dc-sweep, op, tran, static-power, reruns, scaled-reruns)" in res.output
 
 
 def test_control_simulate_on_vacask_is_refused_naming_ngspice(tmp_path):

@@ -46,6 +46,7 @@ from ..results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim r
 from ..results import mc_json
 from ..sim.engine import get_engine
 from ..summary import environment
+from . import lane
 from .batch import Batch, batches, realize_batch, reruns
 from .batch import size as batch_size
 from .fanout import SchedulerLost, WorkerLost, check_scheduler, default_workers, run_tasks
@@ -256,15 +257,17 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
                     yield Task(p, r, sig, mc.seed, mc.dist)
 
     save_npz(folder / "reference.npz", again, x=z.numpy(), target=target, reference=ref)
-    # an engine that reruns takes the realizations in batches, one process each (montecarlo/batch.py)
-    if reruns(settings.engine):
-        todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
-        fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers()))
-    else:
-        fn, work = realize, tasks()
     # lowered once, here: the workers get circuits and input voltages, never the model
     plan = family.plan(net.model, z, opts, settings)
     ctx = Context(plan, settings, None if run_dir is None else str(Path(run_dir).resolve()))
+    # an engine that reruns takes the realizations in batches, one process each (montecarlo/batch.py);
+    # larger ones where the lane runs them as arrays (montecarlo/lane.py)
+    if reruns(settings.engine):
+        todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
+        arrays = lane.usable(ctx, [Task(p, 0, sig, mc.seed, mc.dist) for p, sig in enumerate(points)])
+        fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers(), arrays))
+    else:
+        fn, work = realize, tasks()
     total = mc.realizations * len(points)
     key = "loss" if data.task == "regression" else "accuracy"
     figures = [r[key] for r in rows if r.get(key) is not None]

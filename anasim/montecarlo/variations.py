@@ -12,6 +12,7 @@ draws unchanged; and every sigma of a sweep scales the same normal draws (common
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,6 +39,10 @@ class Variation:
     # conductance): a device the runner's rewrites made a linear VCCS of its current takes it
     # as its gain (Perturbation.rewritten)
     linear: bool = False
+    # a linear variation's ``apply`` as field arithmetic: element type -> (field, "*" or "/") by
+    # the factor (tests/test_lane.py checks it against ``apply``), for the Monte Carlo lane
+    # that scales arrays of fields instead of building elements (anasim/montecarlo/lane.py)
+    fields: dict | None = None
 
 
 def _of_type(*types) -> Callable:
@@ -100,6 +105,11 @@ def scale_coefficient(e, f):
     raise AnasimError(f"{e.name}: a {type(e).__name__} cannot carry a coefficient")
 
 
+# scale_coefficient's arithmetic; a device's own current scale (iv-scale)
+COEFFICIENT_FIELDS = {Device: ("area", "*"), Resistor: ("value", "/"), VCCS: ("gain", "*")}
+DEVICE_SCALE_FIELDS = {Device: ("scale", "*")}
+
+
 def _per_theta(e: Branch, f: np.ndarray) -> Branch:
     return replace(e, theta=tuple(t * float(x) for t, x in zip(e.theta, f)))
 
@@ -111,12 +121,13 @@ VARIATIONS: dict[str, Variation] = {
             "area", "relative sigma", "device area mismatch per device (Gaussian, truncated to positive areas); "
             "TD-KAN: the device of each coefficient, in the shared mapping the crossbar cell standing for it "
             "(exact with ideal virtual grounds); device MLP: the activation devices",
-            CROSSBARS, _in_group("areas"), truncated, scale_coefficient, linear=True,
+            CROSSBARS, _in_group("areas"), truncated, scale_coefficient, linear=True, fields=COEFFICIENT_FIELDS,
         ),
         Variation(
             "iv-scale", "relative sigma", "current scale of every device (Gaussian, truncated to positive); "
             "in the shared mapping each (input, basis) device is shared by all its coefficients",
             CROSSBARS, _of_type(Device), truncated, lambda e, f: _device(e, scale=f), linear=True,
+            fields=DEVICE_SCALE_FIELDS,
         ),
         Variation(
             "iv-shift", "V", "bias shift of every device: I(V - shift), shift ~ N(0, sigma^2)",
@@ -125,7 +136,7 @@ VARIATIONS: dict[str, Variation] = {
         Variation(
             "coeff", "relative sigma", "the TD-KAN paper's eq. 6, Theta (1 + delta) on every coefficient element "
             "(MLP: every weight resistor), delta from --noise-dist",
-            CROSSBARS, _in_group("coefficients"), eq6, scale_coefficient, linear=True,
+            CROSSBARS, _in_group("coefficients"), eq6, scale_coefficient, linear=True, fields=COEFFICIENT_FIELDS,
         ),
         Variation(
             "opamp-gain", "log sigma", "open-loop gain of every op-amp: nominal (--opamp-gain) x exp(sigma z)",
@@ -206,6 +217,27 @@ def _coefficient(e) -> float:
     return e.area * e.scale if isinstance(e, Device) else 1.0 / e.value if isinstance(e, Resistor) else e.gain
 
 
+_SELECTED: dict[tuple, tuple] = {}  # (variation, circuit id) -> (circuit, chosen, sizes)
+_SELECTED_KEEP = 64
+_SELECTED_LOCK = threading.Lock()
+
+
+def _selection(v: Variation, circuit: Circuit) -> tuple[list[int], list[int] | None]:
+    """The elements ``v`` varies in ``circuit`` and, where a branch takes one value per theta,
+    the number of values of each (None: one each); made once per circuit object, as every
+    realization of a worker draws on the same plan's circuits."""
+    key = (v.name, id(circuit))
+    with _SELECTED_LOCK:  # a rerun batch's threads draw at once
+        hit = _SELECTED.get(key)
+        if hit is None or hit[0] is not circuit:
+            chosen = v.select(circuit)
+            sizes = [len(circuit.elements[i].theta) if isinstance(circuit.elements[i], Branch) else 1 for i in chosen]
+            hit = _SELECTED[key] = (circuit, chosen, sizes if any(s != 1 for s in sizes) else None)
+            while len(_SELECTED) > _SELECTED_KEEP:
+                del _SELECTED[next(iter(_SELECTED))]
+    return hit[1], hit[2]
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """One realization: ``sigmas`` (name, sigma) pairs in registry order; ``dist`` for coeff."""
@@ -225,11 +257,9 @@ class Perturbation:
             v = VARIATIONS[name]
             index = list(VARIATIONS).index(name)
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.realization, stage, index]))
-            chosen = v.select(circuit)
-            sizes = [len(circuit.elements[i].theta) if isinstance(circuit.elements[i], Branch) else 1 for i in chosen]
-            values = v.draw(rng, sigma, sum(sizes), self.dist)
-            cut = np.cumsum(sizes)[:-1]
-            yield v, chosen, np.split(values, cut) if any(s != 1 for s in sizes) else values
+            chosen, sizes = _selection(v, circuit)
+            values = v.draw(rng, sigma, sum(sizes) if sizes else len(chosen), self.dist)
+            yield v, chosen, np.split(values, np.cumsum(sizes)[:-1]) if sizes else values
 
     def __call__(self, circuit: Circuit, key: str) -> Circuit:
         elements = list(circuit.elements)

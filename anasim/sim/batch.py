@@ -90,12 +90,13 @@ def nominal_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> 
     worker rewrites a plan's nominal stages once, then varies the parts of each realization
     (:func:`anasim.sim.driver.simulate`). The parts are not changed: a perturbation copies them."""
     key = (id(circuit), part_elements, get_engine().name)
+    # held while the parts are made: a batch's threads start together and would each make them
+    # (a digits worker's first batch of 8 rewrote every stage 8 times: 0.13 CPU s each)
     with _NOMINAL_LOCK:
         hit = _NOMINAL.get(key)
-    if hit is not None and hit[0] is circuit:
-        return hit[1]
-    parts = fast_parts(circuit, part_elements)
-    with _NOMINAL_LOCK:
+        if hit is not None and hit[0] is circuit:
+            return hit[1]
+        parts = fast_parts(circuit, part_elements)
         _NOMINAL[key] = (circuit, parts)
         while len(_NOMINAL) > _NOMINAL_KEEP:
             del _NOMINAL[next(iter(_NOMINAL))]

@@ -34,7 +34,8 @@ class Engine(Protocol):
     name: str  # "ngspice"
     runs_as: str  # how results describe its runs, e.g. "ngspice -b subprocesses"
     # what it runs: "dc-sweep", "op", "tran", "static-power", "lockstep"; "klu" when it has KLU;
-    # "reruns" when a batch of Monte Carlo realizations can share its process (:meth:`reruns`)
+    # "reruns" when a batch of Monte Carlo realizations can share its process (:meth:`reruns`);
+    # "scaled-reruns" when it runs realizations given as scaled fields of one circuit (``rerun_scaled``)
     capabilities: frozenset[str]
     tuning: Tuning  # part sizes and sweep settings measured on it
 
@@ -89,6 +90,11 @@ class Engine(Protocol):
         (``join``/``leave``) wait for each other and run the decks that differ only in instance
         parameters and samples as one process, the circuit parsed once (Monte Carlo batches)."""
 
+    def rerun_scaled(self, circuit: Circuit, runs: list[Run], fields: list, folder: Path, timeout: float = 3600.0,
+                     stall: float | None = None) -> list[Vectors]:  # fmt: skip
+        """Capability ``scaled-reruns``: ``circuit`` under each of ``runs``, realization k with the
+        :class:`~anasim.sim.run.Scaled` fields ``fields[k]``, in one process (the Monte Carlo lane)."""
+
     def stop_all(self) -> None:
         """Kill every run in progress and refuse new ones until :meth:`resume_runs` (Ctrl-C)."""
 
@@ -103,7 +109,7 @@ _ACTIVE: list[str] = [DEFAULT]
 
 def describe() -> str:
     """Every engine and what it runs, e.g. ``ngspice (dc-sweep, lockstep, ...)``: for messages."""
-    order = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu", "reruns")
+    order = ("dc-sweep", "op", "tran", "static-power", "lockstep", "klu", "reruns", "scaled-reruns")
     rank = {c: i for i, c in enumerate(order)}
     return ", ".join(
         f"{n} ({', '.join(sorted(ENGINES[n].capabilities, key=lambda c: (rank.get(c, 99), c)))})"

@@ -25,6 +25,18 @@ from ..errors import AnasimError, SimError
 from ..outputs import LockHeld, hold
 
 
+@dataclass(frozen=True)
+class Scaled:
+    """Elements of one type in a circuit with some fields of their own: ``circuit.elements[i]``
+    for i in ``index`` [n], with ``fields[name][j]`` [n] in place of its field ``name``. A Monte
+    Carlo realization of linear variations, handed to an engine with capability ``scaled-reruns``
+    as arrays rather than as a varied circuit (:mod:`anasim.montecarlo.lane`)."""
+
+    kind: type
+    index: np.ndarray
+    fields: dict
+
+
 @dataclass
 class Vectors:
     """One engine run's results: the analysis's ``scale`` [points] (the sweep index or the time),

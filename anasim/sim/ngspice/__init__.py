@@ -120,6 +120,10 @@ class Ngspice:
     def reruns(self):
         raise AnasimError("ngspice has no reruns (capability reruns): its Monte Carlo parses a deck per realization")
 
+    def rerun_scaled(self, circuit, runs, fields, folder, timeout=3600.0, stall=None):
+        raise AnasimError("ngspice has no scaled reruns (capability scaled-reruns): its Monte Carlo parses a deck "
+                          "per realization")  # fmt: skip
+
     # --- the linear solver and what results call the engine --------------------------------------
 
     def resolve_solver(self, solver: str) -> str:

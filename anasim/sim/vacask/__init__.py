@@ -26,11 +26,12 @@ from ...circuit.stimulus import Run
 from ...errors import AnasimError
 from .. import live
 from ..run import Vectors
-from . import alter, process, writer
+from . import alter, process, scaled, writer
 from .tuning import TUNING
 
-# reruns: the runs of a batch of Monte Carlo realizations share one VACASK process (:mod:`.alter`)
-CAPABILITIES = frozenset({"dc-sweep", "op", "tran", "static-power", "reruns"})
+# reruns: the runs of a batch of Monte Carlo realizations share one VACASK process (:mod:`.alter`);
+# scaled-reruns: realizations given as scaled fields of one circuit run in one deck (:mod:`.scaled`)
+CAPABILITIES = frozenset({"dc-sweep", "op", "tran", "static-power", "reruns", "scaled-reruns"})
 SOLVER = "klu"  # what VACASK solves with (the only solver it has)
 
 
@@ -108,6 +109,14 @@ class Vacask:
             yield self._session
         finally:
             self._session = None
+
+    def rerun_scaled(self, circuit: Circuit, runs: list[Run], fields: list, folder: Path, timeout: float = 3600.0,
+                     stall: float | None = None) -> list[Vectors]:  # fmt: skip
+        """The vectors of ``circuit`` under each run of ``runs``, realization k with the
+        :class:`~anasim.sim.run.Scaled` fields ``fields[k]``, all in one VACASK process in ``folder``
+        (capability ``scaled-reruns``); SimError when VACASK cannot finish them. ``timeout``
+        and ``stall``: seconds per run, as :meth:`run`."""
+        return scaled.run(self, circuit, runs, fields, folder, timeout, stall)
 
     def results_file(self, run: Run) -> str:
         return writer.results_file(run)

@@ -288,9 +288,11 @@ def _nodeset(voltages: dict[str, float]) -> str:
     return "{" + ", ".join(f'"{ident(n)}", {num(v)}' for n, v in voltages.items()) + "}"
 
 
-def _control(circuit: Circuit, run: Run) -> tuple[list[str], tuple[str, str] | None, tuple[str, str]]:
+def _control(circuit: Circuit, run: Run, rails: bool | None = None) -> tuple[list[str], tuple[str, str] | None,
+                                                                             tuple[str, str]]:  # fmt: skip
     """The control block: its lines before the sweep, the sweep (its line up to the samples, and
-    the samples' text or ""), and the analysis (its name, and what follows the name)."""
+    the samples' text or ""), and the analysis (its name, and what follows the name). ``rails``:
+    whether the circuit has op-amps with rails, when the caller knows (None: look)."""
     lines = ["control", "  abort always", '  options rawfile="binary"']
     opts = options(run)
     if opts:
@@ -310,7 +312,7 @@ def _control(circuit: Circuit, run: Run) -> tuple[list[str], tuple[str, str] | N
             sweep = (f'  sweep {ident(a.source)} instance="V{a.source}" parameter="dc" from={num(a.start)} '
                      f"to={num(a.stop)} step={num(a.step)}", "")  # fmt: skip
         op = "op"
-        if isinstance(stim, SampleSweep) and len(stim.x) and _has_rails(circuit):
+        if isinstance(stim, SampleSweep) and len(stim.x) and (_has_rails(circuit) if rails is None else rails):
             # as ngspice's .nodeset: op-amps with tanh rails diverge from the all-zero first guess
             op += " nodeset=" + _nodeset(dict(zip(circuit.inputs, np.asarray(stim.x[0], float).tolist())))
         analysis = (name, op)
