@@ -1,11 +1,16 @@
 """Monte Carlo on VACASK without re-parsing (issue 31, item 4): its overhead and speed beside ngspice's.
 
-On VACASK a batch of realizations shares one process per deck: the circuit parsed once, each
-realization's instance parameters altered before its analysis (anasim/montecarlo/batch.py,
-anasim/sim/vacask/alter.py). Every run is an `anasim simulate --mc` command, both engines in
-turns in this one run, printed and recorded in results/mc_vacask.json.
+On VACASK a batch of realizations shares one process per deck: the circuit parsed once. Linear
+variations (the digits run's area) take the lane (anasim/montecarlo/lane.py): up to 32
+realizations as arrays of element values, set by one ``var`` line each before its analysis;
+others (the [196,64,10] run's op-amp gain and offset) run in threads whose decks are grouped, each
+realization's instance parameters altered (anasim/montecarlo/batch.py, anasim/sim/vacask/alter.py).
+Every run is an `anasim simulate --mc` command, both engines in turns in this one run, printed and
+recorded in results/mc_vacask.json.
 
-* digits TD-KAN [64,16,10] (edge mapping, 360 test samples, area 0.05), 1 worker: the overhead of
+* digits TD-KAN [64,16,10] (edge mapping, 360 test samples, area 0.05), 1 worker, runs of 8 and
+  72 realizations (64 apart: three lane batches against one), three times, the medians (a shared
+  machine moves one measurement by a few points): the overhead of
   a realization (everything but its analysis) over its analysis, the median over the rows of
   (wall - analysis) / analysis as benchmarks/montecarlo.py computes it for ngspice, and from CPU
   seconds: the realization's CPU (the difference of a short and a long run, start-up cancels) less
@@ -91,22 +96,32 @@ def analysis_cpu(row: dict) -> float | None:
     return row["ngspice_s"] * row["engine_cpu_s"] / row["ngspice_elapsed_s"]
 
 
-def digits(short: int, long: int) -> dict:
+def digits(short: int, long: int, repeats: int = 3) -> dict:
+    """The digits overhead, measured ``repeats`` times (engines in turn in each): the medians, and
+    every repeat's figures beside them (a shared machine moves one measurement by a few points)."""
+    runs: dict[str, list[dict]] = {engine: [] for engine in ENGINES}
+    for _ in range(repeats):
+        for engine in ENGINES:
+            args = ["--vary", "area=0.05", "--samples", 360, "--workers", 1]
+            rows, one = per_realization("digits", "digits", engine, args, short, long)
+            one["overhead_wall_median"] = float(
+                np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows])
+            )
+            one["analysis_s_median"] = float(np.median([r["ngspice_s"] for r in rows]))
+            runs[engine].append(one)
     res = {}
-    for engine in ENGINES:
-        args = ["--vary", "area=0.05", "--samples", 360, "--workers", 1]
-        rows, one = per_realization("digits", "digits", engine, args, short, long)
-        one["overhead_wall_median"] = float(np.median([(r["wall_s"] - r["ngspice_s"]) / r["ngspice_s"] for r in rows]))
-        one["analysis_s_median"] = float(np.median([r["ngspice_s"] for r in rows]))
-        res[engine] = one
+    for engine, ones in runs.items():
+        res[engine] = {k: float(np.median([o[k] for o in ones])) for k in ones[0] if isinstance(ones[0][k], float)}
+        res[engine] |= {"paths": ones[0]["paths"], "repeats": ones}
     v, n = res["vacask"], res["ngspice"]
     res["ratio_cpu_per_realization_vacask_over_ngspice"] = v["cpu_s_per_realization"] / n["cpu_s_per_realization"]
     res["ratio_overhead_wall_vacask_over_ngspice"] = v["overhead_wall_median"] / n["overhead_wall_median"]
-    print(f"digits [64,16,10], 360 samples, 1 worker: overhead (wall - analysis) / analysis, median: VACASK reruns "
-          f"{100 * v['overhead_wall_median']:.0f}%, ngspice {100 * n['overhead_wall_median']:.0f}% "
-          f"(ratio {res['ratio_overhead_wall_vacask_over_ngspice']:.2f}); from CPU seconds: VACASK "
-          f"{100 * v.get('overhead_cpu', float('nan')):.0f}%; CPU per realization {v['cpu_s_per_realization']:.3f} s "
-          f"against ngspice's {n['cpu_s_per_realization']:.3f} s "
+    spread = {k: [round(100 * o[k]) for o in runs["vacask"]] for k in ("overhead_wall_median", "overhead_cpu")}
+    print(f"digits [64,16,10], 360 samples, 1 worker, median of {repeats}: overhead (wall - analysis) / analysis, "
+          f"median: VACASK {100 * v['overhead_wall_median']:.0f}% (runs {spread['overhead_wall_median']}), ngspice "
+          f"{100 * n['overhead_wall_median']:.0f}% (ratio {res['ratio_overhead_wall_vacask_over_ngspice']:.2f}); from "
+          f"CPU seconds: VACASK {100 * v.get('overhead_cpu', float('nan')):.0f}% (runs {spread['overhead_cpu']}); CPU "
+          f"per realization {v['cpu_s_per_realization']:.3f} s against ngspice's {n['cpu_s_per_realization']:.3f} s "
           f"(ratio {res['ratio_cpu_per_realization_vacask_over_ngspice']:.2f})")  # fmt: skip
     return res
 
@@ -160,7 +175,7 @@ def main(argv: list[str]) -> dict:
     quick = "--quick" in argv
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": {"cpus": os.cpu_count()},
            "load1_before": round(os.getloadavg()[0], 2)}  # fmt: skip
-    res["digits"] = digits(*((2, 6) if quick else (4, 24)))
+    res["digits"] = digits(*((2, 6, 1) if quick else (8, 72, 3)))
     if "--no-f14" not in argv:
         res["f14"] = f14(*((1, 3) if quick else (2, 22)))
     elif OUT.is_file() and "f14" in (old := json.loads(OUT.read_text())):  # kept from the run that measured it

@@ -118,7 +118,9 @@ def test_the_lane_takes_only_what_it_can_run():
                            [Task(0, 0, area[0], 0, "binary")])  # fmt: skip
     assert not lane.usable(Context(plan, dataclasses.replace(settings, chunk=2), None),
                            [Task(0, 0, area[0], 0, "binary")])  # samples in several runs  # fmt: skip
-    assert mcbatch.size(100, 2, lane=True) == mcbatch.LANE_BATCH > mcbatch.size(100, 2) == mcbatch.BATCH
+    assert lane.batch_size(ctx, [Task(0, 0, area[0], 0, "binary")]) == lane.MOST  # a small circuit
+    assert mcbatch.size(500, 2, lane.MOST) == lane.MOST > mcbatch.size(500, 2) == mcbatch.BATCH
+    assert mcbatch.size(100, 2, lane.MOST) == 50  # no worker idle
 
 
 # --- whole Monte Carlo runs: the lane against the threads and against ngspice -------------------

@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from ..sim.engine import get_engine
 
 BATCH = 8  # realizations per batch: a worker's share of a VACASK process (memory: 8 circuits at once)
-# ... where the lane runs them (montecarlo/lane.py: arrays, no circuits): a VACASK process's start and
-# its parse of the circuit over more of them (digits [64,16,10]: overhead 31% at 8, 23% at 32)
-LANE_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -33,10 +30,10 @@ def reruns(engine_name: str) -> bool:
     return "reruns" in get_engine(engine_name).capabilities
 
 
-def size(tasks: int, workers: int, lane: bool = False) -> int:
-    """Realizations per batch: :data:`BATCH` (:data:`LANE_BATCH` where the lane runs them), fewer
-    when that would leave a worker idle."""
-    return max(1, min(LANE_BATCH if lane else BATCH, -(-tasks // max(1, workers))))
+def size(tasks: int, workers: int, most: int = BATCH) -> int:
+    """Realizations per batch: ``most`` (:data:`BATCH`; the lane's :func:`~.lane.batch_size`),
+    fewer when that would leave a worker idle."""
+    return max(1, min(most, -(-tasks // max(1, workers))))
 
 
 def batches(tasks, size: int):

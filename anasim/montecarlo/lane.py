@@ -53,6 +53,10 @@ class StageMap:
 
 _MAPS: dict[tuple, tuple] = {}  # (stage circuit id, variations) -> (circuit, StageMap or None)
 _KEEP = 16
+# realizations per batch: a VACASK process's start and its parse of the circuit spread over more of
+# them (digits [64,16,10], overhead from CPU: 31% at 8, 23% at 32); the deck text bounded: 10^6
+# numbers, some 20 MB (digits: 8,200 a realization; a linear [196,64,10] one: 100,000)
+MOST, NUMBERS = 64, 1_000_000
 
 
 def usable(ctx, tasks) -> bool:
@@ -66,6 +70,16 @@ def usable(ctx, tasks) -> bool:
     if s.chunk is None or len(plan.x) > s.chunk or len(plan.x) == 0:
         return False
     return all(t.point >= 0 and all(VARIATIONS[n].fields or not sg for n, sg in t.sigmas) for t in tasks)
+
+
+def batch_size(ctx, tasks) -> int:
+    """Realizations per lane batch: :data:`MOST`, fewer where their numbers (the scaled values
+    and the later stages' samples, written as deck text) would pass :data:`NUMBERS`."""
+    names = tuple(n for n in VARIATIONS if any(dict(t.sigmas).get(n) for t in tasks))
+    maps = [stage_map(st.circuit, names) for st in ctx.plan.stages]
+    values = sum(len(g.index) for m in maps if m is not None for g in m.groups)
+    samples = len(ctx.plan.x) * sum(len(st.circuit.inputs) for st in ctx.plan.stages[1:])
+    return max(1, min(MOST, NUMBERS // max(1, values + samples)))
 
 
 def stage_map(circuit, names: tuple[str, ...]) -> StageMap | None:

@@ -46,6 +46,7 @@ from ..results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim r
 from ..results import mc_json
 from ..sim.engine import get_engine
 from ..summary import environment
+from . import batch as mcbatch
 from . import lane
 from .batch import Batch, batches, realize_batch, reruns
 from .batch import size as batch_size
@@ -104,6 +105,9 @@ class MonteCarlo:
         return out
 
 
+_TWIN: dict[int, tuple] = {}  # id(model) -> (model, its last eq. 6 twin)
+
+
 def torch_twin(family, model, z, task: Task):
     """The software Monte Carlo beside a circuit realization: the family's eq. 6 model at the
     point's coefficient sigma, from the realization's own stream [seed, index, TORCH_STREAM]
@@ -113,7 +117,12 @@ def torch_twin(family, model, z, task: Task):
     if task.point < 0 or family.eq6 is None or sigma is None:
         return None
     dist = task.dist if dict(task.sigmas).get("coeff") else "gauss"
-    twin = family.eq6(model, sigma, [task.seed, task.index, TORCH_STREAM], dist)
+    # one twin per model, its coefficients written anew for each realization (the parent's rows come one by one)
+    held = _TWIN.get(id(model))
+    scratch = held[1] if held is not None and held[0] is model else None
+    twin = family.eq6(model, sigma, [task.seed, task.index, TORCH_STREAM], dist, scratch=scratch)
+    _TWIN.clear()
+    _TWIN[id(model)] = (model, twin)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core's work, as the workers did it: the same sums, the same numbers
     try:
@@ -264,8 +273,9 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
     # larger ones where the lane runs them as arrays (montecarlo/lane.py)
     if reruns(settings.engine):
         todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
-        arrays = lane.usable(ctx, [Task(p, 0, sig, mc.seed, mc.dist) for p, sig in enumerate(points)])
-        fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers(), arrays))
+        first = [Task(p, 0, sig, mc.seed, mc.dist) for p, sig in enumerate(points)]
+        most = lane.batch_size(ctx, first) if lane.usable(ctx, first) else mcbatch.BATCH
+        fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers(), most))
     else:
         fn, work = realize, tasks()
     total = mc.realizations * len(points)

@@ -61,8 +61,14 @@ class TDKANLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(d_out))
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
+        held = self.__dict__.get("held_basis")  # (x, its basis), kept by an eq. 6 twin's first layer
+        if held is not None and held[0].shape == x.shape and torch.equal(held[0], x):
+            return held[1]
         u = map_input(x, self.v_range, self.mapping)  # [B, in] volts on the row lines
-        return torch.stack([d.torch_current(u) for d in self.bases], dim=-1)  # [B, in, K]
+        phi = torch.stack([d.torch_current(u) for d in self.bases], dim=-1)  # [B, in, K]
+        if "held_basis" in self.__dict__ and not torch.is_grad_enabled():
+            self.__dict__["held_basis"] = (x.detach().clone(), phi)
+        return phi
 
     def effective_coeffs(self) -> torch.Tensor:
         theta = self.coeffs
@@ -194,16 +200,20 @@ def scale_coefficients(model: TDKAN, factors: dict[tuple[int, int, int, int], fl
     return twin
 
 
-def eq6_twin(model: TDKAN, sigma: float, seed, dist: str = "gauss") -> TDKAN:
+def eq6_twin(model: TDKAN, sigma: float, seed, dist: str = "gauss", scratch: TDKAN | None = None) -> TDKAN:
     """A copy of ``model`` whose every coefficient is multiplied by 1 + delta, the paper's eq. 6
     in software, delta drawn by ``variations.eq6`` from ``np.random.default_rng(seed)``: the torch
-    Monte Carlo a circuit realization is shown beside."""
+    Monte Carlo a circuit realization is shown beside. ``scratch``: an earlier twin of ``model``
+    to write it into (its coefficients set anew), not a new copy: a copy was 2 ms a realization."""
     from ...montecarlo.variations import eq6
 
     rng = np.random.default_rng(seed)
-    twin = copy.deepcopy(model)
+    twin = copy.deepcopy(model) if scratch is None else scratch
+    # its first layer's basis depends on the samples only: kept for the next realization's twin
+    # (written into this one as ``scratch``), half of a digits twin's 3 ms
+    twin.layers[0].__dict__.setdefault("held_basis", None)
     with torch.no_grad():
-        for layer in twin.layers:
+        for layer, nominal in zip(twin.layers, model.layers, strict=True):
             f = eq6(rng, sigma, layer.coeffs.numel(), dist).reshape(tuple(layer.coeffs.shape))  # [in, out, K]
-            layer.coeffs *= torch.as_tensor(f, dtype=layer.coeffs.dtype)
+            layer.coeffs.copy_(nominal.coeffs * torch.as_tensor(f, dtype=layer.coeffs.dtype))
     return twin

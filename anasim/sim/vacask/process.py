@@ -127,43 +127,58 @@ _POINT = b"Sweep point: "
 LINE_KEPT = 300  # characters of a long line the log keeps
 # the reader's reads: VACASK prints a sweep point's line as it starts it (stdbuf -oL) and a read
 # per line woke the reader 720 times in a digits Monte Carlo realization (8.6 ms of its CPU);
-# a pause after each read that drains the pipe takes them a few at a time (1.8 ms), well before
+# a pause after each read that drains the pipe takes them a few at a time (2.1 ms), well before
 # VACASK fills the pipe's 64 kB (a [64,16,10] layer prints 1.4 kB a point, 0.25 ms apart)
 BLOCK, GATHER = 65536, 0.005
 
 
 class _Reader(threading.Thread):
-    """Reads a pipe to its end (VACASK blocks on a full pipe) into lines, counting sweep points:
-    ``points`` started; ``on_point(n)``: n points finished. It reads no clock: the CPU clock is a
-    read of /proc, and per point that was a third of a Monte Carlo realization's Python on the
-    digits TD-KAN (720 points: 33 of 95 ms); :func:`run_deck` reads it as it polls."""
+    """Reads a pipe to its end (VACASK blocks on a full pipe) in blocks of whole lines, counting
+    sweep points: ``points`` started; ``on_point(n)``: n points finished. Lines are cut short
+    once, in :meth:`text`, not one by one as they come (720 a digits Monte Carlo realization).
+    It reads no clock: the CPU clock is a read of /proc, and per point that was a third of a
+    Monte Carlo realization's Python on the digits TD-KAN (720 points: 33 of 95 ms);
+    :func:`run_deck` reads it as it polls."""
 
     def __init__(self, stream, on_point=None):
         super().__init__(daemon=True)
         self.stream, self.on_point = stream, on_point
-        self.lines: list[bytes] = []
+        self.chunks: list[bytes] = []
         self.points = 0
 
     def run(self) -> None:
         rest = b""
         while block := os.read(self.stream.fileno(), BLOCK):
-            *whole, rest = (rest + block).split(b"\n")
-            for line in whole:
-                self._line(line)
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                self._whole(data[:cut])
+            rest = data[cut:]
             if len(block) < BLOCK:  # the pipe is drained: let lines gather rather than wake for each
                 time.sleep(GATHER)
         if rest:
-            self._line(rest)
+            self._whole(rest)
 
-    def _line(self, line: bytes) -> None:
-        if line.startswith(_POINT):
-            self.points += 1
+    def _whole(self, lines: bytes) -> None:
+        # every block starts a line: its points are the lines that start with VACASK's words
+        self.chunks.append(lines)
+        found = lines.count(b"\n" + _POINT) + lines.startswith(_POINT)
+        if found:
+            self.points += found
             if self.on_point is not None and self.points > 1:
-                self.on_point(self.points - 1)  # the point before this one is finished
-            line = line[:LINE_KEPT] + (b" ..." if len(line) > LINE_KEPT else b"")
-        elif len(line) > 4 * LINE_KEPT:
-            line = line[: 4 * LINE_KEPT] + b" ..."
-        self.lines.append(line)
+                self.on_point(self.points - 1)  # the points before the last one begun are finished
+
+    def text(self) -> str:
+        """What VACASK printed, a sweep point's line cut at :data:`LINE_KEPT` characters and any
+        other line at four times that."""
+        lines = b"".join(self.chunks).split(b"\n")
+        return b"\n".join([_cut(line) if len(line) > LINE_KEPT else line for line in lines]).decode(
+            errors="replace").replace("\r", "\n")  # fmt: skip
+
+
+def _cut(line: bytes) -> bytes:
+    keep = LINE_KEPT if line.startswith(_POINT) else 4 * LINE_KEPT
+    return line[:keep] + b" ..." if len(line) > keep else line
 
 
 _COMPILING = threading.Lock()
@@ -213,7 +228,10 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
             if pid:
                 proc.returncode, usage = os.waitstatus_to_exitcode(status), rusage
                 break
-            time.sleep(0.02 if time.monotonic() - t0 < 1 else 0.1)
+            if reader.is_alive():  # wakes as VACASK closes its output, i.e. exits: a sleep would idle
+                reader.join(0.02 if time.monotonic() - t0 < 1 else 0.1)  # up to 0.1 s after each run
+            else:
+                time.sleep(0.001)
             now = time.monotonic()
             if stall is not None and reader.points != seen:  # a point started since the last poll
                 seen, seen_at = reader.points, clock()
@@ -235,7 +253,7 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
         proc.stdout.close()
     wall = time.monotonic() - t0
     live.check()
-    log = b"\n".join(reader.lines).decode(errors="replace").replace("\r", "\n")
+    log = reader.text()
     (work / LOG).write_text(log)
     if stalled:
         raise Stalled(why, work, log, max(0, reader.points - 1), NAME)
