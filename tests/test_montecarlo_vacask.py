@@ -170,9 +170,9 @@ def test_sample_text_written_once_equals_the_text_written_afresh(vacask_run, tmp
     diff = np.abs(outputs(folder) - outputs(vacask_run)).max() / span(folder)
     assert diff <= 1e-12, diff  # the reused text is the same numbers
     x = np.random.default_rng(1).standard_normal((50, 7))
-    fresh = "{[" + "], [".join(", ".join(map(repr, r)) for r in x.tolist()) + "]}"
+    fresh = "{[" + "], [".join(", ".join(f"{v:.17g}" for v in r) for r in x.tolist()) + "]}"
     assert writer._samples(x) == writer._samples(x.copy()) == fresh
     y = x.copy()
     y[3, 4] = np.nextafter(y[3, 4], 9.0)  # one bit apart: a text of its own
-    assert writer._samples(y) != fresh and repr(float(y[3, 4])) in writer._samples(y)
+    assert writer._samples(y) != fresh and f"{y[3, 4]:.17g}" in writer._samples(y)
     assert len(writer._SAMPLE_TEXT) <= keep

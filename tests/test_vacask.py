@@ -68,6 +68,26 @@ def test_a_three_sample_sweep_is_exact_on_every_engine(name, tmp_path):
     np.testing.assert_allclose(res.outputs[:, 0], x[:, 0] * 0.75, rtol=1e-9, atol=0)
 
 
+def test_vacask_reads_the_writer_s_numbers_back_bit_for_bit(tmp_path):
+    """writer.numbers writes 17 significant digits ("%.17g", integers without a point): each
+    source's value, read back from VACASK's binary raw file, is the double written, exactly."""
+    from anasim.sim.vacask import process, writer
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.standard_normal(30), rng.random(10) * 1e-6, rng.standard_normal(10) * 1e3,
+                             [0.0, 1.0, -2.0, 0.1, 1 / 3, 2.0**60, 1e-300]])  # fmt: skip
+    k = len(values)
+    deck = ["numbers", "ground 0", 'load "resistor.osdi"', "model vsource vsource", "model resistor resistor",
+            *(f"V{i} (n{i} 0) vsource dc=xs[{i}]" for i in range(k)),
+            *(f"R{i} (n{i} 0) resistor r=1k" for i in range(k)),
+            "control", '  options rawfile="binary"', f"  var xs={writer.numbers(values)}",
+            "  save " + " ".join(f"v(n{i})" for i in range(k)), "  analysis o op", "endc"]  # fmt: skip
+    process.run_deck("\n".join(deck) + "\n", tmp_path, "o.raw")
+    raw = process.read_raw(tmp_path / "o.raw")
+    assert np.array_equal([raw[f"n{i}"][0] for i in range(k)], values)
+    assert writer.numbers(values[:2].reshape(1, 2)) == f"{{[{values[0]:.17g}, {values[1]:.17g}]}}"
+
+
 def test_vacask_runs_what_it_says_and_no_lockstep():
     vacask = get_engine("vacask")
     assert vacask.capabilities == {"dc-sweep", "op", "tran", "static-power", "reruns", "scaled-reruns"}

@@ -17,13 +17,16 @@ process, wall) and ``cpu_s`` (user + system of the process).
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import re
+import select
 import shutil
 import subprocess
 import threading
 import time
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 
@@ -126,10 +129,12 @@ def reason(log: str) -> str:
 _POINT = b"Sweep point: "
 LINE_KEPT = 300  # characters of a long line the log keeps
 # the reader's reads: VACASK prints a sweep point's line as it starts it (stdbuf -oL) and a read
-# per line woke the reader 720 times in a digits Monte Carlo realization (8.6 ms of its CPU);
-# a pause after each read that drains the pipe takes them a few at a time (2.1 ms), well before
-# VACASK fills the pipe's 64 kB (a [64,16,10] layer prints 1.4 kB a point, 0.25 ms apart)
-BLOCK, GATHER = 65536, 0.005
+# per line woke the reader 720 times in a digits Monte Carlo realization (8.6 ms of its CPU); a
+# pause after each read that drains the pipe takes them many at a time, the pipe made 1 MB so
+# that VACASK does not fill it meanwhile (a [64,16,10] layer prints 0.65 kB a point, 0.12 ms
+# apart: 0.3 MB in the pause). 64 realizations' first layer, 15 MB: 145 ms of the reader's CPU
+# with 64 kB and 5 ms, 44 with 1 MB and 50 ms
+BLOCK, GATHER, PIPE = 1 << 20, 0.05, 1 << 20
 
 
 class _Reader(threading.Thread):
@@ -140,24 +145,35 @@ class _Reader(threading.Thread):
     Monte Carlo realization's Python on the digits TD-KAN (720 points: 33 of 95 ms);
     :func:`run_deck` reads it as it polls."""
 
-    def __init__(self, stream, on_point=None):
+    def __init__(self, stream, on_point=None, pid: int | None = None):
         super().__init__(daemon=True)
-        self.stream, self.on_point = stream, on_point
+        self.stream, self.on_point, self.pid = stream, on_point, pid
         self.chunks: list[bytes] = []
         self.points = 0
 
     def run(self) -> None:
-        rest = b""
-        while block := os.read(self.stream.fileno(), BLOCK):
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                self._whole(data[:cut])
-            rest = data[cut:]
-            if len(block) < BLOCK:  # the pipe is drained: let lines gather rather than wake for each
-                time.sleep(GATHER)
-        if rest:
-            self._whole(rest)
+        exited = None  # a descriptor readable once VACASK has exited: the pause ends then, not later
+        if self.pid is not None:
+            with suppress(OSError):
+                exited = os.pidfd_open(self.pid)
+        try:
+            rest = b""
+            while block := os.read(self.stream.fileno(), BLOCK):
+                data = rest + block
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    self._whole(data[:cut])
+                rest = data[cut:]
+                if len(block) < BLOCK:  # the pipe is drained: let lines gather rather than wake for each
+                    if exited is None:
+                        time.sleep(GATHER)
+                    else:
+                        select.select([exited], [], [], GATHER)
+            if rest:
+                self._whole(rest)
+        finally:
+            if exited is not None:
+                os.close(exited)
 
     def _whole(self, lines: bytes) -> None:
         # every block starts a line: its points are the lines that start with VACASK's words
@@ -217,8 +233,10 @@ def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall:
         (work / deck_name).write_text(text)
     (work / expect).unlink(missing_ok=True)
     proc = live.start(command(deck_name, work), work, stderr=subprocess.STDOUT)
+    with suppress(OSError):  # a larger pipe where the system allows it (see PIPE)
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE)
     clock = live.cpu_clock(proc)  # the budget counts VACASK's CPU seconds, not a busy machine's wall
-    reader = _Reader(proc.stdout, on_point)
+    reader = _Reader(proc.stdout, on_point, proc.pid)
     reader.start()
     t0, why, stalled, usage = time.monotonic(), None, False, None
     seen, seen_at = 0, clock()  # points started, and VACASK's CPU seconds when that count was first seen

@@ -96,7 +96,7 @@ def deck(circuit, runs: list, scaled: list[tuple[Scaled, ...]], engine_line: str
             raise AnasimError("VACASK scaled rerun: the runs of one group must differ only in samples and values")
         if mine:
             out.append("  var " + " ".join(
-                f"{v}={values(circuit, base.body, s, v).tolist()!r}" for v, s in zip(names, mine)))  # fmt: skip
+                f"{v}={writer.numbers(values(circuit, base.body, s, v))}" for v, s in zip(names, mine)))  # fmt: skip
         if sweep is not None and sweep[1]:
             if sweep[1] not in samples:
                 samples[sweep[1]] = f"anasim_x{len(samples)}"
