@@ -180,7 +180,10 @@ def main(argv: list[str]) -> dict:
         res["f14"] = f14(*((1, 3) if quick else (2, 22)))
     elif OUT.is_file() and "f14" in (old := json.loads(OUT.read_text())):  # kept from the run that measured it
         res["f14"] = old["f14"] | {"measured_in": "an earlier run (this one ran --no-f14)"}
-        res["commands_f14"] = [c for c in old.get("commands", []) if " f14.pt " in c]
+        # the commands of the run that measured them, carried over by every run since
+        res["commands_f14"] = old.get("commands_f14") or [
+            c for c in old.get("commands", []) if " f14.pt " in c and "timed" not in c
+        ]
     if OUT.is_file() and "f14_timed" in (old := json.loads(OUT.read_text())):  # --timed's run, kept and named
         res["f14_timed"] = old["f14_timed"] | {"measured_in": "an earlier run (mc_vacask.py --timed)"}
     res["load1_after"] = round(os.getloadavg()[0], 2)

@@ -89,7 +89,7 @@ def group_deck(reqs: list[Request]) -> str:
     return "\n".join([*out, *base.tail]) + "\n"
 
 
-def _sections(log: str, n: int) -> list[str]:
+def sections(log: str, n: int) -> list[str]:
     """The log's part for each analysis ``m<k>`` (the parse and set-up go with the first)."""
     parts = log.split("Running analysis 'm")
     if len(parts) != n + 1:
@@ -186,7 +186,7 @@ class Session:
         wall = time.perf_counter() - t0
         self.counts["grouped_runs"] += 1
         self.counts["grouped_requests"] += len(reqs)
-        for k, (r, part) in enumerate(zip(reqs, _sections(log, len(reqs)))):
+        for k, (r, part) in enumerate(zip(reqs, sections(log, len(reqs)))):
             r.folder.mkdir(parents=True, exist_ok=True)
             target = r.folder / writer.results_file(r.run)
             shutil.move(work / f"m{k:04d}.raw", target)

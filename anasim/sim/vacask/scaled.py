@@ -23,7 +23,7 @@ from ...circuit.ir import VCCS, Device, Resistor, num
 from ...errors import AnasimError
 from ..run import Scaled, Vectors
 from . import process, writer
-from .alter import _sections
+from .alter import sections
 
 _CACHE: dict[tuple, tuple] = {}  # (circuit id, kind, index) -> (circuit, line positions, constants, params)
 _KEEP = 64
@@ -85,11 +85,11 @@ def deck(circuit, runs: list, scaled: list[tuple[Scaled, ...]], engine_line: str
             lines[i] = f"{base.body.instances[i][1]} {text}"
     out = [*base.head, *lines, *map(writer.Parts.line, base.stimulus), *base.control]
     samples: dict[str, str] = {}
-    rails = writer._has_rails(circuit)
+    rails = writer.has_rails(circuit)
     kinds = [(s.kind, s.index.tobytes()) for s in scaled[0]]
     for k, (run, mine) in enumerate(zip(runs, scaled)):
         # the control block of run k (the writer's), not its whole deck: the circuit is the same
-        control, sweep, analysis = (base.control, base.sweep, base.analysis) if k == 0 else writer._control(
+        control, sweep, analysis = (base.control, base.sweep, base.analysis) if k == 0 else writer.control_block(
             circuit, run, rails)  # fmt: skip
         if tuple(control) != base.control or (sweep and sweep[0]) != (base.sweep and base.sweep[0]) or (
             analysis[0] != base.analysis[0]) or [(s.kind, s.index.tobytes()) for s in mine] != kinds:  # fmt: skip
@@ -123,7 +123,7 @@ def run(engine, circuit, runs: list, scaled: list[tuple[Scaled, ...]], folder: P
     log, counters = process.run_deck(text, folder, f"m{len(runs) - 1:04d}.raw", timeout * len(runs), stall)
     wall, n = time.perf_counter() - t0, len(runs)
     out = []
-    for k, (r, part) in enumerate(zip(runs, _sections(log, n))):
+    for k, (r, part) in enumerate(zip(runs, sections(log, n))):
         raw = process.read_raw(folder / f"m{k:04d}.raw")
         scale = next(iter(raw.values())) if raw else np.empty(0)
         vec = Vectors(scale, {node: raw[node] for node in r.save}, folder=folder, engine=engine.name)

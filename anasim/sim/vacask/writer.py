@@ -306,7 +306,7 @@ def _nodeset(voltages: dict[str, float]) -> str:
     return "{" + ", ".join(f'"{ident(n)}", {num(v)}' for n, v in voltages.items()) + "}"
 
 
-def _control(circuit: Circuit, run: Run, rails: bool | None = None) -> tuple[list[str], tuple[str, str] | None,
+def control_block(circuit: Circuit, run: Run, rails: bool | None = None) -> tuple[list[str], tuple[str, str] | None,
                                                                              tuple[str, str]]:  # fmt: skip
     """The control block: its lines before the sweep, the sweep (its line up to the samples, and
     the samples' text or ""), and the analysis (its name, and what follows the name). ``rails``:
@@ -330,7 +330,7 @@ def _control(circuit: Circuit, run: Run, rails: bool | None = None) -> tuple[lis
             sweep = (f'  sweep {ident(a.source)} instance="V{a.source}" parameter="dc" from={num(a.start)} '
                      f"to={num(a.stop)} step={num(a.step)}", "")  # fmt: skip
         op = "op"
-        if isinstance(stim, SampleSweep) and len(stim.x) and (_has_rails(circuit) if rails is None else rails):
+        if isinstance(stim, SampleSweep) and len(stim.x) and (has_rails(circuit) if rails is None else rails):
             # as ngspice's .nodeset: op-amps with tanh rails diverge from the all-zero first guess
             op += " nodeset=" + _nodeset(dict(zip(circuit.inputs, np.asarray(stim.x[0], float).tolist())))
         analysis = (name, op)
@@ -345,7 +345,7 @@ def _control(circuit: Circuit, run: Run, rails: bool | None = None) -> tuple[lis
     return lines, sweep, analysis
 
 
-def _has_rails(circuit: Circuit) -> bool:
+def has_rails(circuit: Circuit) -> bool:
     return any(isinstance(e, OpAmp) and e.rails is not None for e in circuit.elements)
 
 
@@ -421,7 +421,7 @@ def parts(circuit: Circuit, run: Run | None = None, engine_line: str = "") -> Pa
     stimulus, control, sweep, analysis, tail = [], [], None, None, []
     if run is not None:
         stimulus = _stimulus(circuit, run.stimulus) + _breakpoints(run.analysis)
-        control, sweep, analysis = _control(circuit, run)
+        control, sweep, analysis = control_block(circuit, run)
         tail = ["  print stats", "endc"]  # print stats: the engine's counters, read back from the log
     if b.va and alone:
         tail += [f'embed "{va_file(b.va)}.va" <<<FILE', b.va.rstrip("\n"), ">>>FILE"]
