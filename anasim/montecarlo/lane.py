@@ -28,7 +28,7 @@ from ..sim import batch as runner
 from ..sim.driver import rescaled
 from ..sim.engine import engine_scope, get_engine
 from ..sim.run import Scaled, SimResult, add_counters, run_directory
-from .variations import VARIATIONS, Perturbation
+from .variations import VARIATIONS, Perturbation, part_index
 
 KINDS = {Device: ("area", "scale"), VCCS: ("gain",), Resistor: ("value",)}  # the fields a kind carries
 
@@ -99,12 +99,7 @@ def stage_map(circuit, names: tuple[str, ...]) -> StageMap | None:
 
 def _build(circuit, names: tuple[str, ...]) -> StageMap | None:
     parts = runner.nominal_parts(circuit)
-    where: dict[str, tuple[int, int]] = {}
-    twice = set()
-    for p, part in enumerate(parts):
-        for k, e in enumerate(part.circuit.elements):
-            if where.setdefault(e.name, (p, k)) != (p, k):
-                twice.add(e.name)
+    where, twice = part_index(parts)
     hits: list[tuple[str, int, type, int, str, str, int]] = []  # (variation, part, kind, position, field, op, draw)
     for name in names:
         v = VARIATIONS[name]

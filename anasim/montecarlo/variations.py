@@ -217,6 +217,18 @@ def _coefficient(e) -> float:
     return e.area * e.scale if isinstance(e, Device) else 1.0 / e.value if isinstance(e, Resistor) else e.gain
 
 
+def part_index(parts: list) -> tuple[dict[str, tuple[int, int]], set[str]]:
+    """Element name -> (part, position) in the runner's ``parts`` of a circuit, and the names in
+    more than one part (a held node's driver goes with every part that reads it)."""
+    where: dict[str, tuple[int, int]] = {}
+    twice = set()
+    for p, part in enumerate(parts):
+        for k, e in enumerate(part.circuit.elements):
+            if where.setdefault(e.name, (p, k)) != (p, k):
+                twice.add(e.name)
+    return where, twice
+
+
 _SELECTED: dict[tuple, tuple] = {}  # (variation, circuit id) -> (circuit, chosen, sizes)
 _SELECTED_KEEP = 64
 _SELECTED_LOCK = threading.Lock()
@@ -286,12 +298,7 @@ class Perturbation:
         draws = list(self.draws(circuit, key))
         if not draws:
             return parts
-        where: dict[str, tuple[int, int]] = {}
-        twice = set()  # names in more than one part: a held node's driver goes with every part that reads it
-        for p, part in enumerate(parts):
-            for k, e in enumerate(part.circuit.elements):
-                if where.setdefault(e.name, (p, k)) != (p, k):
-                    twice.add(e.name)
+        where, twice = part_index(parts)
         elements: dict[int, list] = {}
         for v, chosen, values in draws:
             for i, f in zip(chosen, values.tolist()):
