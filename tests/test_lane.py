@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from test_montecarlo_vacask import CKPT, SAMPLES, N, outputs, span  # its small checkpoint and sizes
+from test_rewritten import CASES, plan_of  # the small TD-KAN (edge, shared) and MLP plans
 
 from anasim.circuit.ir import VCCS, Device, Resistor
 from anasim.errors import SimError
-from anasim.families import FAMILIES, SimSettings, make_options
+from anasim.families import SimSettings
 from anasim.montecarlo import batch as mcbatch
 from anasim.montecarlo import lane
 from anasim.montecarlo.realizations import MonteCarlo
@@ -28,24 +29,10 @@ from anasim.sim import batch
 from anasim.sim.engine import engine_scope
 from anasim.sim.vacask import scaled, writer
 
-CASES = {
-    "tdkan-edge": ("tdkan", {"arch": "tdkan", "dims": [4, 3, 2], "bases": ["a21", "z21"]}, {}),
-    "tdkan-shared": ("tdkan", {"arch": "tdkan", "dims": [4, 3, 2], "bases": ["a21", "z21"]}, {"mapping": "shared"}),
-    "mlp": ("mlp", {"arch": "mlp", "dims": [4, 3, 2], "activation": "a21"}, {}),
-}
 LINEAR = [name for name, v in VARIATIONS.items() if v.linear]
 SIGMAS = [((name, 0.1),) for name in LINEAR] + [tuple((name, 0.1) for name in LINEAR)]
-CKPT = Path(__file__).parents[1] / "benchmarks" / "results" / "equivalence" / "tdkan.pt"
 EXACT = 1e-12  # of the output range: the same circuits, one VACASK process or several
 ENGINES = 1e-6  # of the output range: VACASK against ngspice (issue 31)
-
-
-def plan_of(case: str, samples: int = 6):
-    family, config, options = CASES[case]
-    torch.manual_seed(0)
-    model = FAMILIES[family].build(config).double().eval()
-    z = torch.randn(samples, config["dims"][0], dtype=torch.float64)
-    return FAMILIES[family].plan(model, z, make_options(FAMILIES[family], options, FAMILIES), SimSettings(jobs=1))
 
 
 @pytest.mark.parametrize("name", LINEAR)
@@ -126,22 +113,12 @@ def test_the_lane_takes_only_what_it_can_run():
 # --- whole Monte Carlo runs: the lane against the threads and against ngspice -------------------
 
 VARY = (("area", 0.1), ("coeff", 0.05))
-N, SAMPLES = 5, 80
 
 
 def run_mc(folder: Path, engine: str, n=N) -> Path:
     monte_carlo(load(CKPT), MonteCarlo(n, VARY, seed=3), samples=SAMPLES, json_out=folder / "mc.json", workers=1,
                 settings=SimSettings(engine=engine))  # fmt: skip
     return folder / "mc.mc"
-
-
-def outputs(folder: Path) -> np.ndarray:
-    return np.stack([np.load(folder / "outputs" / f"p0_r{r:05d}.npy") for r in range(N)])
-
-
-def span(folder: Path) -> float:
-    ref = np.load(folder / "reference.npz")["reference"]
-    return float(ref.max() - ref.min())
 
 
 @pytest.fixture(scope="module")

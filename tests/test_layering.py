@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Lowest first. A module may import modules of its own layer or of lower ones; the first prefix
 # that matches a module's dotted name gives its layer (the CLI's package installs as anasim_cli).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("anasim", "anasim.errors", "anasim.outputs", "anasim.progress")),
+    ("foundation", ("anasim", "anasim.errors", "anasim.memo", "anasim.outputs", "anasim.progress")),
     ("devices", ("anasim.devices",)),
     ("circuit", ("anasim.circuit",)),
     ("sim", ("anasim.sim",)),

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..circuit.ir import VCCS, Device, Resistor
 from ..errors import SimError
+from ..memo import ByIdentity
 from ..sim import batch as runner
 from ..sim.driver import rescaled
 from ..sim.engine import engine_scope, get_engine
@@ -51,8 +52,7 @@ class StageMap:
     ops: dict
 
 
-_MAPS: dict[tuple, tuple] = {}  # (stage circuit id, variations) -> (circuit, StageMap or None)
-_KEEP = 16
+_MAPS = ByIdentity(16)  # (stage circuit, variations) -> StageMap or None
 # realizations per batch: a VACASK process's start and its parse of the circuit spread over more of
 # them (digits [64,16,10], overhead from CPU: 31% at 8, 23% at 32); the deck text bounded: 10^6
 # numbers, some 20 MB (digits: 8,200 a realization; a linear [196,64,10] one: 100,000)
@@ -86,15 +86,7 @@ def stage_map(circuit, names: tuple[str, ...]) -> StageMap | None:
     """The map of ``circuit``'s variations ``names`` into its nominal parts; None where a draw
     would land on no element, on one in several parts, or on a kind the fields do not cover (as
     :meth:`~anasim.montecarlo.variations.Perturbation.rewritten` says None)."""
-    key = (id(circuit), names)
-    hit = _MAPS.get(key)
-    if hit is not None and hit[0] is circuit:
-        return hit[1]
-    found = _build(circuit, names)
-    _MAPS[key] = (circuit, found)
-    while len(_MAPS) > _KEEP:
-        del _MAPS[next(iter(_MAPS))]
-    return found
+    return _MAPS.get(circuit, lambda: _build(circuit, names), names)
 
 
 def _build(circuit, names: tuple[str, ...]) -> StageMap | None:

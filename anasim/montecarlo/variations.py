@@ -12,7 +12,6 @@ draws unchanged; and every sigma of a sweep scales the same normal draws (common
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..circuit.ir import VCCS, Branch, Capacitor, Circuit, Device, OpAmp, Resistor
 from ..errors import AnasimError
+from ..memo import ByIdentity
 
 CROSSBARS = ("tdkan", "mlp")
 NOISE_DISTS = ("gauss", "binary", "uniform")
@@ -229,25 +229,20 @@ def part_index(parts: list) -> tuple[dict[str, tuple[int, int]], set[str]]:
     return where, twice
 
 
-_SELECTED: dict[tuple, tuple] = {}  # (variation, circuit id) -> (circuit, chosen, sizes)
-_SELECTED_KEEP = 64
-_SELECTED_LOCK = threading.Lock()
+_SELECTED = ByIdentity(64)  # (circuit, variation) -> (chosen, sizes)
 
 
 def _selection(v: Variation, circuit: Circuit) -> tuple[list[int], list[int] | None]:
     """The elements ``v`` varies in ``circuit`` and, where a branch takes one value per theta,
     the number of values of each (None: one each); made once per circuit object, as every
     realization of a worker draws on the same plan's circuits."""
-    key = (v.name, id(circuit))
-    with _SELECTED_LOCK:  # a rerun batch's threads draw at once
-        hit = _SELECTED.get(key)
-        if hit is None or hit[0] is not circuit:
-            chosen = v.select(circuit)
-            sizes = [len(circuit.elements[i].theta) if isinstance(circuit.elements[i], Branch) else 1 for i in chosen]
-            hit = _SELECTED[key] = (circuit, chosen, sizes if any(s != 1 for s in sizes) else None)
-            while len(_SELECTED) > _SELECTED_KEEP:
-                del _SELECTED[next(iter(_SELECTED))]
-    return hit[1], hit[2]
+
+    def make():
+        chosen = v.select(circuit)
+        sizes = [len(circuit.elements[i].theta) if isinstance(circuit.elements[i], Branch) else 1 for i in chosen]
+        return chosen, sizes if any(s != 1 for s in sizes) else None
+
+    return _SELECTED.get(circuit, make, v.name)
 
 
 @dataclass(frozen=True)

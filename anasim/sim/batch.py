@@ -35,6 +35,7 @@ import numpy as np
 from ..circuit.ir import Circuit
 from ..circuit.stimulus import Run, sweep_run
 from ..errors import SimError, Stalled
+from ..memo import ByIdentity
 from ..progress import Progress
 from .engine import get_engine, sparse_fallback
 from .partition import fold_clippers, fold_pairs, ground_devices, merge_parallel, split, whole
@@ -80,27 +81,16 @@ def fast_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> lis
     return [fold_clippers(p) for p in split(c, part_size(part_elements), tuning.part_linear)]
 
 
-_NOMINAL: dict[tuple, tuple[Circuit, list]] = {}  # (id, part size, engine) -> (the circuit, its parts)
-_NOMINAL_KEEP = 16  # a plan's stages; the circuit is held, so its id is not reused while cached
-_NOMINAL_LOCK = threading.Lock()
+_NOMINAL = ByIdentity(16)  # a plan's stages (one entry per circuit, part size and engine)
 
 
 def nominal_parts(circuit: Circuit, part_elements: int | str | None = TUNED) -> list:
     """:func:`fast_parts` of ``circuit``, made once per circuit object and engine: a Monte Carlo
     worker rewrites a plan's nominal stages once, then varies the parts of each realization
-    (:func:`anasim.sim.driver.simulate`). The parts are not changed: a perturbation copies them."""
-    key = (id(circuit), part_elements, get_engine().name)
-    # held while the parts are made: a batch's threads start together and would each make them
-    # (a digits worker's first batch of 8 rewrote every stage 8 times: 0.13 CPU s each)
-    with _NOMINAL_LOCK:
-        hit = _NOMINAL.get(key)
-        if hit is not None and hit[0] is circuit:
-            return hit[1]
-        parts = fast_parts(circuit, part_elements)
-        _NOMINAL[key] = (circuit, parts)
-        while len(_NOMINAL) > _NOMINAL_KEEP:
-            del _NOMINAL[next(iter(_NOMINAL))]
-    return parts
+    (:func:`anasim.sim.driver.simulate`). The parts are not changed: a perturbation copies them.
+    Made under the cache's lock: a batch's threads start together and would each make them (a
+    digits worker's first batch of 8 rewrote every stage 8 times, 0.13 CPU s each)."""
+    return _NOMINAL.get(circuit, lambda: fast_parts(circuit, part_elements), (part_elements, get_engine().name))
 
 
 def sweep_of(circuit: Circuit, x: np.ndarray, fast: bool = True, solver: str | None = None) -> Run:

@@ -77,16 +77,23 @@ def group_deck(reqs: list[Request]) -> str:
     for k, (r, inst) in enumerate(zip(reqs, mine)):
         if k:
             out += [f'  alter instance("{inst[i][0]}") {inst[i][2]}' for i in differ]
-        sweep = r.parts.sweep
-        if sweep is not None and sweep[1]:
-            if sweep[1] not in samples:  # the first layer's samples are every realization's
-                samples[sweep[1]] = f"anasim_x{len(samples)}"
-                out.append(f"  var {samples[sweep[1]]}={sweep[1]}")
-            out.append(f"{sweep[0]} values={samples[sweep[1]]}")
-        elif sweep is not None:
-            out.append(sweep[0])
-        out.append(f"  analysis m{k:04d} {r.parts.analysis[1]}")
+        out += run_lines(k, r.parts.sweep, r.parts.analysis, samples)
     return "\n".join([*out, *base.tail]) + "\n"
+
+
+def run_lines(k: int, sweep, analysis, samples: dict[str, str]) -> list[str]:
+    """Run k of a group deck: its sweep and its analysis ``m<k>``. Each distinct list of samples
+    goes into a variable once (``samples``: text -> variable), parsed once: the first layer's
+    samples are every realization's."""
+    out = []
+    if sweep is not None and sweep[1]:
+        if sweep[1] not in samples:
+            samples[sweep[1]] = f"anasim_x{len(samples)}"
+            out.append(f"  var {samples[sweep[1]]}={sweep[1]}")
+        out.append(f"{sweep[0]} values={samples[sweep[1]]}")
+    elif sweep is not None:
+        out.append(sweep[0])
+    return [*out, f"  analysis m{k:04d} {analysis[1]}"]
 
 
 def sections(log: str, n: int) -> list[str]:

@@ -21,22 +21,22 @@ import numpy as np
 
 from ...circuit.ir import VCCS, Device, Resistor, num
 from ...errors import AnasimError
+from ...memo import ByIdentity
 from ..run import Scaled, Vectors
 from . import process, writer
-from .alter import sections
+from .alter import run_lines, sections
 
-_CACHE: dict[tuple, tuple] = {}  # (circuit id, kind, index) -> (circuit, line positions, constants, params)
-_KEEP = 64
+_TEMPLATES = ByIdentity(64)  # (circuit, kind, index, variable) -> (line positions, constants, params)
 
 
 def _template(circuit, body: writer.Body, kind: type, index: np.ndarray, var: str):
     """Per element of ``index``: the position of its instance line in ``body``, a constant
     factor of its value (a device's amps per unit; None for others) and its parameters' text
     with the value taken from element j of the variable ``var``."""
-    key = (id(circuit), kind, index.tobytes(), var)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is circuit:
-        return hit[1:]
+    return _TEMPLATES.get(circuit, lambda: _made(circuit, body, kind, index, var), (kind, index.tobytes(), var))
+
+
+def _made(circuit, body: writer.Body, kind: type, index: np.ndarray, var: str):
     elements = [circuit.elements[i] for i in index.tolist()]
     if any(type(e) is not kind for e in elements):
         raise AnasimError(f"VACASK scaled rerun: an element of {circuit.title!r} is not a {kind.__name__}")
@@ -50,9 +50,6 @@ def _template(circuit, body: writer.Body, kind: type, index: np.ndarray, var: st
         raise AnasimError(f"VACASK scaled rerun: no scaled form for a {kind.__name__}")
     line = {name: i for i, (name, _, _) in enumerate(body.instances)}
     at = [line[writer.card_name(e)] for e in elements]
-    _CACHE[key] = (circuit, at, apu, params)
-    while len(_CACHE) > _KEEP:
-        del _CACHE[next(iter(_CACHE))]
     return at, apu, params
 
 
@@ -97,14 +94,7 @@ def deck(circuit, runs: list, scaled: list[tuple[Scaled, ...]], engine_line: str
         if mine:
             out.append("  var " + " ".join(
                 f"{v}={writer.numbers(values(circuit, base.body, s, v))}" for v, s in zip(names, mine)))  # fmt: skip
-        if sweep is not None and sweep[1]:
-            if sweep[1] not in samples:
-                samples[sweep[1]] = f"anasim_x{len(samples)}"
-                out.append(f"  var {samples[sweep[1]]}={sweep[1]}")
-            out.append(f"{sweep[0]} values={samples[sweep[1]]}")
-        elif sweep is not None:
-            out.append(sweep[0])
-        out.append(f"  analysis m{k:04d} {analysis[1]}")
+        out += run_lines(k, sweep, analysis, samples)
     return "\n".join([*out, *base.tail]) + "\n", base.body
 
 
