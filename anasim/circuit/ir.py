@@ -159,6 +159,11 @@ class Clipper(BSource):
     mapping: str = "clip"  # or "sigmoid"
     gain: float = 1.0
 
+    @property
+    def plain(self) -> bool:
+        """An ideal clip with unit gain: ``np.clip`` of its input."""
+        return self.mapping == "clip" and self.gain == 1.0
+
     def apply(self, v: np.ndarray) -> np.ndarray:
         lo, hi = self.v_range
         v = v if self.gain == 1.0 else self.gain * v

@@ -30,10 +30,10 @@ def reruns(engine_name: str) -> bool:
     return "reruns" in get_engine(engine_name).capabilities
 
 
-def size(tasks: int, workers: int, most: int = BATCH) -> int:
-    """Realizations per batch: ``most`` (:data:`BATCH`; the lane's :func:`~.lane.batch_size`),
+def size(tasks: int, workers: int, most: int | None = None) -> int:
+    """Realizations per batch: ``most`` (None: :data:`BATCH`; the lane's :func:`~.lane.batch_size`),
     fewer when that would leave a worker idle."""
-    return max(1, min(most, -(-tasks // max(1, workers))))
+    return max(1, min(BATCH if most is None else most, -(-tasks // max(1, workers))))
 
 
 def batches(tasks, size: int):

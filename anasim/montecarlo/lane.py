@@ -29,7 +29,7 @@ from ..sim import batch as runner
 from ..sim.driver import rescaled
 from ..sim.engine import engine_scope, get_engine
 from ..sim.run import Scaled, SimResult, add_counters, run_directory
-from .variations import VARIATIONS, Perturbation, part_index
+from .variations import VARIATIONS, Perturbation, landing, part_index
 
 KINDS = {Device: ("area", "scale"), VCCS: ("gain",), Resistor: ("value",)}  # the fields a kind carries
 
@@ -72,11 +72,15 @@ def usable(ctx, tasks) -> bool:
     return all(t.point >= 0 and all(VARIATIONS[n].fields or not sg for n, sg in t.sigmas) for t in tasks)
 
 
+def varied(tasks) -> tuple[str, ...]:
+    """The variations any of ``tasks`` draws (a nonzero sigma), in registry order."""
+    return tuple(n for n in VARIATIONS if any(dict(t.sigmas).get(n) for t in tasks))
+
+
 def batch_size(ctx, tasks) -> int:
     """Realizations per lane batch: :data:`MOST`, fewer where their numbers (the scaled values
     and the later stages' samples, written as deck text) would pass :data:`NUMBERS`."""
-    names = tuple(n for n in VARIATIONS if any(dict(t.sigmas).get(n) for t in tasks))
-    maps = [stage_map(st.circuit, names) for st in ctx.plan.stages]
+    maps = [stage_map(st.circuit, varied(tasks)) for st in ctx.plan.stages]
     values = sum(len(g.index) for m in maps if m is not None for g in m.groups)
     samples = len(ctx.plan.x) * sum(len(st.circuit.inputs) for st in ctx.plan.stages[1:])
     return max(1, min(MOST, NUMBERS // max(1, values + samples)))
@@ -96,20 +100,11 @@ def _build(circuit, names: tuple[str, ...]) -> StageMap | None:
     for name in names:
         v = VARIATIONS[name]
         for j, i in enumerate(v.select(circuit)):
-            orig = circuit.elements[i]
-            at = where.get(orig.name)
-            if at is None or orig.name in twice:
+            at = landing(v, circuit.elements[i], parts, where, twice)
+            kind = None if at is None else type(parts[at[0]].circuit.elements[at[1]])
+            if kind not in KINDS:
                 return None
-            e = parts[at[0]].circuit.elements[at[1]]
-            if type(e) is type(orig):
-                spec = v.fields.get(type(e))
-            elif isinstance(orig, Device) and isinstance(e, VCCS):  # the rewrites' VCCS: its gain is the current
-                spec = ("gain", "*")
-            else:
-                spec = None
-            if spec is None or type(e) not in KINDS:
-                return None
-            hits.append((name, at[0], type(e), at[1], *spec, j))
+            hits.append((name, at[0], kind, at[1], at[2], at[3], j))
     members: dict[tuple[int, type], list[int]] = {}
     for _, p, kind, k, *_ in hits:
         members.setdefault((p, kind), []).append(k)
@@ -151,7 +146,7 @@ def realize(ctx, tasks) -> list[dict] | None:
     """The rows of ``tasks`` (as :func:`~anasim.montecarlo.worker.realize` gives them), every
     part of every stage one engine run for all of them; None when the lane cannot run them."""
     plan, s = ctx.plan, ctx.settings
-    names = tuple(n for n in VARIATIONS if any(dict(t.sigmas).get(n) for t in tasks))
+    names = varied(tasks)
     perts = [Perturbation(t.sigmas, t.seed, t.index, t.dist) for t in tasks]
     x = np.asarray(plan.x, dtype=float)
     work = Path(ctx.run_dir) / f"p{tasks[0].point}_lane_r{tasks[0].index:05d}" if ctx.run_dir else None
@@ -169,7 +164,7 @@ def realize(ctx, tasks) -> list[dict] | None:
                 budget = s.sample_timeout or runner.default_sample_timeout(part.circuit)
                 try:
                     vecs = engine.rerun_scaled(part.circuit, runs, [f[p] for f in fields],
-                                               rd.path / f"layer{i}_part{p:03d}", max(3600.0, budget * (len(x) + 1)),
+                                               rd.path / f"layer{i}_part{p:03d}", runner.run_timeout(budget, len(x)),
                                                budget)  # fmt: skip
                 except SimError:
                     return None

@@ -46,7 +46,6 @@ from ..results import MC_FORMAT as FORMAT  # of the summary JSON: what `anasim r
 from ..results import mc_json
 from ..sim.engine import get_engine
 from ..summary import environment
-from . import batch as mcbatch
 from . import lane
 from .batch import Batch, batches, realize_batch, reruns
 from .batch import size as batch_size
@@ -274,7 +273,7 @@ def run(net, mc: MonteCarlo, data, job, opts, fanout: Fanout = Fanout(), resume:
     if reruns(settings.engine):
         todo = need_nominal + sum((p, r) not in done for r in range(mc.realizations) for p in range(len(points)))
         first = [Task(p, 0, sig, mc.seed, mc.dist) for p, sig in enumerate(points)]
-        most = lane.batch_size(ctx, first) if lane.usable(ctx, first) else mcbatch.BATCH
+        most = lane.batch_size(ctx, first) if lane.usable(ctx, first) else None
         fn, work = realize_batch, batches(tasks(), batch_size(todo, workers or default_workers(), most))
     else:
         fn, work = realize, tasks()

@@ -229,6 +229,25 @@ def part_index(parts: list) -> tuple[dict[str, tuple[int, int]], set[str]]:
     return where, twice
 
 
+def landing(v: Variation, orig, parts: list, where: dict, twice: set) -> tuple[int, int, str, str] | None:
+    """Where a draw of linear ``v`` on the circuit's element ``orig`` lands in its rewritten
+    ``parts`` (:func:`part_index` gives ``where`` and ``twice``): (part, position, field, "*" or
+    "/"). The element itself, or the VCCS the rewrites made of a device (its gain is the device's
+    current); None for an element in no part or in several, or of a kind the field arithmetic
+    does not cover (a device merged into a table)."""
+    at = where.get(orig.name)
+    if at is None or orig.name in twice:
+        return None
+    e = parts[at[0]].circuit.elements[at[1]]
+    if type(e) is type(orig):
+        spec = (v.fields or {}).get(type(e))
+    elif isinstance(orig, Device) and isinstance(e, VCCS):
+        spec = ("gain", "*")
+    else:
+        spec = None
+    return None if spec is None else (*at, *spec)
+
+
 _SELECTED = ByIdentity(64)  # (circuit, variation) -> (chosen, sizes)
 
 
@@ -298,19 +317,14 @@ class Perturbation:
         for v, chosen, values in draws:
             for i, f in zip(chosen, values.tolist()):
                 orig = circuit.elements[i]
-                at = where.get(orig.name)
-                if at is None or orig.name in twice:
+                at = landing(v, orig, parts, where, twice)
+                if at is None:
                     return None
                 els = elements.get(at[0])
                 if els is None:
                     els = elements[at[0]] = list(parts[at[0]].circuit.elements)
                 e = els[at[1]]
-                if type(e) is type(orig):
-                    els[at[1]] = v.apply(e, f)
-                elif isinstance(orig, Device) and isinstance(e, VCCS):
-                    els[at[1]] = VCCS(e.name, e.p, e.n, e.cp, e.cn, e.gain * f)
-                else:
-                    return None
+                els[at[1]] = v.apply(e, f) if type(e) is type(orig) else VCCS(e.name, e.p, e.n, e.cp, e.cn, e.gain * f)
         return [
             part if p not in elements else replace(part, circuit=replace(part.circuit, elements=tuple(elements[p])))
             for p, part in enumerate(parts)

@@ -135,6 +135,12 @@ def default_sample_timeout(circuit: Circuit) -> float:
     return 60.0 + 0.01 * len(circuit.elements)
 
 
+def run_timeout(budget: float | None, samples: int) -> float:
+    """Seconds a run of ``samples`` may take: every sample may take the ``budget`` (CPU seconds a
+    sample, or None), so the whole run as many budgets and its set-up; at least an hour."""
+    return 3600.0 if budget is None else max(3600.0, budget * (samples + 1))
+
+
 def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: bool = True, on_point=None,
               budget: float | None = None, solver: str | None = None) -> np.ndarray:  # fmt: skip
     """One engine run over all samples of ``x`` (or its outputs from an earlier run of the same
@@ -146,8 +152,7 @@ def run_chunk(circuit: Circuit, x: np.ndarray, work: Path, rusage: dict, fast: b
     if stamp.is_file() and done.is_file() and stamp.read_text() == digest:
         rusage["reused_runs"] = rusage.get("reused_runs", 0) + 1
         return np.load(done)
-    # every sample may take the budget: the whole run may take as many budgets (and its set-up)
-    timeout = 3600.0 if budget is None else max(3600.0, budget * (len(x) + 1))
+    timeout = run_timeout(budget, len(x))
     vec = engine.run(circuit, run, work, deck=text, timeout=timeout, on_point=on_point, stall=budget)
     add_counters(rusage, vec.counters)
     out = vec.table(circuit.outputs)

@@ -88,7 +88,7 @@ class Part:
         xin = np.array(x[:, list(self.inputs)], dtype=float)
         # plain clips in one call (a digits layer's 64 columns: 0.8 ms a Monte Carlo realization
         # one by one), the same numbers: np.clip takes its bounds per column
-        plain = [(i, c) for i, c in self.clippers if c.mapping == "clip" and c.gain == 1.0]
+        plain = [(i, c) for i, c in self.clippers if c.plain]
         if len({i for i, _ in self.clippers}) < len(self.clippers):  # a column clipped twice: in turn
             plain = []
         if plain:
@@ -96,7 +96,7 @@ class Part:
             lo, hi = (np.array([c.v_range[j] for _, c in plain]) for j in (0, 1))
             xin[:, cols] = np.clip(xin[:, cols], lo, hi)
         for i, clip in self.clippers:
-            if not (plain and clip.mapping == "clip" and clip.gain == 1.0):
+            if not (plain and clip.plain):
                 xin[:, i] = clip.apply(xin[:, i])
         return xin
 

@@ -84,9 +84,7 @@ class Vacask:
                   on_point=None, stall: float | None = None) -> Vectors:  # fmt: skip
         """One deck, one VACASK process (what :meth:`run` does outside a rerun batch)."""
         body = writer.body(circuit)
-        folder.mkdir(parents=True, exist_ok=True)
-        if body.va:
-            process.link_modules(folder, writer.va_file(body.va), body.va, body.owners)
+        process.ready(folder, body)
         log, counters = process.run_deck(text, folder, writer.results_file(run), timeout, stall, on_point)
         vec = self.load(circuit, run, folder)
         if vec is None:
@@ -128,8 +126,11 @@ class Vacask:
     def load(self, circuit: Circuit, run: Run, folder: Path) -> Vectors | None:
         """The vectors a finished run of ``run`` left in ``folder`` (None when it left none)."""
         path = folder / writer.results_file(run)
-        if not path.is_file():
-            return None
+        return self.read(circuit, run, path) if path.is_file() else None
+
+    def read(self, circuit: Circuit, run: Run, path: Path) -> Vectors:
+        """The vectors of ``run`` in the raw file ``path`` (a group deck's runs write one each)."""
+        folder = path.parent
         raw = process.read_raw(path)
         scale = next(iter(raw.values())) if raw else np.empty(0)
         if run.save is not None:

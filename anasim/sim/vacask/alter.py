@@ -96,6 +96,12 @@ def run_lines(k: int, sweep, analysis, samples: dict[str, str]) -> list[str]:
     return [*out, f"  analysis m{k:04d} {analysis[1]}"]
 
 
+def share(part: str, wall: float, counters: dict[str, float], n: int) -> dict[str, float]:
+    """The counters of one of ``n`` runs of a group deck: VACASK's of its own part of the log, and
+    an even share of the process's wall and CPU seconds (``counters``: :func:`~.process.run_deck`'s)."""
+    return process.parse_stats(part) | {"elapsed_s": wall / n, "cpu_s": counters.get("cpu_s", 0.0) / n, "reruns": 1.0}
+
+
 def sections(log: str, n: int) -> list[str]:
     """The log's part for each analysis ``m<k>`` (the parse and set-up go with the first)."""
     parts = log.split("Running analysis 'm")
@@ -178,9 +184,7 @@ class Session:
         """Run ``reqs`` as one deck; False (nothing set) when VACASK could not finish it."""
         work = reqs[0].folder / "reruns"
         body = writer.body(reqs[0].circuit)
-        work.mkdir(parents=True, exist_ok=True)
-        if body.va:
-            process.link_modules(work, writer.va_file(body.va), body.va, body.owners)
+        process.ready(work, body)
         stalls = [r.stall for r in reqs if r.stall is not None]
         t0 = time.perf_counter()
         try:
@@ -199,10 +203,7 @@ class Session:
             shutil.move(work / f"m{k:04d}.raw", target)
             (r.folder / process.LOG).write_text(part)
             vec = self.engine.load(r.circuit, r.run, r.folder)
-            # a share of the process: its wall and CPU seconds split evenly over the group
-            vec.counters = process.parse_stats(part) | {
-                "elapsed_s": wall / len(reqs), "cpu_s": counters.get("cpu_s", 0.0) / len(reqs), "reruns": 1.0,
-            }  # fmt: skip
+            vec.counters = share(part, wall, counters, len(reqs))
             vec.log = part
             if r.on_point is not None:
                 r.on_point(len(vec.scale))

@@ -35,6 +35,7 @@ import numpy as np
 from ...devices import openvaf
 from ...errors import AnasimError, SimError, Stalled
 from .. import live
+from . import writer
 
 NAME = "vacask"
 LOG = "vacask.log"
@@ -218,6 +219,13 @@ def link_modules(work: Path, stem: str, va: str, owners) -> None:
         target.symlink_to(compiled)
     except OSError:  # a file system without symlinks
         target.write_bytes(compiled.read_bytes())
+
+
+def ready(work: Path, body) -> None:
+    """``work`` made, with the compiled modules a deck of ``body`` (:class:`~.writer.Body`) loads."""
+    work.mkdir(parents=True, exist_ok=True)
+    if body.va:
+        link_modules(work, writer.va_file(body.va), body.va, body.owners)
 
 
 def run_deck(text: str, work: Path, expect: str, timeout: float = 3600.0, stall: float | None = None,

@@ -3,13 +3,13 @@
 Where it sits: the Monte Carlo lane (:mod:`anasim.montecarlo.lane`) hands
 :meth:`~anasim.sim.vacask.Vacask.rerun_scaled` one nominal circuit, a sample sweep per
 realization and each realization's :class:`~anasim.sim.run.Scaled` fields (arrays, not varied
-circuits). One deck runs them all: the nominal circuit parsed once, then per realization
-``alter instance("name") ...`` of every scaled element, its sweep and its analysis ``m<k>``, as
-:mod:`.alter` groups the decks of a batch's threads. The parameter text of an altered instance
-is the writer's own for the element with those fields (the same arithmetic on whole arrays: a
-device's gain is area x amps per unit x scale), so the numbers equal those a varied circuit's
-deck would hold (tests/test_lane.py compares the text). A group VACASK cannot finish raises
-SimError: the caller runs the realizations again its usual way.
+circuits). One deck runs them all: the nominal circuit parsed once with the scaled instances'
+values read from variables, then per realization one ``var`` line giving them, its sweep and its
+analysis ``m<k>`` (as :mod:`.alter` groups the decks of a batch's threads). The values are the
+writer's own for the elements with those fields (the same arithmetic on whole arrays: a device's
+gain is area x amps per unit x scale), so the numbers equal those a varied circuit's deck would
+hold (tests/test_lane.py compares them). A group VACASK cannot finish raises SimError: the
+caller runs the realizations again its usual way.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ...errors import AnasimError
 from ...memo import ByIdentity
 from ..run import Scaled, Vectors
 from . import process, writer
-from .alter import run_lines, sections
+from .alter import run_lines, sections, share
 
 _TEMPLATES = ByIdentity(64)  # (circuit, kind, index, variable) -> (line positions, constants, params)
 
@@ -106,20 +106,14 @@ def run(engine, circuit, runs: list, scaled: list[tuple[Scaled, ...]], folder: P
     if not runs or len(runs) != len(scaled):
         raise AnasimError("VACASK scaled rerun: give one set of scaled fields per run")
     text, body = deck(circuit, runs, scaled, engine.engine_line(runs[0]))
-    folder.mkdir(parents=True, exist_ok=True)
-    if body.va:
-        process.link_modules(folder, writer.va_file(body.va), body.va, body.owners)
+    process.ready(folder, body)
     t0 = time.perf_counter()
     log, counters = process.run_deck(text, folder, f"m{len(runs) - 1:04d}.raw", timeout * len(runs), stall)
     wall, n = time.perf_counter() - t0, len(runs)
     out = []
     for k, (r, part) in enumerate(zip(runs, sections(log, n))):
-        raw = process.read_raw(folder / f"m{k:04d}.raw")
-        scale = next(iter(raw.values())) if raw else np.empty(0)
-        vec = Vectors(scale, {node: raw[node] for node in r.save}, folder=folder, engine=engine.name)
-        vec.counters = process.parse_stats(part) | {
-            "elapsed_s": wall / n, "cpu_s": counters.get("cpu_s", 0.0) / n, "reruns": 1.0,
-        }  # fmt: skip
+        vec = engine.read(circuit, r, folder / f"m{k:04d}.raw")
+        vec.counters = share(part, wall, counters, n)
         vec.log = part
         out.append(vec)
     return out
