@@ -72,14 +72,22 @@ def test_sample_timeout_must_be_a_positive_time(value):
     assert res.exit_code == 2 and "'--sample-timeout'" in res.output and "finite time > 0" in res.output, res.output
 
 
-def test_slow_samples_get_the_cost_note_once(monkeypatch, capsys):
-    """Samples slower than SLOW_SAMPLE_S get one note on stderr that says what costs the time."""
+@pytest.mark.parametrize(
+    "name, cost",
+    [("ngspice", "256 rows: 13 s an iteration; VACASK (--engine vacask)"), ("vacask", "256 rows: 0.26 s an iteration")],
+)
+def test_slow_samples_get_the_cost_note_once(monkeypatch, capsys, name, cost):
+    """Samples slower than SLOW_SAMPLE_S get one note on stderr that says what costs the time,
+    with the running engine's own measured cost of a mesh (ngspice's names the faster engine)."""
     from anasim.sim import batch
+    from anasim.sim.engine import engine_scope
 
     monkeypatch.setattr(batch, "SLOW_SAMPLE_S", 0.01)
-    batch.run_chunks(lambda start: time.sleep(0.05), [0, 1, 2], 3, 1, 1, True, lambda: None)
+    with engine_scope(name):
+        batch.run_chunks(lambda start: time.sleep(0.05), [0, 1, 2], 3, 1, 1, True, lambda: None)
     err = capsys.readouterr().err
-    assert err.count("s a sample:") == 1 and "factors at each Newton iteration" in err
+    assert err.count("s a sample:") == 1 and "factors at each Newton iteration" in err and cost in err, err
+    assert f"{name}: about " in err
 
 
 def test_the_budget_clock_counts_the_simulators_cpu_not_the_wall(tmp_path):

@@ -117,14 +117,20 @@ STRUGGLE = (
 )
 STALL_HINT = STRUGGLE + ", or a larger --sample-timeout"
 # why samples are slow without stalling (issue 30: a Fashion-MNIST [784,64,10] layer in 64-row tiles
-# with 0.1 ohm wires took 4.9 CPU s an image; KLU's factor of one tile's mesh per Newton iteration:
-# 0.08 s at 64 rows, 1.0 s at 128, 12.7 s at 256, 65-77% of the analysis: physical.py cost)
-SLOW = (
-    "wires (--wire-r) make every tile a mesh that the solver factors at each Newton iteration, at a "
-    "cost growing faster than the tile (64 rows: about 0.1 s, 256 rows: 13 s per iteration), and long "
-    "resistive lines push devices onto the negative-resistance branches of their I-V curves, where "
-    "Newton's method takes more iterations; smaller tiles (--tile ROWS,COLS) or a smaller --wire-r help"
-)
+# with 0.1 ohm wires took 4.9 CPU s an image on ngspice, its mesh factor 65-77% of the analysis)
+
+
+def slow(engine) -> str:
+    """The note a slow run prints once: what costs the time, with ``engine``'s measured mesh cost."""
+    cost = f" ({engine.tuning.mesh_cost})" if engine.tuning.mesh_cost else ""
+    return (
+        "wires (--wire-r) make every tile a mesh that the solver factors at each Newton iteration, at a "
+        f"cost growing faster than the tile{cost}, and long resistive lines push devices onto the "
+        "negative-resistance branches of their I-V curves, where Newton's method takes more iterations; "
+        "smaller tiles (--tile ROWS,COLS) or a smaller --wire-r help"
+    )
+
+
 SLOW_SAMPLE_S = 5.0  # a sample slower than this gets the note above once (most take milliseconds)
 
 
@@ -264,7 +270,7 @@ def run_chunks(job, starts, total: int, chunk: int, jobs: int, progress: bool, p
                 per = (time.monotonic() - t0) * min(jobs, len(shown)) / sum(shown.values())
                 if per > SLOW_SAMPLE_S and not noted[0]:  # say why once, not after a silent half hour
                     noted[0] = True
-                    print(f"{engine.name}: about {per:.0f} s a sample: {SLOW}", file=sys.stderr, flush=True)
+                    print(f"{engine.name}: about {per:.0f} s a sample: {slow(engine)}", file=sys.stderr, flush=True)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:

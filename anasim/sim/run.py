@@ -87,6 +87,9 @@ class Tuning:
     rewrite: Callable[[Circuit], Circuit] = lambda c: c
     # scheduled branches switch this fraction of a layer's period after its boundary (KirchhoffNet)
     switch_lag: float = 0.0
+    # what one Newton iteration of a wired tile's mesh costs on this engine, measured (the note a
+    # slow run prints: anasim.sim.batch.slow)
+    mesh_cost: str = ""
 
 
 @dataclass

@@ -31,4 +31,11 @@ PART_LINEAR = 25000
 # 100 decades instead of ngspice's dynamic stepping, which fails on saturated op-amps (--rails)
 # with linear devices; a point that converges directly does not use it, so outputs are unchanged.
 SWEEP_EXTRA = {"ngspice": {"gminsteps": 100}}
-TUNING = Tuning(PART_ELEMENTS, PART_LINEAR, SWEEP, FAST_SWEEP, SWEEP_EXTRA, factor_devices, SWITCH_LAG)
+# A wired tile's mesh factored per Newton iteration (ngspice 46, KLU; Fashion-MNIST [784,64,10],
+# 1 ohm: physical.py cost, physical.json), and VACASK's refactorization of the same tiles
+# (its logs, 10-12 images: 6-8 ms, 73-82 ms, 228-287 ms).
+MESH_COST = (
+    "64 rows: about 0.08 s, 128 rows: 1 s, 256 rows: 13 s an iteration; VACASK (--engine vacask) "
+    "factors the same meshes in about 0.007, 0.08 and 0.26 s"
+)
+TUNING = Tuning(PART_ELEMENTS, PART_LINEAR, SWEEP, FAST_SWEEP, SWEEP_EXTRA, factor_devices, SWITCH_LAG, MESH_COST)
