@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import anasim.pipeline
+import anasim.comparator
 from anasim.metrics import Bounds, Comparison
 from anasim_cli.main import cli
 
@@ -58,13 +58,13 @@ def test_error_flag_names_and_counts_samples(bad, bounds, flagged, named):
 @pytest.fixture
 def corrupted(monkeypatch):
     """Samples 1 and 3 of every simulation end near 1e96 V, as a KirchhoffNet with large thetas did."""
-    real = anasim.pipeline.finish
+    real = anasim.comparator.finish
 
     def finish(res, rd):
         res.outputs[[1, 3]] = 1e96
         return real(res, rd)
 
-    monkeypatch.setattr(anasim.pipeline, "finish", finish)
+    monkeypatch.setattr(anasim.comparator, "finish", finish)
 
 
 @pytest.mark.parametrize("strict, code", [(False, 0), (True, 3)])

@@ -209,7 +209,7 @@ def test_simulate_keeps_the_other_samples_when_one_fails(tmp_path, monkeypatch):
 
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.2]])
     toy = Dataset("toy", x, x[:, :1], x, x[:, :1], x, x[:, :1], {}, task="regression")
-    monkeypatch.setattr("anasim.pipeline.load_dataset", lambda *a, **k: toy)
+    monkeypatch.setattr("anasim.jobs.load_dataset", lambda *a, **k: toy)
     cfg = {"arch": "kirchhoffnet", "dims": [2, 1], "nodes": [2], "repeat": 1, "branch": "relu"}
     from anasim.families import build_model
 

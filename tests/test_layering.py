@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("families", ("anasim.families",)),
     ("models and records", ("anasim.data", "anasim.checkpoint", "anasim.train", "anasim.metrics",
                             "anasim.results", "anasim.sidecar", "anasim.summary")),
-    ("runs", ("anasim.pipeline", "anasim.montecarlo")),
+    ("runs", ("anasim.jobs", "anasim.comparator", "anasim.pipeline", "anasim.montecarlo")),
     ("applications", ("anasim.control", "anasim.library", "anasim.report")),
     ("cli", ("cli", "anasim_cli")),
 ]  # fmt: skip

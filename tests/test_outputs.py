@@ -85,8 +85,9 @@ def test_an_output_that_would_overwrite_an_input_or_another_output_is_refused_be
     shutil.copy(TDKAN, "m.pt")
     os.link("m.pt", "link.pt")  # the same file by another name
     before = sha(Path("m.pt"))
-    for name in ("prepare", "fit_options"):  # simulate and Monte Carlo; compile
-        monkeypatch.setattr(f"anasim.pipeline.{name}", _no_work)
+    # simulate; Monte Carlo; compile
+    for name in ("anasim.comparator.prepare", "anasim.pipeline.prepare", "anasim.pipeline.fit_options"):
+        monkeypatch.setattr(name, _no_work)
     monkeypatch.setattr("anasim.control.compare._control_simulate", _no_work)
     monkeypatch.setattr("anasim.report.load_results", _no_work)
     monkeypatch.setattr("anasim.devices.plots.plot_device", _no_work)
@@ -109,7 +110,8 @@ def test_distinct_outputs_pass(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("mc", [False, True], ids=["simulate", "monte-carlo"])
 def test_a_json_in_use_by_another_run_is_refused_at_once(tmp_path, monkeypatch, mc):
-    monkeypatch.setattr("anasim.pipeline.prepare", _no_work)
+    monkeypatch.setattr("anasim.comparator.prepare", _no_work)  # simulate
+    monkeypatch.setattr("anasim.pipeline.prepare", _no_work)  # Monte Carlo
     out = tmp_path / "s.json"
     held = OutputLock(out, "--json")  # another run is writing s.json (an flock: the same as another process)
     try:
