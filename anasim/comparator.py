@@ -2,7 +2,8 @@
 several, compared sample by sample (:class:`~anasim.metrics.Comparison`), each other engine in
 a block of its own with the largest difference between the engines (``engine_agreement``).
 The results file (JSON + .npz) is written before any failure is raised; on Ctrl-C the samples
-that finished are written, marked partial.
+that finished are written, marked partial (a rerun in the same run folder reuses the engine runs
+that finished).
 
 Where it sits in the flow: after :mod:`anasim.jobs` (inputs checked) and the driver
 (:mod:`anasim.sim.driver`, which runs the plan); :func:`write_results` writes the typed record

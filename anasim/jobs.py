@@ -66,6 +66,7 @@ class Network:
 
 
 def load(path: str | Path) -> Network:
+    """The checkpoint at ``path``, verified and read with weights only (:mod:`anasim.checkpoint`)."""
     ckpt, model = load_checkpoint(path)
     sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return Network(Path(path), ckpt, model.double(), family_of(model), sha256)
