@@ -145,7 +145,7 @@ def project(row: dict) -> dict:
     """VACASK's 1,000 images in runs of 500 (2 workers): a cell's runs hold a few images each, so
     they pay the parse and elaboration of every deck for few images; at 500 a run that share is
     under 1% (the 1,000-image run of physical.py: 0.8%), so the projection leaves it out. It
-    still counts each run's first point, whose Newton starts from zero (5 to 8 iterations, against
+    still counts each run's first point, whose Newton starts from zero (5 iterations at 128 rows, against
     3.8 to 4.0 a point after it): with one image a run (128 and 256 rows, 2 jobs) that overstates
     the 1,000 images, 4,295 CPU s projected at 128 rows against 2,631 measured (physical.json)."""
     per = row["vacask_cpu_s_per_image"] * (1 - row["vacask_limits"]["parse_elaboration_share"])
