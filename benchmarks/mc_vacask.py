@@ -1,7 +1,7 @@
 """Monte Carlo on VACASK without re-parsing (issue 31, item 4): its overhead and speed beside ngspice's.
 
 On VACASK a batch of realizations shares one process per deck: the circuit parsed once. Linear
-variations (the digits run's area) take the lane (anasim/montecarlo/lane.py): up to 32
+variations (the digits run's area) take the lane (anasim/montecarlo/lane.py): up to 64
 realizations as arrays of element values, set by one ``var`` line each before its analysis;
 others (the [196,64,10] run's op-amp gain and offset) run in threads whose decks are grouped, each
 realization's instance parameters altered (anasim/montecarlo/batch.py, anasim/sim/vacask/alter.py).

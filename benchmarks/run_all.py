@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one run (accuracy, the paper's MLPs searched, the paper's configurations
 through their circuits, any pair of bases, fidelity, circuit speed, KirchhoffNet, Monte Carlo
 (and whether one parsed deck could serve its realizations; VACASK reruns of one parsed circuit), physical crossbars, lock-step co-simulation, closed-loop control, ngspice's Sparse against KLU, device curves as OSDI modules against B-sources, VACASK against ngspice,
-the wired Fashion-MNIST table on both engines)."""
+the wired Fashion-MNIST table on both engines, a wired tile's Newton iterations on VACASK)."""
 
 import accuracy
 import control
@@ -17,6 +17,7 @@ import mc_reuse
 import mc_vacask
 import mlp_search
 import montecarlo
+import newton
 import osdi
 import paper_circuits
 import physical
@@ -61,3 +62,4 @@ if __name__ == "__main__":
     scale.main(["tuning"])
     physical.main(["fashion", "--samples", "1000", "--tiles", "64", "--ohms", "1", "--engine", "vacask", "--jobs", "2"])
     scale.main(["summary"])
+    newton.main()  # where a wired tile's time goes on VACASK: iterations a point, factorizations

@@ -146,9 +146,10 @@ def project(row: dict) -> dict:
     they pay the parse and elaboration of every deck for few images; at 500 a run that share is
     under 1% (the 1,000-image run of physical.py: 0.8%), so the projection leaves it out. It
     still counts each run's first point, whose Newton starts from zero with a full factorization
-    (at 128 rows 5 iterations and 178 ms, against 3.8 to 4.0 iterations a point and 79 ms a
-    refactorization after it): with one image a run (128 and 256 rows, 2 jobs) that overstates the
-    1,000 images, 4,295 CPU s projected at 128 rows against 2,631 measured (physical.json)."""
+    (at 128 rows about 5 iterations and a factorization of 101 ms, against 3.8 iterations a point
+    and 75 ms a refactorization later: newton.json): with one image a run (128 and 256 rows, 2
+    jobs) that overstates the 1,000 images, 4,295 CPU s projected at 128 rows against 2,631
+    measured (physical.json)."""
     per = row["vacask_cpu_s_per_image"] * (1 - row["vacask_limits"]["parse_elaboration_share"])
     row["vacask_1000_cpu_s_projected_500_per_run"] = round(1000 * per)
     row["vacask_1000_wall_min_2_idle_cores_500_per_run"] = round(1000 * per / 2 / 60, 1)

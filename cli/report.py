@@ -16,7 +16,8 @@ from ._util import friendly
     multiple=True,
     metavar="NAME=VALUE",
     help="Fail (exit 1) unless every simulate result passes: agreement=0.995 (minimum argmax agreement), "
-    "accuracy-drop=0.5 (points), loss-ratio=1.01, max-error=1e-3 (of the output range). Repeat.",
+    "accuracy-drop=0.5 (points), loss-ratio=1.01, max-error=1e-3 (of the output range), engines=1e-6 (the "
+    "largest difference between the engines of --engine ngspice,vacask, of the output range). Repeat.",
 )
 @click.option("--quiet", is_flag=True, help="Do not print the comparison table.")
 @friendly

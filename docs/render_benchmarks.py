@@ -340,8 +340,8 @@ RENDERERS: dict[str, Section] = {
     "engines.json": Section("benchmarks/engines.py", rows_and_runs, "ngspice: Sparse against KLU", "Engines and solvers"),
     "osdi.json": Section("benchmarks/osdi.py", rows_and_runs, "Device curves as OSDI modules against B-sources", "Engines and solvers"),
     "vacask.json": Section("benchmarks/vacask.py", rows_and_runs, "VACASK against ngspice", "Engines and solvers"),
-    # issue 31, item 5 (benchmarks/scale.py, in another branch): rendered once the file lands
     "scale.json": Section("benchmarks/scale.py", generic, "Wired Fashion-MNIST on ngspice and VACASK", "Engines and solvers"),
+    "newton.json": Section("benchmarks/newton.py", generic, "A wired tile's Newton iterations and factorizations on VACASK", "Engines and solvers"),
 }  # fmt: skip
 
 

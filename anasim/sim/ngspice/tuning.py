@@ -32,10 +32,9 @@ PART_LINEAR = 25000
 # with linear devices; a point that converges directly does not use it, so outputs are unchanged.
 SWEEP_EXTRA = {"ngspice": {"gminsteps": 100}}
 # A wired tile's mesh factored per Newton iteration (ngspice 46, KLU; Fashion-MNIST [784,64,10],
-# 1 ohm: physical.py cost, physical.json), and VACASK's refactorization of the same tiles
-# (its logs, 10-12 images: 6-8 ms, 73-82 ms, 228-287 ms).
+# 1 ohm: physical.py cost, physical.json), and a VACASK iteration of the same tiles (newton.json).
 MESH_COST = (
     "64 rows: about 0.08 s, 128 rows: 1 s, 256 rows: 13 s an iteration; VACASK (--engine vacask) "
-    "factors the same meshes in about 0.007, 0.08 and 0.26 s"
+    "takes about 0.008, 0.09 and 0.26 s"
 )
 TUNING = Tuning(PART_ELEMENTS, PART_LINEAR, SWEEP, FAST_SWEEP, SWEEP_EXTRA, factor_devices, SWITCH_LAG, MESH_COST)

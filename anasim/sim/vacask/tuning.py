@@ -23,8 +23,8 @@ from ..tuning import FAST_SWEEP, SWEEP, SWITCH_LAG, factor_devices
 PART_ELEMENTS = 2000
 PART_LINEAR = 100000
 
-# A wired tile's mesh refactored per Newton iteration (its logs, Fashion-MNIST [784,64,10], 1 ohm,
-# 10-12 images: 6-8 ms at 64 rows, 73-82 ms at 128, 228-287 ms at 256); a point takes at least
-# two iterations, these tiles 3.8-4.0 (docs/guide/physical.md).
-MESH_COST = "64 rows: about 0.007 s, 128 rows: 0.08 s, 256 rows: 0.26 s an iteration"
+# A wired tile's Newton iteration: its mesh refactored, the devices evaluated, the solve
+# (benchmarks/newton.py, newton.json: Fashion-MNIST [784,64,10], 1 ohm; 6.4 + 2.1 ms at 64 rows,
+# 74.5 + 12.2 at 128, 224 + 31 at 256); a point takes at least two, these tiles 3.7-4.2.
+MESH_COST = "64 rows: about 0.008 s, 128 rows: 0.09 s, 256 rows: 0.26 s an iteration"
 TUNING = Tuning(PART_ELEMENTS, PART_LINEAR, SWEEP, FAST_SWEEP, {}, factor_devices, SWITCH_LAG, MESH_COST)
