@@ -15,7 +15,7 @@ counters (its log), in one process on an otherwise idle core:
   orders), the images in nearest-neighbour order; iterations, CPU seconds and the largest change
   of the outputs against the deck as anasim writes it.
 
-    python newton.py            # about 10 CPU-minutes; writes results/newton.json
+    python newton.py            # about 5 CPU-minutes; writes results/newton.json
 """
 
 from __future__ import annotations
