@@ -387,7 +387,8 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost(one_worker_rows, tmp_pat
                 ppid = int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])
             except OSError:
                 continue
-            if cwd.startswith(str(tmp_path)):
+            # a worker's, not the CLI's own ngspice (its `ngspice -v` probe runs in the same folder)
+            if cwd.startswith(str(tmp_path)) and ppid != proc.pid:
                 os.kill(ppid, signal.SIGKILL)  # the worker process running this realization
                 killed = ppid
                 break
