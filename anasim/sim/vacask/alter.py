@@ -183,8 +183,7 @@ class Session:
     def _group(self, reqs: list[Request]) -> bool:
         """Run ``reqs`` as one deck; False (nothing set) when VACASK could not finish it."""
         work = reqs[0].folder / "reruns"
-        body = writer.body(reqs[0].circuit)
-        process.ready(work, body)
+        process.ready(work, reqs[0].parts.body)  # the pieces _shape made: the group's circuit, written once
         stalls = [r.stall for r in reqs if r.stall is not None]
         t0 = time.perf_counter()
         try:
