@@ -35,6 +35,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from scale import deck_stats  # noqa: E402  (VACASK's counters of a deck's log)
+
 from anasim.families import SimSettings  # noqa: E402
 from anasim.jobs import Job, load, prepare  # noqa: E402
 from anasim.sim import batch  # noqa: E402
@@ -45,16 +47,6 @@ CKPT = HERE / "results" / "physical" / "runs" / "fashion64.pt"  # physical.py fa
 OUT = HERE / "results" / "newton.json"
 TILES = {64: 40, 128: 40, 256: 12}  # rows: images
 ORDER_IMAGES = 200
-COUNTERS = {
-    "NR solver iterations": "iterations",
-    "Real factorizations": "factors",
-    "Real refactorizations": "refactors",
-    "Real factorization time": "factor_s",
-    "Real refactorization time": "refactor_s",
-    "Real solve time": "solve_s",
-    "Eval and load time": "load_s",
-    "Number of unknowns": "unknowns",
-}
 TIGHT = "options reltol=1e-06 vntol=1e-09 abstol=1e-13"  # what anasim's sweeps write (anasim.sim.tuning)
 OPTIONS = {
     "reltol 1e-4, vntol 1e-7": "options reltol=1e-4 vntol=1e-7 abstol=1e-13",
@@ -62,15 +54,6 @@ OPTIONS = {
     "nr_residualcheck=0": TIGHT + " nr_residualcheck=0",
     "nr_contbypass=0": TIGHT + " nr_contbypass=0",
 }
-
-
-def counters(log: str) -> dict:
-    found = {}
-    for line in log.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in COUNTERS:
-            found[COUNTERS[key.strip()]] = float(value)
-    return found
 
 
 def cpu() -> float:
@@ -103,14 +86,14 @@ def run_text(text: str, work: Path, modules: Path) -> tuple[dict, float, np.ndar
         (work / f.name).symlink_to(f.resolve())
     c0 = cpu()
     log, _ = process.run_deck(text, work, "out.raw")
-    return counters(log), cpu() - c0, outputs(work)
+    return deck_stats(log), cpu() - c0, outputs(work)
 
 
 def run_part(part, x: np.ndarray, work: Path) -> tuple[dict, float, np.ndarray]:
     shutil.rmtree(work, ignore_errors=True)
     c0 = cpu()
     out = batch.run_chunk(part.circuit, x, work, {}, fast=True)
-    return counters((work / "vacask.log").read_text()), cpu() - c0, out
+    return deck_stats((work / "vacask.log").read_text()), cpu() - c0, out
 
 
 def tile_row(rows: int, images: int, stats: dict, cpu_s: float, full: int) -> dict:

@@ -65,6 +65,7 @@ _VACASK_LINES = {
     "Real refactorization time": "refactor_s",
     "Real factorizations": "factors",
     "Real refactorizations": "refactors",
+    "Real solve time": "solve_s",
     "Number of unknowns": "unknowns",
     "Initial number of nonzeros": "nonzeros",
 }
