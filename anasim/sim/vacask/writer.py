@@ -9,7 +9,8 @@ tolerances, what to save, the sweep or the transient). The same inputs give the 
 
 Names: instances are the IR's checked names behind a type letter, as in ngspice decks
 (``R<name>``, ``B<name>``...); nodes are the IR's checked identifiers, single-quoted where one
-is a word VACASK reserves. Numbers are finite floats' shortest repr (always a real: ``1.0``, ``1e-08``).
+is a word VACASK reserves. Numbers are finite floats' shortest repr (always a real: ``1.0``, ``1e-08``);
+the lists of samples (and the Monte Carlo lane's scaled values) carry 17 significant digits (:func:`numbers`).
 
 The samples of a DC sweep (:class:`~anasim.circuit.stimulus.SampleSweep`): one subcircuit holds
 a voltage source per input, its ``dc`` the element i of its vector parameter ``x``; the control
